@@ -1,0 +1,1 @@
+"""channel layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""control layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""emu layer (see docs/architecture.md)."""

@@ -1,0 +1,41 @@
+"""One exception family for the whole package.
+
+Each layer raises its own child so callers can catch a layer's failures without catching bugs.
+Children that signal bad input also derive from ``ValueError`` so generic callers still work.
+"""
+
+
+class TestbedError(Exception):
+    """Base of every error the testbed raises on purpose."""
+
+
+class ConfigError(TestbedError, ValueError):
+    """A configuration value or file is invalid; the message names the field and the accepted range."""
+
+
+class PhyError(TestbedError, ValueError):
+    """Input the OFDM PHY cannot process (wrong dtype, NaN, absurd size, unknown MCS)."""
+
+
+class ChannelError(TestbedError, ValueError):
+    """A channel model was configured with impossible parameters."""
+
+
+class RadioError(TestbedError):
+    """A radio backend failed: device absent, unsupported setting, stream overflow."""
+
+
+class LinkError(TestbedError):
+    """A transfer could not complete; the message names what was missing."""
+
+
+class ProtocolError(TestbedError, ValueError):
+    """A control-plane message was malformed, out of bounds, replayed or unauthorised."""
+
+
+class LearningError(TestbedError):
+    """A training step or aggregation received something it must refuse."""
+
+
+class PolicyError(TestbedError, ValueError):
+    """A capability report, deadline or allocation request is invalid or infeasible."""

@@ -1,0 +1,1 @@
+"""phy layer (see docs/architecture.md)."""
