@@ -55,9 +55,7 @@ class PhyConfig:
         if len(set(pilots)) != len(pilots) or len(pilots) < 2:
             raise ConfigError(f"pilot_subcarriers={pilots} must hold at least two distinct indices")
         if any(p == 0 or abs(p) > self.occupied_half_width for p in pilots):
-            raise ConfigError(
-                f"pilot_subcarriers={pilots} must be non-zero and within +-{self.occupied_half_width}"
-            )
+            raise ConfigError(f"pilot_subcarriers={pilots} must be non-zero and within +-{self.occupied_half_width}")
         if not 1 <= self.max_payload_bytes <= 65_535:
             raise ConfigError(f"max_payload_bytes={self.max_payload_bytes} must be in 1..65535")
 
