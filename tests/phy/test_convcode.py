@@ -1,0 +1,122 @@
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from testbed.errors import PhyError
+from testbed.phy.convcode import conv_encode, depuncture, puncture, viterbi_decode
+from testbed.phy.layout import TAIL_BITS
+
+RATES = [Fraction(1, 2), Fraction(2, 3), Fraction(3, 4)]
+
+
+def _with_tail(bits: np.ndarray) -> np.ndarray:
+    return np.concatenate([bits, np.zeros(TAIL_BITS, np.uint8)])
+
+
+def test_impulse_response_is_the_80211_generators():
+    # A single 1 walks through the register: A follows g0 = 133 = 1011011, B follows g1 = 171 = 1111001.
+    coded = conv_encode(_with_tail(np.array([1], np.uint8)))
+    assert coded[0::2].tolist() == [1, 0, 1, 1, 0, 1, 1]
+    assert coded[1::2].tolist() == [1, 1, 1, 1, 0, 0, 1]
+
+
+def test_encoder_is_linear(rng):
+    a = rng.integers(0, 2, 500, dtype=np.uint8)
+    b = rng.integers(0, 2, 500, dtype=np.uint8)
+    assert np.array_equal(conv_encode(a ^ b), conv_encode(a) ^ conv_encode(b))
+    assert conv_encode(np.zeros(0, np.uint8)).size == 0
+
+
+@pytest.mark.parametrize(
+    ("rate", "n_dbps", "n_cbps", "stolen"),
+    [(Fraction(1, 2), 24, 48, []), (Fraction(2, 3), 192, 288, [3]), (Fraction(3, 4), 216, 288, [3, 4])],
+)
+def test_puncture_lengths_and_stolen_positions(rate, n_dbps, n_cbps, stolen):
+    # IEEE 802.11-2020 Table 17-4: one OFDM symbol of N_DBPS data bits fills exactly N_CBPS coded bits.
+    n_mother = 2 * n_dbps
+    coded = conv_encode(np.ones(n_dbps, np.uint8))
+    assert puncture(coded, rate).size == n_cbps
+    restored = depuncture(np.arange(1, n_cbps + 1, dtype=np.float32), rate, n_mother)
+    assert restored.dtype == np.float32 and restored.size == n_mother
+    period = {2: 2, 3: 4, 4: 6}[rate.denominator]
+    zeros = sorted({int(i) % period for i in np.flatnonzero(restored == 0)})
+    assert zeros == stolen
+    kept = restored[restored != 0]
+    assert np.array_equal(kept, np.arange(1, n_cbps + 1))  # order preserved
+
+
+def test_partial_period_keeps_the_pattern_prefix():
+    coded = np.zeros(8, np.uint8)  # 3/4 pattern 111001 then 11 -> 4 + 2 kept
+    assert puncture(coded, Fraction(3, 4)).size == 6
+    assert depuncture(np.ones(6, np.float32), Fraction(3, 4), 8).tolist() == [1, 1, 1, 0, 0, 1, 1, 1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    payload=st.binary(min_size=0, max_size=60),
+    rate=st.sampled_from(RATES),
+    amplitude=st.floats(min_value=1e-3, max_value=1e7),
+)
+def test_round_trip_every_rate(payload, rate, amplitude):
+    bits = np.unpackbits(np.frombuffer(payload, np.uint8), bitorder="little")
+    coded = conv_encode(_with_tail(bits))
+    tx = puncture(coded, rate)
+    llrs = (amplitude * (1.0 - 2.0 * tx)).astype(np.float32)
+    decoded = viterbi_decode(depuncture(llrs, rate, coded.size), bits.size)
+    assert decoded.dtype == np.uint8
+    assert np.array_equal(decoded, bits)
+
+
+def test_decoder_is_maximum_likelihood_on_short_blocks(rng):
+    # Brute force over all 2^8 messages: the Viterbi path must be the codeword with the largest correlation.
+    messages = np.array(list(itertools.product([0, 1], repeat=8)), np.uint8)
+    codewords = np.array([conv_encode(_with_tail(m)) for m in messages]).astype(np.float32)
+    for trial in range(30):
+        llrs = rng.normal(size=codewords.shape[1]).astype(np.float32)
+        if trial % 2:  # stolen positions of rate 3/4 carry zero
+            n_tx = puncture(np.zeros(llrs.size, np.uint8), Fraction(3, 4)).size
+            llrs = depuncture(llrs[:n_tx], Fraction(3, 4), llrs.size)
+        best = messages[np.argmax((1 - 2 * codewords) @ llrs)]
+        assert np.array_equal(viterbi_decode(llrs, 8), best)
+
+
+@pytest.mark.parametrize(("rate", "max_ber"), [(Fraction(1, 2), 1e-4), (Fraction(3, 4), 2e-3)])
+def test_decoder_corrects_errors_at_uncoded_ber_1e_2(rate, max_ber, rng):
+    # BPSK at Eb/N0 = 4.3 dB: uncoded BER is about 1e-2. Es/N0 per coded bit = Eb/N0 * rate.
+    n = 20_000
+    bits = rng.integers(0, 2, n, dtype=np.uint8)
+    tx = puncture(conv_encode(_with_tail(bits)), rate)
+    es_n0 = 10 ** (4.3 / 10) * float(rate)
+    noise_var = 1 / es_n0  # complex noise variance per unit-energy symbol
+    y = (1.0 - 2.0 * tx) + rng.normal(scale=np.sqrt(noise_var / 2), size=tx.size)
+    uncoded_ber = np.mean((y < 0) != tx)
+    llrs = (4 * y / noise_var).astype(np.float32)
+    decoded = viterbi_decode(depuncture(llrs, rate, 2 * (n + TAIL_BITS)), n)
+    coded_ber = np.mean(decoded != bits)
+    assert uncoded_ber > 0.01
+    assert coded_ber <= max_ber
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(PhyError, match="uint8"):
+        conv_encode(np.zeros(4, np.int32))
+    with pytest.raises(PhyError, match="only 0 and 1"):
+        conv_encode(np.array([0, 3], np.uint8))
+    with pytest.raises(PhyError, match="code rate"):
+        puncture(np.zeros(4, np.uint8), Fraction(5, 6))
+    with pytest.raises(PhyError, match="code rate"):
+        puncture(np.zeros(4, np.uint8), "fast")
+    with pytest.raises(PhyError, match="keeps 9 of 12"):
+        depuncture(np.zeros(10, np.float32), Fraction(2, 3), 12)
+    with pytest.raises(PhyError, match="odd"):
+        viterbi_decode(np.zeros(5, np.float32), 2)
+    with pytest.raises(PhyError, match="n_bits"):
+        viterbi_decode(np.zeros(6, np.float32), 4)
+    with pytest.raises(PhyError, match="NaN"):
+        viterbi_decode(np.array([0.0, np.nan], np.float32), 1)
+    with pytest.raises(PhyError, match="float32"):
+        viterbi_decode(np.zeros(4, np.uint8), 2)
