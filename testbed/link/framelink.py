@@ -1,0 +1,162 @@
+"""The frame-level interface the ARQ engine talks to, the on-air log, and a DSP-free model of it.
+
+A ``FrameLink`` takes the frames of one window (who sends which payload at which sample, with which MCS)
+and returns what each receiver decoded. Two implementations: ``PhyFrameLink`` (testbed/link/phylink.py:
+the OFDM modem over a sample-level medium) and ``ModelFrameLink`` here, which charges the exact burst
+lengths of testbed/phy/layout.py but decides reception by a seeded coin per frame and receiver. The model
+is for fast experiments and for testing ARQ logic; the benchmarks use the real modem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from testbed.errors import LinkError
+from testbed.phy.layout import burst_num_samples
+from testbed.phy.numerology import PhyConfig
+
+
+@dataclass(frozen=True)
+class TxFrame:
+    """One frame to put on air: ``payload`` from node ``src`` at ``start_sample`` of the window.
+
+    stream_id, seq : PHY header fields (8 and 16 bits); the link sets the sender's id and the frame number.
+    """
+
+    src: int
+    start_sample: int
+    payload: bytes
+    mcs: str
+    stream_id: int = 0
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One frame a receiver detected.
+
+    payload : bytes if the PHY CRC passed, else None. stream_id : from the PHY header (CRC-16 protected).
+    snr_db : Es/N0 per subcarrier. cfo_hz : estimated carrier offset. channel : (n_used,) complex64 estimate
+    or None.
+    """
+
+    payload: bytes | None
+    stream_id: int
+    mcs: str | None
+    snr_db: float
+    cfo_hz: float
+    channel: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one window delivered: frames heard per receiver, and its length on the medium's clock."""
+
+    heard: dict[int, list[Heard]]
+    window_samples: int
+
+
+class FrameLink(Protocol):
+    """Moves the frames of one window to a set of receivers."""
+
+    @property
+    def phy(self) -> PhyConfig: ...
+
+    @property
+    def air_log(self) -> AirLog: ...
+
+    def burst_num_samples(self, payload_bytes: int, mcs: str) -> int:
+        """Exact samples one frame of ``payload_bytes`` occupies on air."""
+        ...
+
+    def exchange(self, frames: Sequence[TxFrame], receivers: Sequence[int], window_samples: int) -> Window:
+        """Send ``frames`` (start samples relative to the window) and return what each receiver decoded."""
+        ...
+
+
+@dataclass
+class AirLog:
+    """Exact record of everything put on air: (src, absolute start sample, length) per burst."""
+
+    bursts: list[tuple[int, int, int]] = field(default_factory=list)
+    clock_samples: int = 0  # start of the next window on the medium's clock
+
+    def record_window(self, spans: Sequence[tuple[int, int, int]], window_samples: int) -> None:
+        """Log a window's bursts (src, start within the window, length), checking they fit, and advance."""
+        for src, start, n in spans:
+            if start < 0 or start + n > window_samples:
+                raise LinkError(
+                    f"node {src}: burst at {start}..{start + n} leaves the {window_samples}-sample window; "
+                    "the schedule must cover every burst"
+                )
+            self.bursts.append((src, self.clock_samples + start, n))
+        self.clock_samples += window_samples
+
+    @property
+    def samples_on_air(self) -> int:
+        return sum(n for _, _, n in self.bursts)
+
+    def overlaps(self) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
+        """Pairs of bursts that overlap in time (none when every sender keeps to its slot)."""
+        spans = sorted(self.bursts, key=lambda b: b[1])
+        found, latest = [], None  # latest: the burst reaching furthest so far
+        for b in spans:
+            if latest is not None and b[1] < latest[1] + latest[2]:
+                found.append((latest, b))
+            if latest is None or b[1] + b[2] > latest[1] + latest[2]:
+                latest = b
+        return found
+
+
+def _collided(spans: list[tuple[int, int]]) -> np.ndarray:
+    """(n,) bool: which of the (start, length) spans overlap another span."""
+    hit = np.zeros(len(spans), dtype=bool)
+    order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    for a, b in zip(order, order[1:], strict=False):
+        if spans[b][0] < spans[a][0] + spans[a][1]:
+            hit[a] = hit[b] = True
+    return hit
+
+
+@dataclass
+class ModelFrameLink:
+    """Frame-level model: exact airtime, each frame lost at each receiver with a seeded probability.
+
+    phy : numerology (burst lengths come from testbed/phy/layout.py).
+    rng : decides losses. loss : probability a frame is lost at a receiver (one number, or per (src, dst)).
+    snr_db : what receivers report as measured SNR, per (src, dst) or one number for all.
+    Overlapping bursts at a receiver (a broken schedule) destroy each other.
+    """
+
+    phy: PhyConfig
+    rng: np.random.Generator
+    loss: float | Mapping[tuple[int, int], float] = 0.0
+    snr_db: float | Mapping[tuple[int, int], float] = 30.0
+    air_log: AirLog = field(default_factory=AirLog)
+
+    def burst_num_samples(self, payload_bytes: int, mcs: str) -> int:
+        return burst_num_samples(self.phy, payload_bytes, mcs)
+
+    def _per_link(self, value: float | Mapping[tuple[int, int], float], src: int, dst: int) -> float:
+        return float(value) if not isinstance(value, Mapping) else float(value.get((src, dst), 0.0))
+
+    def exchange(self, frames: Sequence[TxFrame], receivers: Sequence[int], window_samples: int) -> Window:
+        lengths = [self.burst_num_samples(len(f.payload), f.mcs) for f in frames]
+        self.air_log.record_window([(f.src, f.start_sample, n) for f, n in zip(frames, lengths, strict=True)],
+                                   window_samples)  # fmt: skip
+        heard: dict[int, list[Heard]] = {}
+        for rx in receivers:
+            idx = [i for i, f in enumerate(frames) if f.src != rx]
+            collided = _collided([(frames[i].start_sample, lengths[i]) for i in idx])
+            out = []
+            for i, hit in zip(idx, collided, strict=True):
+                f = frames[i]
+                lost = hit or self.rng.random() < self._per_link(self.loss, f.src, rx)
+                snr = self._per_link(self.snr_db, f.src, rx)
+                out.append(Heard(None if lost else f.payload, f.stream_id, f.mcs, snr, 0.0))
+            heard[rx] = out
+        return Window(heard, window_samples)
