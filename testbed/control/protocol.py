@@ -1,0 +1,334 @@
+"""The control-plane wire protocol: version, message types, bounds, encoding and the one decode path.
+
+Every message is an :class:`Envelope` (protocol version, UE id, sequence number, correlation id, round,
+timestamp) around one typed body; the body's ``type`` tag names the message. Each field carries its bounds as
+msgspec ``Meta`` constraints, so decoding *is* validation: a message that decodes is in range. Malformed,
+unknown, oversized or out-of-bounds input raises :class:`Rejected` with a machine-readable ``reason`` that the
+server and client count. docs/control-protocol.md describes each message, its units and the state machines.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Literal, get_args
+
+import msgspec
+from msgspec import Meta, Struct
+
+from testbed.errors import ProtocolError
+from testbed.phy.mcs import MCS_TABLE
+
+#: Bumped on every incompatible change; a peer with another version is refused with ERROR bad_version.
+PROTOCOL_VERSION = 1
+#: Hard cap on one frame, set as ZMQ_MAXMSGSIZE on every socket: libzmq drops a peer that sends more.
+MAX_MESSAGE_BYTES = 16384
+
+#: Every reason a message can be refused; the server and client count rejections under these names.
+Reason = Literal[
+    "malformed",  # not msgpack, or the envelope does not match the schema
+    "bad_version",  # another protocol version
+    "unknown_type",  # a body type this version does not know
+    "out_of_bounds",  # the body fails a field bound or a cross-field check
+    "oversized",  # larger than the limit for its type
+    "bad_frames",  # wrong number of ZeroMQ frames
+    "wrong_direction",  # a BS-only message from a UE or the reverse
+    "wrong_ue_id",  # the claimed UE id differs from the one bound to the sender's CURVE key / our id
+    "not_registered",  # a message other than HELLO from a UE without a live registration
+    "replayed_seq",  # sequence number not above the last accepted one (duplicate or replay)
+    "stale_round",  # a round-scoped message for a round other than the current one
+    "not_participant",  # a round-scoped message from a UE that is not in the current round
+    "unexpected",  # valid, but not expected in the receiver's state (e.g. WELCOME to a stray HELLO)
+]
+REASONS: tuple[str, ...] = get_args(Reason)
+
+# Bounds shared by several fields. Float bounds also reject NaN and infinities (any comparison with NaN fails).
+UE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,31}\Z"
+UE_ID_RE = re.compile(UE_ID_PATTERN)
+UeId = Annotated[str, Meta(pattern=UE_ID_PATTERN, description="lower-case, 1-32 chars")]
+U32 = Annotated[int, Meta(ge=0, le=2**32 - 1)]
+U63 = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+Seq = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+Round = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+Seconds = Annotated[float, Meta(ge=0.0, le=86400.0)]  # a duration of at most one day
+Joules = Annotated[float, Meta(ge=0.0, le=1e7)]
+PowerDbm = Annotated[float, Meta(ge=-100.0, le=30.0)]  # Pluto TX tops out near +7 dBm; PAs may add more
+FreqHz = Annotated[float, Meta(ge=1e6, le=1e10)]
+ShortText = Annotated[str, Meta(max_length=256)]
+McsName = Literal[tuple(MCS_TABLE)]  # type: ignore[valid-type]  # the PHY's table is the single source
+Mode = Literal["distributed", "centralized-symbols", "centralized-samples", "idle"]
+#: SHA-256 digest of the serialised model (FIPS 180-4: 32 bytes).
+Digest = Annotated[bytes, Meta(min_length=32, max_length=32)]
+MAX_NACK_FRAMES = 65536  # 8 KiB bitmap
+
+
+class _Body(Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
+    """Base of every message body; the subclass's tag is the message type on the wire."""
+
+
+class Hello(_Body, tag="HELLO"):
+    """UE -> BS: register (or re-register). ``session_id`` is fresh per UE process; a new one resets seq."""
+
+    session_id: U63
+    software_version: Annotated[str, Meta(max_length=32)] = ""
+
+
+class Welcome(_Body, tag="WELCOME"):
+    """BS -> UE, reply to HELLO: accepted; the UE adopts the BS's heartbeat interval."""
+
+    session_id: U63  # echo of the HELLO's
+    server_session_id: U63  # fresh per BS process: a change tells the UE the BS restarted
+    heartbeat_interval_s: Annotated[float, Meta(ge=0.01, le=60.0)]
+    current_round: Round  # the UE is eligible from the next ROUND_START
+
+
+class CapabilityEnquiry(_Body, tag="CAPABILITY_ENQUIRY"):
+    """BS -> UE: send a CAPABILITY_REPORT now."""
+
+
+class CapabilityReport(_Body, tag="CAPABILITY_REPORT"):
+    """UE -> BS: what the UE can do (inputs of testbed.learning.cost and the resource allocator)."""
+
+    cpu_freq_min_hz: FreqHz
+    cpu_freq_max_hz: FreqHz
+    cpu_freq_step_hz: Annotated[float, Meta(ge=0.0, le=1e10)]  # 100 MHz on a Raspberry Pi (cpufreq steps)
+    cycles_per_sample: Annotated[float, Meta(ge=0.0, le=1e12)]
+    energy_available_j: Joules
+    max_tx_power_dbm: PowerDbm
+    num_local_samples: Annotated[int, Meta(ge=0, le=2**31 - 1)]
+    memory_bytes: Annotated[int, Meta(ge=0, le=2**40)]
+
+    def __post_init__(self) -> None:
+        if self.cpu_freq_min_hz > self.cpu_freq_max_hz:
+            raise ValueError(f"cpu_freq_min_hz={self.cpu_freq_min_hz} exceeds cpu_freq_max_hz={self.cpu_freq_max_hz}")
+
+
+class ChannelReport(_Body, tag="CHANNEL_REPORT"):
+    """UE -> BS: the downlink channel as the UE's receiver measured it."""
+
+    snr_db: Annotated[float, Meta(ge=-50.0, le=80.0)]
+    rssi_dbm: Annotated[float, Meta(ge=-150.0, le=30.0)]
+    cfo_hz: Annotated[float, Meta(ge=-1e6, le=1e6)]
+    snr_per_subcarrier_db: Annotated[list[Annotated[float, Meta(ge=-50.0, le=80.0)]], Meta(max_length=1024)] = []
+
+
+class SlotGrant(Struct, frozen=True, forbid_unknown_fields=True):
+    """An uplink TDMA slot in the link layer's sample clock (plain data the link layer fills)."""
+
+    start_sample: Annotated[int, Meta(ge=0, le=2**62)]
+    length_samples: Annotated[int, Meta(ge=1, le=2**31 - 1)]
+
+
+class Assign(_Body, tag="ASSIGN"):
+    """BS -> UE: the UE's resources and mode for rounds from ``envelope.round`` on."""
+
+    mode: Mode
+    group: Annotated[int, Meta(ge=0, le=255)]
+    tx_power_dbm: PowerDbm
+    energy_budget_j: Joules
+    cpu_freq_hz: FreqHz
+    mcs: McsName
+    uplink_slot: SlotGrant
+
+
+class RoundStart(_Body, tag="ROUND_START"):
+    """BS -> UE: round ``envelope.round`` begins; UPLINK_DONE is due ``deadline_s`` after receipt."""
+
+    model_digest: Digest
+    model_size_bytes: Annotated[int, Meta(ge=0, le=2**40)]
+    deadline_s: Annotated[float, Meta(gt=0.0, le=86400.0)]
+
+
+class UplinkDone(_Body, tag="UPLINK_DONE"):
+    """UE -> BS: the UE finished its uplink transfer for ``envelope.round`` (round-scoped)."""
+
+    object_id: U32
+    num_frames: Annotated[int, Meta(ge=0, le=2**24)]
+    payload_bytes: Annotated[int, Meta(ge=0, le=2**40)]
+    compute_time_s: Seconds
+    energy_used_j: Joules
+
+
+class Nack(_Body, tag="NACK"):
+    """Either way, round-scoped: frames of ``object_id`` still missing; bit i (LSB first) set = frame i missing."""
+
+    object_id: U32
+    frame_count: Annotated[int, Meta(ge=1, le=MAX_NACK_FRAMES)]
+    missing_bitmap: Annotated[bytes, Meta(max_length=MAX_NACK_FRAMES // 8)]
+
+    def __post_init__(self) -> None:
+        need = (self.frame_count + 7) // 8
+        if len(self.missing_bitmap) != need:
+            raise ValueError(f"missing_bitmap has {len(self.missing_bitmap)} bytes; frame_count needs {need}")
+        spare = 8 * need - self.frame_count
+        if spare and self.missing_bitmap[-1] >> (8 - spare):
+            raise ValueError(f"bits past frame_count={self.frame_count} must be zero")
+
+    def missing_frames(self) -> list[int]:
+        """Indices of the missing frames."""
+        bits = int.from_bytes(self.missing_bitmap, "little")
+        return [i for i in range(self.frame_count) if bits >> i & 1]
+
+    @classmethod
+    def from_missing(cls, object_id: int, frame_count: int, missing: list[int]) -> Nack:
+        """Build the bitmap from frame indices (each in ``[0, frame_count)``)."""
+        bits = 0
+        for i in missing:
+            if not 0 <= i < frame_count:
+                raise ProtocolError(f"missing frame {i} outside [0, {frame_count}); pass indices of this object")
+            bits |= 1 << i
+        return cls(object_id, frame_count, bits.to_bytes((frame_count + 7) // 8, "little"))
+
+
+class RoundEnd(_Body, tag="ROUND_END"):
+    """BS -> UE: round ``envelope.round`` is over (UPLINK_DONE for it is now stale)."""
+
+    status: Literal["complete", "deadline", "aborted"]
+    num_uplinks: Annotated[int, Meta(ge=0, le=65535)]
+
+
+class Heartbeat(_Body, tag="HEARTBEAT"):
+    """UE -> BS every interval; the BS answers each with a HEARTBEAT (``corr_id`` = the UE's seq)."""
+
+
+class Error(_Body, tag="ERROR"):
+    """Either way: the request ``corr_id`` was refused for ``code``."""
+
+    code: Reason
+    detail: ShortText = ""
+
+
+class Bye(_Body, tag="BYE"):
+    """Either way: the sender leaves; the receiver forgets its registration at once."""
+
+    reason: Annotated[str, Meta(max_length=128)] = ""
+
+
+Body = (
+    Hello
+    | Welcome
+    | CapabilityEnquiry
+    | CapabilityReport
+    | ChannelReport
+    | Assign
+    | RoundStart
+    | UplinkDone
+    | Nack
+    | RoundEnd
+    | Heartbeat
+    | Error
+    | Bye
+)
+BODY_TYPES: tuple[type[_Body], ...] = get_args(Body)
+TYPE_NAMES: frozenset[str] = frozenset(t.__struct_config__.tag for t in BODY_TYPES)
+FROM_UE: frozenset[type[_Body]] = frozenset(
+    {Hello, CapabilityReport, ChannelReport, UplinkDone, Nack, Heartbeat, Error, Bye}
+)
+FROM_BS: frozenset[type[_Body]] = frozenset(
+    {Welcome, CapabilityEnquiry, Assign, RoundStart, Nack, RoundEnd, Heartbeat, Error, Bye}
+)
+#: Only valid for the receiver's current round; anything else is rejected as stale_round.
+ROUND_SCOPED_FROM_UE: frozenset[type[_Body]] = frozenset({UplinkDone, Nack})
+ROUND_SCOPED_FROM_BS: frozenset[type[_Body]] = frozenset({Nack, RoundEnd})
+
+#: Per-type size limit in bytes: a few hundred for fixed-size bodies, more where a bounded list rides along.
+_SMALL_LIMIT = 512
+TYPE_LIMIT_BYTES: dict[type[_Body], int] = {t: _SMALL_LIMIT for t in BODY_TYPES} | {
+    ChannelReport: _SMALL_LIMIT + 9 * 1024,  # up to 1024 msgpack float64 of 9 bytes each
+    Nack: _SMALL_LIMIT + MAX_NACK_FRAMES // 8 + 5,  # bitmap plus its bin32 header
+    Error: _SMALL_LIMIT + 4 * 256,  # detail: 256 chars of up to 4 UTF-8 bytes
+}
+
+
+class Envelope(Struct, frozen=True, forbid_unknown_fields=True):
+    """The header every message carries, around one typed body."""
+
+    version: Annotated[int, Meta(ge=0, le=65535)]
+    ue_id: UeId  # the UE that sent it (UE -> BS) or that it is for (BS -> UE)
+    seq: Seq  # per sender and session, strictly increasing
+    corr_id: U63  # seq of the request this answers; 0 when not a reply
+    round: Round  # the sender's current round
+    timestamp_s: Annotated[float, Meta(ge=0.0, le=1e11)]  # sender's wall clock (Unix seconds), for logs only
+    body: Body
+
+    @property
+    def type(self) -> str:
+        """The message type, e.g. ``"HELLO"``."""
+        return self.body.__struct_config__.tag
+
+
+class _Header(Struct, frozen=True):
+    """First decoding stage: the version and the type, before the body is trusted."""
+
+    version: int
+    body: msgspec.Raw
+
+
+class _TypeOnly(Struct):
+    type: str
+
+
+class Rejected(ProtocolError):
+    """A message was refused; ``reason`` is one of :data:`REASONS` (the key it is counted under)."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: Reason = reason
+        self.detail = detail
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_HEADER = msgspec.msgpack.Decoder(_Header)
+_TYPE_ONLY = msgspec.msgpack.Decoder(_TypeOnly)
+_ENVELOPE = msgspec.msgpack.Decoder(Envelope)
+
+
+def decode(data: bytes | memoryview) -> Envelope:
+    """Parse and validate one frame; raise :class:`Rejected` naming why it was refused.
+
+    Stages: size cap, header (version), type tag, full schema with bounds, then the per-type size limit.
+    """
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise Rejected("oversized", f"{len(data)} bytes exceed MAX_MESSAGE_BYTES={MAX_MESSAGE_BYTES}")
+    try:
+        header = _HEADER.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise Rejected("malformed", f"not a control envelope ({exc})") from exc
+    if header.version != PROTOCOL_VERSION:
+        raise Rejected("bad_version", f"protocol version {header.version!r}; this side speaks {PROTOCOL_VERSION}")
+    try:
+        type_name = _TYPE_ONLY.decode(header.body).type
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise Rejected("malformed", f"body has no type tag ({exc})") from exc
+    if type_name not in TYPE_NAMES:
+        raise Rejected("unknown_type", f"type {type_name[:40]!r}; known: {', '.join(sorted(TYPE_NAMES))}")
+    try:
+        envelope = _ENVELOPE.decode(data)
+    except msgspec.ValidationError as exc:
+        raise Rejected("out_of_bounds", f"{type_name}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise Rejected("malformed", f"{type_name}: {exc}") from exc
+    limit = TYPE_LIMIT_BYTES[type(envelope.body)]
+    if len(data) > limit:
+        raise Rejected("oversized", f"{type_name} of {len(data)} bytes exceeds its limit of {limit}")
+    return envelope
+
+
+def encode(envelope: Envelope) -> bytes:
+    """Serialise an envelope, refusing one the peer would reject (a bug on this side, not the wire's)."""
+    data = _ENCODER.encode(envelope)
+    try:
+        decode(data)
+    except Rejected as exc:
+        raise ProtocolError(f"refusing to send an invalid {envelope.type}: {exc.detail}") from exc
+    return data
+
+
+def make_envelope(body: _Body, *, ue_id: str, seq: int, round: int, corr_id: int = 0) -> Envelope:
+    """Wrap ``body`` in a header stamped with this protocol version and the wall clock."""
+    return Envelope(PROTOCOL_VERSION, ue_id, seq, corr_id, round, time.time(), body)
+
+
+def reply_to(request: Envelope, body: _Body, *, seq: int, round: int) -> Envelope:
+    """An envelope answering ``request``: same UE id, ``corr_id`` = the request's seq (STYLE.md #12)."""
+    return make_envelope(body, ue_id=request.ue_id, seq=seq, round=round, corr_id=request.seq)
