@@ -10,7 +10,6 @@ traceback from state 0 (the caller appends ``layout.TAIL_BITS`` zeros before enc
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
 
 import numpy as np
 from numba import njit
@@ -118,28 +117,20 @@ def _pattern(rate: Fraction) -> np.ndarray:
         raise PhyError(f"code rate must be one of {', '.join(map(str, PUNCTURE_PATTERNS))}, got {rate!r}") from None
 
 
-@lru_cache(maxsize=256)  # frame lengths repeat; bounded so odd sizes cannot grow it
-def _keep_mask(rate: Fraction, n_mother: int) -> np.ndarray:
-    mask = np.resize(_pattern(rate), n_mother)
-    mask.flags.writeable = False
-    return mask
-
-
-def _mask(rate: Fraction, n_mother: int) -> np.ndarray:
-    _pattern(rate)  # validate before caching
-    if n_mother % 2:
-        raise PhyError(f"the mother code emits bit pairs, so its length must be even, got {n_mother}")
-    return _keep_mask(Fraction(rate), n_mother)
-
-
 def puncture(coded: np.ndarray, rate: Fraction) -> np.ndarray:
     """Drop the stolen bits of ``(n_mother,) uint8`` mother-code output for ``rate`` (1/2 returns a copy).
 
     A trailing partial period keeps the prefix of the pattern, so the output length is
     ``sum(tile(pattern)[:n_mother])`` (whole periods when N_DBPS is whole, as ``mcs`` guarantees).
     """
+    pattern = _pattern(rate)
     check_bits(coded, "coded bits")
-    return coded[_mask(rate, coded.size)]
+    if pattern.all():
+        return coded.copy()
+    period = pattern.size
+    n_whole = coded.size - coded.size % period
+    kept = np.take(coded[:n_whole].reshape(-1, period), np.flatnonzero(pattern), axis=1)  # (n_periods, n_kept)
+    return np.concatenate([kept.reshape(-1), coded[n_whole:][pattern[: coded.size - n_whole]]])
 
 
 def depuncture(llrs: np.ndarray, rate: Fraction, n_mother: int) -> np.ndarray:
@@ -147,18 +138,23 @@ def depuncture(llrs: np.ndarray, rate: Fraction, n_mother: int) -> np.ndarray:
 
     Returns ``(n_mother,) float32``; ``n_tx`` must equal ``len(puncture(...))`` for ``n_mother`` bits.
     """
+    pattern = _pattern(rate)
     llrs = check_llrs(llrs)
-    if n_mother < 0:
-        raise PhyError(f"n_mother must be >= 0, got {n_mother}")
-    mask = _mask(rate, n_mother)
-    n_tx = int(np.count_nonzero(mask))
+    if n_mother < 0 or n_mother % 2:
+        raise PhyError(f"the mother code emits bit pairs, so n_mother must be even and >= 0, got {n_mother}")
+    period = pattern.size
+    n_whole = n_mother - n_mother % period
+    keep = np.flatnonzero(pattern)
+    n_tx_whole = n_whole // period * keep.size
+    n_tx = n_tx_whole + int(pattern[: n_mother - n_whole].sum())
     if llrs.size != n_tx:
         raise PhyError(
             f"rate {rate} keeps {n_tx} of {n_mother} mother-code bits but {llrs.size} LLRs arrived; "
             "pass the LLRs of exactly one coded block"
         )
     out = np.zeros(n_mother, dtype=np.float32)
-    out[mask] = llrs
+    out[:n_whole].reshape(-1, period)[:, keep] = llrs[:n_tx_whole].reshape(-1, keep.size)  # (n_periods, period)
+    out[n_whole:][pattern[: n_mother - n_whole]] = llrs[n_tx_whole:]
     return out
 
 

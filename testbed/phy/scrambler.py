@@ -39,7 +39,7 @@ def scrambler_sequence(seed: int, n: int) -> np.ndarray:
     _check_seed(seed)
     if n < 0:
         raise PhyError(f"sequence length must be >= 0, got {n}")
-    return np.resize(_period(int(seed)), n)
+    return np.tile(_period(int(seed)), -(-n // PERIOD))[:n]
 
 
 def scramble(bits: np.ndarray, seed: int) -> np.ndarray:
