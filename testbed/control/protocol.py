@@ -17,12 +17,16 @@ import msgspec
 from msgspec import Meta, Struct
 
 from testbed.errors import ProtocolError
+from testbed.link.messages import MAX_BITMAP_BYTES, SlotGrant
+from testbed.link.messages import ChannelReport as LinkChannelReport
+from testbed.link.messages import Nack as LinkNack
 from testbed.phy.mcs import MCS_TABLE
 
 #: Bumped on every incompatible change; a peer with another version is refused with ERROR bad_version.
 PROTOCOL_VERSION = 1
 #: Hard cap on one frame, set as ZMQ_MAXMSGSIZE on every socket: libzmq drops a peer that sends more.
-MAX_MESSAGE_BYTES = 16384
+#: The largest message is a NACK with the link layer's biggest bitmap (MAX_BITMAP_BYTES = 128 KiB).
+MAX_MESSAGE_BYTES = 192 * 1024
 
 #: Every reason a message can be refused; the server and client count rejections under these names.
 Reason = Literal[
@@ -59,7 +63,6 @@ McsName = Literal[tuple(MCS_TABLE)]  # type: ignore[valid-type]  # the PHY's tab
 Mode = Literal["distributed", "centralized-symbols", "centralized-samples", "idle"]
 #: SHA-256 digest of the serialised model (FIPS 180-4: 32 bytes).
 Digest = Annotated[bytes, Meta(min_length=32, max_length=32)]
-MAX_NACK_FRAMES = 65536  # 8 KiB bitmap
 
 
 class _Body(Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
@@ -100,23 +103,29 @@ class CapabilityReport(_Body, tag="CAPABILITY_REPORT"):
 
     def __post_init__(self) -> None:
         if self.cpu_freq_min_hz > self.cpu_freq_max_hz:
-            raise ValueError(f"cpu_freq_min_hz={self.cpu_freq_min_hz} exceeds cpu_freq_max_hz={self.cpu_freq_max_hz}")
+            raise ProtocolError(f"cpu_freq_min_hz={self.cpu_freq_min_hz} > cpu_freq_max_hz={self.cpu_freq_max_hz}")
 
 
 class ChannelReport(_Body, tag="CHANNEL_REPORT"):
-    """UE -> BS: the downlink channel as the UE's receiver measured it."""
+    """UE -> BS: the downlink as the UE's receiver measured it (the link layer's report, bounds added here)."""
 
-    snr_db: Annotated[float, Meta(ge=-50.0, le=80.0)]
-    rssi_dbm: Annotated[float, Meta(ge=-150.0, le=30.0)]
-    cfo_hz: Annotated[float, Meta(ge=-1e6, le=1e6)]
-    snr_per_subcarrier_db: Annotated[list[Annotated[float, Meta(ge=-50.0, le=80.0)]], Meta(max_length=1024)] = []
+    report: LinkChannelReport
+
+    def __post_init__(self) -> None:
+        r = self.report
+        _check_range("snr_db", r.snr_db, -50.0, 80.0)
+        _check_range("cfo_hz", r.cfo_hz, -1e6, 1e6)
+        if r.mean_gain_db is not None:
+            _check_range("mean_gain_db", r.mean_gain_db, -200.0, 100.0)
+        if len(r.channel_re) != len(r.channel_im):
+            raise ProtocolError(f"channel_re has {len(r.channel_re)} values, channel_im {len(r.channel_im)}")
+        if not all(-1e6 <= v <= 1e6 for v in (*r.channel_re, *r.channel_im)):  # also rejects NaN
+            raise ProtocolError("channel coefficients must be finite and within +-1e6")
 
 
-class SlotGrant(Struct, frozen=True, forbid_unknown_fields=True):
-    """An uplink TDMA slot in the link layer's sample clock (plain data the link layer fills)."""
-
-    start_sample: Annotated[int, Meta(ge=0, le=2**62)]
-    length_samples: Annotated[int, Meta(ge=1, le=2**31 - 1)]
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:  # False for NaN too
+        raise ProtocolError(f"{name}={value!r} outside [{low}, {high}]")
 
 
 class Assign(_Body, tag="ASSIGN"):
@@ -128,7 +137,7 @@ class Assign(_Body, tag="ASSIGN"):
     energy_budget_j: Joules
     cpu_freq_hz: FreqHz
     mcs: McsName
-    uplink_slot: SlotGrant
+    uplink_slot: SlotGrant  # the link layer's TDMA grant: start_sample, length_samples in its sample clock
 
 
 class RoundStart(_Body, tag="ROUND_START"):
@@ -150,34 +159,18 @@ class UplinkDone(_Body, tag="UPLINK_DONE"):
 
 
 class Nack(_Body, tag="NACK"):
-    """Either way, round-scoped: frames of ``object_id`` still missing; bit i (LSB first) set = frame i missing."""
+    """Either way, round-scoped: the link layer's bitmap NACK (object id, frame count, LSB-first bitmap)."""
 
-    object_id: U32
-    frame_count: Annotated[int, Meta(ge=1, le=MAX_NACK_FRAMES)]
-    missing_bitmap: Annotated[bytes, Meta(max_length=MAX_NACK_FRAMES // 8)]
+    nack: LinkNack
 
     def __post_init__(self) -> None:
-        need = (self.frame_count + 7) // 8
-        if len(self.missing_bitmap) != need:
-            raise ValueError(f"missing_bitmap has {len(self.missing_bitmap)} bytes; frame_count needs {need}")
-        spare = 8 * need - self.frame_count
-        if spare and self.missing_bitmap[-1] >> (8 - spare):
-            raise ValueError(f"bits past frame_count={self.frame_count} must be zero")
-
-    def missing_frames(self) -> list[int]:
-        """Indices of the missing frames."""
-        bits = int.from_bytes(self.missing_bitmap, "little")
-        return [i for i in range(self.frame_count) if bits >> i & 1]
-
-    @classmethod
-    def from_missing(cls, object_id: int, frame_count: int, missing: list[int]) -> Nack:
-        """Build the bitmap from frame indices (each in ``[0, frame_count)``)."""
-        bits = 0
-        for i in missing:
-            if not 0 <= i < frame_count:
-                raise ProtocolError(f"missing frame {i} outside [0, {frame_count}); pass indices of this object")
-            bits |= 1 << i
-        return cls(object_id, frame_count, bits.to_bytes((frame_count + 7) // 8, "little"))
+        count, bitmap = self.nack.frame_count, self.nack.missing
+        need = (count + 7) // 8  # frame_count 0 (nothing heard) carries an empty bitmap
+        if len(bitmap) != need:
+            raise ProtocolError(f"missing bitmap has {len(bitmap)} bytes; frame_count={count} needs {need}")
+        spare = 8 * need - count
+        if spare and bitmap[-1] >> (8 - spare):
+            raise ProtocolError(f"bits past frame_count={count} must be zero")
 
 
 class RoundEnd(_Body, tag="ROUND_END"):
@@ -234,10 +227,12 @@ ROUND_SCOPED_FROM_BS: frozenset[type[_Body]] = frozenset({Nack, RoundEnd})
 #: Per-type size limit in bytes: a few hundred for fixed-size bodies, more where a bounded list rides along.
 _SMALL_LIMIT = 512
 TYPE_LIMIT_BYTES: dict[type[_Body], int] = {t: _SMALL_LIMIT for t in BODY_TYPES} | {
-    ChannelReport: _SMALL_LIMIT + 9 * 1024,  # up to 1024 msgpack float64 of 9 bytes each
-    Nack: _SMALL_LIMIT + MAX_NACK_FRAMES // 8 + 5,  # bitmap plus its bin32 header
+    ChannelReport: _SMALL_LIMIT + 2 * 9 * 1024,  # two lists of up to 1024 msgpack float64 of 9 bytes each
+    Nack: _SMALL_LIMIT + MAX_BITMAP_BYTES + 5,  # bitmap plus its bin32 header
     Error: _SMALL_LIMIT + 4 * 256,  # detail: 256 chars of up to 4 UTF-8 bytes
 }
+
+_LIMIT_BY_NAME: dict[str, int] = {t.__struct_config__.tag: limit for t, limit in TYPE_LIMIT_BYTES.items()}
 
 
 class Envelope(Struct, frozen=True, forbid_unknown_fields=True):
@@ -286,7 +281,7 @@ _ENVELOPE = msgspec.msgpack.Decoder(Envelope)
 def decode(data: bytes | memoryview) -> Envelope:
     """Parse and validate one frame; raise :class:`Rejected` naming why it was refused.
 
-    Stages: size cap, header (version), type tag, full schema with bounds, then the per-type size limit.
+    Stages: size cap, header (version), type tag, the type's size limit, then the full schema with bounds.
     """
     if len(data) > MAX_MESSAGE_BYTES:
         raise Rejected("oversized", f"{len(data)} bytes exceed MAX_MESSAGE_BYTES={MAX_MESSAGE_BYTES}")
@@ -302,16 +297,15 @@ def decode(data: bytes | memoryview) -> Envelope:
         raise Rejected("malformed", f"body has no type tag ({exc})") from exc
     if type_name not in TYPE_NAMES:
         raise Rejected("unknown_type", f"type {type_name[:40]!r}; known: {', '.join(sorted(TYPE_NAMES))}")
+    limit = _LIMIT_BY_NAME[type_name]
+    if len(data) > limit:
+        raise Rejected("oversized", f"{type_name} of {len(data)} bytes exceeds its limit of {limit}")
     try:
-        envelope = _ENVELOPE.decode(data)
+        return _ENVELOPE.decode(data)
     except msgspec.ValidationError as exc:
         raise Rejected("out_of_bounds", f"{type_name}: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise Rejected("malformed", f"{type_name}: {exc}") from exc
-    limit = TYPE_LIMIT_BYTES[type(envelope.body)]
-    if len(data) > limit:
-        raise Rejected("oversized", f"{type_name} of {len(data)} bytes exceeds its limit of {limit}")
-    return envelope
 
 
 def encode(envelope: Envelope) -> bytes:

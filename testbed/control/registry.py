@@ -138,6 +138,14 @@ class Registry:
             events.append(Event("round_deadline", "", cur.round))
         return events
 
+    def next_timer_s(self, timeout_s: float) -> float:
+        """Monotonic time of the next expiry or round deadline (inf if none), so the loop wakes just then."""
+        times = [rec.last_seen_s + timeout_s for rec in self.ues.values() if rec.alive]
+        cur = self.current
+        if cur is not None and not cur.ended and not cur.reported:
+            times.append(cur.deadline_at_s)
+        return min(times, default=float("inf"))
+
     def start_round(self, now_s: float, deadline_s: float) -> RoundState:
         """Open the next round with every live UE as participant."""
         if self.current is not None and not self.current.ended:

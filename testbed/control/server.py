@@ -85,7 +85,9 @@ class ControlServer:
 
     def poll(self, timeout_s: float | None = None) -> list[Event]:
         """One loop pass: wait up to ``timeout_s`` (default: one heartbeat interval), handle, expire, report."""
-        wait_s = self.config.heartbeat_interval_s if timeout_s is None else max(0.0, timeout_s)
+        timeout = self.config.liveness_intervals * self.config.heartbeat_interval_s
+        wait_s = self.config.heartbeat_interval_s if timeout_s is None else timeout_s
+        wait_s = max(0.0, min(wait_s, self.registry.next_timer_s(timeout) - time.monotonic()))
         events: list[Event] = []
         ready = dict(self._poller.poll(wait_s * 1e3))
         if self._monitor in ready:
@@ -97,7 +99,6 @@ class ControlServer:
                 except zmq.Again:
                     break
                 events += self._handle(frames)
-        timeout = self.config.liveness_intervals * self.config.heartbeat_interval_s
         events += self.registry.expire(time.monotonic(), timeout)
         for event in events:
             if event.kind in ("gone", "left"):
