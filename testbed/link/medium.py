@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from testbed.channel import Awgn, Chain, FrequencyOffset, Multipath
 from testbed.errors import LinkError
 from testbed.link.framelink import AirLog
 
@@ -83,3 +84,22 @@ class SimulatedMedium:
                 out[max(lo, 0) : hi] += y[max(-lo, 0) : hi - lo]
             heard[rx] = out
         return heard
+
+
+def star_links(
+    phy_occupied_fraction: float, sample_rate_hz: float, snr_db: Sequence[float], rng: np.random.Generator, *,
+    cfo_hz: float = 0.0, rms_delay_spread_samples: float = 0.0,
+) -> dict[tuple[int, int], ChannelModel]:  # fmt: skip
+    """Channel models for a BS (node 0) and UEs 1..len(snr_db), both directions, UE i at ``snr_db[i-1]``:
+    optional Rayleigh multipath (block fading per burst), carrier offset, then AWGN (testbed/channel)."""
+    links: dict[tuple[int, int], ChannelModel] = {}
+    for ue, snr in enumerate(snr_db, start=1):
+        for pair, sign in (((0, ue), 1.0), ((ue, 0), -1.0)):
+            models: list[ChannelModel] = []
+            if rms_delay_spread_samples > 0:
+                models.append(Multipath(rms_delay_spread_samples, rng))
+            if cfo_hz:
+                models.append(FrequencyOffset(sign * cfo_hz, sample_rate_hz))
+            models.append(Awgn(float(snr), rng, occupied_fraction=phy_occupied_fraction))
+            links[pair] = Chain(models)
+    return links

@@ -110,7 +110,7 @@ def test_bad_arguments_are_refused():
     with pytest.raises(LinkError, match="node ids"):
         segment(b"abc", object_id=1, src=BROADCAST, dst=1, frame_payload_bytes=100)
     with pytest.raises(LinkError, match="more than"):
-        segment(bytes(2**20 + 10), object_id=1, src=0, dst=1, frame_payload_bytes=HEADER_BYTES + 1)
+        segment(bytes(2**16 * 2), object_id=1, src=0, dst=1, frame_payload_bytes=HEADER_BYTES + 1)
 
 
 def test_header_round_trip_and_ranges():
