@@ -1,0 +1,221 @@
+"""Capability measurement on the UE: how fast it trains, at what CPU frequency, with how much memory and energy.
+
+Throughput is a timed forward + backward pass of the model on a batch (warm-up passes first, then the median
+of repeats; the median ignores the odd descheduled pass on a shared machine). On a board the figure is taken
+at the current cpufreq frequency. In simulation all UEs share the host, so the host's figure is scaled by the
+UE profile's relative speed (profiles.toml) and by f / f_max, which keeps heterogeneity reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from testbed.errors import PolicyError
+from testbed.policy.allocation import UeResources
+from testbed.policy.cpufreq import CpuFreqControl, FrequencyTable
+from testbed.policy.link_budget import TX_POWER_RANGE_DBM, ChannelReport
+from testbed.policy.profiles import UeProfile
+
+if TYPE_CHECKING:
+    import torch
+
+MEMINFO_PATH = Path("/proc/meminfo")
+POWER_SUPPLY_ROOT = Path("/sys/class/power_supply")
+_UWH_TO_J = 3.6e-3  # power_supply energy_now is in micro-watt-hours (Linux ABI sysfs-class-power)
+
+# Bounds outside which a report is absurd (not a real board): refused, never trusted.
+MIN_SAMPLES_PER_S, MAX_SAMPLES_PER_S = 1e-3, 1e7
+CPU_FREQ_RANGE_HZ = (1e6, 1e10)
+MAX_MEMORY_BYTES = 2**44  # 16 TiB
+MIN_ENERGY_BUDGET_J, MAX_ENERGY_BUDGET_J = 1e-6, 1e7
+KAPPA_RANGE = (1e-32, 1e-22)
+
+
+@dataclass(frozen=True)
+class ThroughputMeasurement:
+    """Training throughput of one model on one batch: the median and every repeat, in samples/s."""
+
+    samples_per_s: float
+    repeats_samples_per_s: tuple[float, ...]
+    batch_size: int
+
+
+def measure_throughput(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    warmup: int = 2,
+    repeats: int = 7,
+    clock: Callable[[], float] = time.perf_counter,
+) -> ThroughputMeasurement:
+    """Time ``warmup + repeats`` forward+backward passes of ``model`` on ``inputs`` (batch first); return the
+    median throughput. Parameters are untouched (no optimizer step) and gradients are cleared afterwards."""
+    if warmup < 0 or repeats < 1:
+        raise PolicyError(f"warmup={warmup} must be >= 0 and repeats={repeats} >= 1")
+    batch = int(inputs.shape[0]) if inputs.ndim else 0
+    if batch < 1:
+        raise PolicyError(f"inputs must hold a batch of at least one sample, got shape {tuple(inputs.shape)}")
+    was_training = model.training
+    model.train()
+    rates = []
+    try:
+        for i in range(warmup + repeats):
+            model.zero_grad(set_to_none=True)
+            start = clock()
+            loss = loss_fn(model(inputs), targets)
+            loss.backward()
+            elapsed = clock() - start
+            if i >= warmup:
+                if not elapsed > 0:
+                    raise PolicyError(f"timed pass took {elapsed!r} s; the clock must be monotonic and advancing")
+                rates.append(batch / elapsed)
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return ThroughputMeasurement(statistics.median(rates), tuple(rates), batch)
+
+
+def available_memory_bytes(meminfo_path: Path = MEMINFO_PATH) -> int:
+    """MemAvailable from /proc/meminfo (kB there), in bytes."""
+    try:
+        for line in meminfo_path.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError) as exc:
+        raise PolicyError(f"cannot read MemAvailable from {meminfo_path}: {exc}") from exc
+    raise PolicyError(f"{meminfo_path} has no MemAvailable line (Linux >= 3.14 provides it)")
+
+
+def battery_energy_j(power_supply_root: Path = POWER_SUPPLY_ROOT) -> float | None:
+    """Energy left in the first battery (sum of ``energy_now``), in joules; None without a battery."""
+    total, found = 0.0, False
+    for supply in sorted(power_supply_root.glob("*")):
+        try:
+            if (supply / "type").read_text().strip() != "Battery":
+                continue
+            total += float((supply / "energy_now").read_text()) * _UWH_TO_J
+            found = True
+        except (OSError, ValueError):
+            continue
+    return total if found else None
+
+
+@dataclass(frozen=True)
+class CapabilityReport:
+    """What a UE tells the BS about itself. ``samples_per_s`` is measured at ``cpu_freq_hz``."""
+
+    ue_id: str
+    samples_per_s: float
+    cpu_freq_hz: float
+    frequency_table: FrequencyTable
+    available_memory_bytes: int
+    energy_budget_j: float
+    kappa_j_per_cycle_hz2: float
+    min_tx_power_dbm: float
+    max_tx_power_dbm: float
+
+    def validate(self) -> None:
+        """Raise PolicyError naming the first negative, zero, NaN or absurd field."""
+        bounds = {  # (value, lowest, highest) accepted, inclusive; the lowest are > 0 where zero is meaningless
+            "samples_per_s": (self.samples_per_s, MIN_SAMPLES_PER_S, MAX_SAMPLES_PER_S),
+            "cpu_freq_hz": (self.cpu_freq_hz, *CPU_FREQ_RANGE_HZ),
+            "available_memory_bytes": (self.available_memory_bytes, 1, MAX_MEMORY_BYTES),
+            "energy_budget_j": (self.energy_budget_j, MIN_ENERGY_BUDGET_J, MAX_ENERGY_BUDGET_J),
+            "kappa_j_per_cycle_hz2": (self.kappa_j_per_cycle_hz2, *KAPPA_RANGE),
+            "min_tx_power_dbm": (self.min_tx_power_dbm, *TX_POWER_RANGE_DBM),
+            "max_tx_power_dbm": (self.max_tx_power_dbm, *TX_POWER_RANGE_DBM),
+        }
+        for name, (value, lo, hi) in bounds.items():
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and lo <= value <= hi):
+                raise PolicyError(
+                    f"capability report of UE {self.ue_id!r}: {name}={value!r} must be finite and in {lo:g}..{hi:g}; "
+                    "re-measure on the UE"
+                )
+        if self.min_tx_power_dbm > self.max_tx_power_dbm:
+            raise PolicyError(f"capability report of UE {self.ue_id!r}: min_tx_power_dbm exceeds max_tx_power_dbm")
+        table = self.frequency_table
+        if not (CPU_FREQ_RANGE_HZ[0] <= table.min_hz and table.max_hz <= CPU_FREQ_RANGE_HZ[1]):
+            raise PolicyError(f"capability report of UE {self.ue_id!r}: frequency table {table} outside 1 MHz..10 GHz")
+        if not table.min_hz * (1 - 1e-9) <= self.cpu_freq_hz <= table.max_hz * (1 + 1e-9):
+            raise PolicyError(
+                f"capability report of UE {self.ue_id!r}: cpu_freq_hz={self.cpu_freq_hz:g} is outside its own "
+                f"table {table.min_hz:g}..{table.max_hz:g} Hz"
+            )
+
+    @property
+    def cycles_per_sample(self) -> float:
+        """CPU cycles per training sample implied by the measurement (linear in 1/f, cost.py's model)."""
+        return self.cpu_freq_hz / self.samples_per_s
+
+    def samples_per_s_at(self, cpu_freq_hz: float) -> float:
+        """Throughput the cost model predicts at another frequency."""
+        return self.samples_per_s * cpu_freq_hz / self.cpu_freq_hz
+
+    def resources(self, channel: ChannelReport) -> UeResources:
+        """The allocator's view of this UE on the uplink ``channel`` (validates both reports)."""
+        self.validate()
+        return UeResources(
+            ue_id=self.ue_id,
+            frequency_table=self.frequency_table,
+            cycles_per_sample=self.cycles_per_sample,
+            kappa_j_per_cycle_hz2=self.kappa_j_per_cycle_hz2,
+            min_tx_power_dbm=self.min_tx_power_dbm,
+            max_tx_power_dbm=self.max_tx_power_dbm,
+            energy_budget_j=self.energy_budget_j,
+            channel=channel,
+        )
+
+
+def build_report(
+    ue_id: str,
+    profile: UeProfile,
+    measured: ThroughputMeasurement,
+    cpufreq: CpuFreqControl,
+    *,
+    speed_scale: float | None = None,
+    energy_budget_j: float | None = None,
+    meminfo_path: Path = MEMINFO_PATH,
+    power_supply_root: Path = POWER_SUPPLY_ROOT,
+) -> CapabilityReport:
+    """Turn a measurement into the UE's report.
+
+    On a board (``speed_scale`` None) the measured samples/s stands at the current cpufreq frequency. In
+    simulation ``speed_scale`` (ProfileSet.speed_scale) maps the host's figure to the profile's at f_max, then
+    f / f_max scales it to the simulated current frequency. Energy budget: ``energy_budget_j`` if given, else the
+    profile's, capped by a battery's remaining energy when the host has one. kappa and the TX range come from
+    the profile (they need a power meter to measure)."""
+    table = cpufreq.table()
+    freq = cpufreq.current_frequency_hz()
+    rate = measured.samples_per_s
+    memory = available_memory_bytes(meminfo_path)
+    if speed_scale is not None:
+        if not (math.isfinite(speed_scale) and speed_scale > 0):
+            raise PolicyError(f"speed_scale={speed_scale!r} must be finite and > 0")
+        rate *= speed_scale * freq / table.max_hz
+        memory = min(memory, profile.memory_bytes)
+    budget = profile.energy_budget_j if energy_budget_j is None else energy_budget_j
+    battery = battery_energy_j(power_supply_root)
+    if battery is not None:
+        budget = min(budget, battery)
+    report = CapabilityReport(
+        ue_id=ue_id,
+        samples_per_s=rate,
+        cpu_freq_hz=freq,
+        frequency_table=table,
+        available_memory_bytes=memory,
+        energy_budget_j=budget,
+        kappa_j_per_cycle_hz2=profile.kappa_j_per_cycle_hz2,
+        min_tx_power_dbm=profile.min_tx_power_dbm,
+        max_tx_power_dbm=profile.max_tx_power_dbm,
+    )
+    report.validate()
+    return report
