@@ -22,6 +22,9 @@ K_MOD = {1: 1.0, 2: 1 / np.sqrt(2), 4: 1 / np.sqrt(10), 6: 1 / np.sqrt(42)}
 # PAM level of one axis indexed by that axis' bits read as a binary number, first bit most significant
 # (IEEE 802.11-2020 Tables 17-13 (BPSK/QPSK: b=0 -> -1), 17-15 (16QAM: 00 -3, 01 -1, 11 +1, 10 +3) and
 # 17-17 (64QAM: 000 -7, 001 -5, 011 -3, 010 -1, 110 +1, 111 +3, 101 +5, 100 +7)).
+# Noise variances below this (SNR above 120 dB) are raised to it so LLRs stay finite in float32.
+MIN_NOISE_VAR = 1e-12
+
 _AXIS_LEVELS = {
     1: np.array([-1, 1]),
     2: np.array([-3, -1, 3, 1]),
@@ -129,18 +132,19 @@ def demap_llr(symbols: np.ndarray, noise_var: float | np.ndarray, bits_per_symbo
 
     symbols : (n,) complex64, equalized (unit-energy constellation scale).
     noise_var : float or (n,) float, variance of ``e`` per symbol (``N0 / |H_k|^2`` on subcarrier k), so
-        symbols on faded subcarriers get proportionally smaller LLRs.
+        symbols on faded subcarriers get proportionally smaller LLRs. Values below ``MIN_NOISE_VAR`` count as it.
     Returns (n * bits_per_symbol,) float32 in bit order b0 b1 ... of each symbol.
     """
     _check_order(bits_per_symbol)
     symbols = _check_symbols(symbols)
-    nv = np.asarray(noise_var, dtype=np.float32)
+    nv = np.asarray(noise_var, dtype=np.float64)
     if nv.ndim > 1 or (nv.ndim == 1 and nv.shape != symbols.shape):
         raise PhyError(f"noise_var must be a scalar or shape {symbols.shape}, got shape {nv.shape}")
     if not (np.isfinite(nv).all() and (nv > 0).all()):
         raise PhyError("noise_var must be finite and > 0; floor the per-subcarrier noise estimate before demapping")
     k_mod = np.float32(K_MOD[bits_per_symbol])
-    scale = (k_mod * k_mod) / nv  # squared PAM distance -> log-likelihood, per symbol
+    # squared PAM distance -> log-likelihood, per symbol
+    scale = ((k_mod * k_mod) / np.maximum(nv, MIN_NOISE_VAR)).astype(np.float32)
     out = np.empty((symbols.size, bits_per_symbol), np.float32)  # (n, bits_per_symbol)
     m = max(bits_per_symbol // 2, 1)
     axes = [symbols.real] if bits_per_symbol == 1 else [symbols.real, symbols.imag]

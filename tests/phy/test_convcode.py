@@ -24,6 +24,16 @@ def test_impulse_response_is_the_80211_generators():
     assert coded[1::2].tolist() == [1, 1, 1, 1, 0, 0, 1]
 
 
+def test_80211_annex_i_signal_field_vector():
+    # IEEE 802.11-2020 Annex I example: SIGNAL field for 36 Mb/s, LENGTH 100 (with parity and tail), encoded.
+    signal = np.array([int(c) for c in "101100010011000000000000"], np.uint8)
+    expect = "110100011010000100000010001111100111000000000000"
+    assert "".join(map(str, conv_encode(signal))) == expect
+    assert "".join(map(str, viterbi_decode((1.0 - 2.0 * conv_encode(signal)).astype(np.float32), 24))) == (
+        "101100010011000000000000"
+    )
+
+
 def test_encoder_is_linear(rng):
     a = rng.integers(0, 2, 500, dtype=np.uint8)
     b = rng.integers(0, 2, 500, dtype=np.uint8)

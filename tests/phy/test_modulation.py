@@ -76,6 +76,14 @@ def test_llr_magnitude_scales_with_channel_gain():
     assert demap_llr(np.array([0.5 + 0.3j], np.complex64), 2.0, 1)[0] == pytest.approx(-1.0)
 
 
+def test_tiny_noise_variance_keeps_llrs_finite():
+    x = constellation(6)
+    llrs = demap_llr(x, 1e-30, 6)
+    assert np.isfinite(llrs).all()
+    bits = np.array([[(i >> (5 - j)) & 1 for j in range(6)] for i in range(64)], np.uint8).ravel()
+    assert np.array_equal((llrs < 0).astype(np.uint8), bits)
+
+
 def test_hard_decision_clips_to_the_outer_ring():
     far = np.array([10 + 10j, -10 - 0.01j], np.complex64)
     np.testing.assert_allclose(hard_decision(far, 4), np.array([3 + 3j, -3 - 1j]) / np.sqrt(10), rtol=1e-6)
