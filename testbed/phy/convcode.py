@@ -106,7 +106,7 @@ def conv_encode(bits: np.ndarray) -> np.ndarray:
     """
     check_bits(bits)
     out = np.empty(2 * bits.size, dtype=np.uint8)
-    _encode_kernel(bits, out)
+    _encode_kernel(np.ascontiguousarray(bits), out)  # one compiled layout
     return out
 
 
