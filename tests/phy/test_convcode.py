@@ -8,7 +8,10 @@ from hypothesis import strategies as st
 
 from testbed.errors import PhyError
 from testbed.phy.convcode import conv_encode, depuncture, puncture, viterbi_decode
+from testbed.phy.interleaver import deinterleave, interleave
 from testbed.phy.layout import TAIL_BITS
+from testbed.phy.mcs import CODED_MCS, get_mcs
+from testbed.phy.modulation import demap_llr, map_bits
 
 RATES = [Fraction(1, 2), Fraction(2, 3), Fraction(3, 4)]
 
@@ -130,3 +133,36 @@ def test_bad_input_is_refused():
         viterbi_decode(np.array([0.0, np.nan], np.float32), 1)
     with pytest.raises(PhyError, match="float32"):
         viterbi_decode(np.zeros(4, np.uint8), 2)
+
+
+def _frame_errors(mcs_name: str, es_n0_db: float, n_frames: int, rng: np.random.Generator) -> int:
+    """1000-byte frames (+ CRC) through encode, puncture, interleave, map, AWGN and back; count wrong frames."""
+    mcs = get_mcs(mcs_name)
+    k = mcs.bits_per_symbol
+    n_cbps = mcs.coded_bits_per_ofdm_symbol(48)
+    n_info = 8 * 1004
+    n_total = -(-(n_info + TAIL_BITS) // mcs.data_bits_per_ofdm_symbol(48)) * mcs.data_bits_per_ofdm_symbol(48)
+    noise_var = 10 ** (-es_n0_db / 10)
+    errors = 0
+    for _ in range(n_frames):
+        bits = np.zeros(n_total, np.uint8)  # info, tail and pad
+        bits[:n_info] = rng.integers(0, 2, n_info, dtype=np.uint8)
+        x = map_bits(interleave(puncture(conv_encode(bits), mcs.code_rate), n_cbps, k), k)
+        noise = rng.standard_normal(2 * x.size, dtype=np.float32).view(np.complex64) * np.float32(
+            np.sqrt(noise_var / 2)
+        )
+        llrs = deinterleave(demap_llr(x + noise, noise_var, k), n_cbps, k)
+        decoded = viterbi_decode(depuncture(llrs, mcs.code_rate, 2 * n_total), n_info)
+        errors += not np.array_equal(decoded, bits[:n_info])
+    return errors
+
+
+@pytest.mark.parametrize("mcs_name", CODED_MCS)
+def test_coded_chain_reaches_the_80211_reference_per(mcs_name, rng):
+    # ARCHITECTURE.md reference (mcs.ideal_snr_db_per_10pct): 10% PER for 1000-byte frames, AWGN, perfect CSI;
+    # the PER curve falls about a decade per dB, so +-1 dB must land clearly on either side.
+    ref_db = get_mcs(mcs_name).ideal_snr_db_per_10pct
+    good = _frame_errors(mcs_name, ref_db + 1.0, 100, rng)
+    bad = _frame_errors(mcs_name, ref_db - 1.0, 100, rng)
+    assert good <= 6, f"{good}/100 frames lost 1 dB above the reference SNR"
+    assert bad >= 20, f"only {bad}/100 frames lost 1 dB below the reference SNR"
