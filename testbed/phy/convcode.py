@@ -161,8 +161,9 @@ def depuncture(llrs: np.ndarray, rate: Fraction, n_mother: int) -> np.ndarray:
 def viterbi_decode(llrs: np.ndarray, n_bits: int) -> np.ndarray:
     """Soft-decision maximum-likelihood decoding of the mother code; returns the first ``n_bits`` bits.
 
-    llrs : (2n,) float32 mother-code LLRs (positive means 0), depunctured, ending right after the encoded tail
-        (the trellis is terminated in state 0 at the last pair).
+    llrs : (2n,) float32 mother-code LLRs (positive means 0), depunctured, ending where the encoder is back in
+        state 0: right after the encoded tail, or after unscrambled zero pad bits that follow it (the traceback
+        starts from state 0 at the last pair).
     n_bits : how many decoded bits to return, 0..n (pass the count without the tail to drop it).
     Returns (n_bits,) uint8.
     """
