@@ -1,0 +1,108 @@
+"""Channel estimation from the long training symbols: a fixed skeleton and small rival smoothers.
+
+Skeleton (:class:`ChannelEstimator`): least-squares estimate per LTF symbol, average over the symbols,
+noise variance from their spread, then ``smooth`` (the one step subclasses change). A smoother is a linear
+map ``h = A h_ls`` once chosen, so it also reports its per-subcarrier noise gain ``diag(A A^H)``; the
+estimate error variance ``gain * noise_var / n_ltf`` is added to the noise of every equalized symbol by the
+receiver, so LLRs and the reported ``noise_var`` stay honest.
+
+- ``"ls"``: no smoothing (gain 1).
+- ``"dft"`` (default): the LS estimate is fitted with an impulse response on the taps the cyclic prefix
+  allows (``-cp/4 .. cp + cp/4`` around the FFT-window start; least squares over the used subcarriers, so
+  the null DC and edge subcarriers need no IFFT trick: van de Beek et al., "On channel estimation in OFDM
+  systems", VTC 1995), keeping only the taps whose matched-filter power exceeds ``tap_threshold`` times its
+  noise level ("most significant taps", Minn & Bhargava, IEEE Trans. Broadcast. 46(4), 2000). The matched
+  filter, not the tap-wise LS solution, decides: with null subcarriers the full LS fit is ill-conditioned
+  (middle taps carry ~100x the noise), while its projection, used for the refit, is not.
+  A flat channel keeps one or two taps, so the estimate is nearly noiseless; a tap below the threshold
+  costs less than its (small) power in bias.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from testbed.errors import PhyError
+from testbed.phy.numerology import PhyConfig
+
+NOISE_FLOOR = 1e-12  # smallest noise variance reported (a noiseless link must not divide by zero)
+TAP_THRESHOLD = 8.0  # keep taps with matched-filter power > 8 x its noise level: noise alone passes w.p. e^-8
+
+
+@dataclass(frozen=True)
+class ChannelEstimate:
+    """What the LTF tells about the channel.
+
+    h : (n_used,) complex64 frequency response on cfg.used_subcarriers (received / transmitted value).
+    noise_var : per-subcarrier noise variance at the FFT output (same scale as h; 1/snr on a unit channel).
+    error_gain : (n_used,) float32 variance of the estimate error of h, in units of noise_var.
+    """
+
+    h: np.ndarray
+    noise_var: float
+    error_gain: np.ndarray
+
+
+class ChannelEstimator(ABC):
+    """LS on each LTF symbol -> average -> noise from the spread across symbols -> ``smooth``."""
+
+    def __init__(self, cfg: PhyConfig) -> None:
+        self.cfg = cfg
+
+    def estimate(self, y_ltf: np.ndarray, x_ltf: np.ndarray) -> ChannelEstimate:
+        """y_ltf : (n_ltf, n_used) complex received LTF subcarriers; x_ltf : (n_used,) transmitted, |x| = 1."""
+        n_ltf = y_ltf.shape[0]
+        if n_ltf < 2:
+            raise PhyError(f"the noise estimate needs at least two LTF symbols, got {n_ltf}")
+        h_ls = y_ltf / x_ltf  # (n_ltf, n_used)
+        mean = h_ls.mean(axis=0)
+        # Unbiased sample variance across symbols, averaged over subcarriers (|x| = 1, so it is the noise).
+        noise_var = max(float(np.sum(np.abs(h_ls - mean) ** 2) / ((n_ltf - 1) * h_ls.shape[1])), NOISE_FLOOR)
+        h, gain = self.smooth(mean, noise_var / n_ltf)
+        return ChannelEstimate(h.astype(np.complex64), noise_var, (gain / n_ltf).astype(np.float32))
+
+    @abstractmethod
+    def smooth(self, h_ls: np.ndarray, ls_noise_var: float) -> tuple[np.ndarray, np.ndarray]:
+        """(n_used,) LS estimate with noise variance ``ls_noise_var`` -> (estimate, (n_used,) gain diag(A A^H))."""
+
+
+class LsEstimator(ChannelEstimator):
+    """Plain averaged least squares: no smoothing."""
+
+    def smooth(self, h_ls: np.ndarray, ls_noise_var: float) -> tuple[np.ndarray, np.ndarray]:
+        return h_ls, np.ones(h_ls.shape, np.float64)
+
+
+class DftEstimator(ChannelEstimator):
+    """Significant taps of an impulse response within the cyclic prefix, fitted by least squares."""
+
+    def __init__(self, cfg: PhyConfig, tap_threshold: float = TAP_THRESHOLD) -> None:
+        super().__init__(cfg)
+        margin = cfg.cp_len // 4  # the FFT window starts cp/4 before the first path (sync.py)
+        taps = np.arange(-margin, cfg.cp_len + margin)
+        self._basis = np.exp(-2j * np.pi * np.outer(cfg.used_subcarriers, taps) / cfg.fft_size)  # (n_used, taps)
+        self._matched = self._basis.conj().T / cfg.num_used  # (taps, n_used): tap detection statistic
+        self.tap_threshold = tap_threshold
+
+    def smooth(self, h_ls: np.ndarray, ls_noise_var: float) -> tuple[np.ndarray, np.ndarray]:
+        power = np.abs(self._matched @ h_ls) ** 2  # per tap; noise alone gives ls_noise_var / n_used on average
+        keep = power > self.tap_threshold * ls_noise_var / self.cfg.num_used
+        if not keep.any():
+            keep[np.argmax(power)] = True
+        q, _ = np.linalg.qr(self._basis[:, keep])  # (n_used, kept) orthonormal basis of the kept taps
+        h = q @ (q.conj().T @ h_ls)
+        return h, np.sum(np.abs(q) ** 2, axis=1)
+
+
+ESTIMATORS: dict[str, type[ChannelEstimator]] = {"ls": LsEstimator, "dft": DftEstimator}
+
+
+def make_estimator(name: str, cfg: PhyConfig) -> ChannelEstimator:
+    """The estimator registered under ``name`` for ``cfg``."""
+    try:
+        return ESTIMATORS[name](cfg)
+    except KeyError:
+        raise PhyError(f"unknown channel estimator {name!r}; choose one of {', '.join(ESTIMATORS)}") from None

@@ -1,0 +1,110 @@
+"""The frame header: 64 bits, BPSK rate 1/2 with tail, protected by its own CRC-16.
+
+Fields, in order on air, each least significant bit first (IEEE 802.11 bit order):
+
+    | MCS index 4 | frame type 4 | length 16 | stream id 8 | sequence 16 | CRC-16 16 |
+
+``length`` counts payload bytes for data frames and complex symbols for analog frames. The CRC-16
+(crc.crc16) covers the 48 bits before it. The 64 bits plus 6 zero tail bits are convolutionally encoded at
+rate 1/2, zero-padded to whole OFDM symbols, interleaved per symbol (n_bpsc = 1) and BPSK mapped. A header
+whose CRC fails, or that names an unknown MCS or frame type, yields no frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from testbed.errors import PhyError
+from testbed.phy.convcode import conv_encode, viterbi_decode
+from testbed.phy.crc import crc16
+from testbed.phy.interleaver import deinterleave, interleave
+from testbed.phy.layout import HEADER_INFO_BITS, TAIL_BITS, header_num_symbols
+from testbed.phy.mcs import MCS_BY_INDEX
+from testbed.phy.modulation import demap_llr, map_bits
+from testbed.phy.numerology import PhyConfig
+
+FRAME_TYPES = ("data", "analog")  # header code = position in this tuple
+ANALOG_MCS_INDEX = 15  # MCS field of analog frames (no MCS_TABLE entry uses it)
+_FIELDS = (("mcs_index", 4), ("frame_type", 4), ("length", 16), ("stream_id", 8), ("seq", 16))
+CRC_BITS = 16
+_FIELD_BITS = sum(width for _, width in _FIELDS)  # 48, the CRC-protected part
+
+
+@dataclass(frozen=True)
+class Header:
+    """The decoded header fields (frame_type is the name: "data" or "analog")."""
+
+    mcs_index: int
+    frame_type: str
+    length: int
+    stream_id: int
+    seq: int
+
+    def __post_init__(self) -> None:
+        if self.frame_type not in FRAME_TYPES:
+            raise PhyError(f"frame_type must be one of {FRAME_TYPES}, got {self.frame_type!r}")
+        for name, width in _FIELDS:
+            value = getattr(self, name) if name != "frame_type" else 0
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 1 << width:
+                raise PhyError(f"header field {name} must be an integer in 0..{(1 << width) - 1}, got {value!r}")
+
+    @property
+    def scrambler_seed(self) -> int:
+        """Payload scrambler seed 1..127 derived from the sequence number (so no SERVICE field is needed)."""
+        return self.seq % 127 + 1
+
+    def to_bits(self) -> np.ndarray:
+        """(64,) uint8: the fields then their CRC-16."""
+        values = {name: getattr(self, name) for name, _ in _FIELDS}
+        values["frame_type"] = FRAME_TYPES.index(self.frame_type)
+        fields = np.concatenate([_int_bits(values[name], width) for name, width in _FIELDS])
+        return np.concatenate([fields, _int_bits(crc16(fields), CRC_BITS)])
+
+    @classmethod
+    def from_bits(cls, bits: np.ndarray) -> Header | None:
+        """Parse (64,) uint8 bits; None if the CRC fails or a field holds a value no sender uses."""
+        fields = bits[:_FIELD_BITS]
+        if _bits_int(bits[_FIELD_BITS:HEADER_INFO_BITS]) != crc16(fields):
+            return None
+        values, pos = {}, 0
+        for name, width in _FIELDS:
+            values[name] = _bits_int(fields[pos : pos + width])
+            pos += width
+        if values["frame_type"] >= len(FRAME_TYPES):
+            return None
+        values["frame_type"] = FRAME_TYPES[values["frame_type"]]
+        if values["frame_type"] == "data" and values["mcs_index"] not in MCS_BY_INDEX:
+            return None
+        return cls(**values)
+
+
+def _int_bits(value: int, width: int) -> np.ndarray:
+    return ((int(value) >> np.arange(width)) & 1).astype(np.uint8)
+
+
+def _bits_int(bits: np.ndarray) -> int:
+    return int(np.dot(bits.astype(np.int64), 1 << np.arange(len(bits), dtype=np.int64)))
+
+
+class HeaderCodec:
+    """Header bits <-> BPSK symbols on the data subcarriers of ``header_num_symbols`` OFDM symbols."""
+
+    def __init__(self, cfg: PhyConfig) -> None:
+        self.num_symbols = header_num_symbols(cfg)
+        self.num_data = cfg.num_data
+        self._coded_len = 2 * (HEADER_INFO_BITS + TAIL_BITS)
+        self._padded_len = self.num_symbols * cfg.num_data
+
+    def encode(self, header: Header) -> np.ndarray:
+        """(header_num_symbols, n_data) complex64 BPSK symbols."""
+        bits = np.concatenate([header.to_bits(), np.zeros(TAIL_BITS, np.uint8)])
+        coded = np.zeros(self._padded_len, np.uint8)
+        coded[: self._coded_len] = conv_encode(bits)
+        return map_bits(interleave(coded, self.num_data, 1), 1).reshape(self.num_symbols, self.num_data)
+
+    def decode(self, symbols: np.ndarray, noise_var: np.ndarray) -> Header | None:
+        """Equalized (header_num_symbols * n_data,) complex64 symbols and their noise variances -> Header or None."""
+        llrs = deinterleave(demap_llr(symbols, noise_var, 1), self.num_data, 1)[: self._coded_len]
+        return Header.from_bits(viterbi_decode(llrs, HEADER_INFO_BITS))

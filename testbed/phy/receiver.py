@@ -1,0 +1,265 @@
+"""The streaming receiver: every burst in a long IQ buffer -> typed :class:`RxFrame` records.
+
+Per detected STF (sync.py): fine timing and CFO -> the LTF and every later symbol taken with one reshape,
+CFO-corrected, one 2-D FFT -> channel estimate (estimation.py) -> pilot tracking (tracking.py) ->
+equalization -> header (header.py) -> body (payload.py, or the raw symbols of an analog frame).
+A burst whose header fails its CRC yields no frame; a data burst whose payload CRC fails yields a frame
+with ``crc_ok=False`` and ``payload=None``. Counters live in :class:`RxStats`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from testbed.errors import PhyError
+from testbed.phy.estimation import ChannelEstimate, make_estimator
+from testbed.phy.grid import grid_for
+from testbed.phy.header import Header, HeaderCodec
+from testbed.phy.layout import analog_burst_num_samples, analog_num_symbols, burst_num_samples, payload_num_symbols
+from testbed.phy.mcs import MCS_BY_INDEX
+from testbed.phy.modulation import hard_decision
+from testbed.phy.numerology import PhyConfig
+from testbed.phy.payload import PayloadCodec
+from testbed.phy.preamble import preamble_for
+from testbed.phy.sync import Synchronizer, SyncResult
+from testbed.phy.tracking import PhaseTrack, PilotTracker
+
+MAX_INPUT_SAMPLES = 1 << 26  # ~27 s at 2.5 MS/s; longer buffers are refused (split them)
+EVM_MAX_SYMBOLS = 4096  # EVM is measured on the first symbols only (plenty for a 0.1 dB estimate)
+CHANNEL_FLOOR = 1e-6  # |h|^2 floor, relative to the mean, so a deep null cannot divide by zero
+
+
+@dataclass(frozen=True)
+class RxFrame:
+    """One received burst and what the receiver learnt about it.
+
+    payload : bytes, or None when the CRC failed (data frames) / always None (analog frames).
+    symbols : (n,) complex64 equalized body symbols (analog: exactly the n transmitted values).
+    noise_var : mean noise variance of ``symbols`` (constellation scale).
+    crc_ok : payload CRC-32 passed (analog frames: True, they carry no CRC).
+    mcs : MCS name, or "analog".
+    frame_type : "data" or "analog".
+    stream_id, seq : from the header.
+    start : index in the given buffer of the burst's first sample.
+    snr_db : Es/N0 per data subcarrier measured on the LTF.
+    cfo_hz : carrier frequency offset (preamble estimate plus pilot-tracked residual).
+    channel : (n_used,) complex64 frequency response on cfg.used_subcarriers, in that order.
+    evm_db : error vector magnitude of ``symbols`` (data: against hard decisions of the first
+        EVM_MAX_SYMBOLS; analog: from noise_var).
+    """
+
+    payload: bytes | None
+    symbols: np.ndarray
+    noise_var: float
+    crc_ok: bool
+    mcs: str
+    frame_type: str
+    stream_id: int
+    seq: int
+    start: int
+    snr_db: float
+    cfo_hz: float
+    channel: np.ndarray
+    evm_db: float
+
+
+@dataclass
+class RxStats:
+    """Running receiver counters (since construction or :meth:`Receiver.reset_stats`)."""
+
+    detections: int = 0  # preamble detections that were examined
+    header_failures: int = 0  # detections whose header failed its CRC or named an impossible frame
+    crc_failures: int = 0  # data frames whose payload CRC-32 failed (reported with crc_ok False)
+    truncated: int = 0  # bursts that ran past the end of the buffer (not reported)
+    frames: int = 0  # frames reported
+
+
+@dataclass(frozen=True)
+class _Equalized:
+    symbols: np.ndarray  # (n_sym, n_data) complex64
+    noise_var: np.ndarray  # (n_data,) float32, per data subcarrier
+    subcarrier_noise_var: float  # at the FFT output, before equalization
+    track: PhaseTrack
+
+
+class Receiver:
+    """Finds and decodes every burst in a buffer."""
+
+    def __init__(self, cfg: PhyConfig, estimator: str = "dft", tracker: PilotTracker | None = None) -> None:
+        self.cfg = cfg
+        self.sync = Synchronizer(cfg)
+        self.grid = grid_for(cfg)
+        self.preamble = preamble_for(cfg)
+        self.estimator = make_estimator(estimator, cfg)
+        self.tracker = tracker or PilotTracker(cfg)
+        self.header_codec = HeaderCodec(cfg)
+        self.payload_codec = PayloadCodec(cfg)
+        self.stats = RxStats()
+        self._sample_index = np.arange(cfg.fft_size)
+
+    def reset_stats(self) -> None:
+        self.stats = RxStats()
+
+    def demodulate(self, iq: np.ndarray) -> list[RxFrame]:
+        """Every burst in ``iq`` ((n,) complex64 baseband, any scale), in order of arrival."""
+        iq = _check_iq(iq)
+        det = self.sync.detection_metric(iq)
+        candidates = np.flatnonzero(det.metric > self.sync.threshold)
+        span = self.sync.win_blocks + 2  # blocks over which one STF's metric rises and falls
+        frames: list[RxFrame] = []
+        next_block = 0
+        i = 0
+        while i < len(candidates):
+            j = int(candidates[i])
+            if j < next_block:
+                i = int(np.searchsorted(candidates, next_block))
+                continue
+            peak = j + int(np.argmax(det.metric[j : j + span]))
+            self.stats.detections += 1
+            frame, end = self._receive(iq, peak * self.sync.lag, self.sync.coarse_cfo(det.corr[peak]))
+            if frame is None:
+                next_block = peak + self.sync.win_blocks
+            else:
+                frames.append(frame)
+                self.stats.frames += 1
+                next_block = end // self.sync.lag
+        return frames
+
+    def _receive(self, iq: np.ndarray, coarse_start: int, coarse_cfo: float) -> tuple[RxFrame | None, int]:
+        sync = self.sync.refine(iq, coarse_start, coarse_cfo)
+        if sync is None:
+            self.stats.truncated += 1
+            return None, 0
+        n_hdr = self.header_codec.num_symbols
+        y = self._subcarriers(iq, sync, 2, n_hdr)  # (2 LTF + n_hdr, n_used)
+        if y is None:
+            self.stats.truncated += 1
+            return None, 0
+        est = self.estimator.estimate(y[:2], self.preamble.ltf_values)
+        eq = self._equalize(y[2:], est)
+        header = self.header_codec.decode(eq.symbols.reshape(-1), np.tile(eq.noise_var, n_hdr))
+        n_body = self._body_symbols(header)
+        if header is None or n_body is None:
+            self.stats.header_failures += 1
+            return None, 0
+        body = self._subcarriers(iq, sync, 0, n_hdr + n_body)  # header again + body, tracked together
+        if body is None:
+            self.stats.truncated += 1
+            return None, 0
+        eq = self._equalize(body, est)
+        return self._frame(header, sync, est, eq, n_hdr), sync.burst_start + self._burst_len(header)
+
+    def _body_symbols(self, header: Header | None) -> int | None:
+        if header is None:
+            return None
+        try:
+            if header.frame_type == "analog":
+                return analog_num_symbols(self.cfg, header.length)
+            return payload_num_symbols(self.cfg, header.length, MCS_BY_INDEX[header.mcs_index])
+        except PhyError:  # a length no sender could have used
+            return None
+
+    def _burst_len(self, header: Header) -> int:
+        if header.frame_type == "analog":
+            return analog_burst_num_samples(self.cfg, header.length)
+        return burst_num_samples(self.cfg, header.length, MCS_BY_INDEX[header.mcs_index])
+
+    def _subcarriers(self, iq: np.ndarray, sync: SyncResult, n_ltf: int, n_ofdm: int) -> np.ndarray | None:
+        """CFO-corrected used subcarriers of the last ``n_ltf`` LTF symbols and the first ``n_ofdm`` OFDM symbols.
+
+        Returns (n_ltf + n_ofdm, n_used) complex64, or None when the buffer ends too early.
+        """
+        cfg, n, t = self.cfg, self.cfg.fft_size, sync.window_start
+        first_cp = t + 2 * n  # the first header symbol's cyclic prefix
+        if t < 0 or first_cp + n_ofdm * cfg.symbol_len > len(iq):
+            return None
+        ltf = iq[first_cp - n_ltf * n : first_cp].reshape(n_ltf, n)
+        ofdm = iq[first_cp : first_cp + n_ofdm * cfg.symbol_len].reshape(n_ofdm, cfg.symbol_len)[:, cfg.cp_len :]
+        # each FFT window's first sample, counted from window_start: the CFO phase it starts with
+        offsets = np.concatenate([np.arange(2 - n_ltf, 2) * n, 2 * n + cfg.cp_len + cfg.symbol_len * np.arange(n_ofdm)])
+        ramp = np.exp(-2j * np.pi * sync.cfo / n * self._sample_index).astype(np.complex64)
+        y = self.grid.demodulate(np.concatenate([ltf, ofdm]) * ramp)
+        return y * np.exp(-2j * np.pi * sync.cfo / n * offsets).astype(np.complex64)[:, None]
+
+    def _equalize(self, y: np.ndarray, est: ChannelEstimate) -> _Equalized:
+        """y : (n_sym, n_used) OFDM symbols (header onwards) -> equalized data symbols and their noise.
+
+        The subcarrier noise variance combines the LTF estimate with the pilot residuals after tracking
+        (weighted by their degrees of freedom), so long frames measure it precisely and any impairment the
+        tracker cannot follow (phase noise, ICI) is counted as noise, as the data symbols see it.
+        """
+        g, cfg = self.grid, self.cfg
+        n_sym = y.shape[0]
+        reference = g.pilot_values(0, n_sym)
+        h_pilots = est.h[g.pilot_pos]
+        track = self.tracker.track(y[:, g.pilot_pos], h_pilots, reference)
+        expected = h_pilots * reference * track.rotation(cfg.pilot_indices, cfg.fft_size)
+        residual = float(np.mean(np.abs(y[:, g.pilot_pos] - expected) ** 2))
+        # the residual lacks the noise the phase fit absorbed (one real dimension per averaging window)
+        absorbed = 1 / (2 * (2 * self.tracker.phase_half_window + 1) * cfg.num_pilots)
+        pilot_noise = residual / (1 + float(est.error_gain[g.pilot_pos].mean()) - absorbed)
+        n_ltf_dof, n_pilot_dof = cfg.num_used, y[:, g.pilot_pos].size
+        noise_var = (n_ltf_dof * est.noise_var + n_pilot_dof * pilot_noise) / (n_ltf_dof + n_pilot_dof)
+        power = np.abs(est.h) ** 2
+        power = np.maximum(power, CHANNEL_FLOOR * max(float(power.mean()), 1e-30))
+        # common-phase estimate error: the pilots of 2*half_window+1 symbols, maximum-ratio combined
+        phase_var = noise_var / (2 * (2 * self.tracker.phase_half_window + 1) * float(np.sum(power[g.pilot_pos])))
+        h_data = est.h[g.data_pos]
+        rot = track.rotation(cfg.data_subcarriers, cfg.fft_size)  # (n_sym, n_data)
+        symbols = y[:, g.data_pos] * (np.conj(h_data) / power[g.data_pos])[None, :] * np.conj(rot)
+        noise = noise_var * (1 + est.error_gain[g.data_pos]) / power[g.data_pos] + phase_var
+        return _Equalized(symbols.astype(np.complex64), noise.astype(np.float32), noise_var, track)
+
+    def _frame(self, header: Header, sync: SyncResult, est: ChannelEstimate, eq: _Equalized, n_hdr: int) -> RxFrame:
+        cfg = self.cfg
+        body = eq.symbols[n_hdr:].reshape(-1)
+        n_body = body.size // cfg.num_data
+        noise = np.tile(eq.noise_var, n_body)
+        power = np.abs(est.h) ** 2
+        noise_var = eq.subcarrier_noise_var
+        signal = max(float(power.mean() - noise_var * est.error_gain.mean()), 1e-30)
+        common = {
+            "frame_type": header.frame_type,
+            "stream_id": header.stream_id,
+            "seq": header.seq,
+            "start": sync.burst_start,
+            "snr_db": 10 * math.log10(signal / noise_var),
+            "cfo_hz": (sync.cfo + eq.track.cfo_residual) * cfg.subcarrier_spacing_hz,
+            "channel": est.h,
+        }
+        if header.frame_type == "analog":
+            symbols = body[: header.length]
+            noise_var = float(noise[: header.length].mean())
+            return RxFrame(None, symbols, noise_var, True, "analog", evm_db=10 * math.log10(noise_var), **common)
+        mcs = MCS_BY_INDEX[header.mcs_index]
+        payload = self.payload_codec.decode(body, noise, mcs, header.scrambler_seed, header.length)
+        if payload is None:
+            self.stats.crc_failures += 1
+        sample = body[:EVM_MAX_SYMBOLS]
+        error = float(np.mean(np.abs(sample - hard_decision(sample, mcs.bits_per_symbol)) ** 2))
+        return RxFrame(
+            payload,
+            body,
+            float(eq.noise_var.mean()),
+            payload is not None,
+            mcs.name,
+            evm_db=10 * math.log10(max(error, 1e-30)),
+            **common,
+        )
+
+
+def _check_iq(iq: np.ndarray) -> np.ndarray:
+    if not isinstance(iq, np.ndarray) or not np.issubdtype(iq.dtype, np.complexfloating):
+        kind = iq.dtype if isinstance(iq, np.ndarray) else type(iq).__name__
+        raise PhyError(f"demodulate expects a complex numpy array of baseband samples, got {kind}")
+    if iq.ndim != 1:
+        raise PhyError(f"demodulate expects a 1-D sample buffer, got shape {iq.shape}; flatten it")
+    if iq.size > MAX_INPUT_SAMPLES:
+        raise PhyError(f"buffer of {iq.size} samples exceeds {MAX_INPUT_SAMPLES}; demodulate it in pieces")
+    iq = np.ascontiguousarray(iq, dtype=np.complex64)
+    if not np.isfinite(iq.view(np.float32)).all():
+        raise PhyError("the sample buffer contains NaN or inf; drop or zero the corrupted samples first")
+    return iq

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from testbed.errors import PhyError
+from testbed.phy.estimation import DftEstimator, LsEstimator, make_estimator
+from testbed.phy.numerology import PhyConfig
+
+CFG = PhyConfig()
+
+
+def _ltf(rng, h, noise_var, n_ltf=2):
+    x = np.exp(2j * np.pi * rng.random(CFG.num_used))
+    noise = np.sqrt(noise_var / 2) * (
+        rng.standard_normal((n_ltf, CFG.num_used)) + 1j * rng.standard_normal((n_ltf, CFG.num_used))
+    )
+    return h * x + noise, x
+
+
+def _channel(taps):
+    k = CFG.used_subcarriers
+    return sum(c * np.exp(-2j * np.pi * k * d / CFG.fft_size) for d, c in taps.items())
+
+
+def test_dft_estimate_beats_ls_on_a_short_channel_and_reports_its_error(rng):
+    h = _channel({4: 0.8, 5: 0.5j, 9: -0.3})
+    noise_var = 0.1
+    err_dft, err_ls, gains = [], [], []
+    for _ in range(200):
+        y, x = _ltf(rng, h, noise_var)
+        dft, ls = DftEstimator(CFG).estimate(y, x), LsEstimator(CFG).estimate(y, x)
+        err_dft.append(np.mean(np.abs(dft.h - h) ** 2))
+        err_ls.append(np.mean(np.abs(ls.h - h) ** 2))
+        gains.append(dft.error_gain.mean())
+    assert np.mean(err_ls) == pytest.approx(noise_var / 2, rel=0.15)
+    assert np.mean(err_dft) < np.mean(err_ls) / 4
+    # the reported gain predicts the actual error (within the bias of dropping nothing here)
+    assert np.mean(err_dft) == pytest.approx(np.mean(gains) * noise_var, rel=0.3)
+
+
+def test_noise_variance_is_estimated_from_the_two_symbols(rng):
+    est = [DftEstimator(CFG).estimate(*_ltf(rng, _channel({4: 1.0}), 0.05)).noise_var for _ in range(100)]
+    assert np.mean(est) == pytest.approx(0.05, rel=0.05)
+
+
+def test_noiseless_flat_channel_is_exact_and_unknown_names_are_refused(rng):
+    h = _channel({4: 1.0})
+    y, x = _ltf(rng, h, 0.0)
+    np.testing.assert_allclose(make_estimator("dft", CFG).estimate(y, x).h, h, atol=1e-5)
+    with pytest.raises(PhyError, match="dft"):
+        make_estimator("mmse", CFG)
+    with pytest.raises(PhyError, match="two LTF"):
+        LsEstimator(CFG).estimate(y[:1], x)
