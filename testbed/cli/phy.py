@@ -1,0 +1,133 @@
+"""``testbed phy ber`` and ``testbed phy bench``: measure the OFDM PHY against the issue-2 targets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from testbed.cli._output import add_json_flag, emit, format_table, to_jsonable
+from testbed.errors import ConfigError
+
+QUICK_FRAMES = 20
+QUICK_BER_FRAMES = 3
+QUICK_SCO_FRAMES = 5
+QUICK_NOISE_SAMPLES = 1_000_000
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``phy`` with its ``ber`` and ``bench`` sub-commands."""
+    phy = subparsers.add_parser("phy", help="measure the OFDM PHY (PER/BER sweeps, throughput)")
+    sub = phy.add_subparsers(dest="phy_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    ber = sub.add_parser("ber", help="PER/BER vs SNR per MCS over AWGN and multipath+CFO, sync figures, targets")
+    add_json_flag(ber)
+    ber.add_argument("--out", type=Path, default=Path("runs/phy-ber"), help="directory for the JSON and PNG")
+    ber.add_argument("--frames", type=int, default=None, help="maximum frames per SNR point (default 100)")
+    ber.add_argument("--quick", action="store_true", help="fewer frames and 10^6 noise samples: a smoke run")
+    ber.add_argument("--mcs", action="append", default=None, help="MCS name to sweep (repeat; default all)")
+    ber.add_argument("--noise-samples", type=int, default=None, help="noise-only samples for false detections")
+    ber.add_argument("--seed", type=int, default=1)
+    ber.set_defaults(func=_ber)
+
+    bench = sub.add_parser("bench", help="single-core TX/RX throughput per MCS (Msamples/s)")
+    add_json_flag(bench)
+    bench.add_argument("--mcs", action="append", default=None, help="MCS name to time (repeat; default all)")
+    bench.add_argument("--repeats", type=int, default=7, help="timed runs per figure (median reported)")
+    bench.set_defaults(func=_bench)
+
+
+def _mcs_list(names: list[str] | None) -> tuple[str, ...]:
+    from testbed.phy import MCS_TABLE
+
+    if not names:
+        return tuple(MCS_TABLE)
+    unknown = [n for n in names if n not in MCS_TABLE]
+    if unknown:
+        raise ConfigError(f"unknown MCS {', '.join(unknown)}; choose from {', '.join(MCS_TABLE)}")
+    return tuple(names)
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{name} must be >= 1, got {value}")
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _ber(args: argparse.Namespace) -> int:
+    from testbed.experiment.phy_ber import BerRunConfig, run_ber
+    from testbed.experiment.phy_plot import plot_ber
+    from testbed.experiment.phy_sync import SyncConfig
+    from testbed.phy import OfdmModem
+
+    _positive("--frames", args.frames)
+    _positive("--noise-samples", args.noise_samples)
+    frames = args.frames or (QUICK_FRAMES if args.quick else BerRunConfig.frames)
+    sync = SyncConfig(
+        frames=frames,
+        sco_frames=max(1, frames // 5) if not args.quick else min(QUICK_SCO_FRAMES, frames),
+        noise_samples=args.noise_samples or (QUICK_NOISE_SAMPLES if args.quick else SyncConfig.noise_samples),
+    )
+    cfg = BerRunConfig(
+        mcs=_mcs_list(args.mcs),
+        frames=frames,
+        ber_frames=QUICK_BER_FRAMES if args.quick else max(1, frames // 10),
+        sync=sync,
+        seed=args.seed,
+    )
+    result = run_ber(OfdmModem(), cfg, _progress)
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = args.out / "phy_ber.json", args.out / "phy_ber.png"
+    json_path.write_text(json.dumps(to_jsonable(result), indent=1, allow_nan=False) + "\n")
+    plot_ber(result, png_path)
+    result["files"] = {"json": str(json_path), "png": str(png_path)}
+    emit(result, as_json=args.json, human=_ber_text)
+    return 0
+
+
+def _ber_text(result: dict[str, Any]) -> str:
+    rows = []
+    for channel in ("awgn", "multipath"):
+        for mcs, row in result.get(channel, {}).items():
+            rows.append([channel, mcs, row["snr_db_at_per_10pct"], row["ideal_snr_db"], row["gap_db"]])
+    parts = [format_table(["channel", "mcs", "SNR@10%PER dB", "ideal dB", "gap dB"], rows)]
+    unc = [
+        [m, r["snr_db_at_ber_1e-3"], r["theory_snr_db_at_ber_1e-3"], r["gap_db"]] for m, r in result["uncoded"].items()
+    ]
+    if unc:
+        parts.append(format_table(["uncoded", "SNR@BER1e-3 dB", "theory dB", "gap dB"], unc))
+    parts.append(format_table(["sync", "value"], [[k, v] for k, v in result["sync"].items()]))
+    parts.append(_targets_text(result["targets"]))
+    parts.append(f"wrote {result['files']['json']} and {result['files']['png']}")
+    return "\n\n".join(parts)
+
+
+def _targets_text(targets: dict[str, dict]) -> str:
+    rows = [[k, t["value"], f"{t['rule']} {t['limit']:g}", "yes" if t["met"] else "NO"] for k, t in targets.items()]
+    return format_table(["target", "value", "limit", "met"], rows)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from testbed.experiment.phy_bench import BenchConfig, run_bench
+    from testbed.phy import OfdmModem
+
+    _positive("--repeats", args.repeats)
+    result = run_bench(OfdmModem(), BenchConfig(mcs=_mcs_list(args.mcs), repeats=args.repeats), _progress)
+    emit(result, as_json=args.json, human=_bench_text)
+    return 0
+
+
+def _bench_text(result: dict[str, Any]) -> str:
+    rows = [
+        [m, r["tx_msps"], r["rx_msps"], f"{r['frames_decoded']}/{r['frames']}"]
+        for m, r in result.items()
+        if m not in ("targets", "config")
+    ]
+    table = format_table(["mcs", "TX Msamples/s", "RX Msamples/s", "decoded"], rows)
+    return f"{table}\n\n{_targets_text(result['targets'])}\n(one core, median of {result['config']['repeats']})"
