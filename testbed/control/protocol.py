@@ -9,6 +9,7 @@ server and client count. docs/control-protocol.md describes each message, its un
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Annotated, Literal, get_args
@@ -21,6 +22,8 @@ from testbed.link.messages import MAX_BITMAP_BYTES, SlotGrant
 from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.messages import Nack as LinkNack
 from testbed.phy.mcs import MCS_TABLE
+
+log = logging.getLogger(__name__)
 
 #: Bumped on every incompatible change; a peer with another version is refused with ERROR bad_version.
 PROTOCOL_VERSION = 1
@@ -282,18 +285,29 @@ def decode(data: bytes | memoryview) -> Envelope:
     """Parse and validate one frame; raise :class:`Rejected` naming why it was refused.
 
     Stages: size cap, header (version), type tag, the type's size limit, then the full schema with bounds.
+    Any other exception from the decoder is also turned into a rejection, so hostile input cannot end a loop.
     """
+    try:
+        return _decode(data)
+    except Rejected:
+        raise
+    except Exception as exc:  # noqa: BLE001  (a decoder quirk must cost a count, never the BS)
+        log.warning("decoder raised %s on %d bytes; counted as malformed", type(exc).__name__, len(data))
+        raise Rejected("malformed", f"decoder raised {type(exc).__name__}: {exc}") from exc
+
+
+def _decode(data: bytes | memoryview) -> Envelope:
     if len(data) > MAX_MESSAGE_BYTES:
         raise Rejected("oversized", f"{len(data)} bytes exceed MAX_MESSAGE_BYTES={MAX_MESSAGE_BYTES}")
     try:
         header = _HEADER.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8 keys
         raise Rejected("malformed", f"not a control envelope ({exc})") from exc
     if header.version != PROTOCOL_VERSION:
         raise Rejected("bad_version", f"protocol version {header.version!r}; this side speaks {PROTOCOL_VERSION}")
     try:
         type_name = _TYPE_ONLY.decode(header.body).type
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise Rejected("malformed", f"body has no type tag ({exc})") from exc
     if type_name not in TYPE_NAMES:
         raise Rejected("unknown_type", f"type {type_name[:40]!r}; known: {', '.join(sorted(TYPE_NAMES))}")
@@ -304,7 +318,7 @@ def decode(data: bytes | memoryview) -> Envelope:
         return _ENVELOPE.decode(data)
     except msgspec.ValidationError as exc:
         raise Rejected("out_of_bounds", f"{type_name}: {exc}") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise Rejected("malformed", f"{type_name}: {exc}") from exc
 
 
