@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
+from numba import njit
 
 from testbed.errors import PhyError
 from testbed.phy.crc import check_bits
@@ -61,6 +62,15 @@ def _constellation(bits_per_symbol: int) -> np.ndarray:
     return points
 
 
+@njit(cache=True)
+def _map_kernel(bits: np.ndarray, bits_per_symbol: int, points: np.ndarray, out: np.ndarray) -> None:
+    for i in range(out.size):  # one pass, no (n, k) temporaries: the transmitter maps every coded bit
+        index = 0
+        for j in range(i * bits_per_symbol, (i + 1) * bits_per_symbol):
+            index = (index << 1) | bits[j]
+        out[i] = points[index]
+
+
 def constellation(bits_per_symbol: int) -> np.ndarray:
     """The ``(2**bits_per_symbol,) complex64`` points, unit average energy.
 
@@ -79,12 +89,9 @@ def map_bits(bits: np.ndarray, bits_per_symbol: int) -> np.ndarray:
         raise PhyError(
             f"map_bits needs a multiple of bits_per_symbol={bits_per_symbol} bits, got {bits.size}; pad the input"
         )
-    groups = bits.reshape(-1, bits_per_symbol)  # (n, bits_per_symbol)
-    index = groups[:, 0].copy()
-    for col in range(1, bits_per_symbol):
-        index <<= 1
-        index |= groups[:, col]
-    return _constellation(bits_per_symbol)[index]
+    out = np.empty(bits.size // bits_per_symbol, dtype=np.complex64)
+    _map_kernel(np.ascontiguousarray(bits), bits_per_symbol, _constellation(bits_per_symbol), out)
+    return out
 
 
 def hard_decision(symbols: np.ndarray, bits_per_symbol: int) -> np.ndarray:
