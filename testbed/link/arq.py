@@ -198,6 +198,11 @@ def run_transfer(
     Returns the report when every object reached every addressee intact; raises TransferIncomplete otherwise.
     """
     _check_sessions(sessions)
+    if cfg.frame_payload_bytes > link.phy.max_payload_bytes:
+        raise LinkError(
+            f"frame_payload_bytes={cfg.frame_payload_bytes} exceeds the PHY's max_payload_bytes="
+            f"{link.phy.max_payload_bytes}; lower it in LinkConfig"
+        )
     tracker = tracker if tracker is not None else ChannelTracker()
     report = TransferReport(sample_rate_hz=link.phy.sample_rate_hz)
     frames = {
@@ -216,8 +221,6 @@ def run_transfer(
             _ingest(window, sessions, reasm, tracker, report)
             if progress is not None:
                 progress(sent)
-        if round_no > 0:
-            report.frames_resent = report.frames_sent - sum(report.frame_count.values())
         pending = {}
         for s in sessions:
             incomplete = [reasm[d, s.src] for d in s.dsts if not reasm[d, s.src].complete]
@@ -295,6 +298,7 @@ def _finish(
     sessions: Sequence[Session], reasm: dict[tuple[int, int], Reassembler], tracker: ChannelTracker,
     report: TransferReport,
 ) -> TransferReport:  # fmt: skip
+    report.frames_resent = report.frames_sent - sum(report.frame_count.values())
     errors = []
     for s in sessions:
         for d in s.dsts:

@@ -85,5 +85,7 @@ def test_bad_sessions_are_refused(rng):
         broadcast(link, b"x", src=1, receivers=[1], object_id=0, cfg=CFG)
     with pytest.raises(LinkError, match="distinct modulo 256"):
         uplink(link, {1: b"a", 257: b"b"}, dst=0, object_ids={1: 0, 257: 0}, cfg=CFG)
+    with pytest.raises(LinkError, match="max_payload_bytes=8192"):
+        broadcast(link, b"x", src=0, receivers=[1], object_id=0, cfg=LinkConfig(frame_payload_bytes=9000))
     with pytest.raises(LinkError, match="frames_per_window"):
         LinkConfig(frames_per_window=0)
