@@ -1,10 +1,10 @@
 """Gray-mapped BPSK/QPSK/16QAM/64QAM exactly as IEEE 802.11-2020 17.3.5.8, with max-log soft demapping.
 
 Every 802.11 mapping is separable: the first half of each symbol's bits picks the in-phase level, the second
-half the quadrature level, each by a reflected-binary Gray code on a PAM axis (Tables 17-15..17-18), and the
-point is scaled by K_MOD (Table 17-11) to unit average energy. The demapper therefore works per axis with
-closed-form piecewise-linear max-log LLRs (exact max-log, not the Tosato-Bisaglia simplification), vectorized
-over symbols.
+half the quadrature level, each by a reflected-binary Gray code on a PAM axis (the encoding tables of
+17.3.5.8), and the point is scaled by K_MOD (Table 17-11) to unit average energy. The demapper therefore
+works per axis with closed-form piecewise-linear max-log LLRs (exact max-log, not the Tosato-Bisaglia
+simplification), vectorized over symbols.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ from numba import njit
 from testbed.errors import PhyError
 from testbed.phy.crc import check_bits
 
-# K_MOD normalisation, IEEE 802.11-2020 Table 17-11: unit average symbol energy.
+# K_MOD normalisation, IEEE 802.11-2020 17.3.5.8 (Table 17-11): unit average symbol energy.
 K_MOD = {1: 1.0, 2: 1 / np.sqrt(2), 4: 1 / np.sqrt(10), 6: 1 / np.sqrt(42)}
 
-# PAM level of one axis indexed by that axis' bits read as a binary number, first bit most significant
-# (IEEE 802.11-2020 Tables 17-13 (BPSK/QPSK: b=0 -> -1), 17-15 (16QAM: 00 -3, 01 -1, 11 +1, 10 +3) and
-# 17-17 (64QAM: 000 -7, 001 -5, 011 -3, 010 -1, 110 +1, 111 +3, 101 +5, 100 +7)).
 # Noise variances below this (SNR above 120 dB) are raised to it so LLRs stay finite in float32.
 MIN_NOISE_VAR = 1e-12
 
+# PAM level of one axis indexed by that axis' bits read as a binary number, first bit most significant
+# (IEEE 802.11-2020 17.3.5.8, the BPSK, QPSK, 16QAM and 64QAM encoding tables after the K_MOD table:
+# 1 bit: 0 -> -1, 1 -> +1; 2 bits: 00 -3, 01 -1, 11 +1, 10 +3;
+# 3 bits: 000 -7, 001 -5, 011 -3, 010 -1, 110 +1, 111 +3, 101 +5, 100 +7).
 _AXIS_LEVELS = {
     1: np.array([-1, 1]),
     2: np.array([-3, -1, 3, 1]),

@@ -4,8 +4,9 @@ sweeps are compared against.
 Square Gray M-QAM is two independent Gray sqrt(M)-PAM axes, each with half the symbol energy; BPSK is one
 2-PAM axis with all of it. The per-axis BER is the exact expression of K. Cho and D. Yoon, "On the general
 BER expression of one- and two-dimensional amplitude modulations", IEEE Trans. Commun. 50(7):1074-1080, 2002,
-Eqs. (11)-(12) (1-D PAM) and (14)-(16) (square QAM = two PAM axes). The 802.11 per-axis labels (Tables
-17-15, 17-17) are exactly the reflected binary Gray code the paper assumes.
+(the per-axis bit error probability P_I(k) of its square/rectangular QAM result, averaged over the axis
+bits; a 1-D PAM uses the same sum with the whole symbol energy). The 802.11 per-axis labels (the encoding
+tables of 17.3.5.8) are exactly the reflected binary Gray code the paper assumes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from testbed.errors import PhyError
 
 
 def _pam_ber(axis_snr: np.ndarray, levels: int) -> np.ndarray:
-    """Cho-Yoon Eq. (11)-(12): BER of Gray ``levels``-PAM at per-axis Es/N0 ``axis_snr`` (linear)."""
+    """Cho-Yoon's P_I(k) averaged over k: BER of Gray ``levels``-PAM at per-axis Es/N0 ``axis_snr`` (linear)."""
     n_bits = int(np.log2(levels))
     scale = np.sqrt(3 * axis_snr / (levels**2 - 1))  # half the minimum distance over sqrt(N0)
     total = np.zeros_like(axis_snr)
