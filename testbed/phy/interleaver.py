@@ -14,16 +14,16 @@ import numpy as np
 from testbed.errors import PhyError
 from testbed.phy.crc import check_bits, check_llrs
 
-_COLUMNS = 16  # the standard writes N_CBPS bits into a 16-column block (17.3.5.7, Equation (17-17))
+_COLUMNS = 16  # the standard writes N_CBPS bits into a 16-column block (IEEE 802.11-2020 17.3.5.7)
 
 
 @lru_cache(maxsize=32)
 def _permutations(n_cbps: int, n_bpsc: int) -> tuple[np.ndarray, np.ndarray]:
     """(interleave gather, deinterleave gather): ``out = block[gather]`` for each direction."""
     k = np.arange(n_cbps)
-    i = (n_cbps // _COLUMNS) * (k % _COLUMNS) + k // _COLUMNS  # Equation (17-17)
+    i = (n_cbps // _COLUMNS) * (k % _COLUMNS) + k // _COLUMNS  # 17.3.5.7 first permutation
     s = max(n_bpsc // 2, 1)
-    j = s * (i // s) + (i + n_cbps - (_COLUMNS * i) // n_cbps) % s  # Equation (17-18): input k goes to j
+    j = s * (i // s) + (i + n_cbps - (_COLUMNS * i) // n_cbps) % s  # second permutation: input k goes to j
     to_output = np.empty(n_cbps, dtype=np.intp)
     to_output[j] = k  # interleaved position j reads input bit k
     j.flags.writeable = False

@@ -9,7 +9,7 @@ SHAPES = [(48, 1), (96, 2), (192, 4), (288, 6)]
 
 
 def _standard_deinterleave_index(j: int, n_cbps: int, n_bpsc: int) -> int:
-    """Receiver-side Equations (17-19) and (17-20): interleaved position j came from input position k."""
+    """The deinterleaver equations of 17.3.5.7 (receiver side): interleaved position j came from input k."""
     s = max(n_bpsc // 2, 1)
     i = s * (j // s) + (j + (16 * j) // n_cbps) % s
     return 16 * i - (n_cbps - 1) * ((16 * i) // n_cbps)
@@ -30,7 +30,7 @@ def test_permutation_is_a_bijection_matching_the_standard(n_cbps, n_bpsc):
     [(48, 1, 1, 3), (48, 1, 16, 1), (192, 4, 1, 13), (192, 4, 16, 1), (288, 6, 1, 20), (288, 6, 2, 37)],
 )
 def test_hand_computed_positions(n_cbps, n_bpsc, k, j):
-    # Equations (17-17), (17-18) by hand, e.g. 64QAM k=1: i = 18, j = 3*6 + (18 + 288 - 1) mod 3 = 20.
+    # The two permutations of 17.3.5.7 by hand, e.g. 64QAM k=1: i = 18, j = 3*6 + (18 + 288 - 1) mod 3 = 20.
     bits = np.zeros(n_cbps, np.uint8)
     bits[k] = 1
     assert np.flatnonzero(interleave(bits, n_cbps, n_bpsc)).tolist() == [j]
