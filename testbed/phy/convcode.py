@@ -1,10 +1,10 @@
 """The IEEE 802.11 K=7 convolutional code: encoder, puncturing and a soft-decision Viterbi decoder.
 
-Generators g0 = 133 and g1 = 171 (octal), output A0 B0 A1 B1 ... (IEEE 802.11-2020 17.3.5.6, Figure 17-8).
-Rates 2/3 and 3/4 steal bits from the rate-1/2 mother code with the patterns of Figure 17-9. The decoder is
-an add-compare-select over the 32 butterflies of the 64-state trellis in numba with float32 path metrics,
-per-step normalisation and one bit per state and step of survivor memory (two uint32 words), followed by a
-traceback from state 0 (the caller appends ``layout.TAIL_BITS`` zeros before encoding).
+Generators g0 = 133 and g1 = 171 (octal), output A0 B0 A1 B1 ... (IEEE 802.11-2020 17.3.5.6).
+Rates 2/3 and 3/4 steal bits from the rate-1/2 mother code with the bit-stealing patterns of 17.3.5.6. The
+decoder is an add-compare-select over the 32 butterflies of the 64-state trellis in numba with float32 path
+metrics, per-step normalisation and one bit per state and step of survivor memory (two uint32 words), followed
+by a traceback from state 0 (the caller appends ``layout.TAIL_BITS`` zeros before encoding).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ G0_OCTAL = 0o133  # output A, IEEE 802.11-2020 17.3.5.6
 G1_OCTAL = 0o171  # output B
 
 # Puncturing patterns over the mother-code stream A0 B0 A1 B1 ..., 1 = transmitted (IEEE 802.11-2020
-# Figure 17-9): 2/3 sends A0 B0 A1 (steals B1); 3/4 sends A0 B0 A1 B2 (steals B1 and A2).
+# 17.3.5.6, bit-stealing figure): 2/3 sends A0 B0 A1 (steals B1); 3/4 sends A0 B0 A1 B2 (steals B1 and A2).
 PUNCTURE_PATTERNS: dict[Fraction, np.ndarray] = {
     Fraction(1, 2): np.array([1, 1], dtype=bool),
     Fraction(2, 3): np.array([1, 1, 1, 0], dtype=bool),

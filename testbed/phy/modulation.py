@@ -2,7 +2,7 @@
 
 Every 802.11 mapping is separable: the first half of each symbol's bits picks the in-phase level, the second
 half the quadrature level, each by a reflected-binary Gray code on a PAM axis (the encoding tables of
-17.3.5.8), and the point is scaled by K_MOD (Table 17-11) to unit average energy. The demapper therefore
+17.3.5.8), and the point is scaled by K_MOD to unit average energy. The demapper therefore
 works per axis with closed-form piecewise-linear max-log LLRs (exact max-log, not the Tosato-Bisaglia
 simplification), vectorized over symbols.
 """
@@ -17,7 +17,7 @@ from numba import njit
 from testbed.errors import PhyError
 from testbed.phy.crc import check_bits
 
-# K_MOD normalisation, IEEE 802.11-2020 17.3.5.8 (Table 17-11): unit average symbol energy.
+# K_MOD normalisation, IEEE 802.11-2020 17.3.5.8 (the K_MOD table): unit average symbol energy.
 K_MOD = {1: 1.0, 2: 1 / np.sqrt(2), 4: 1 / np.sqrt(10), 6: 1 / np.sqrt(42)}
 
 # Noise variances below this (SNR above 120 dB) are raised to it so LLRs stay finite in float32.

@@ -1,4 +1,4 @@
-"""The IEEE 802.11 data scrambler, generator x^7 + x^4 + 1 (IEEE 802.11-2020 17.3.5.5, Figure 17-7).
+"""The IEEE 802.11 data scrambler, generator x^7 + x^4 + 1 (IEEE 802.11-2020 17.3.5.5).
 
 The sequence has period 127, so each seed's period is generated once, cached, and tiled; scrambling is an XOR
 and therefore its own inverse. Seed convention: bit 6 of ``seed`` is register cell x7 and bit 0 is x1; the
