@@ -7,7 +7,9 @@ BS in TDMA slots. Prints progress on stderr and a summary (airtime, goodput, res
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     send.add_argument("--mcs", default="auto", help="'auto' (adaptive, with --margin-db) or a fixed MCS name")
     send.add_argument("--margin-db", type=float, default=3.0, help="SNR margin of adaptive MCS over 10%% PER")
+    send.add_argument(
+        "--per-curves",
+        type=Path,
+        help="JSON of 'testbed phy ber --json': measured 10%%-PER SNRs replace the ideal ones",
+    )
+    send.add_argument("--per-channel", default="awgn", help="which channel's curves of --per-curves to use")
     send.add_argument("--frame-bytes", type=int, default=8192, help="PHY payload per frame, segment header included")
     send.add_argument("--max-repairs", type=int, default=8, help="repair rounds before the transfer fails")
     send.add_argument("--seed", type=int, default=1, help="seed of payload, channels and losses")
@@ -67,7 +75,7 @@ def _send(args: argparse.Namespace) -> int:
 
     from testbed.errors import ConfigError
     from testbed.link.arq import LinkConfig, TransferIncomplete, broadcast, uplink
-    from testbed.link.mcs import McsPolicy
+    from testbed.link.mcs import McsPolicy, thresholds_from_per_sweep
     from testbed.phy import PhyConfig
     from testbed.phy.layout import phy_bit_rate_bps
 
@@ -83,6 +91,10 @@ def _send(args: argparse.Namespace) -> int:
         max_repair_rounds=args.max_repairs,
         mcs=McsPolicy(fixed_mcs=None if args.mcs == "auto" else args.mcs, margin_db=args.margin_db),
     )
+    if args.per_curves:
+        sweep = json.loads(args.per_curves.read_text())
+        thresholds = thresholds_from_per_sweep(sweep, args.per_channel)
+        cfg = replace(cfg, mcs=replace(cfg.mcs, thresholds_db=thresholds))
     ues = list(range(1, args.ues + 1))
     with tqdm(desc=f"link {args.direction}", unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from testbed.errors import LinkError
 from testbed.phy.mcs import CODED_MCS, MCS_TABLE
@@ -56,3 +57,19 @@ def _bits_per_subcarrier(name: str) -> Fraction:
     """Information bits per data subcarrier per OFDM symbol: the speed ranking of MCSs."""
     m = MCS_TABLE[name]
     return m.bits_per_symbol * (m.code_rate if m.code_rate is not None else Fraction(1))
+
+
+def thresholds_from_per_sweep(sweep: Mapping[str, Any], channel: str = "awgn") -> dict[str, float]:
+    """{mcs: SNR at 10% PER} from the JSON of ``testbed phy ber --json`` for one channel ("awgn",
+    "multipath"); coded MCSs whose search found no crossing are left out. Raises LinkError if none is left."""
+    per_mcs = sweep.get(channel)
+    if not isinstance(per_mcs, Mapping):
+        raise LinkError(f"no {channel!r} PER sweep in the given results (keys: {sorted(sweep)}); run testbed phy ber")
+    out = {}
+    for name, entry in per_mcs.items():
+        snr = entry.get("snr_db_at_per_10pct") if isinstance(entry, Mapping) else None
+        if name in CODED_MCS and snr is not None:
+            out[name] = float(snr)
+    if not out:
+        raise LinkError(f"the {channel!r} PER sweep has no coded MCS with a 10%-PER SNR")
+    return out

@@ -22,3 +22,15 @@ def test_fixed_and_measured_curves():
     assert measured.choose(11.5) == "bpsk-1/2"
     with pytest.raises(LinkError, match="unknown MCS"):
         McsPolicy(fixed_mcs="256qam")
+
+
+def test_thresholds_from_a_phy_ber_sweep():
+    from testbed.link.mcs import thresholds_from_per_sweep
+
+    sweep = {"awgn": {"qpsk-1/2": {"snr_db_at_per_10pct": 4.1}, "64qam-3/4": {"snr_db_at_per_10pct": None},
+                      "bpsk-uncoded": {"snr_db_at_per_10pct": 9.0}}}  # fmt: skip
+    assert thresholds_from_per_sweep(sweep) == {"qpsk-1/2": 4.1}
+    with pytest.raises(LinkError, match="no 'multipath' PER sweep"):
+        thresholds_from_per_sweep(sweep, "multipath")
+    with pytest.raises(LinkError, match="no coded MCS"):
+        thresholds_from_per_sweep({"awgn": {"64qam-3/4": {"snr_db_at_per_10pct": None}}})
