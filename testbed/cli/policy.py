@@ -7,9 +7,6 @@ from typing import Any
 
 from testbed.cli._output import add_json_flag, emit, format_table
 
-# Mirrors testbed.policy.bench.REFERENCE_PI4_SAMPLES_PER_S without importing torch at parser build time.
-REFERENCE_PI4_SAMPLES_PER_S = 2500.0
-
 
 def register(subparsers: Any) -> None:
     """Add ``testbed policy bench`` and ``testbed policy capability``."""
@@ -18,6 +15,12 @@ def register(subparsers: Any) -> None:
     sub.required = True
 
     bench = sub.add_parser("bench", help="energy per round: resource allocation vs every UE at max power/frequency")
+    bench.add_argument(
+        "--scenario",
+        default="default",
+        help="'default' (testbed/experiment's default scenario), a scenario TOML path, or 'profiles' "
+        "(built from testbed/policy/profiles.toml)",
+    )
     bench.add_argument("--rule", default="joint", choices=["joint", "capability", "channel"], help="grouping rule")
     bench.add_argument(
         "--deadline-factors",
@@ -26,13 +29,16 @@ def register(subparsers: Any) -> None:
         default=[1.0, 1.25, 1.5, 2.0],
         help="deadlines as multiples of the max-performance round time (1.0: the round may not get longer)",
     )
+    bench.add_argument("--threshold-samples-per-s", type=float, default=None, help="capability threshold")
     bench.add_argument(
-        "--pi4-samples-per-s",
+        "--tx-power-control-db",
         type=float,
-        default=REFERENCE_PI4_SAMPLES_PER_S,
-        help="Pi 4 training throughput that anchors every profile (default: the reference estimate)",
+        default=None,
+        help="how far below its maximum a UE's TX power may go (default: 0 for a learning scenario, whose "
+        "tx_power_dbm includes circuit power; the Pluto's 89.75 dB for 'profiles')",
     )
-    bench.add_argument("--measure", action="store_true", help="measure this host's throughput instead (noisy)")
+    bench.add_argument("--pi4-samples-per-s", type=float, default=None, help="'profiles': Pi 4 throughput anchor")
+    bench.add_argument("--measure", action="store_true", help="'profiles': measure this host's throughput instead")
     bench.add_argument("--continuous", action="store_true", help="continuous CPU frequency (no cpufreq snapping)")
     add_json_flag(bench)
     bench.set_defaults(func=_bench)
@@ -43,11 +49,66 @@ def register(subparsers: Any) -> None:
     cap.set_defaults(func=_capability)
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from testbed.policy.bench import run_allocation_bench
+_IMAGE_DIMS = {"mnist": (28, 10), "digits": (8, 10)}  # image side and classes of the shipped data sets
 
-    pi4 = None if args.measure else args.pi4_samples_per_s
-    result = run_allocation_bench(args.deadline_factors, args.rule, pi4, not args.continuous)
+
+def _learning_scenario(spec: str, continuous: bool) -> tuple[list[Any], Any, Any, str]:
+    """UEs, work sizes and allocation config of a testbed/experiment scenario."""
+    from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+    from testbed.phy.numerology import PhyConfig
+    from testbed.policy.allocation import AllocationConfig
+    from testbed.policy.bench import codec_work_sizes
+
+    scenario = load_scenario(DEFAULT_SCENARIO if spec == "default" else spec)
+    dims = _IMAGE_DIMS.get(scenario.data.dataset)
+    if dims is None:
+        from testbed.learning.data import load_dataset
+
+        data = load_dataset(scenario.data.dataset)
+        dims = (data.image_size_px, data.num_classes)
+    codec = scenario.codec_config(*dims)
+    work = codec_work_sizes(codec=codec, training=scenario.round_config(codec).work)
+    link = scenario.link
+    alloc = AllocationConfig(
+        mcs_margin_db=link.mcs_margin_db,
+        snap_to_steps=not continuous,
+        phy=PhyConfig(sample_rate_hz=link.sample_rate_hz, max_payload_bytes=link.frame_payload_bytes),
+        analog_frame_symbols=link.analog_frame_symbols,
+    )
+    return scenario.profiles(codec), work, alloc, f"scenario {scenario.name!r} (testbed/experiment)"
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from testbed.policy import bench as b
+    from testbed.policy.allocation import AllocationConfig
+
+    if args.scenario == "profiles":
+        if args.measure:
+            from testbed.policy.profiles import default_profiles
+
+            profiles = default_profiles()
+            pi4 = b.measure_host().samples_per_s * profiles.speed_scale("pi_4")
+            source = "measured on this host"
+        else:
+            pi4 = args.pi4_samples_per_s or b.REFERENCE_PI4_SAMPLES_PER_S
+            source = "reference figure"
+        ues, work = b.profile_scenario(pi4), b.codec_work_sizes()
+        alloc = AllocationConfig(snap_to_steps=not args.continuous)
+        power_db = b.PLUTO_POWER_CONTROL_DB
+        described = f"profiles scenario, Pi 4 at {pi4:.0f} samples/s ({source})"
+    else:
+        ues, work, alloc, described = _learning_scenario(args.scenario, args.continuous)
+        power_db = 0.0
+    result = b.run_allocation_bench(
+        ues,
+        work,
+        threshold_samples_per_s=args.threshold_samples_per_s or b.DEFAULT_THRESHOLD_SAMPLES_PER_S,
+        rule=args.rule,
+        deadline_factors=args.deadline_factors,
+        tx_power_control_db=power_db if args.tx_power_control_db is None else args.tx_power_control_db,
+        alloc_cfg=alloc,
+    )
+    result["scenario"] = described
 
     def human(r: dict[str, Any]) -> str:
         rows = [
@@ -57,8 +118,8 @@ def _bench(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         groups = "\n".join(f"  {ue}: {g['mode']} ({g['reason']})" for ue, g in r["groups"].items())
         return (
-            f"Pi 4 {r['pi4_samples_per_s']:.0f} samples/s ({r['throughput_source']}); rule {r['grouping_rule']}; "
-            f"max-performance round {r['max_power_round_time_s']:.3f} s\n{groups}\n"
+            f"{r['scenario']}; rule {r['grouping_rule']}; max-performance round {r['max_power_round_time_s']:.3f} s\n"
+            f"{groups}\n"
             + format_table(["deadline x", "deadline s", "max-power J", "allocated J", "saving", "in budget"], rows)
         )
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from testbed.errors import PolicyError
 from testbed.learning.cost import compute_cycles, compute_energy_j, compute_time_s, radio_energy_j
+from testbed.phy.layout import MAX_ANALOG_SYMBOLS
 from testbed.phy.numerology import PhyConfig
 from testbed.policy.cpufreq import FrequencyTable
 from testbed.policy.link_budget import (
@@ -111,11 +112,13 @@ class UeResources:
 @dataclass(frozen=True)
 class AllocationConfig:
     """``mcs_margin_db`` is added to each MCS's 10%-PER SNR; ``snap_to_steps`` False treats a stepped CPU as
-    continuous (an idealised bound); True (default) snaps up to the cpufreq steps as a board must."""
+    continuous (an idealised bound); True (default) snaps up to the cpufreq steps as a board must. Digital
+    payloads go in frames of ``phy.max_payload_bytes``, analog symbols in frames of ``analog_frame_symbols``."""
 
     mcs_margin_db: float = 1.0
     snap_to_steps: bool = True
     phy: PhyConfig = field(default_factory=PhyConfig)
+    analog_frame_symbols: int = MAX_ANALOG_SYMBOLS
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,9 @@ def _upload_options(ue: UeResources, work: RoundWork, cfg: AllocationConfig) -> 
         if up.num_symbols == 0:
             return [(None, ue.min_tx_power_dbm, 0.0)]
         power = max(ue.channel.power_for_snr_dbm(up.min_snr_db), ue.min_tx_power_dbm)
-        return [(None, power, analog_airtime_s(cfg.phy, up.num_symbols))] if power <= ue.max_tx_power_dbm else []
+        if power > ue.max_tx_power_dbm:
+            return []
+        return [(None, power, analog_airtime_s(cfg.phy, up.num_symbols, cfg.analog_frame_symbols))]
     if up.payload_bytes == 0:
         return [(None, ue.min_tx_power_dbm, 0.0)]
     options = mcs_power_options(ue.channel, cfg.mcs_margin_db, ue.min_tx_power_dbm, ue.max_tx_power_dbm)
@@ -205,7 +210,7 @@ def max_performance(ue: UeResources, work: RoundWork, cfg: AllocationConfig) -> 
             )
         name, airtime = mcs.name, digital_airtime_s(cfg.phy, up.payload_bytes, mcs)
     elif isinstance(up, AnalogUpload) and up.num_symbols:
-        name, airtime = None, analog_airtime_s(cfg.phy, up.num_symbols)
+        name, airtime = None, analog_airtime_s(cfg.phy, up.num_symbols, cfg.analog_frame_symbols)
     else:
         name, airtime = None, 0.0
     return evaluate(ue, work, ue.frequency_table.max_hz, ue.max_tx_power_dbm, name, airtime)

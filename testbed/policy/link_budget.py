@@ -93,12 +93,14 @@ def digital_airtime_s(cfg: PhyConfig, payload_bytes: int, mcs: Mcs) -> float:
     return samples / cfg.sample_rate_hz
 
 
-def analog_airtime_s(cfg: PhyConfig, num_symbols: int) -> float:
-    """Seconds on air to send ``num_symbols`` complex values in analog frames (no MCS)."""
+def analog_airtime_s(cfg: PhyConfig, num_symbols: int, frame_symbols: int = MAX_ANALOG_SYMBOLS) -> float:
+    """Seconds on air to send ``num_symbols`` complex values in analog frames of ``frame_symbols`` (no MCS)."""
     if num_symbols < 0:
         raise PolicyError(f"num_symbols={num_symbols} must be >= 0")
-    full, rest = divmod(num_symbols, MAX_ANALOG_SYMBOLS)
-    samples = full * analog_burst_num_samples(cfg, MAX_ANALOG_SYMBOLS)
+    if not 1 <= frame_symbols <= MAX_ANALOG_SYMBOLS:
+        raise PolicyError(f"frame_symbols={frame_symbols} must be in 1..{MAX_ANALOG_SYMBOLS}")
+    full, rest = divmod(num_symbols, frame_symbols)
+    samples = full * analog_burst_num_samples(cfg, frame_symbols)
     if rest:
         samples += analog_burst_num_samples(cfg, rest)
     return samples / cfg.sample_rate_hz

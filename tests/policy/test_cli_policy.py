@@ -1,13 +1,19 @@
 import json
 
+import pytest
+
 from testbed.cli import main
 
 
-def test_bench_prints_one_json_object_and_meets_the_energy_target(capsys):
-    assert main(["policy", "bench", "--json", "--deadline-factors", "1.0", "1.5"]) == 0
+def _bench(capsys, *args):
+    assert main(["policy", "bench", "--json", *args]) == 0
     out = capsys.readouterr().out
-    assert out.count("\n") == 1
-    result = json.loads(out)
+    assert out.count("\n") == 1  # exactly one JSON object
+    return json.loads(out)
+
+
+def test_bench_meets_the_energy_target_on_the_profiles_scenario(capsys):
+    result = _bench(capsys, "--scenario", "profiles", "--deadline-factors", "1.0", "1.5")
     same_deadline = result["deadlines"][0]
     assert same_deadline["deadline_factor"] == 1.0
     assert same_deadline["energy_saving"] >= 0.35 and same_deadline["all_within_budget"]
@@ -15,7 +21,20 @@ def test_bench_prints_one_json_object_and_meets_the_energy_target(capsys):
     assert {g["mode"] for g in result["groups"].values()} == {"distributed", "centralized_decoder", "centralized_full"}
 
 
-def test_bench_ablation_rules_run(capsys):
-    for rule in ("capability", "channel"):
-        assert main(["policy", "bench", "--json", "--rule", rule, "--deadline-factors", "1.0"]) == 0
-        assert json.loads(capsys.readouterr().out)["grouping_rule"] == rule
+@pytest.mark.parametrize("rule", ["capability", "channel"])
+def test_bench_ablation_rules_run(capsys, rule):
+    result = _bench(capsys, "--scenario", "profiles", "--rule", rule, "--deadline-factors", "1.0")
+    assert result["grouping_rule"] == rule and all(g["reason"] for g in result["groups"].values())
+
+
+def test_bench_on_the_learning_default_scenario(capsys):
+    pytest.importorskip("testbed.experiment.scenario")
+    result = _bench(capsys, "--deadline-factors", "1.0", "2.0")
+    first, loose = result["deadlines"]
+    assert 0 < first["energy_saving"] <= loose["energy_saving"] < 1
+    assert result["tx_power_control_db"] == 0.0  # its tx_power_dbm includes circuit power
+
+
+def test_bench_refuses_an_unreadable_scenario(capsys, tmp_path):
+    pytest.importorskip("testbed.experiment.scenario")
+    assert main(["policy", "bench", "--scenario", str(tmp_path / "missing.toml")]) == 2

@@ -1,0 +1,177 @@
+"""The policy as a ``testbed.learning.assignment.AssignmentPolicy``: per round, each UE's mode (UE decision +
+BS grouping), CPU frequency and TX power (resource allocation), from what the BS knows of the UEs.
+
+The learning layer describes a UE by its nominal clock, cycles per sample, kappa, SNR and TX power. The
+policy adds what that profile lacks: the cpufreq table and energy budget come from the profiles.toml board
+with the same maximum clock (a board not listed gets a continuous 40-100% range and an unbounded budget;
+logged). ``tx_power_control_db`` says how far below its nominal power a UE may go: the default scenario's
+``tx_power_dbm`` includes the Pluto's circuit draw, which does not shrink with RF output, so power control
+is off (0 dB) unless asked for. Without ``deadline_s`` the deadline is the round time of the same groups at
+maximum frequency and power: allocation then never lengthens a round, it only saves energy.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from testbed.errors import PolicyError
+from testbed.learning.assignment import Mode, UeAssignment
+from testbed.learning.assignment import UeProfile as LearningUe
+from testbed.policy.allocation import (
+    AllocationConfig,
+    AnalogUpload,
+    DigitalUpload,
+    RoundWork,
+    UeResources,
+    allocate_round,
+    max_performance,
+)
+from testbed.policy.capability import CapabilityReport
+from testbed.policy.cpufreq import FrequencyTable
+from testbed.policy.decision import FirstInformation, choose_mode
+from testbed.policy.grouping import GroupAssignment, GroupingConfig, UeObservation, group_ues
+from testbed.policy.link_budget import ChannelReport
+from testbed.policy.profiles import ProfileSet, default_profiles
+
+log = logging.getLogger(__name__)
+
+UNLISTED_BOARD_MIN_FREQ_FRACTION = 0.4  # continuous range of a board profiles.toml does not list
+UNLISTED_BOARD_ENERGY_BUDGET_J = 1e6  # effectively unbounded
+UNLISTED_BOARD_MEMORY_BYTES = 2**30
+DECISION_DEADLINE_S = 1e3  # without a configured deadline, UEs decide on capability and energy only
+
+
+@dataclass(frozen=True)
+class WorkSizes:
+    """Per-round work in the learning layer's terms (sizes of one round of each mode)."""
+
+    samples_per_round: int
+    update_bytes: int
+    symbols_per_sample: int
+    raw_bytes_per_sample: int
+    encoder_fraction: float
+    analog_min_snr_db: float = 5.0  # semantic symbols are sent at >= 5 dB (the codec degrades gracefully below)
+
+    def for_mode(self, mode: Mode) -> RoundWork:
+        """The RoundWork a UE in ``mode`` does each round."""
+        n = self.samples_per_round
+        if mode is Mode.DISTRIBUTED:
+            return RoundWork(n, DigitalUpload(self.update_bytes))
+        if mode is Mode.CENTRALIZED_DECODER:
+            upload = AnalogUpload(n * self.symbols_per_sample, self.analog_min_snr_db)
+            return RoundWork(n, upload, self.encoder_fraction)
+        if mode is Mode.CENTRALIZED_FULL:
+            return RoundWork(0, DigitalUpload(n * self.raw_bytes_per_sample))
+        raise PolicyError(f"mode {mode!r} has no round work")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """How the policy assigns: grouping rule and thresholds, work sizes, deadline, and the ablation switch
+    ``allocate`` (False: every UE at its nominal clock and TX power, groups unchanged)."""
+
+    grouping: GroupingConfig
+    work: WorkSizes
+    deadline_s: float | None = None
+    allocate: bool = True
+    tx_power_control_db: float = 0.0
+    allocation: AllocationConfig = field(default_factory=AllocationConfig)
+
+    def __post_init__(self) -> None:
+        if self.deadline_s is not None and not (math.isfinite(self.deadline_s) and self.deadline_s > 0):
+            raise PolicyError(f"deadline_s={self.deadline_s!r} must be finite and > 0 (or None)")
+        if not (math.isfinite(self.tx_power_control_db) and self.tx_power_control_db >= 0):
+            raise PolicyError(f"tx_power_control_db={self.tx_power_control_db!r} must be finite and >= 0")
+
+
+def _report(ue: LearningUe, cfg: PolicyConfig, profiles: ProfileSet) -> CapabilityReport:
+    board = next((p for p in profiles.profiles.values() if abs(p.cpu_freq_max_hz - ue.max_cpu_freq_hz) < 1.0), None)
+    if board is not None:
+        table, budget, memory = board.frequency_table, board.energy_budget_j, board.memory_bytes
+    else:
+        log.info(
+            "UE %s: no board with a %.0f MHz maximum in profiles.toml; continuous range", ue.name, ue.max_cpu_freq_hz
+        )
+        table = FrequencyTable(UNLISTED_BOARD_MIN_FREQ_FRACTION * ue.max_cpu_freq_hz, ue.max_cpu_freq_hz)
+        budget, memory = UNLISTED_BOARD_ENERGY_BUDGET_J, UNLISTED_BOARD_MEMORY_BYTES
+    return CapabilityReport(
+        ue_id=ue.name,
+        samples_per_s=ue.cpu_freq_hz / ue.cycles_per_sample,
+        cpu_freq_hz=ue.cpu_freq_hz,
+        frequency_table=table,
+        available_memory_bytes=memory,
+        energy_budget_j=budget,
+        kappa_j_per_cycle_hz2=ue.kappa,
+        min_tx_power_dbm=ue.tx_power_dbm - cfg.tx_power_control_db,
+        max_tx_power_dbm=ue.tx_power_dbm,
+    )
+
+
+@dataclass(frozen=True)
+class PolicyPlan:
+    """One round's plan: groups with reasons and each UE's assignment, in the learning layer's UE order."""
+
+    groups: tuple[GroupAssignment, ...]
+    assignments: tuple[UeAssignment, ...]
+    deadline_s: float
+
+
+class PolicyAssignment:
+    """Implements ``AssignmentPolicy``; the plan is computed once per distinct set of UE profiles."""
+
+    def __init__(self, cfg: PolicyConfig, profiles: ProfileSet | None = None) -> None:
+        self.cfg = cfg
+        self.profiles = profiles or default_profiles()
+        self._cache: dict[tuple[LearningUe, ...], PolicyPlan] = {}
+
+    def plan(self, ues: Sequence[LearningUe]) -> PolicyPlan:
+        """Decisions, grouping and allocation for ``ues`` (PolicyError if no feasible allocation)."""
+        key = tuple(ues)
+        if key not in self._cache:
+            self._cache[key] = self._plan(key)
+        return self._cache[key]
+
+    def round_work(
+        self, ues: Sequence[LearningUe]
+    ) -> tuple[tuple[GroupAssignment, ...], list[tuple[UeResources, RoundWork]]]:
+        """UE decisions and BS grouping; then each UE's resources with its group's work."""
+        cfg = self.cfg
+        reports = [_report(u, cfg, self.profiles) for u in ues]
+        channels = [ChannelReport(u.name, u.snr_db, u.tx_power_dbm) for u in ues]
+        info = FirstInformation(
+            cfg.grouping.capability_threshold_samples_per_s,
+            cfg.deadline_s or DECISION_DEADLINE_S,
+            cfg.work.for_mode(Mode.DISTRIBUTED),
+            cfg.allocation,
+        )
+        use_decisions = cfg.grouping.rule == "joint"
+        observations = [
+            UeObservation(r.ue_id, r, c, choose_mode(info, r, c) if use_decisions else None)
+            for r, c in zip(reports, channels, strict=True)
+        ]
+        groups = tuple(group_ues(observations, cfg.grouping))
+        resources = [r.resources(c) for r, c in zip(reports, channels, strict=True)]
+        return groups, [(res, cfg.work.for_mode(g.mode)) for res, g in zip(resources, groups, strict=True)]
+
+    def _plan(self, ues: tuple[LearningUe, ...]) -> PolicyPlan:
+        cfg = self.cfg
+        groups, work = self.round_work(ues)
+        deadline = cfg.deadline_s or max(max_performance(r, w, cfg.allocation).round_time_s for r, w in work)
+        if cfg.allocate:
+            plan = allocate_round(work, deadline, cfg.allocation)
+            assignments = tuple(
+                UeAssignment(g.mode, a.cpu_freq_hz, a.tx_power_dbm)
+                for g, a in zip(groups, plan.allocations, strict=True)
+            )
+        else:
+            assignments = tuple(
+                UeAssignment(g.mode, u.cpu_freq_hz, u.tx_power_dbm) for g, u in zip(groups, ues, strict=True)
+            )
+        return PolicyPlan(groups, assignments, deadline)
+
+    def assign(self, round_index: int, ues: Sequence[LearningUe]) -> list[UeAssignment]:
+        """One assignment per UE, in ``ues`` order (the learning layer's AssignmentPolicy)."""
+        return list(self.plan(ues).assignments)

@@ -1,0 +1,71 @@
+import math
+
+import pytest
+
+from testbed.errors import PolicyError
+from testbed.learning.assignment import Mode, UeProfile
+from testbed.policy.assign import PolicyAssignment, PolicyConfig, WorkSizes
+from testbed.policy.grouping import GroupingConfig
+
+WORK = WorkSizes(
+    samples_per_round=160, update_bytes=127_016, symbols_per_sample=16, raw_bytes_per_sample=785, encoder_fraction=0.27
+)
+# Like the learning layer's default scenario: tx_power_dbm is the nominal (and maximum) draw.
+UES = [
+    UeProfile("weak_poor", True, 5.0, 29.0, 1.0e9, 1.0e9, 1.32e6, 1.4e-27),
+    UeProfile("weak_good", True, 25.0, 29.0, 1.2e9, 1.2e9, 1.32e6, 1.33e-27),
+    UeProfile("pi4", False, 14.0, 29.0, 1.5e9, 1.5e9, 5.58e5, 1.1e-27),
+    UeProfile("pi5", False, 22.0, 29.0, 2.4e9, 2.4e9, 4.04e5, 3.6e-28),
+]
+
+
+def _policy(**kwargs):
+    return PolicyAssignment(PolicyConfig(GroupingConfig("joint", 1500.0, 15.0), WORK, **kwargs))
+
+
+def test_assigns_modes_frequencies_and_powers_per_ue():
+    a = _policy().assign(0, UES)
+    assert [x.mode for x in a] == [Mode.CENTRALIZED_DECODER, Mode.CENTRALIZED_FULL, Mode.DISTRIBUTED, Mode.DISTRIBUTED]
+    assert a[2].cpu_freq_hz == 1.5e9  # the critical UE keeps its maximum clock
+    assert a[3].cpu_freq_hz < 2.4e9 and a[3].cpu_freq_hz % 100e6 == 0  # the Pi 5 has slack: a lower step
+    assert all(x.tx_power_dbm == 29.0 for x in a)  # no power control by default
+
+
+def test_power_control_lowers_power_where_the_link_has_margin():
+    a = _policy(tx_power_control_db=30.0).assign(0, UES)
+    assert a[3].tx_power_dbm < 29.0
+
+
+def test_without_allocation_every_ue_runs_nominal():
+    plain = _policy(allocate=False).assign(0, UES)
+    assert [x.mode for x in plain] == [x.mode for x in _policy().assign(0, UES)]
+    assert [(x.cpu_freq_hz, x.tx_power_dbm) for x in plain] == [(u.cpu_freq_hz, u.tx_power_dbm) for u in UES]
+
+
+def test_the_plan_is_computed_once_and_says_why():
+    policy = _policy()
+    plan = policy.plan(UES)
+    assert policy.plan(list(UES)) is plan
+    assert plan.deadline_s > 0 and all(g.reason for g in plan.groups)
+
+
+def test_unlisted_board_gets_a_continuous_range():
+    odd = UeProfile("odd", False, 20.0, 29.0, 1.8e9, 1.8e9, 4e5, 5e-28)
+    (a,) = _policy().assign(0, [odd])
+    assert 0.4 * 1.8e9 <= a.cpu_freq_hz <= 1.8e9
+
+
+def test_an_infeasible_configured_deadline_is_a_policy_error():
+    with pytest.raises(PolicyError, match="cannot meet"):
+        _policy(deadline_s=1e-3).assign(0, UES)
+
+
+@pytest.mark.parametrize("kwargs", [{"deadline_s": 0.0}, {"deadline_s": math.nan}, {"tx_power_control_db": -1.0}])
+def test_bad_policy_config_is_refused(kwargs):
+    with pytest.raises(PolicyError):
+        _policy(**kwargs)
+
+
+def test_idle_has_no_work():
+    with pytest.raises(PolicyError):
+        WORK.for_mode(Mode.IDLE)
