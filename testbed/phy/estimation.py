@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -92,9 +93,15 @@ class DftEstimator(ChannelEstimator):
         keep = power > self.tap_threshold * ls_noise_var / self.cfg.num_used
         if not keep.any():
             keep[np.argmax(power)] = True
+        projection, gain = self._projection(keep.tobytes())
+        return projection @ h_ls.astype(np.complex64), gain
+
+    @lru_cache(maxsize=1024)  # noqa: B019 - one estimator per modem; the few tap patterns of a link repeat
+    def _projection(self, keep_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """Orthogonal projection onto the kept taps' responses, (n_used, n_used) complex64, and its diagonal."""
+        keep = np.frombuffer(keep_bytes, dtype=bool)
         q, _ = np.linalg.qr(self._basis[:, keep])  # (n_used, kept) orthonormal basis of the kept taps
-        h = q @ (q.conj().T @ h_ls)
-        return h, np.sum(np.abs(q) ** 2, axis=1)
+        return (q @ q.conj().T).astype(np.complex64), np.sum(np.abs(q) ** 2, axis=1)
 
 
 ESTIMATORS: dict[str, type[ChannelEstimator]] = {"ls": LsEstimator, "dft": DftEstimator}

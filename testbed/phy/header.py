@@ -29,7 +29,11 @@ FRAME_TYPES = ("data", "analog")  # header code = position in this tuple
 ANALOG_MCS_INDEX = 15  # MCS field of analog frames (no MCS_TABLE entry uses it)
 _FIELDS = (("mcs_index", 4), ("frame_type", 4), ("length", 16), ("stream_id", 8), ("seq", 16))
 CRC_BITS = 16
-_FIELD_BITS = sum(width for _, width in _FIELDS)  # 48, the CRC-protected part
+_WIDTHS = [width for _, width in _FIELDS]
+_FIELD_BITS = sum(_WIDTHS)  # 48, the CRC-protected part
+_STARTS = np.cumsum([0, *_WIDTHS[:-1]])  # first bit of each field
+# bit i of the header is bit _SHIFTS[i] of its field (fields and CRC least significant bit first)
+_SHIFTS = np.concatenate([np.arange(w) for w in [*_WIDTHS, CRC_BITS]]).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -57,35 +61,25 @@ class Header:
 
     def to_bits(self) -> np.ndarray:
         """(64,) uint8: the fields then their CRC-16."""
-        values = {name: getattr(self, name) for name, _ in _FIELDS}
-        values["frame_type"] = FRAME_TYPES.index(self.frame_type)
-        fields = np.concatenate([_int_bits(values[name], width) for name, width in _FIELDS])
-        return np.concatenate([fields, _int_bits(crc16(fields), CRC_BITS)])
+        values = [getattr(self, name) for name, _ in _FIELDS]
+        values[1] = FRAME_TYPES.index(self.frame_type)
+        fields = ((np.repeat(values, _WIDTHS) >> _SHIFTS[:_FIELD_BITS]) & 1).astype(np.uint8)
+        return np.concatenate([fields, ((crc16(fields) >> _SHIFTS[_FIELD_BITS:]) & 1).astype(np.uint8)])
 
     @classmethod
     def from_bits(cls, bits: np.ndarray) -> Header | None:
         """Parse (64,) uint8 bits; None if the CRC fails or a field holds a value no sender uses."""
         fields = bits[:_FIELD_BITS]
-        if _bits_int(bits[_FIELD_BITS:HEADER_INFO_BITS]) != crc16(fields):
+        if int(np.sum(bits[_FIELD_BITS:HEADER_INFO_BITS].astype(np.int64) << _SHIFTS[_FIELD_BITS:])) != crc16(fields):
             return None
-        values, pos = {}, 0
-        for name, width in _FIELDS:
-            values[name] = _bits_int(fields[pos : pos + width])
-            pos += width
+        weighted = bits[:_FIELD_BITS].astype(np.int64) << _SHIFTS[:_FIELD_BITS]
+        values = dict(zip((name for name, _ in _FIELDS), np.add.reduceat(weighted, _STARTS).tolist(), strict=True))
         if values["frame_type"] >= len(FRAME_TYPES):
             return None
         values["frame_type"] = FRAME_TYPES[values["frame_type"]]
         if values["frame_type"] == "data" and values["mcs_index"] not in MCS_BY_INDEX:
             return None
         return cls(**values)
-
-
-def _int_bits(value: int, width: int) -> np.ndarray:
-    return ((int(value) >> np.arange(width)) & 1).astype(np.uint8)
-
-
-def _bits_int(bits: np.ndarray) -> int:
-    return int(np.dot(bits.astype(np.int64), 1 << np.arange(len(bits), dtype=np.int64)))
 
 
 class HeaderCodec:

@@ -9,16 +9,34 @@ whole symbols of N_CBPS] -> Gray map. Receive chain: max-log LLRs weighted per s
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-from testbed.phy.convcode import conv_encode, depuncture, puncture, viterbi_decode
+from testbed.phy.convcode import conv_encode, depuncture, viterbi_decode
 from testbed.phy.crc import bits_to_bytes, bytes_to_bits, crc32
-from testbed.phy.interleaver import deinterleave, interleave
+from testbed.phy.interleaver import interleave
 from testbed.phy.layout import CRC_BYTES, payload_num_symbols
-from testbed.phy.mcs import Mcs
+from testbed.phy.mcs import Mcs, get_mcs
 from testbed.phy.modulation import demap_llr, map_bits
 from testbed.phy.numerology import PhyConfig
 from testbed.phy.scrambler import scramble
+
+
+@lru_cache(maxsize=256)  # (MCS, length) pairs repeat; bounded so odd sizes cannot grow it
+def _tx_order(mcs_name: str, num_data: int, n_sym: int) -> np.ndarray:
+    """(n_sym * N_CBPS,) intp: which mother-code bit goes on air at each position (puncture, then interleave).
+
+    Built once per frame size from the public puncturing and interleaving stages, so sending is one gather
+    ``mother[order]`` and receiving one scatter ``llrs_mother[order] = llrs``.
+    """
+    mcs = get_mcs(mcs_name)
+    n_cbps = mcs.coded_bits_per_ofdm_symbol(num_data)
+    n_mother = 2 * n_sym * mcs.data_bits_per_ofdm_symbol(num_data)
+    kept = np.flatnonzero(depuncture(np.ones(n_sym * n_cbps, np.float32), mcs.code_rate, n_mother))
+    order = interleave(kept.astype(np.float32), n_cbps, mcs.bits_per_symbol).astype(np.intp)  # exact below 2**24
+    order.flags.writeable = False
+    return order
 
 
 class PayloadCodec:
@@ -33,13 +51,12 @@ class PayloadCodec:
         fcs = crc32(payload).to_bytes(CRC_BYTES, "little")
         info = scramble(bytes_to_bits(bytes(payload) + fcs), seed)
         n_sym = payload_num_symbols(self.cfg, len(payload), mcs)
-        n_cbps = mcs.coded_bits_per_ofdm_symbol(n_data)
         if mcs.coded:
             bits = np.zeros(n_sym * mcs.data_bits_per_ofdm_symbol(n_data), np.uint8)  # info, tail and pad
             bits[: info.size] = info
-            coded = interleave(puncture(conv_encode(bits), mcs.code_rate), n_cbps, mcs.bits_per_symbol)
+            coded = conv_encode(bits)[_tx_order(mcs.name, n_data, n_sym)]
         else:
-            coded = np.zeros(n_sym * n_cbps, np.uint8)
+            coded = np.zeros(n_sym * mcs.coded_bits_per_ofdm_symbol(n_data), np.uint8)
             coded[: info.size] = info
         return map_bits(coded, mcs.bits_per_symbol).reshape(n_sym, n_data)
 
@@ -53,10 +70,10 @@ class PayloadCodec:
         llrs = demap_llr(symbols, noise_var, mcs.bits_per_symbol)
         if mcs.coded:
             n_data = self.cfg.num_data
-            llrs = deinterleave(llrs, mcs.coded_bits_per_ofdm_symbol(n_data), mcs.bits_per_symbol)
             n_sym = symbols.size // n_data
-            n_mother = 2 * n_sym * mcs.data_bits_per_ofdm_symbol(n_data)
-            bits = viterbi_decode(depuncture(llrs, mcs.code_rate, n_mother), n_info)
+            mother = np.zeros(2 * n_sym * mcs.data_bits_per_ofdm_symbol(n_data), np.float32)  # erasures: 0
+            mother[_tx_order(mcs.name, n_data, n_sym)] = llrs
+            bits = viterbi_decode(mother, n_info)
         else:
             bits = (llrs[:n_info] < 0).astype(np.uint8)
         data = bits_to_bytes(scramble(bits, seed))

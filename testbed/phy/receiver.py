@@ -25,7 +25,7 @@ from testbed.phy.numerology import PhyConfig
 from testbed.phy.payload import PayloadCodec
 from testbed.phy.preamble import preamble_for
 from testbed.phy.sync import Synchronizer, SyncResult
-from testbed.phy.tracking import PhaseTrack, PilotTracker
+from testbed.phy.tracking import PhaseTrack, PilotTracker, common_phase, phasor
 
 MAX_INPUT_SAMPLES = 1 << 26  # ~27 s at 2.5 MS/s; longer buffers are refused (split them)
 EVM_MAX_SYMBOLS = 4096  # EVM is measured on the first symbols only (plenty for a 0.1 dB estimate)
@@ -98,7 +98,7 @@ class Receiver:
         self.header_codec = HeaderCodec(cfg)
         self.payload_codec = PayloadCodec(cfg)
         self.stats = RxStats()
-        self._sample_index = np.arange(cfg.fft_size)
+        self._sample_index = np.arange(cfg.fft_size, dtype=np.float32)
 
     def reset_stats(self) -> None:
         self.stats = RxStats()
@@ -139,17 +139,21 @@ class Receiver:
             self.stats.truncated += 1
             return None, 0
         est = self.estimator.estimate(y[:2], self.preamble.ltf_values)
-        eq = self._equalize(y[2:], est)
-        header = self.header_codec.decode(eq.symbols.reshape(-1), np.tile(eq.noise_var, n_hdr))
+        g = self.grid
+        track = common_phase(y[2:, g.pilot_pos], est.h[g.pilot_pos], g.pilot_values(0, n_hdr))
+        eq = self._equalize(y[2:], est, track, est.noise_var)
+        header = self.header_codec.decode(eq.symbols.reshape(-1), _per_symbol(eq.noise_var, n_hdr))
         n_body = self._body_symbols(header)
         if header is None or n_body is None:
             self.stats.header_failures += 1
             return None, 0
-        body = self._subcarriers(iq, sync, 0, n_hdr + n_body)  # header again + body, tracked together
+        body = self._subcarriers(iq, sync, 0, n_body, first=n_hdr)
         if body is None:
             self.stats.truncated += 1
             return None, 0
-        eq = self._equalize(body, est)
+        y = np.concatenate([y[2:], body])  # (n_hdr + n_body, n_used): tracked together
+        track, noise_var = self._track(y, est)
+        eq = self._equalize(y, est, track, noise_var)
         return self._frame(header, sync, est, eq, n_hdr), sync.burst_start + self._burst_len(header)
 
     def _body_symbols(self, header: Header | None) -> int | None:
@@ -167,42 +171,51 @@ class Receiver:
             return analog_burst_num_samples(self.cfg, header.length)
         return burst_num_samples(self.cfg, header.length, MCS_BY_INDEX[header.mcs_index])
 
-    def _subcarriers(self, iq: np.ndarray, sync: SyncResult, n_ltf: int, n_ofdm: int) -> np.ndarray | None:
-        """CFO-corrected used subcarriers of the last ``n_ltf`` LTF symbols and the first ``n_ofdm`` OFDM symbols.
+    def _subcarriers(
+        self, iq: np.ndarray, sync: SyncResult, n_ltf: int, n_ofdm: int, first: int = 0
+    ) -> np.ndarray | None:
+        """CFO-corrected used subcarriers of the last ``n_ltf`` LTF symbols and OFDM symbols first.. first+n_ofdm-1.
 
-        Returns (n_ltf + n_ofdm, n_used) complex64, or None when the buffer ends too early.
+        OFDM symbol 0 is the first header symbol. Returns (n_ltf + n_ofdm, n_used) complex64, or None when the
+        buffer ends too early.
         """
         cfg, n, t = self.cfg, self.cfg.fft_size, sync.window_start
-        first_cp = t + 2 * n  # the first header symbol's cyclic prefix
+        first_cp = t + 2 * n + first * cfg.symbol_len  # cyclic prefix of OFDM symbol ``first``
         if t < 0 or first_cp + n_ofdm * cfg.symbol_len > len(iq):
             return None
-        ltf = iq[first_cp - n_ltf * n : first_cp].reshape(n_ltf, n)
+        ltf = iq[t + (2 - n_ltf) * n : t + 2 * n].reshape(n_ltf, n)
         ofdm = iq[first_cp : first_cp + n_ofdm * cfg.symbol_len].reshape(n_ofdm, cfg.symbol_len)[:, cfg.cp_len :]
         # each FFT window's first sample, counted from window_start: the CFO phase it starts with
-        offsets = np.concatenate([np.arange(2 - n_ltf, 2) * n, 2 * n + cfg.cp_len + cfg.symbol_len * np.arange(n_ofdm)])
-        ramp = np.exp(-2j * np.pi * sync.cfo / n * self._sample_index).astype(np.complex64)
+        offsets = np.concatenate(
+            [np.arange(2 - n_ltf, 2) * n, first_cp - t + cfg.cp_len + cfg.symbol_len * np.arange(n_ofdm)]
+        )
+        ramp = phasor(-2 * np.pi * sync.cfo / n * self._sample_index)
         y = self.grid.demodulate(np.concatenate([ltf, ofdm]) * ramp)
-        return y * np.exp(-2j * np.pi * sync.cfo / n * offsets).astype(np.complex64)[:, None]
+        return y * phasor(-2 * np.pi * sync.cfo / n * offsets)[:, None]
 
-    def _equalize(self, y: np.ndarray, est: ChannelEstimate) -> _Equalized:
-        """y : (n_sym, n_used) OFDM symbols (header onwards) -> equalized data symbols and their noise.
+    def _track(self, y: np.ndarray, est: ChannelEstimate) -> tuple[PhaseTrack, float]:
+        """Pilot tracking over the whole frame, and the subcarrier noise variance it implies.
 
-        The subcarrier noise variance combines the LTF estimate with the pilot residuals after tracking
-        (weighted by their degrees of freedom), so long frames measure it precisely and any impairment the
-        tracker cannot follow (phase noise, ICI) is counted as noise, as the data symbols see it.
+        y : (n_sym, n_used) OFDM symbols from the header on. The noise variance combines the LTF estimate
+        with the pilot residuals after tracking (weighted by their degrees of freedom), so long frames
+        measure it precisely and anything the tracker cannot follow (phase noise, ICI) counts as noise, as
+        the data symbols see it.
         """
         g, cfg = self.grid, self.cfg
-        n_sym = y.shape[0]
-        reference = g.pilot_values(0, n_sym)
-        h_pilots = est.h[g.pilot_pos]
-        track = self.tracker.track(y[:, g.pilot_pos], h_pilots, reference)
+        reference = g.pilot_values(0, y.shape[0])
+        y_pilots, h_pilots = y[:, g.pilot_pos], est.h[g.pilot_pos]
+        track = self.tracker.track(y_pilots, h_pilots, reference)
         expected = h_pilots * reference * track.rotation(cfg.pilot_indices, cfg.fft_size)
-        residual = float(np.mean(np.abs(y[:, g.pilot_pos] - expected) ** 2))
+        residual = float(np.mean(np.abs(y_pilots - expected) ** 2))
         # the residual lacks the noise the phase fit absorbed (one real dimension per averaging window)
         absorbed = 1 / (2 * (2 * self.tracker.phase_half_window + 1) * cfg.num_pilots)
         pilot_noise = residual / (1 + float(est.error_gain[g.pilot_pos].mean()) - absorbed)
-        n_ltf_dof, n_pilot_dof = cfg.num_used, y[:, g.pilot_pos].size
-        noise_var = (n_ltf_dof * est.noise_var + n_pilot_dof * pilot_noise) / (n_ltf_dof + n_pilot_dof)
+        n_ltf_dof, n_pilot_dof = cfg.num_used, y_pilots.size
+        return track, (n_ltf_dof * est.noise_var + n_pilot_dof * pilot_noise) / (n_ltf_dof + n_pilot_dof)
+
+    def _equalize(self, y: np.ndarray, est: ChannelEstimate, track: PhaseTrack, noise_var: float) -> _Equalized:
+        """y : (n_sym, n_used) OFDM symbols -> equalized data symbols and their noise variance."""
+        g, cfg = self.grid, self.cfg
         power = np.abs(est.h) ** 2
         power = np.maximum(power, CHANNEL_FLOOR * max(float(power.mean()), 1e-30))
         # common-phase estimate error: the pilots of 2*half_window+1 symbols, maximum-ratio combined
@@ -217,7 +230,7 @@ class Receiver:
         cfg = self.cfg
         body = eq.symbols[n_hdr:].reshape(-1)
         n_body = body.size // cfg.num_data
-        noise = np.tile(eq.noise_var, n_body)
+        noise = _per_symbol(eq.noise_var, n_body)
         power = np.abs(est.h) ** 2
         noise_var = eq.subcarrier_noise_var
         signal = max(float(power.mean() - noise_var * est.error_gain.mean()), 1e-30)
@@ -249,6 +262,11 @@ class Receiver:
             evm_db=10 * math.log10(max(error, 1e-30)),
             **common,
         )
+
+
+def _per_symbol(noise_var: np.ndarray, n_sym: int) -> np.ndarray:
+    """(n_data,) per-subcarrier noise variance -> (n_sym * n_data,) per equalized symbol, row by row."""
+    return np.broadcast_to(noise_var, (n_sym, noise_var.size)).reshape(-1)
 
 
 def _check_iq(iq: np.ndarray) -> np.ndarray:

@@ -74,7 +74,7 @@ class Synchronizer:
         self.win_blocks = (self.pre.stf_len - self.lag) // self.lag  # blocks in one autocorrelation window
         self.backoff = cfg.cp_len // 4  # FFT window starts this many samples before the first path
         self.search = cfg.cp_len + 2 * self.lag  # fine-timing search half-width around the coarse estimate
-        self._template = (np.conj(self.pre.ltf_symbol) / cfg.fft_size).astype(np.complex64)
+        self._template = (self.pre.ltf_symbol / cfg.fft_size).astype(np.complex64)  # np.correlate conjugates it
         # Sample pairs (k, k + fft) that repeat in the preamble: inside the STF and inside guard + LTF,
         # each skipping cp/2 samples after a boundary where delayed paths of the previous part still arrive.
         skip, n_fft, stf = cfg.cp_len // 2, cfg.fft_size, self.pre.stf_len
@@ -135,8 +135,7 @@ class Synchronizer:
         if hi > len(iq):
             return None
         seg = iq[lo:hi] * np.exp(-2j * np.pi * coarse_cfo / n_fft * np.arange(hi - lo)).astype(np.complex64)
-        windows = np.lib.stride_tricks.sliding_window_view(seg, n_fft)  # (len - fft + 1, fft)
-        c = windows @ self._template
+        c = np.correlate(seg, self._template, "valid")  # (len - fft + 1,): sum_k seg[d + k] conj(template[k])
         power = np.abs(c[:-n_fft]) ** 2 + np.abs(c[n_fft:]) ** 2  # both LTF symbols, index = window start
         peak = int(np.argmax(power))
         early = max(peak - self.cfg.cp_len // 2, 0)

@@ -54,6 +54,15 @@ def phasor(angle_rad: np.ndarray) -> np.ndarray:
     return out
 
 
+def common_phase(y_pilots: np.ndarray, h_pilots: np.ndarray, reference: np.ndarray) -> PhaseTrack:
+    """Per-symbol common phase only (no smoothing, no drift): enough for the few header symbols.
+
+    y_pilots : (n_sym, n_pil) received pilots; h_pilots : (n_pil,) channel; reference : (n_sym, n_pil) sent.
+    """
+    z = y_pilots * np.conj(h_pilots[None, :] * reference)
+    return PhaseTrack(np.angle(z.sum(axis=1)), np.zeros(z.shape[0]), 0.0)
+
+
 def moving_sum(x: np.ndarray, half_window: int) -> np.ndarray:
     """Centred moving sum along axis 0 over ``2*half_window+1`` rows, truncated at the ends (same shape)."""
     n = x.shape[0]
