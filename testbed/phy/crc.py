@@ -1,7 +1,7 @@
 """Bit helpers and checksums: byte/bit conversion, input checks for bit and LLR arrays, CRC-32 and CRC-16.
 
-Bits are ``(n,) uint8`` arrays of 0/1 and go on air least significant bit of each byte first (IEEE
-802.11-2020, 17.3.5.2 / 17.3.2.2 ordering). LLRs are ``(n,) float32`` with ``log P(b=0|y) / P(b=1|y)``:
+Bits are ``(n,) uint8`` arrays of 0/1 and go on air least significant bit of each byte first (the IEEE
+802.11 convention for the PSDU). LLRs are ``(n,) float32`` with ``log P(b=0|y) / P(b=1|y)``:
 positive means 0. Every coding stage validates its input with :func:`check_bits` / :func:`check_llrs` so a
 wrong dtype or a NaN fails here with a clear message instead of deep inside a numba kernel.
 """
