@@ -24,6 +24,7 @@ from testbed.phy.numerology import PhyConfig
 
 PHASE_HALF_WINDOW = 2  # symbols each side averaged for the common phase
 DRIFT_HALF_WINDOW = 8  # symbols each side averaged for the timing drift
+MAX_SCO_PPM = 100.0  # bound on the sampling-clock offset (two +-25 ppm Pluto crystals give at most 50)
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,15 @@ def phasor(angle_rad: np.ndarray) -> np.ndarray:
 
 
 def common_phase(y_pilots: np.ndarray, h_pilots: np.ndarray, reference: np.ndarray) -> PhaseTrack:
-    """Per-symbol common phase only (no smoothing, no drift): enough for the few header symbols.
+    """One common phase for a few symbols (the header), no drift: all their pilots averaged together.
 
+    After the preamble CFO correction (error < 1% of a spacing at 10 dB) three symbols rotate by < 0.1 rad,
+    while a per-symbol estimate from four pilots at 2 dB would be off by ~0.3 rad rms.
     y_pilots : (n_sym, n_pil) received pilots; h_pilots : (n_pil,) channel; reference : (n_sym, n_pil) sent.
     """
     z = y_pilots * np.conj(h_pilots[None, :] * reference)
-    return PhaseTrack(np.angle(z.sum(axis=1)), np.zeros(z.shape[0]), 0.0)
+    n_sym = z.shape[0]
+    return PhaseTrack(np.full(n_sym, np.angle(z.sum())), np.zeros(n_sym), 0.0)
 
 
 def moving_sum(x: np.ndarray, half_window: int) -> np.ndarray:
@@ -98,6 +102,9 @@ class PilotTracker:
             drift += w * np.unwrap(np.angle(summed)) * n_fft / (2 * np.pi * spacing)
             weight += w
         drift /= np.maximum(weight, np.finfo(np.float64).tiny)
+        # no crystal drifts faster than MAX_SCO_PPM: bounds the noise of short frames at low SNR
+        elapsed = (np.arange(len(drift)) + 2) * self.cfg.symbol_len  # samples since the LTF, roughly
+        drift = np.clip(drift, -MAX_SCO_PPM * 1e-6 * elapsed, MAX_SCO_PPM * 1e-6 * elapsed)
         common = np.sum(z * phasor(-2 * np.pi / n_fft * np.outer(drift, self.pilots)), axis=1)  # (n_sym,)
         step = float(np.angle(np.vdot(common[:-1], common[1:]))) if len(common) > 1 else 0.0
         ramp = step * np.arange(len(common))
