@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
 from testbed.control.config import Event
 from testbed.control.protocol import (
@@ -120,11 +121,11 @@ class Registry:
         self.current.done.add(env.ue_id)
         return [Event("message", env.ue_id, env.round, env), *self.check_complete()]
 
-    def leave(self, ue_id: str, kind: str) -> list[Event]:
+    def leave(self, ue_id: str, kind: Literal["gone", "left"]) -> list[Event]:
         """Forget a UE's registration (BYE: "left"; liveness: "gone")."""
         rec = self.ues[ue_id]
         self._drop(rec)
-        return [Event(kind, ue_id, self.round), *self.check_complete()]  # type: ignore[arg-type]
+        return [Event(kind, ue_id, self.round), *self.check_complete()]
 
     def expire(self, now_s: float, timeout_s: float) -> list[Event]:
         """Declare gone every live UE silent for more than ``timeout_s``; report the round's deadline."""

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections import Counter
 from types import TracebackType
+from typing import Literal
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -210,10 +211,10 @@ class ControlServer:
             self.send(ue_id, body)
         return self.registry.check_complete()
 
-    def end_round(self, status: str = "complete") -> RoundState:
+    def end_round(self, status: Literal["complete", "deadline", "aborted"] = "complete") -> RoundState:
         """Close the round; ROUND_END to its live participants. Later round-scoped messages are stale."""
         state = self.registry.end_round()
-        body = RoundEnd(status, len(state.done))  # type: ignore[arg-type]
+        body = RoundEnd(status, len(state.done))
         for ue_id in sorted(state.participants - state.dropped):
             if self.registry.ues[ue_id].alive:
                 self.send(ue_id, body)

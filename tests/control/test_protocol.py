@@ -142,7 +142,7 @@ json_like = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     body_type=st.sampled_from(sorted(t.__struct_config__.tag for t in BODY_TYPES)),
     fields=st.dictionaries(st.sampled_from(["session_id", "code", "nack", "report", "mode", "deadline_s", "x"]),
