@@ -18,7 +18,8 @@ from testbed.errors import LinkError
 from testbed.link.framelink import TxFrame
 from testbed.link.medium import SimulatedMedium
 from testbed.link.phylink import PhyFrameLink
-from testbed.link.segment import HEADER_BYTES, Reassembler, Verdict, parse, segment
+from testbed.link.repeat import Reassembler, Verdict
+from testbed.link.segment import HEADER_BYTES, parse, segment
 from testbed.phy import OfdmModem, PhyConfig
 
 GUARD_SAMPLES = 80

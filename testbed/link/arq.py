@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from testbed.errors import LinkError
 from testbed.link.framelink import FrameLink, TxFrame, Window
 from testbed.link.mcs import McsPolicy
-from testbed.link.messages import ChannelReport, make_nack, nack_missing
-from testbed.link.segment import BROADCAST, Reassembler, Verdict, parse, segment
+from testbed.link.messages import ChannelReport
+from testbed.link.repeat import ObjectSender, Reassembler, Verdict
+from testbed.link.segment import parse
 from testbed.link.tdma import make_schedule, place_in_slot, slot_need
 from testbed.link.tracker import ChannelTracker
 
@@ -205,68 +204,57 @@ def run_transfer(
         )
     tracker = tracker if tracker is not None else ChannelTracker()
     report = TransferReport(sample_rate_hz=link.phy.sample_rate_hz)
-    frames = {
-        s.src: segment(s.data, object_id=s.object_id, src=s.src, dst=s.dsts[0] if len(s.dsts) == 1 else BROADCAST,
-                       frame_payload_bytes=cfg.frame_payload_bytes)
-        for s in sessions
-    }  # fmt: skip
-    report.frame_count = {src: len(f) for src, f in frames.items()}
+    senders = [ObjectSender(s.data, src=s.src, dsts=s.dsts, object_id=s.object_id,
+                            frame_payload_bytes=cfg.frame_payload_bytes) for s in sessions]  # fmt: skip
+    report.frame_count = {tx.src: tx.count for tx in senders}
     reasm = {(d, s.src): Reassembler(d, src=s.src, object_id=s.object_id) for s in sessions for d in s.dsts}
-    pending = {s.src: np.arange(len(frames[s.src])) for s in sessions}
+    active = senders
     for round_no in range(cfg.max_repair_rounds + 1):
         report.repair_rounds = round_no
-        cursor = dict.fromkeys(pending, 0)
-        while live := [s for s in sessions if s.src in pending and cursor[s.src] < pending[s.src].size]:
-            window, sent = _send_window(link, live, pending, cursor, frames, cfg, tracker, report)
+        while live := [tx for tx in active if not tx.pass_done]:
+            window, sent = _send_window(link, live, cfg, tracker, report)
             _ingest(window, sessions, reasm, tracker, report)
             if progress is not None:
                 progress(sent)
-        pending = {}
-        for s in sessions:
-            incomplete = [reasm[d, s.src] for d in s.dsts if not reasm[d, s.src].complete]
-            nacks = [make_nack(s.object_id, r.missing_mask()) for r in incomplete]  # carried by the control plane
-            missing = [nack_missing(n, len(frames[s.src])) for n in nacks]
-            if missing:
-                pending[s.src] = np.unique(np.concatenate(missing))
-        if not pending:
+        # each incomplete receiver reports a bitmap NACK (over the control plane between processes)
+        active = [tx for tx in senders if tx.next_pass([reasm[d, tx.src].nack() for d in tx.dsts
+                                                        if not reasm[d, tx.src].complete])]  # fmt: skip
+        if not active:
             break
     return _finish(sessions, reasm, tracker, report)
 
 
 def _send_window(
-    link: FrameLink, live: list[Session], pending: dict[int, np.ndarray], cursor: dict[int, int],
-    frames: dict[int, list[bytes]], cfg: LinkConfig, tracker: ChannelTracker, report: TransferReport,
-) -> tuple[Window, int]:  # fmt: skip
+    link: FrameLink, live: list[ObjectSender], cfg: LinkConfig, tracker: ChannelTracker, report: TransferReport
+) -> tuple[Window, int]:
     """Schedule one TDMA window (a slot per live sender), put each sender's next pending frames in its slot,
     and exchange it. A sender with an unmeasured link sends one frame at the fallback MCS (a probe).
     Returns the window and the number of frames sent."""
     plan, demands = {}, []
-    for s in live:
-        snrs = [tracker.snr_db(s.src, d) for d in s.dsts]
+    for tx in live:
+        snrs = [tracker.snr_db(tx.src, d) for d in tx.dsts]
         measured = None not in snrs
         mcs = cfg.mcs.choose(min(snrs) if measured else None)
-        take = cfg.frames_per_window if measured or cfg.mcs.fixed_mcs is not None else 1
-        batch = pending[s.src][cursor[s.src] : cursor[s.src] + take]
-        cursor[s.src] += batch.size
-        lengths = [link.burst_num_samples(len(frames[s.src][i]), mcs) for i in batch]
-        plan[s.src] = (mcs, batch, lengths)
-        demands.append((s.src, slot_need(lengths, cfg.guard_samples)))
+        batch = tx.take(cfg.frames_per_window if measured or cfg.mcs.fixed_mcs is not None else 1)
+        lengths = [link.burst_num_samples(len(tx.frames[i]), mcs) for i in batch]
+        plan[tx.src] = (mcs, batch, lengths)
+        demands.append((tx.src, slot_need(lengths, cfg.guard_samples)))
     schedule = make_schedule(demands, cfg.guard_samples)  # control information: the BS sends it to the nodes
-    tx = []
-    for s in live:
-        mcs, batch, lengths = plan[s.src]
-        starts = place_in_slot(schedule.grant_for(s.src), lengths, cfg.guard_samples)
+    frames = []
+    for tx in live:
+        mcs, batch, lengths = plan[tx.src]
+        starts = place_in_slot(schedule.grant_for(tx.src), lengths, cfg.guard_samples)
         for i, start in zip(batch, starts, strict=True):
-            tx.append(TxFrame(s.src, start, frames[s.src][i], mcs, stream_id=s.src & 0xFF, seq=int(i) & 0xFFFF))
+            frames.append(TxFrame(tx.src, start, tx.frames[i], mcs, stream_id=tx.src & 0xFF, seq=int(i) & 0xFFFF))
         report.mcs_frames[mcs] = report.mcs_frames.get(mcs, 0) + len(lengths)
         report.burst_samples += sum(lengths)
         report.frames_sent += len(lengths)
-        report.frames_lost += len(lengths) * len(s.dsts)  # decoded copies are subtracted in _ingest
-    receivers = sorted({d for s in live for d in s.dsts})
-    window = link.exchange(tx, receivers, schedule.window_samples)
+        report.frames_lost += len(lengths) * len(tx.dsts)  # decoded copies are subtracted in _ingest
+    receivers = sorted({d for tx in live for d in tx.dsts})
+    window = link.exchange(frames, receivers, schedule.window_samples)
     report.window_samples += window.window_samples
     report.windows += 1
-    return window, len(tx)
+    return window, len(frames)
 
 
 def _ingest(

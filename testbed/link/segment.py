@@ -1,4 +1,4 @@
-"""Segmentation of an object into PHY frame payloads, and checked reassembly.
+"""Segmentation of an object into PHY frame payloads, and the per-frame checks of the receiver.
 
 An object ``data`` is sent as the byte stream ``data || SHA-256(data)`` (FIPS 180-4) cut into chunks of
 ``chunk_bytes``; each PHY payload is ``segment header || chunk``. The header names the sender, the addressee,
@@ -12,7 +12,6 @@ Header (network byte order, 26 bytes): magic u16, version u8, flags u8 (reserved
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import math
 import struct
@@ -114,88 +113,6 @@ def parse(frame: bytes) -> tuple[SegmentHeader, bytes]:
     if len(chunk) != head.expected_chunk_len():
         raise LinkError(f"frame {head.seq} carries {len(chunk)} bytes, expected {head.expected_chunk_len()}")
     return head, chunk
-
-
-class Verdict(enum.Enum):
-    """What a reassembler did with one frame."""
-
-    NEW = "new"
-    DUPLICATE = "duplicate"
-    FOREIGN = "foreign"  # another object, sender or addressee
-    INCONSISTENT = "inconsistent"  # right object, but geometry differs from the first frame seen
-
-
-class Reassembler:
-    """Collects the frames of one object from one sender at one node; delivers only a verified whole.
-
-    node_id : the receiving node (frames addressed to another node are foreign; BROADCAST is accepted).
-    src, object_id : the transfer this reassembler belongs to (known from the control plane).
-    """
-
-    def __init__(self, node_id: int, *, src: int, object_id: int) -> None:
-        self.node_id, self.src, self.object_id = node_id, src, object_id
-        self._geometry: tuple[int, int, int] | None = None  # (count, chunk_bytes, object_bytes)
-        self._have = np.zeros(0, dtype=bool)
-        self._stream = bytearray()
-        self.verdicts: dict[Verdict, int] = dict.fromkeys(Verdict, 0)
-
-    def offer(self, head: SegmentHeader, chunk: bytes) -> Verdict:
-        """Keep the chunk if it is new and belongs here; never overwrite one already kept."""
-        verdict = self._judge(head)
-        if verdict is Verdict.NEW:
-            start = head.seq * head.chunk_bytes
-            self._stream[start : start + len(chunk)] = chunk
-            self._have[head.seq] = True
-        self.verdicts[verdict] += 1
-        return verdict
-
-    def _judge(self, head: SegmentHeader) -> Verdict:
-        if head.src != self.src or head.object_id != self.object_id or head.dst not in (self.node_id, BROADCAST):
-            return Verdict.FOREIGN
-        geometry = (head.count, head.chunk_bytes, head.object_bytes)
-        if self._geometry is None:
-            self._geometry = geometry
-            self._have = np.zeros(head.count, dtype=bool)
-            self._stream = bytearray(head.stream_bytes)
-        elif geometry != self._geometry:
-            return Verdict.INCONSISTENT
-        return Verdict.DUPLICATE if self._have[head.seq] else Verdict.NEW
-
-    @property
-    def count(self) -> int | None:
-        """Frames in the object, once any frame of it has arrived."""
-        return None if self._geometry is None else self._geometry[0]
-
-    @property
-    def complete(self) -> bool:
-        return self._geometry is not None and bool(self._have.all())
-
-    def missing(self) -> np.ndarray:
-        """(k,) int64 sequence numbers not yet received (empty before the first frame: count unknown)."""
-        return np.flatnonzero(~self._have)
-
-    def missing_mask(self) -> np.ndarray:
-        """(count,) bool, True where a frame is missing; (0,) before the first frame."""
-        return ~self._have
-
-    def deliver(self) -> bytes:
-        """The verified object. Raises LinkError naming what is missing or that the SHA-256 check failed."""
-        if self._geometry is None:
-            raise LinkError(f"node {self.node_id}: no frame of object {self.object_id} from node {self.src} arrived")
-        if not self.complete:
-            miss = self.missing()
-            raise LinkError(
-                f"node {self.node_id}: object {self.object_id} from node {self.src} is missing {miss.size} of "
-                f"{self._geometry[0]} frames ({describe_ranges(miss)}); nothing delivered"
-            )
-        object_bytes = self._geometry[2]
-        data, digest = bytes(self._stream[:object_bytes]), bytes(self._stream[object_bytes:])
-        if hashlib.sha256(data).digest() != digest:
-            raise LinkError(
-                f"node {self.node_id}: object {self.object_id} from node {self.src} failed its SHA-256 check "
-                "(a corrupted frame passed the frame CRC); nothing delivered, resend the object"
-            )
-        return data
 
 
 def describe_ranges(indices: np.ndarray, limit: int = 8) -> str:
