@@ -57,7 +57,7 @@ def _learning_scenario(spec: str, continuous: bool) -> tuple[list[Any], Any, Any
     from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario
     from testbed.phy.numerology import PhyConfig
     from testbed.policy.allocation import AllocationConfig
-    from testbed.policy.bench import codec_work_sizes
+    from testbed.policy.assign import codec_work_sizes
 
     scenario = load_scenario(DEFAULT_SCENARIO if spec == "default" else spec)
     dims = _IMAGE_DIMS.get(scenario.data.dataset)
@@ -81,6 +81,7 @@ def _learning_scenario(spec: str, continuous: bool) -> tuple[list[Any], Any, Any
 def _bench(args: argparse.Namespace) -> int:
     from testbed.policy import bench as b
     from testbed.policy.allocation import AllocationConfig
+    from testbed.policy.assign import codec_work_sizes
 
     if args.scenario == "profiles":
         if args.measure:
@@ -92,7 +93,7 @@ def _bench(args: argparse.Namespace) -> int:
         else:
             pi4 = args.pi4_samples_per_s or b.REFERENCE_PI4_SAMPLES_PER_S
             source = "reference figure"
-        ues, work = b.profile_scenario(pi4), b.codec_work_sizes()
+        ues, work = b.profile_scenario(pi4), codec_work_sizes()
         alloc = AllocationConfig(snap_to_steps=not args.continuous)
         power_db = b.PLUTO_POWER_CONTROL_DB
         described = f"profiles scenario, Pi 4 at {pi4:.0f} samples/s ({source})"

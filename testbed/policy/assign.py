@@ -16,10 +16,12 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from testbed.errors import PolicyError
 from testbed.learning.assignment import Mode, UeAssignment
 from testbed.learning.assignment import UeProfile as LearningUe
+from testbed.learning.clock import ClockConfig
 from testbed.policy.allocation import (
     AllocationConfig,
     AnalogUpload,
@@ -35,6 +37,10 @@ from testbed.policy.decision import FirstInformation, choose_mode
 from testbed.policy.grouping import GroupAssignment, GroupingConfig, UeObservation, group_ues
 from testbed.policy.link_budget import ChannelReport
 from testbed.policy.profiles import ProfileSet, default_profiles
+
+if TYPE_CHECKING:
+    from testbed.learning.codec import CodecConfig
+    from testbed.learning.modes import LocalTraining
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +72,25 @@ class WorkSizes:
         if mode is Mode.CENTRALIZED_FULL:
             return RoundWork(0, DigitalUpload(n * self.raw_bytes_per_sample))
         raise PolicyError(f"mode {mode!r} has no round work")
+
+
+def codec_work_sizes(codec: CodecConfig | None = None, training: LocalTraining | None = None) -> WorkSizes:
+    """Per-round work of ``codec`` trained as ``training`` says (the learning layer's defaults if None)."""
+    import torch
+
+    from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
+    from testbed.learning.modes import LocalTraining
+
+    cfg = codec or CodecConfig()
+    work, clock = training or LocalTraining(), ClockConfig()
+    n_params = sum(p.numel() for p in SemanticCodec(cfg, torch.Generator().manual_seed(0)).parameters())
+    return WorkSizes(
+        samples_per_round=work.samples_per_round,
+        update_bytes=n_params * clock.bytes_per_param,
+        symbols_per_sample=cfg.num_symbols,
+        raw_bytes_per_sample=cfg.image_size_px**2 * clock.bytes_per_pixel + clock.bytes_per_label,
+        encoder_fraction=compute_fractions(cfg)[0],
+    )
 
 
 @dataclass(frozen=True)
@@ -175,3 +200,31 @@ class PolicyAssignment:
     def assign(self, round_index: int, ues: Sequence[LearningUe]) -> list[UeAssignment]:
         """One assignment per UE, in ``ues`` order (the learning layer's AssignmentPolicy)."""
         return list(self.plan(ues).assignments)
+
+
+#: Scheme names for ``testbed compare`` and what each ablates.
+POLICY_VARIANTS = {
+    "policy": "decisions + joint grouping + resource allocation",
+    "policy_no_alloc": "same groups, every UE at its nominal clock and TX power",
+    "policy_by_capability": "grouping by capability only, with allocation",
+    "policy_by_channel": "grouping by channel only, with allocation",
+}
+
+
+def policy_variants(
+    work: WorkSizes, threshold_samples_per_s: float, allocation: AllocationConfig | None = None
+) -> dict[str, PolicyAssignment]:
+    """The policy and its ablations (POLICY_VARIANTS) as assignment policies, ready to wrap in schemes."""
+    alloc = allocation or AllocationConfig()
+
+    def make(rule: str, allocate: bool = True) -> PolicyAssignment:
+        return PolicyAssignment(
+            PolicyConfig(GroupingConfig(rule, threshold_samples_per_s), work, None, allocate, 0.0, alloc)
+        )
+
+    return {
+        "policy": make("joint"),
+        "policy_no_alloc": make("joint", allocate=False),
+        "policy_by_capability": make("capability"),
+        "policy_by_channel": make("channel"),
+    }

@@ -47,28 +47,6 @@ DEFAULT_THRESHOLD_SAMPLES_PER_S = 1500.0
 PLUTO_POWER_CONTROL_DB = 89.75
 
 
-def codec_work_sizes(
-    image_size_px: int = 28, num_classes: int = 10, codec: Any = None, training: Any = None
-) -> WorkSizes:
-    """Per-round work of a codec (``CodecConfig``) trained as ``LocalTraining`` says (learning defaults if None)."""
-    import torch
-
-    from testbed.learning.clock import ClockConfig
-    from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
-    from testbed.learning.modes import LocalTraining
-
-    cfg = codec or CodecConfig()
-    work, clock = training or LocalTraining(), ClockConfig()
-    n_params = sum(p.numel() for p in SemanticCodec(cfg, torch.Generator().manual_seed(0)).parameters())
-    return WorkSizes(
-        samples_per_round=work.samples_per_round,
-        update_bytes=n_params * clock.bytes_per_param,
-        symbols_per_sample=cfg.num_symbols,
-        raw_bytes_per_sample=cfg.image_size_px**2 * clock.bytes_per_pixel + clock.bytes_per_label,
-        encoder_fraction=compute_fractions(cfg)[0],
-    )
-
-
 def measure_host(repeats: int = 7) -> ThroughputMeasurement:
     """The host's training throughput of the default codec (one batch of 32 MNIST-sized images)."""
     import torch

@@ -69,3 +69,25 @@ def test_bad_policy_config_is_refused(kwargs):
 def test_idle_has_no_work():
     with pytest.raises(PolicyError):
         WORK.for_mode(Mode.IDLE)
+
+
+def test_work_sizes_follow_the_learning_codec():
+    from testbed.learning.codec import CodecConfig
+    from testbed.learning.modes import LocalTraining
+    from testbed.policy.assign import codec_work_sizes
+
+    w = codec_work_sizes(CodecConfig(num_symbols=8), LocalTraining(steps=2, batch_size=10))
+    assert w.samples_per_round == 20 and w.symbols_per_sample == 8 and w.raw_bytes_per_sample == 28 * 28 + 1
+    assert w.update_bytes % 4 == 0 and 0 < w.encoder_fraction < 1
+    assert w.for_mode(Mode.CENTRALIZED_DECODER).upload.num_symbols == 160
+
+
+def test_policy_variants_are_the_ablations():
+    from testbed.policy.assign import POLICY_VARIANTS, policy_variants
+
+    variants = policy_variants(WORK, 1500.0)
+    assert set(variants) == set(POLICY_VARIANTS)
+    modes = {name: [a.mode for a in p.assign(0, UES)] for name, p in variants.items()}
+    assert modes["policy"] == modes["policy_no_alloc"]
+    assert modes["policy_by_capability"][:2] == [Mode.CENTRALIZED_FULL, Mode.CENTRALIZED_FULL]
+    assert modes["policy_by_channel"][0] is Mode.CENTRALIZED_DECODER
