@@ -7,12 +7,13 @@ time t_u and compute time T - t_u the optimum has closed forms:
 
 - frequency: f = C / (T - t_u), raised to f_min and snapped UP to the next cpufreq step (energy grows with f,
   so the slowest frequency that meets the deadline is the cheapest; snapping up keeps the deadline);
-- power: the slowest coded MCS whose airtime fits t_u, sent at the least power reaching its SNR (lower MCS
-  needs less SNR, and power grows exponentially with SNR while airtime shrinks only linearly with rate).
+- power: an MCS whose airtime fits t_u, sent at the least power reaching its SNR + margin (more power at the
+  same MCS buys nothing); the least power for the needed rate is that of the slowest MCS that fits.
 
-The one-dimensional search over the split is exact and finite: between two consecutive MCS airtimes the
-radio cost is constant while compute energy rises with t_u, so the optimum sits at an MCS's airtime; we
-evaluate every reachable MCS. An analog upload (semantic symbols) has a fixed airtime and needs the least
+The one-dimensional search over the split is exact and finite: the cheapest upload that fits t_u changes only
+at MCS airtimes while compute energy rises with t_u, so the optimum is t_u = airtime of some MCS m, and the
+energy is min over m of [P(m) * t_air(m) + kappa * C * f*(T - t_air(m))^2]; every reachable MCS (at most 8)
+is evaluated. An analog upload (semantic symbols) has a fixed airtime and needs the least
 power reaching its target SNR. ``shortest_deadline_s`` bisects for the shortest deadline all UEs can meet.
 """
 

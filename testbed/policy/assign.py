@@ -117,9 +117,7 @@ def _report(ue: LearningUe, cfg: PolicyConfig, profiles: ProfileSet) -> Capabili
     if board is not None:
         table, budget, memory = board.frequency_table, board.energy_budget_j, board.memory_bytes
     else:
-        log.info(
-            "UE %s: no board with a %.0f MHz maximum in profiles.toml; continuous range", ue.name, ue.max_cpu_freq_hz
-        )
+        log.info("UE %s: no %.0f MHz board in profiles.toml; continuous range", ue.name, ue.max_cpu_freq_hz / 1e6)
         table = FrequencyTable(UNLISTED_BOARD_MIN_FREQ_FRACTION * ue.max_cpu_freq_hz, ue.max_cpu_freq_hz)
         budget, memory = UNLISTED_BOARD_ENERGY_BUDGET_J, UNLISTED_BOARD_MEMORY_BYTES
     return CapabilityReport(
