@@ -10,10 +10,13 @@ receiver, so LLRs and the reported ``noise_var`` stay honest.
 - ``"dft"`` (default): the LS estimate is fitted with an impulse response on the taps the cyclic prefix
   allows (``-cp/4 .. cp + cp/4`` around the FFT-window start; least squares over the used subcarriers, so
   the null DC and edge subcarriers need no IFFT trick: van de Beek et al., "On channel estimation in OFDM
-  systems", VTC 1995), keeping only the taps whose matched-filter power exceeds ``tap_threshold`` times its
-  noise level ("most significant taps", Minn & Bhargava, IEEE Trans. Broadcast. 46(4), 2000). The matched
-  filter, not the tap-wise LS solution, decides: with null subcarriers the full LS fit is ill-conditioned
-  (middle taps carry ~100x the noise), while its projection, used for the refit, is not.
+  systems", VTC 1995), keeping only significant taps ("most significant taps", Minn & Bhargava, IEEE Trans.
+  Broadcast. 46(4), 2000), chosen greedily (orthogonal matching pursuit): add the tap whose matched filter
+  sees most of the residual, refit, stop when no tap's residual power exceeds ``tap_threshold`` times the
+  noise level. Greedy, because one path leaks into every tap through the null subcarriers (sidelobes at
+  -14 dB) and a one-shot threshold keeps all of them at high SNR; and the matched filter, not the tap-wise
+  LS solution, decides because the full LS fit is ill-conditioned (middle taps carry ~100x the noise),
+  while the projections used for the refit are not.
   A flat channel keeps one or two taps, so the estimate is nearly noiseless; a tap below the threshold
   costs less than its (small) power in bias.
 """
@@ -89,12 +92,21 @@ class DftEstimator(ChannelEstimator):
         self.tap_threshold = tap_threshold
 
     def smooth(self, h_ls: np.ndarray, ls_noise_var: float) -> tuple[np.ndarray, np.ndarray]:
-        power = np.abs(self._matched @ h_ls) ** 2  # per tap; noise alone gives ls_noise_var / n_used on average
-        keep = power > self.tap_threshold * ls_noise_var / self.cfg.num_used
-        if not keep.any():
-            keep[np.argmax(power)] = True
-        projection, gain = self._projection(keep.tobytes())
-        return projection @ h_ls.astype(np.complex64), gain
+        h_ls = h_ls.astype(np.complex64)
+        threshold = self.tap_threshold * ls_noise_var / self.cfg.num_used  # per-tap noise level is ls_noise_var/n_used
+        keep = np.zeros(self._matched.shape[0], bool)
+        residual = h_ls
+        for _ in range(keep.size):  # greedy: strongest remaining tap of the residual, refit, repeat
+            power = np.abs(self._matched @ residual) ** 2
+            power[keep] = 0.0
+            tap = int(np.argmax(power))
+            if keep.any() and power[tap] <= threshold:
+                break
+            keep[tap] = True
+            projection, gain = self._projection(keep.tobytes())
+            fitted = projection @ h_ls
+            residual = h_ls - fitted
+        return fitted, gain
 
     @lru_cache(maxsize=1024)  # noqa: B019 - one estimator per modem; the few tap patterns of a link repeat
     def _projection(self, keep_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
