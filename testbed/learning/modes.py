@@ -1,0 +1,149 @@
+"""The work of each training mode: what a UE computes, and what the BS computes on what it received.
+
+- distributed: the UE copies (phi, theta), runs ``steps`` SGD steps of ``batch_size`` through a simulated
+  channel at its own SNR and returns the pseudo-gradient g_k = (w_start - w_end) / lr (the sum of its
+  step gradients; for one step, exactly the gradient) with its sample count n_k.
+- centralized-decoder: the UE runs phi forward on ``steps * batch_size`` samples and sends the symbols over
+  its channel with the labels; the BS trains theta on the symbols it actually received.
+- centralized-full: the UE sends raw samples (all at once or in blocks); the BS trains phi and theta on
+  them through a simulated channel at that UE's SNR.
+``LocalUe`` is the in-process UE; the BS daemon reaches a remote UE through the same three calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from testbed.errors import ConfigError, LearningError
+from testbed.learning.channel import AwgnChannel, SymbolChannel
+from testbed.learning.codec import SemanticCodec
+from testbed.learning.data import ImageDataset
+from testbed.learning.guards import Update
+
+
+@dataclass(frozen=True)
+class LocalTraining:
+    """Per-round work of every party: ``steps`` minibatches of ``batch_size`` with SGD step ``lr``."""
+
+    steps: int = 5
+    batch_size: int = 32
+    lr: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise ConfigError(f"local training needs steps >= 1, batch_size >= 1 and lr > 0, got {self}")
+
+    @property
+    def samples_per_round(self) -> int:
+        return self.steps * self.batch_size
+
+
+@dataclass(frozen=True)
+class SymbolUpload:
+    """What the BS received from a centralized-decoder UE: (M, k) complex64 symbols, N0, (M,) labels."""
+
+    source: str
+    received: torch.Tensor
+    noise_var: float
+    labels: torch.Tensor
+
+
+@dataclass(frozen=True)
+class RawShard:
+    """Raw samples a UE uploaded and the SNR of its link (the encoder trained on them serves that link)."""
+
+    data: ImageDataset
+    snr_db: float
+
+
+def draw_batch(n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """(min(n, batch_size),) int64 indices drawn without replacement."""
+    if n < 1:
+        raise LearningError("cannot draw a batch from an empty data set")
+    return torch.randperm(n, generator=generator)[: min(n, batch_size)]
+
+
+def pseudo_gradient(start: SemanticCodec, end: SemanticCodec, lr: float) -> dict[str, torch.Tensor]:
+    """(w_start - w_end) / lr per named parameter."""
+    end_params = dict(end.named_parameters())
+    return {n: (p.detach() - end_params[n].detach()) / lr for n, p in start.named_parameters()}
+
+
+class LocalUe:
+    """An in-process UE: its data, its generator (batches and channel noise) and its three mode calls."""
+
+    def __init__(self, name: str, data: ImageDataset, snr_db: float, generator: torch.Generator) -> None:
+        if len(data) == 0:
+            raise ConfigError(f"UE {name} holds no data; check the partition")
+        self.name, self.data, self.snr_db, self.generator = name, data, float(snr_db), generator
+
+    def channel(self, snr_offset_db: float) -> SymbolChannel:
+        return AwgnChannel(self.snr_db + snr_offset_db, self.generator)
+
+    def distributed(
+        self, model: SemanticCodec, scratch: SemanticCodec, work: LocalTraining, snr_offset_db: float = 0.0
+    ) -> Update:
+        """Train a copy of ``model`` (in ``scratch``) locally; return g_k and n_k = local data size."""
+        scratch.load_state_dict(model.state_dict())
+        opt = torch.optim.SGD(scratch.parameters(), lr=work.lr)
+        channel = self.channel(snr_offset_db)
+        for _ in range(work.steps):
+            idx = draw_batch(len(self.data), work.batch_size, self.generator)
+            opt.zero_grad()
+            scratch.loss(self.data.images[idx], self.data.labels[idx], channel).backward()
+            opt.step()
+        return Update(self.name, pseudo_gradient(model, scratch, work.lr), len(self.data))
+
+    @torch.no_grad()
+    def symbols(self, model: SemanticCodec, work: LocalTraining, snr_offset_db: float = 0.0) -> SymbolUpload:
+        """Encode ``steps`` batches with phi and send them; returns what the BS receives."""
+        idx = torch.cat([draw_batch(len(self.data), work.batch_size, self.generator) for _ in range(work.steps)])
+        received, noise_var = self.channel(snr_offset_db).transmit(model.encoder(self.data.images[idx]))
+        return SymbolUpload(self.name, received, noise_var, self.data.labels[idx])
+
+    def raw(self, start: int, count: int) -> ImageDataset:
+        """Samples ``start .. start+count-1`` of the local data, for upload."""
+        return self.data.subset(torch.arange(start, min(start + count, len(self.data))).numpy())
+
+
+def centralized_gradient(
+    model: SemanticCodec,
+    scratch: SemanticCodec,
+    symbols: Sequence[SymbolUpload],
+    raw: Sequence[RawShard],
+    work: LocalTraining,
+    generator: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """G_C: ``work.steps`` SGD steps at the BS over every centralized source, as a pseudo-gradient.
+
+    Step j takes batch j of each symbol upload (theta only) and a fresh batch of each raw shard (phi and
+    theta, through AWGN at that UE's SNR). The encoder part is the mean over raw samples only, so it has
+    the same scale as a distributed g_k; without raw shards it is zero and ``joint_gradient`` ignores it.
+    """
+    if not symbols and not raw:
+        raise LearningError("centralized_gradient needs symbol uploads or raw shards")
+    scratch.load_state_dict(model.state_dict())
+    opt = torch.optim.SGD(scratch.parameters(), lr=work.lr)
+    channels = [AwgnChannel(shard.snr_db, generator) for shard in raw]
+    b = work.batch_size
+    for j in range(work.steps):
+        opt.zero_grad()
+        total = torch.zeros(())
+        n_sym = n_raw = 0
+        for up in symbols:
+            sl = slice(j * b, (j + 1) * b)
+            total = total + scratch.decoder_loss(up.received[sl], up.noise_var, up.labels[sl], reduction="sum")
+            n_sym += len(up.labels[sl])
+        for shard, channel in zip(raw, channels, strict=True):
+            idx = draw_batch(len(shard.data), b, generator)
+            total = total + scratch.loss(shard.data.images[idx], shard.data.labels[idx], channel, reduction="sum")
+            n_raw += len(idx)
+        (total / (n_sym + n_raw)).backward()
+        if n_raw:
+            for p in scratch.encoder.parameters():
+                p.grad.mul_((n_sym + n_raw) / n_raw)
+        opt.step()
+    return pseudo_gradient(model, scratch, work.lr)

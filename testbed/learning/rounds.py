@@ -1,0 +1,258 @@
+"""One training round, in one place: who trains what, the guards, the joint update and the clock.
+
+The in-process engine (testbed/experiment) and the BS daemon both drive rounds through ``RoundRunner``;
+they differ only in the ``UeEndpoint`` objects (direct calls vs. the radio and control plane) and the
+``Airtime`` model. Model broadcast: phi first, at the MCS the worst UE that needs phi can decode, then
+theta for the distributed UEs; each UE's download ends when the last part it needs has arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from testbed.errors import ConfigError, LearningError
+from testbed.learning.aggregate import ServerOptimizerConfig, apply_step, joint_gradient, weighted_mean
+from testbed.learning.assignment import Mode, UeAssignment, UeProfile
+from testbed.learning.clock import Airtime, ClockConfig, UeCost, round_time_s, ue_cost
+from testbed.learning.codec import SemanticCodec, compute_fractions
+from testbed.learning.data import ImageDataset
+from testbed.learning.guards import DEFAULT_NORM_FACTOR, Update, screen, symbol_problem
+from testbed.learning.modes import LocalTraining, RawShard, SymbolUpload, centralized_gradient
+
+
+class UeEndpoint(Protocol):
+    """How the BS reaches one UE (``LocalUe`` in process; the control and data planes in the lab)."""
+
+    name: str
+
+    def distributed(
+        self, model: SemanticCodec, scratch: SemanticCodec, work: LocalTraining, snr_offset_db: float = 0.0
+    ) -> Update: ...
+
+    def symbols(self, model: SemanticCodec, work: LocalTraining, snr_offset_db: float = 0.0) -> SymbolUpload: ...
+
+    def raw(self, start: int, count: int) -> ImageDataset: ...
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    """Everything a round needs besides the model and the UEs.
+
+    raw_block_samples : samples a centralized-full UE uploads per round (0: all in its first round).
+    norm_factor : guard; updates with norm above this multiple of the round median are refused.
+    """
+
+    work: LocalTraining = field(default_factory=LocalTraining)
+    server: ServerOptimizerConfig = field(default_factory=ServerOptimizerConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
+    raw_block_samples: int = 0
+    norm_factor: float = DEFAULT_NORM_FACTOR
+
+    def __post_init__(self) -> None:
+        if self.raw_block_samples < 0 or not self.norm_factor > 1:
+            raise ConfigError(f"raw_block_samples must be >= 0 and norm_factor > 1, got {self}")
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """What a round did and cost: virtual seconds, UE joules, uplink bits, per-UE mode and cost."""
+
+    round_index: int
+    time_s: float
+    energy_j: float
+    uplink_bits: float
+    modes: dict[str, str]
+    costs: dict[str, UeCost]
+    late: list[str]
+    refused: dict[str, str]
+
+
+class RoundRunner:
+    """Holds the global model, the server optimizer and the BS's raw-data store across rounds."""
+
+    def __init__(
+        self,
+        model: SemanticCodec,
+        cfg: RoundConfig,
+        profiles: Sequence[UeProfile],
+        ues: Sequence[UeEndpoint],
+        registered_samples: Sequence[int],
+        airtime: Airtime,
+        generator: torch.Generator,
+    ) -> None:
+        if not (len(profiles) == len(ues) == len(registered_samples)) or not ues:
+            raise ConfigError("one profile, endpoint and registered sample count per UE are required")
+        self.model, self.cfg, self.profiles, self.ues = model, cfg, list(profiles), list(ues)
+        self.registered = {u.name: int(n) for u, n in zip(ues, registered_samples, strict=True)}
+        self.airtime, self.generator = airtime, generator
+        self.scratch = SemanticCodec(model.cfg, torch.Generator().manual_seed(0))
+        self.optimizer = cfg.server.build(list(model.parameters()))
+        self.raw_uploaded = [0] * len(ues)
+        self.raw_store: list[ImageDataset | None] = [None] * len(ues)
+        self.round_index = 0
+        self.median_norm: float | None = None  # guard reference carried between rounds
+        self.encoder_fraction, self.decoder_fraction = compute_fractions(model.cfg)
+        n_phi = sum(p.numel() for p in model.encoder.parameters())
+        n_all = sum(p.numel() for p in model.parameters())
+        self.phi_bytes = n_phi * cfg.clock.bytes_per_param
+        self.theta_bytes = (n_all - n_phi) * cfg.clock.bytes_per_param
+
+    # --- the round -----------------------------------------------------------------------------------
+    def run_round(self, assignments: Sequence[UeAssignment], deadline_s: float | None = None) -> RoundReport:
+        """Run one round with one assignment per UE; late (past ``deadline_s``) contributions are dropped."""
+        if len(assignments) != len(self.ues):
+            raise LearningError(f"expected {len(self.ues)} assignments, got {len(assignments)}")
+        clock, work = self.cfg.clock, self.cfg.work
+        phi_end, theta_end = self._broadcast_ends(assignments)
+        costs: dict[str, UeCost] = {}
+        updates: list[Update] = []
+        symbols: list[SymbolUpload] = []
+        raw_idx: list[int] = []
+        for i, (ue, prof, a) in enumerate(zip(self.ues, self.profiles, assignments, strict=True)):
+            offset = a.tx_power_dbm - prof.tx_power_dbm
+            common = dict(cpu_freq_hz=a.cpu_freq_hz, kappa=prof.kappa, tx_power_dbm=a.tx_power_dbm)
+            if a.mode is Mode.DISTRIBUTED:
+                updates.append(ue.distributed(self.model, self.scratch, work, offset))
+                nbytes = self.phi_bytes + self.theta_bytes
+                costs[ue.name] = ue_cost(
+                    download_s=theta_end,
+                    samples=work.samples_per_round,
+                    cycles_per_sample=prof.cycles_per_sample,
+                    upload_s=self.airtime.upload_s(nbytes, prof.snr_db + offset),
+                    uplink_bits=8.0 * nbytes,
+                    **common,
+                )
+            elif a.mode is Mode.CENTRALIZED_DECODER:
+                up = ue.symbols(self.model, work, offset)
+                m, k = up.received.shape
+                label_bytes = m * clock.bytes_per_label
+                upload = self.airtime.analog_upload_s(m * k) + self.airtime.upload_s(label_bytes, prof.snr_db + offset)
+                symbols.append(up)
+                costs[ue.name] = ue_cost(
+                    download_s=phi_end,
+                    samples=m,
+                    cycles_per_sample=prof.cycles_per_sample * self.encoder_fraction,
+                    upload_s=upload,
+                    uplink_bits=m * k * clock.analog_bits_per_symbol + 8.0 * label_bytes,
+                    **common,
+                )
+            elif a.mode is Mode.CENTRALIZED_FULL:
+                costs[ue.name] = self._upload_raw(i, prof.snr_db + offset, common)
+                raw_idx.append(i)
+        late = [n for n, c in costs.items() if deadline_s is not None and c.total_s > deadline_s]
+        updates = [u for u in updates if u.source not in late]
+        symbols = [s for s in symbols if s.source not in late]
+        raw_idx = [i for i in raw_idx if self.ues[i].name not in late and self.raw_store[i] is not None]
+        refused, bs_samples = self._aggregate(updates, symbols, raw_idx)
+        modes = {u.name: a.mode for u, a in zip(self.ues, assignments, strict=True)}
+        on_time = {n: c.total_s for n, c in costs.items() if n not in late}
+        dist_t = [t for n, t in on_time.items() if modes[n] is Mode.DISTRIBUTED]
+        cent_t = [t for n, t in on_time.items() if modes[n] is not Mode.DISTRIBUTED]
+        time_s = round_time_s(dist_t, cent_t, clock.bs_compute_s(bs_samples), clock.control_latency_s)
+        if late:
+            time_s = max(time_s, deadline_s + clock.control_latency_s)
+        report = RoundReport(
+            round_index=self.round_index,
+            time_s=time_s,
+            energy_j=sum(c.energy_j for c in costs.values()),
+            uplink_bits=sum(c.uplink_bits for c in costs.values()),
+            modes={n: m.value for n, m in modes.items()},
+            costs=costs,
+            late=late,
+            refused=refused,
+        )
+        self.round_index += 1
+        return report
+
+    def _broadcast_ends(self, assignments: Sequence[UeAssignment]) -> tuple[float, float]:
+        """Seconds until phi, then theta, have been broadcast to every UE that needs them."""
+        need_phi = [
+            p.snr_db
+            for p, a in zip(self.profiles, assignments, strict=True)
+            if a.mode in (Mode.DISTRIBUTED, Mode.CENTRALIZED_DECODER)
+        ]
+        need_theta = [p.snr_db for p, a in zip(self.profiles, assignments, strict=True) if a.mode is Mode.DISTRIBUTED]
+        phi_end = self.airtime.broadcast_s(self.phi_bytes, min(need_phi)) if need_phi else 0.0
+        theta_end = phi_end + (self.airtime.broadcast_s(self.theta_bytes, min(need_theta)) if need_theta else 0.0)
+        return phi_end, theta_end
+
+    def _upload_raw(self, i: int, snr_db: float, common: Mapping[str, float]) -> UeCost:
+        """Fetch this round's block of raw samples from UE ``i`` into the BS store and charge its upload."""
+        clock, ue = self.cfg.clock, self.ues[i]
+        remaining = self.registered[ue.name] - self.raw_uploaded[i]
+        count = remaining if self.cfg.raw_block_samples == 0 else min(self.cfg.raw_block_samples, remaining)
+        if count <= 0:
+            return UeCost()
+        block = ue.raw(self.raw_uploaded[i], count)
+        self._store_raw(i, block)
+        side = block.image_size_px
+        nbytes = len(block) * (side * side * clock.bytes_per_pixel + clock.bytes_per_label)
+        upload_s = self.airtime.upload_s(nbytes, snr_db)
+        return ue_cost(
+            download_s=0.0, samples=0, cycles_per_sample=1.0, upload_s=upload_s, uplink_bits=8.0 * nbytes, **common
+        )
+
+    def _store_raw(self, i: int, block: ImageDataset) -> None:
+        old = self.raw_store[i]
+        if old is not None:
+            block = ImageDataset(
+                torch.cat([old.images, block.images]), torch.cat([old.labels, block.labels]), block.num_classes
+            )
+        self.raw_store[i] = block
+        self.raw_uploaded[i] = len(block)
+
+    def _aggregate(
+        self, updates: list[Update], symbols: list[SymbolUpload], raw_idx: list[int]
+    ) -> tuple[dict[str, str], float]:
+        """Guards, G_D, G_C and the server step; returns (refused, BS full-step-equivalent samples)."""
+        cfg = self.model.cfg
+        reference = {n: p.detach() for n, p in self.model.named_parameters()}
+        accepted, refused, median = screen(updates, reference, self.registered, self.cfg.norm_factor, self.median_norm)
+        self.median_norm = median if median is not None else self.median_norm
+        good_symbols = []
+        for up in symbols:
+            problem = symbol_problem(up.received, up.labels, cfg.num_symbols, cfg.num_classes)
+            if problem is None:
+                good_symbols.append(up)
+            else:
+                refused[up.source] = problem
+        raw = [RawShard(self.raw_store[i], self.profiles[i].snr_db) for i in raw_idx]
+        g_d, n_d = weighted_mean(accepted) if accepted else (None, 0)
+        g_c = None
+        n_c = sum(self.registered[s.source] for s in good_symbols) + sum(len(r.data) for r in raw)
+        n_c_phi = sum(len(r.data) for r in raw)
+        if good_symbols or raw:
+            g_c = centralized_gradient(self.model, self.scratch, good_symbols, raw, self.cfg.work, self.generator)
+        if g_d is not None or g_c is not None:
+            apply_step(self.model, self.optimizer, joint_gradient(g_d, n_d, g_c, n_c, n_c_phi))
+        steps_samples = self.cfg.work.samples_per_round
+        return refused, steps_samples * (len(good_symbols) * self.decoder_fraction + len(raw))
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: model, optimizer, round, raw counts, BS generator."""
+        return {
+            "round_index": self.round_index,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "raw_uploaded": list(self.raw_uploaded),
+            "median_norm": self.median_norm,
+            "bs_generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict``; raw samples are fetched again from the UEs (same bytes, no charge)."""
+        self.round_index = int(state["round_index"])
+        self.median_norm = state["median_norm"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["bs_generator"])
+        self.raw_store = [None] * len(self.ues)
+        self.raw_uploaded = [0] * len(self.ues)
+        for i, n in enumerate(state["raw_uploaded"]):
+            if n:
+                self._store_raw(i, self.ues[i].raw(0, int(n)))
