@@ -50,3 +50,11 @@ def test_noiseless_flat_channel_is_exact_and_unknown_names_are_refused(rng):
         make_estimator("mmse", CFG)
     with pytest.raises(PhyError, match="two LTF"):
         LsEstimator(CFG).estimate(y[:1], x)
+
+
+def test_a_single_path_keeps_few_taps_even_at_high_snr(rng):
+    # one path leaks into every tap through the null subcarriers; the greedy fit must not keep them all
+    h = _channel({4: 0.9 - 0.4j})
+    est = DftEstimator(CFG).estimate(*_ltf(rng, h, 1e-4))
+    assert est.error_gain.mean() < 3 / CFG.num_used
+    assert np.mean(np.abs(est.h - h) ** 2) < 1e-5
