@@ -95,8 +95,19 @@ def _ber_text(result: dict[str, Any]) -> str:
     rows = []
     for channel in ("awgn", "multipath"):
         for mcs, row in result.get(channel, {}).items():
-            rows.append([channel, mcs, row["snr_db_at_per_10pct"], row["ideal_snr_db"], row["gap_db"]])
-    parts = [format_table(["channel", "mcs", "SNR@10%PER dB", "ideal dB", "gap dB"], rows)]
+            rows.append(
+                [
+                    channel,
+                    mcs,
+                    row["snr_db_at_per_10pct"],
+                    row["ideal_snr_db"],
+                    row["gap_db"],
+                    row["genie_snr_db_at_per_10pct"],
+                    row["receiver_loss_db"],
+                ]
+            )
+    header = ["channel", "mcs", "SNR@10%PER dB", "ideal dB", "gap dB", "genie dB", "rx loss dB"]
+    parts = [format_table(header, rows)]
     unc = [
         [m, r["snr_db_at_ber_1e-3"], r["theory_snr_db_at_ber_1e-3"], r["gap_db"]] for m, r in result["uncoded"].items()
     ]

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-from testbed.experiment.phy_link import ChannelFactory, FrameTrial, awgn_only, channel_factory
+from testbed.experiment.phy_genie import GenieTrial
+from testbed.experiment.phy_link import ChannelFactory, FrameTrial, Trial, awgn_only, channel_factory
 from testbed.experiment.phy_sync import SyncConfig, sync_figures
 from testbed.experiment.phy_targets import targets
 from testbed.phy import MCS_TABLE, OfdmModem
@@ -61,7 +62,7 @@ class Point:
 
 
 def measure(
-    trial: FrameTrial,
+    trial: Trial,
     snr_db: float,
     channel: ChannelFactory,
     rng: np.random.Generator,
@@ -117,7 +118,7 @@ def theory_snr_db(ber: float, bits_per_symbol: int) -> float:
 
 
 def search_snr_at_per(
-    trial: FrameTrial,
+    trial: Trial,
     channel: ChannelFactory,
     start_db: float,
     window_db: tuple[float, float],
@@ -159,25 +160,38 @@ def per_sweep(
     rng: np.random.Generator,
     progress: Progress,
 ) -> dict[str, dict[str, dict]]:
-    """{channel: {mcs: {snr_db_at_per_10pct, ideal_snr_db, gap_db, points}}} for the real receiver."""
+    """{channel: {mcs: {snr_db_at_per_10pct, ideal_snr_db, gap_db, genie_..., points}}}.
+
+    ``snr_db_at_per_10pct`` is the real receiver's; ``genie_snr_db_at_per_10pct`` is the perfect-CSI,
+    perfect-sync reference over the same channel profile (GenieTrial), so ``receiver_loss_db`` is what the
+    receiver loses on that channel and genie minus ideal is what the channel itself costs.
+    """
     out: dict[str, dict[str, dict]] = {name: {} for name in channel_names}
     for mcs in mcs_names:
         trial = FrameTrial(modem, mcs, payload_bytes, rng)
+        genie = GenieTrial(modem.cfg, mcs, payload_bytes)
         ideal = ideal_snr_db(mcs, payload_bytes)
         start = ideal
         for name in channel_names:
             window = (ideal - SEARCH_BELOW_DB, ideal + SEARCH_ABOVE_DB[name])
-            snr, points = search_snr_at_per(
-                trial, channel_factory(name, modem), round(start), window, rng, frames, STEP_DB[name]
+            channel = channel_factory(name, modem)
+            snr, points = search_snr_at_per(trial, channel, round(start), window, rng, frames, STEP_DB[name])
+            genie_snr, genie_points = search_snr_at_per(
+                genie, channel, round(start), window, rng, frames, STEP_DB[name]
             )
-            gap = None if snr is None else snr - ideal
             out[name][mcs] = {
                 "snr_db_at_per_10pct": snr,
                 "ideal_snr_db": ideal,
-                "gap_db": gap,
+                "gap_db": _minus(snr, ideal),
+                "genie_snr_db_at_per_10pct": genie_snr,
+                "receiver_loss_db": _minus(snr, genie_snr),
                 "points": [p.as_dict() for p in points],
+                "genie_points": [p.as_dict() for p in genie_points],
             }
-            progress(f"{name:9s} {mcs:13s} SNR@10%PER {_fmt(snr)} dB (ideal {ideal:.2f}, gap {_fmt(gap)})")
+            progress(
+                f"{name:9s} {mcs:13s} SNR@10%PER {_fmt(snr)} dB (ideal {ideal:.2f}, gap {_fmt(_minus(snr, ideal))}; "
+                f"genie {_fmt(genie_snr)}, receiver loss {_fmt(_minus(snr, genie_snr))})"
+            )
             if snr is not None:
                 start = snr + 1.0  # the next channel is harder: start just above this one
     return out
@@ -205,6 +219,10 @@ def ber_sweep(modem: OfdmModem, mcs: str, frames: int, payload_bytes: int, rng: 
         "gap_db": None if measured is None else measured - theory_db,
         "points": [{**p.as_dict(), "theory_ber": float(uncoded_ber(p.snr_db, bps))} for p in points],
     }
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 def _fmt(value: float | None) -> str:

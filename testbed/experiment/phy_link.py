@@ -77,6 +77,10 @@ class Reception:
     channel_models: tuple[ChannelModel, ...]
 
 
+#: one frame at an SNR through a fresh channel realisation: FrameTrial (real receiver) or GenieTrial
+Trial = Callable[[float, ChannelFactory, np.random.Generator], Reception]
+
+
 class FrameTrial:
     """Send one fixed random payload at one MCS through fresh channel realisations, one frame per call."""
 

@@ -20,13 +20,16 @@ def plot_ber(result: dict, path: Path) -> None:
     channels = [c for c in ("awgn", "multipath") if c in result]
     fig, axes = plt.subplots(1, len(channels) + 1, figsize=(6 * (len(channels) + 1), 4.5), squeeze=False)
     for ax, channel in zip(axes[0], channels, strict=False):
-        for mcs, row in result[channel].items():
-            pts = row["points"]
-            per = np.array([p["per"] for p in pts])
-            floor = 0.5 / max(p["frames"] for p in pts)
-            ax.semilogy([p["snr_db"] for p in pts], np.maximum(per, floor), "o-", label=mcs, markersize=3)
+        for i, (mcs, row) in enumerate(result[channel].items()):
+            for key, style, label in (("points", "o-", mcs), ("genie_points", ":", None)):
+                pts = row[key]
+                per = np.array([p["per"] for p in pts])
+                floor = 0.5 / max(p["frames"] for p in pts)
+                snr = [p["snr_db"] for p in pts]
+                ax.semilogy(snr, np.maximum(per, floor), style, color=f"C{i % 10}", label=label, markersize=3)
         ax.axhline(0.1, color="k", linewidth=0.5, linestyle=":")
-        ax.set(title=f"PER, {channel} (1000-byte frames, real sync)", xlabel="Es/N0 per subcarrier [dB]", ylabel="PER")
+        title = f"PER, {channel} (real receiver; dotted: perfect-CSI genie)"
+        ax.set(title=title, xlabel="Es/N0 per subcarrier [dB]", ylabel="PER")
         ax.set_ylim(1e-3, 1.1)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)

@@ -69,7 +69,8 @@ def test_tiny_run_has_the_report_shape(modem):
     result = run_ber(modem, cfg, lines.append)
     assert set(result["awgn"]) == {"qpsk-1/2", "bpsk-uncoded"}
     row = result["awgn"]["qpsk-1/2"]
-    assert {"snr_db_at_per_10pct", "ideal_snr_db", "gap_db", "points"} <= set(row)
+    expected = {"snr_db_at_per_10pct", "ideal_snr_db", "gap_db", "genie_snr_db_at_per_10pct", "receiver_loss_db"}
+    assert expected <= set(row)
     assert all(0.0 <= p["per"] <= 1.0 for p in row["points"])
     assert set(result["uncoded"]) == {"bpsk-uncoded"}
     assert result["sync"]["noise_samples"] == 20_000
