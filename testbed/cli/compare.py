@@ -1,0 +1,64 @@
+"""``testbed compare``: every scheme on the same scenario and seed; table to the target and plots.
+
+Writes per-scheme metrics to ``--out/<scheme>/metrics.jsonl``, ``summary.json`` and two PNGs (accuracy
+vs virtual time, vs energy). ``--json`` prints one object with the per-scheme summaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from testbed.cli._output import add_json_flag, emit, format_table, progress, to_jsonable
+from testbed.cli.train import add_scenario_args, scenario_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from testbed.learning.schemes import SCHEME_NAMES
+
+    p = subparsers.add_parser("compare", help="run every scheme on one scenario; time/energy/bits to target")
+    p.add_argument("--schemes", nargs="+", choices=SCHEME_NAMES, default=list(SCHEME_NAMES))
+    p.add_argument("--out", type=Path, default=Path("runs/compare"), help="directory for metrics and plots")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    add_scenario_args(p)
+    add_json_flag(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from testbed.experiment.compare import plot, run_comparison
+
+    torch.set_num_threads(max(1, args.threads))
+    scenario = scenario_from_args(args)
+    result = run_comparison(
+        scenario, args.schemes, args.out, wrap=lambda rounds, name: progress(rounds, desc=f"compare {name}")
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = {k: v for k, v in result.items() if k != "histories"}
+    (args.out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
+    summary["plots"] = [] if args.no_plots else [str(p) for p in plot(result, args.out)]
+    emit(summary, as_json=args.json, human=_human)
+    return 0
+
+
+def _human(s: dict[str, Any]) -> str:
+    header = ["scheme", "final acc", "time to target s", "energy to target J", "uplink Mbit to target", "rounds"]
+    rows = []
+    for name, r in s["schemes"].items():
+        bits = r["uplink_bits_to_target"]
+        rows.append(
+            [
+                name,
+                r["final_accuracy"],
+                r["time_to_target_s"],
+                r["energy_to_target_j"],
+                bits / 1e6 if bits is not None else None,
+                r["rounds_to_target"],
+            ]
+        )
+    title = f"{s['scenario']} / {s['partition']}, seed {s['seed']}, target accuracy {s['target_accuracy']:.2f}"
+    return title + "\n" + format_table(header, rows) + ("\nplots: " + ", ".join(s["plots"]) if s["plots"] else "")

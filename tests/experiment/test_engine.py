@@ -1,0 +1,54 @@
+"""The in-process engine: metrics per round, atomic checkpoints, exact resume; and the two commands."""
+
+import json
+
+import pytest
+
+from testbed.cli import main
+from testbed.errors import ConfigError
+from testbed.experiment.engine import CHECKPOINT_FILE, METRICS_FILE, Engine
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("scheme", ["hybrid", "hfcl"])
+def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(tmp_path, tiny_scenario, scheme) -> None:
+    straight = Engine(tiny_scenario, scheme, tmp_path / "a").run(4)
+    first = Engine(tiny_scenario, scheme, tmp_path / "b")
+    first.run(2)
+    assert not list((tmp_path / "b").glob("*.tmp"))  # temp file replaced atomically
+    resumed = Engine(tiny_scenario, scheme, tmp_path / "b").run(4, resume=True)
+    assert resumed == straight
+    lines = (tmp_path / "b" / METRICS_FILE).read_text().splitlines()
+    assert [json.loads(line) for line in lines] == straight
+    assert straight[-1]["virtual_time_s"] > straight[0]["virtual_time_s"] > 0
+    assert set(straight[0]["modes"].values()) == ({"centralized_decoder", "distributed"} if scheme == "hybrid"
+                                                  else {"centralized_full", "distributed"})  # fmt: skip
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_resume_refuses_missing_or_foreign_checkpoint(tmp_path, tiny_scenario) -> None:
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        Engine(tiny_scenario, "hybrid", tmp_path).run(2, resume=True)
+    Engine(tiny_scenario, "hybrid", tmp_path).run(1)
+    assert (tmp_path / CHECKPOINT_FILE).exists()
+    with pytest.raises(ConfigError, match="scheme"):
+        Engine(tiny_scenario, "fedavg_all", tmp_path).run(2, resume=True)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_train_and_compare_commands_print_one_json_object(tmp_path, capsys) -> None:
+    tiny = ["--dataset", "digits", "--rounds", "2"]
+    assert main(["train", "--scheme", "fedavg_deadline", "--out", str(tmp_path / "t"), "--json", *tiny]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rounds"] == 2 and out["ue_links"]["ue0"].startswith("qpsk-1/2")
+    assert main(["train", "--scheme", "fedavg_deadline", "--out", str(tmp_path / "t"), "--resume", "--json",
+                 "--dataset", "digits", "--rounds", "3"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["rounds"] == 3
+    args = ["compare", "--schemes", "fedavg_all", "hybrid", "--out", str(tmp_path / "c"), "--json", *tiny]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    for name in ("fedavg_all", "hybrid"):
+        row = summary["schemes"][name]
+        assert {"final_accuracy", "time_to_target_s", "energy_to_target_j", "uplink_bits_to_target"} <= set(row)
+    assert all((tmp_path / "c" / p).exists() for p in ("accuracy_vs_time.png", "accuracy_vs_energy.png"))
+    assert summary["schemes"]["hybrid"]["total_time_s"] < summary["schemes"]["fedavg_all"]["total_time_s"]
