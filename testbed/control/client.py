@@ -82,7 +82,7 @@ class ControlClient:
         wait_s = min(self.heartbeat_interval_s if timeout_s is None else timeout_s, max(0.0, next_timer_s - now))
         events: list[Event] = []
         if self._sock.poll(max(0.0, wait_s) * 1e3):
-            while True:
+            for _ in range(self.config.queue_limit_messages):  # bounded, so the timers below always run
                 try:
                     frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:

@@ -43,8 +43,8 @@ def make_server(keys: KeyRing) -> Iterator[Callable[..., ControlServer]]:
 def start_client() -> Iterator[Callable[..., ClientThread]]:
     threads: list[ClientThread] = []
 
-    def factory(config: ClientConfig, security: object, **kwargs: bool) -> ClientThread:
-        thread = ClientThread(config, security, **kwargs)
+    def factory(config: ClientConfig, security: object) -> ClientThread:
+        thread = ClientThread(config, security)
         threads.append(thread)
         return thread
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -70,12 +69,9 @@ def kinds(events: list[Event], kind: str) -> list[str]:
 class ClientThread:
     """A ControlClient in its own thread, as a UE agent would run it; answers ROUND_START with UPLINK_DONE."""
 
-    def __init__(self, config: ClientConfig, security: object, *, auto_uplink: bool = True) -> None:
-        self.events: queue.Queue[Event] = queue.Queue()
-        self.rejections: dict[str, int] = {}
-        self._config, self._security, self._auto_uplink = config, security, auto_uplink
+    def __init__(self, config: ClientConfig, security: object) -> None:
+        self._config, self._security = config, security
         self._stop = threading.Event()
-        self._crash = False
         self._thread = threading.Thread(target=self._run, name=f"client-{config.ue_id}", daemon=True)
         self._thread.start()
 
@@ -84,17 +80,12 @@ class ClientThread:
         try:
             while not self._stop.is_set():
                 for event in client.poll(0.05):
-                    self.events.put(event)
-                    msg = event.message
-                    if self._auto_uplink and msg is not None and msg.type == "ROUND_START":
+                    if event.message is not None and event.message.type == "ROUND_START":
                         client.send(UplinkDone(1, 10, 12_000, 0.01, 0.5))
         finally:
-            self.rejections = dict(client.rejections)
-            self.connects = client.transport["connects"]
-            client.close(say_bye=not self._crash)
+            client.close()
 
-    def stop(self, *, crash: bool = False) -> None:
-        self._crash = crash
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=WAIT_S)
         if self._thread.is_alive():
