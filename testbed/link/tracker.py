@@ -48,6 +48,7 @@ class ChannelTracker:
             return None
         last = next((h.channel for h in reversed(frames) if h.channel is not None), None)
         gains = [float(np.mean(np.abs(h.channel) ** 2)) for h in frames if h.channel is not None]
+        cfos = [h.cfo_hz for h in frames if math.isfinite(h.cfo_hz)]
         chan = np.zeros(0, np.complex64) if last is None else np.asarray(last, np.complex64)[:MAX_SUBCARRIERS]
         return ChannelReport(
             tx_node=tx_node,
@@ -55,7 +56,7 @@ class ChannelTracker:
             num_frames=len(frames),
             snr_db=snr,
             mean_gain_db=float(10 * np.log10(np.mean(gains))) if gains and np.mean(gains) > 0 else None,
-            cfo_hz=float(np.mean([h.cfo_hz for h in frames])),
+            cfo_hz=float(np.mean(cfos)) if cfos else 0.0,
             frame_success=sum(h.payload is not None for h in frames) / len(frames),
             channel_re=chan.real.astype(float).tolist(),
             channel_im=chan.imag.astype(float).tolist(),
