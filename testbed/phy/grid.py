@@ -39,13 +39,17 @@ class OfdmGrid:
         # 802.11 pilot base values (1, 1, 1, -1) on (-21, -7, 7, 21); generalised as "last one negative".
         self.pilot_base = np.ones(cfg.num_pilots, np.float32)
         self.pilot_base[-1] = -1.0
-        self.polarity = (1.0 - 2.0 * scrambler_sequence(POLARITY_SEED, POLARITY_PERIOD)).astype(np.float32)
+        polarity = (1.0 - 2.0 * scrambler_sequence(POLARITY_SEED, POLARITY_PERIOD)).astype(np.float32)
+        self._pilot_table = polarity[:, None] * self.pilot_base[None, :]  # (127, n_pilots)
         self.tx_scale = np.float32(cfg.fft_size / np.sqrt(cfg.num_used))
+        # modulate() gathers each symbol's spectrum from [data | pilots | 0]: bin b reads column _bin_source[b]
+        self._bin_source = np.full(cfg.fft_size, cfg.num_data + cfg.num_pilots)
+        self._bin_source[self.data_bins] = np.arange(cfg.num_data)
+        self._bin_source[self.pilot_bins] = cfg.num_data + np.arange(cfg.num_pilots)
 
     def pilot_values(self, first_symbol: int, num_symbols: int) -> np.ndarray:
         """(num_symbols, n_pilots) float32 transmitted pilot values for symbols first_symbol, first_symbol+1, ..."""
-        p = self.polarity[(first_symbol + np.arange(num_symbols)) % POLARITY_PERIOD]
-        return p[:, None] * self.pilot_base[None, :]
+        return self._pilot_table[(first_symbol + np.arange(num_symbols)) % POLARITY_PERIOD]
 
     def modulate(self, data: np.ndarray, first_symbol: int = 0) -> np.ndarray:
         """OFDM symbols with cyclic prefix.
@@ -55,14 +59,18 @@ class OfdmGrid:
         Returns (n_sym * symbol_len,) complex64, unit average power.
         """
         cfg = self.cfg
-        n_sym = data.shape[0]
-        spectrum = np.zeros((n_sym, cfg.fft_size), np.complex64)  # (n_sym, fft)
-        spectrum[:, self.data_bins] = data
-        spectrum[:, self.pilot_bins] = self.pilot_values(first_symbol, n_sym)
-        body = scipy.fft.ifft(spectrum, axis=1, overwrite_x=True)
+        n_sym, n_data = data.shape
+        columns = np.empty((n_sym, n_data + cfg.num_pilots + 1), np.complex64)  # [data | pilots | 0]
+        columns[:, :n_data] = data
+        columns[:, n_data:-1] = self.pilot_values(first_symbol, n_sym)
+        columns[:, -1] = 0
+        # ifft * fft/sqrt(n_used) == unnormalized inverse sum / sqrt(n_used)
+        spectrum = np.take(columns, self._bin_source, axis=1)  # (n_sym, fft), C-contiguous
+        body = scipy.fft.ifft(spectrum, axis=1, norm="forward", overwrite_x=True)
+        body *= np.float32(1 / np.sqrt(cfg.num_used))
         out = np.empty((n_sym, cfg.symbol_len), np.complex64)  # (n_sym, cp + fft)
-        np.multiply(body, self.tx_scale, out=out[:, cfg.cp_len :])
-        out[:, : cfg.cp_len] = out[:, -cfg.cp_len :]
+        out[:, cfg.cp_len :] = body
+        out[:, : cfg.cp_len] = body[:, -cfg.cp_len :]
         return out.reshape(-1)
 
     def demodulate(self, windows: np.ndarray) -> np.ndarray:

@@ -39,6 +39,17 @@ def _tx_order(mcs_name: str, num_data: int, n_sym: int) -> np.ndarray:
     return order
 
 
+@lru_cache(maxsize=1024)
+def body_size(cfg: PhyConfig, mcs_name: str, length: int) -> tuple[int, int]:
+    """(OFDM symbols, info bits per symbol N_DBPS (N_CBPS if uncoded)) of a body carrying ``length`` bytes.
+
+    Cached: the layout arithmetic uses Fractions, which cost more than a short frame's DSP.
+    """
+    mcs = get_mcs(mcs_name)
+    per_symbol = mcs.data_bits_per_ofdm_symbol(cfg.num_data) if mcs.coded else mcs.bits_per_symbol * cfg.num_data
+    return payload_num_symbols(cfg, length, mcs), per_symbol
+
+
 class PayloadCodec:
     """Bit-level transmit and receive chain of the data body for one numerology."""
 
@@ -50,14 +61,10 @@ class PayloadCodec:
         n_data = self.cfg.num_data
         fcs = crc32(payload).to_bytes(CRC_BYTES, "little")
         info = scramble(bytes_to_bits(bytes(payload) + fcs), seed)
-        n_sym = payload_num_symbols(self.cfg, len(payload), mcs)
-        if mcs.coded:
-            bits = np.zeros(n_sym * mcs.data_bits_per_ofdm_symbol(n_data), np.uint8)  # info, tail and pad
-            bits[: info.size] = info
-            coded = conv_encode(bits)[_tx_order(mcs.name, n_data, n_sym)]
-        else:
-            coded = np.zeros(n_sym * mcs.coded_bits_per_ofdm_symbol(n_data), np.uint8)
-            coded[: info.size] = info
+        n_sym, per_symbol = body_size(self.cfg, mcs.name, len(payload))
+        bits = np.zeros(n_sym * per_symbol, np.uint8)  # info (+ tail) + pad
+        bits[: info.size] = info
+        coded = conv_encode(bits)[_tx_order(mcs.name, n_data, n_sym)] if mcs.coded else bits
         return map_bits(coded, mcs.bits_per_symbol).reshape(n_sym, n_data)
 
     def decode(self, symbols: np.ndarray, noise_var: np.ndarray, mcs: Mcs, seed: int, length: int) -> bytes | None:
@@ -69,10 +76,9 @@ class PayloadCodec:
         n_info = 8 * (length + CRC_BYTES)
         llrs = demap_llr(symbols, noise_var, mcs.bits_per_symbol)
         if mcs.coded:
-            n_data = self.cfg.num_data
-            n_sym = symbols.size // n_data
-            mother = np.zeros(2 * n_sym * mcs.data_bits_per_ofdm_symbol(n_data), np.float32)  # erasures: 0
-            mother[_tx_order(mcs.name, n_data, n_sym)] = llrs
+            n_sym, per_symbol = body_size(self.cfg, mcs.name, length)
+            mother = np.zeros(2 * n_sym * per_symbol, np.float32)  # punctured positions stay 0 (erasures)
+            mother[_tx_order(mcs.name, self.cfg.num_data, n_sym)] = llrs
             bits = viterbi_decode(mother, n_info)
         else:
             bits = (llrs[:n_info] < 0).astype(np.uint8)

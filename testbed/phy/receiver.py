@@ -18,11 +18,11 @@ from testbed.errors import PhyError
 from testbed.phy.estimation import ChannelEstimate, make_estimator
 from testbed.phy.grid import grid_for
 from testbed.phy.header import Header, HeaderCodec
-from testbed.phy.layout import analog_burst_num_samples, analog_num_symbols, burst_num_samples, payload_num_symbols
+from testbed.phy.layout import analog_num_symbols
 from testbed.phy.mcs import MCS_BY_INDEX
 from testbed.phy.modulation import hard_decision
 from testbed.phy.numerology import PhyConfig
-from testbed.phy.payload import PayloadCodec
+from testbed.phy.payload import PayloadCodec, body_size
 from testbed.phy.preamble import preamble_for
 from testbed.phy.sync import Synchronizer, SyncResult
 from testbed.phy.tracking import PhaseTrack, PilotTracker, common_phase, phasor
@@ -154,7 +154,8 @@ class Receiver:
         y = np.concatenate([y[2:], body])  # (n_hdr + n_body, n_used): tracked together
         track, noise_var = self._track(y, est)
         eq = self._equalize(y, est, track, noise_var)
-        return self._frame(header, sync, est, eq, n_hdr), sync.burst_start + self._burst_len(header)
+        end = sync.burst_start + len(self.preamble.samples) + (n_hdr + n_body) * self.cfg.symbol_len
+        return self._frame(header, sync, est, eq, n_hdr), end
 
     def _body_symbols(self, header: Header | None) -> int | None:
         if header is None:
@@ -162,14 +163,9 @@ class Receiver:
         try:
             if header.frame_type == "analog":
                 return analog_num_symbols(self.cfg, header.length)
-            return payload_num_symbols(self.cfg, header.length, MCS_BY_INDEX[header.mcs_index])
+            return body_size(self.cfg, MCS_BY_INDEX[header.mcs_index].name, header.length)[0]
         except PhyError:  # a length no sender could have used
             return None
-
-    def _burst_len(self, header: Header) -> int:
-        if header.frame_type == "analog":
-            return analog_burst_num_samples(self.cfg, header.length)
-        return burst_num_samples(self.cfg, header.length, MCS_BY_INDEX[header.mcs_index])
 
     def _subcarriers(
         self, iq: np.ndarray, sync: SyncResult, n_ltf: int, n_ofdm: int, first: int = 0
