@@ -77,6 +77,7 @@ class ControlClient:
 
     def poll(self, timeout_s: float | None = None) -> list[Event]:
         """One loop pass: wait for the BS (at most until the next timer), handle messages, run timers."""
+        self._check_open()
         now = time.monotonic()
         next_timer_s = self._retry_at_s if self.state == "connecting" else self._next_heartbeat_s
         wait_s = min(self.heartbeat_interval_s if timeout_s is None else timeout_s, max(0.0, next_timer_s - now))
@@ -198,14 +199,20 @@ class ControlClient:
             self.transport["send_queue_full"] += 1
         return env
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ProtocolError(f"client {self.config.ue_id} is closed; create a new ControlClient to rejoin")
+
     def send(self, body: Body) -> Envelope:
         """Send an application message to the BS (registered only); returns its envelope."""
+        self._check_open()
         if self.state != "registered":
             raise ProtocolError(f"{self.config.ue_id} is not registered yet; wait for the 'registered' event")
         return self._transmit(body)
 
     def reply(self, request: Envelope, body: Body) -> Envelope:
         """Answer a BS message (e.g. CAPABILITY_ENQUIRY): ``corr_id`` = its seq."""
+        self._check_open()
         if self.state != "registered":
             raise ProtocolError(f"{self.config.ue_id} is not registered; cannot answer {request.type}")
         return self._transmit(body, request)
