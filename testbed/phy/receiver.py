@@ -202,10 +202,10 @@ class Receiver:
         y_pilots, h_pilots = y[:, g.pilot_pos], est.h[g.pilot_pos]
         track = self.tracker.track(y_pilots, h_pilots, reference)
         expected = h_pilots * reference * track.rotation(cfg.pilot_indices, cfg.fft_size)
-        residual = float(np.mean(np.abs(y_pilots - expected) ** 2))
+        residual = float((np.abs(y_pilots - expected) ** 2).sum()) / y_pilots.size
         # the residual lacks the noise the phase fit absorbed (one real dimension per averaging window)
         absorbed = 1 / (2 * (2 * self.tracker.phase_half_window + 1) * cfg.num_pilots)
-        pilot_noise = residual / (1 + float(est.error_gain[g.pilot_pos].mean()) - absorbed)
+        pilot_noise = residual / (1 + float(est.error_gain[g.pilot_pos].sum()) / cfg.num_pilots - absorbed)
         n_ltf_dof, n_pilot_dof = cfg.num_used, y_pilots.size
         return track, (n_ltf_dof * est.noise_var + n_pilot_dof * pilot_noise) / (n_ltf_dof + n_pilot_dof)
 
@@ -213,7 +213,7 @@ class Receiver:
         """y : (n_sym, n_used) OFDM symbols -> equalized data symbols and their noise variance."""
         g, cfg = self.grid, self.cfg
         power = np.abs(est.h) ** 2
-        power = np.maximum(power, CHANNEL_FLOOR * max(float(power.mean()), 1e-30))
+        power = np.maximum(power, CHANNEL_FLOOR * max(float(power.sum()) / power.size, 1e-30))
         # common-phase estimate error: the pilots of 2*half_window+1 symbols, maximum-ratio combined
         phase_var = noise_var / (2 * (2 * self.tracker.phase_half_window + 1) * float(np.sum(power[g.pilot_pos])))
         h_data = est.h[g.data_pos]
@@ -229,7 +229,7 @@ class Receiver:
         noise = _per_symbol(eq.noise_var, n_body)
         power = np.abs(est.h) ** 2
         noise_var = eq.subcarrier_noise_var
-        signal = max(float(power.mean() - noise_var * est.error_gain.mean()), 1e-30)
+        signal = max(float(power.sum() - noise_var * est.error_gain.sum()) / power.size, 1e-30)
         common = {
             "frame_type": header.frame_type,
             "stream_id": header.stream_id,
@@ -248,11 +248,11 @@ class Receiver:
         if payload is None:
             self.stats.crc_failures += 1
         sample = body[:EVM_MAX_SYMBOLS]
-        error = float(np.mean(np.abs(sample - hard_decision(sample, mcs.bits_per_symbol)) ** 2))
+        error = float((np.abs(sample - hard_decision(sample, mcs.bits_per_symbol)) ** 2).sum()) / sample.size
         return RxFrame(
             payload,
             body,
-            float(eq.noise_var.mean()),
+            float(eq.noise_var.sum()) / cfg.num_data,
             payload is not None,
             mcs.name,
             evm_db=10 * math.log10(max(error, 1e-30)),
