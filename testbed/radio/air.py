@@ -1,0 +1,222 @@
+"""The shared virtual air: one sample-count clock, bursts on it, and what each node hears.
+
+Both the in-process loopback backend and the hub process use this class; only the waiting differs.
+
+Time model (why results do not depend on process scheduling): every node has a cursor, the end of what it
+has received. A node may only transmit at or after its cursor, and while it waits for a receive window
+[c, c + n) it promises not to transmit before c + n; that promise is its *commit*. A receive window is served
+only when every other counted node's commit has reached its end, so no burst can still arrive inside a
+window that was already handed out. When all nodes wait, the one with the earliest window end is always
+servable, so the clock never deadlocks. Noise is drawn per receiver in fixed blocks of absolute time from
+(seed, receiver, block) so it too is independent of how nodes split their windows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from testbed.errors import ConfigError, RadioError
+from testbed.radio.base import RxBlock
+from testbed.radio.links import Link
+from testbed.radio.scenario import Scenario
+
+NOISE_BLOCK_SAMPLES = 1 << 15
+AGC_NOISE_DBFS = -50.0  # the AGC modes settle the noise floor here (a fixed stand-in for a real AGC loop)
+
+
+@dataclass
+class _Node:
+    index: int
+    tx_power_dbm: float
+    live: bool = False
+    joined_once: bool = False
+    cursor: int = 0
+    pending: int | None = None
+    gain_db: float = 0.0
+
+    @property
+    def commit(self) -> int:
+        return self.cursor + (self.pending or 0)
+
+
+@dataclass
+class _Burst:
+    src: str
+    start: int
+    waves: dict[str, np.ndarray] = field(default_factory=dict)  # per receiver: (m,) complex64
+
+    @property
+    def end(self) -> int:
+        return self.start + max((w.size for w in self.waves.values()), default=0)
+
+
+class _Noise:
+    """Complex Gaussian noise of one receiver as a function of absolute sample time."""
+
+    def __init__(self, seed: int, rx_index: int, variance: float) -> None:
+        self._seed, self._rx, self._sigma = seed, rx_index, math.sqrt(variance / 2.0)
+        self._cache: tuple[int, np.ndarray] | None = None
+
+    def _block(self, k: int) -> np.ndarray:
+        if self._cache is None or self._cache[0] != k:
+            gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence(self._seed, spawn_key=(self._rx, k))))
+            z = gen.standard_normal(2 * NOISE_BLOCK_SAMPLES, dtype=np.float32)
+            z *= np.float32(self._sigma)
+            self._cache = (k, z.view(np.complex64))
+        return self._cache[1]
+
+    def add_to(self, out: np.ndarray, start: int) -> None:
+        """Add this receiver's noise for samples [start, start + len(out)) into ``out`` (complex64)."""
+        pos, end = start, start + out.size
+        while pos < end:
+            k, off = divmod(pos, NOISE_BLOCK_SAMPLES)
+            take = min(end - pos, NOISE_BLOCK_SAMPLES - off)
+            out[pos - start : pos - start + take] += self._block(k)[off : off + take]
+            pos += take
+
+
+class Air:
+    """All nodes of a scenario on one clock. Not thread-safe: one owner (the hub loop or a test) drives it."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self._nodes = {spec.id: _Node(index=i, tx_power_dbm=spec.tx_power_dbm) for i, spec in enumerate(scenario.nodes)}
+        seeds = np.random.SeedSequence(scenario.seed).spawn(len(self._nodes) ** 2)
+        n = len(self._nodes)
+        self._links = {
+            (a, b): Link(scenario, a, b, np.random.default_rng(seeds[na.index * n + nb.index]))
+            for a, na in self._nodes.items()
+            for b, nb in self._nodes.items()
+            if a != b
+        }
+        noise_var = 10.0 ** ((scenario.noise_floor_dbm - scenario.rx_full_scale_dbm) / 10.0)
+        self._noise = {nid: _Noise(scenario.seed, node.index, noise_var) for nid, node in self._nodes.items()}
+        self._agc_gain_db = AGC_NOISE_DBFS - (scenario.noise_floor_dbm - scenario.rx_full_scale_dbm)
+        self._bursts: list[_Burst] = []
+        self.delivered_samples = 0
+
+    # --- membership ---------------------------------------------------------------------------------
+    def _node(self, node_id: str) -> _Node:
+        node = self._nodes.get(node_id)
+        if node is None:
+            raise ConfigError(f"unknown node id {node_id!r}; the scenario has {list(self._nodes)}")
+        return node
+
+    def join(self, node_id: str) -> int:
+        """Bring a node on the air; returns its starting sample (later joiners start at the frontier)."""
+        node = self._node(node_id)
+        if node.live:
+            raise RadioError(f"node {node_id!r} is already connected; one radio per node id")
+        node.live, node.joined_once, node.pending = True, True, None
+        node.cursor = max((n.cursor for n in self._nodes.values()), default=0)
+        return node.cursor
+
+    def leave(self, node_id: str) -> None:
+        """Take a node off the air; the unsent rest of its bursts (after its commit) is cut, as a radio that
+        loses power mid-burst would."""
+        node = self._node(node_id)
+        if not node.live:
+            return
+        cut = node.commit
+        node.live, node.pending = False, None
+        for burst in self._bursts:
+            if burst.src == node_id:
+                for rx, wave in burst.waves.items():
+                    burst.waves[rx] = wave[: max(0, cut - burst.start)]
+        self._collect_garbage()
+
+    def is_live(self, node_id: str) -> bool:
+        return self._node(node_id).live
+
+    def cursor(self, node_id: str) -> int:
+        return self._node(node_id).cursor
+
+    # --- settings -----------------------------------------------------------------------------------
+    def set_radio(self, node_id: str, tx_power_dbm: float, rx_gain_mode: str, rx_gain_db: float) -> None:
+        """Apply a node's TX power and RX gain (AGC modes use a fixed gain putting noise at AGC_NOISE_DBFS)."""
+        node = self._node(node_id)
+        node.tx_power_dbm = float(tx_power_dbm)
+        node.gain_db = float(rx_gain_db) if rx_gain_mode == "manual" else self._agc_gain_db
+
+    # --- samples ------------------------------------------------------------------------------------
+    def transmit(self, node_id: str, iq: np.ndarray, at_sample: int | None = None) -> int:
+        """Put a burst (n,) complex64 from ``node_id`` on the air at ``at_sample`` (default: its cursor)."""
+        node = self._live(node_id)
+        if node.pending is not None:
+            raise RadioError(f"node {node_id!r} cannot transmit while it waits for a receive window")
+        start = node.cursor if at_sample is None else int(at_sample)
+        if start < node.cursor:
+            raise RadioError(
+                f"node {node_id!r}: burst at sample {start} is in the past (its clock is at {node.cursor}); "
+                "transmit at or after the end of the last receive"
+            )
+        burst = _Burst(node_id, start)
+        for (a, b), link in self._links.items():
+            if a == node_id:
+                burst.waves[b] = link(iq, start, node.tx_power_dbm)
+        self._bursts.append(burst)
+        return start
+
+    def request(self, node_id: str, num_samples: int) -> None:
+        """Ask for the next window of ``num_samples``; serve it with ``collect`` once ``ready``."""
+        node = self._live(node_id)
+        if node.pending is not None:
+            raise RadioError(f"node {node_id!r} already waits for a receive window; one request at a time")
+        node.pending = int(num_samples)
+
+    def ready(self, node_id: str) -> bool:
+        """True when no other node can still transmit into this node's requested window."""
+        node = self._nodes[node_id]
+        if node.pending is None:
+            return False
+        end = node.commit
+        for other_id, other in self._nodes.items():
+            if other_id == node_id:
+                continue
+            counted = other.live or (self.scenario.wait_for_all_nodes and not other.joined_once)
+            if counted and other.commit < end:
+                return False
+        return True
+
+    def waiting(self) -> list[str]:
+        """Node ids with a pending receive request."""
+        return [nid for nid, n in self._nodes.items() if n.live and n.pending is not None]
+
+    def collect(self, node_id: str) -> RxBlock:
+        """Deliver the pending window (call only when ``ready``, or from a single-threaded loopback)."""
+        node = self._live(node_id)
+        if node.pending is None:
+            raise RadioError(f"node {node_id!r} has no pending receive request")
+        start, n = node.cursor, node.pending
+        end = start + n
+        out = np.zeros(n, np.complex64)
+        for burst in self._bursts:
+            wave = burst.waves.get(node_id)
+            if wave is None or burst.start >= end or burst.start + wave.size <= start:
+                continue
+            lo, hi = max(start, burst.start), min(end, burst.start + wave.size)
+            out[lo - start : hi - start] += wave[lo - burst.start : hi - burst.start]
+        self._noise[node_id].add_to(out, start)
+        if node.gain_db != 0.0:
+            out *= np.float32(10.0 ** (node.gain_db / 20.0))
+        node.cursor, node.pending = end, None
+        self.delivered_samples += n
+        self._collect_garbage()
+        return RxBlock(out, start)
+
+    def _live(self, node_id: str) -> _Node:
+        node = self._node(node_id)
+        if not node.live:
+            raise RadioError(f"node {node_id!r} is not connected; join first")
+        return node
+
+    def _collect_garbage(self) -> None:
+        live = [n.cursor for n in self._nodes.values() if n.live]
+        if not live:
+            self._bursts.clear()
+            return
+        horizon = min(live)
+        self._bursts = [b for b in self._bursts if b.end > horizon]
