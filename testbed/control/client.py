@@ -95,6 +95,13 @@ class ControlClient:
         if self.state == "connecting":
             if now >= self._retry_at_s:
                 self._retry_s = min(2 * self._retry_s, self.config.retry_max_s)
+                if self._retry_s == self.config.retry_max_s:  # at most one line per retry_max_s
+                    log.warning(
+                        "no WELCOME from %s yet: is the BS running, is %s's key on its allow-list, and is the BS "
+                        "public key this UE uses the right one?",
+                        self.config.server_endpoint,
+                        self.config.ue_id,
+                    )
                 self._connect()
             return []
         if now - self._last_rx_s > self.config.liveness_intervals * self.heartbeat_interval_s:
