@@ -90,13 +90,22 @@ class HeaderCodec:
         self.num_data = cfg.num_data
         self._coded_len = 2 * (HEADER_INFO_BITS + TAIL_BITS)
         self._padded_len = self.num_symbols * cfg.num_data
+        # Encoding, zero padding and interleaving are linear over GF(2): column i of this generator is the
+        # on-air bit pattern of header bit i alone, so encode() is one small matrix product.
+        self._generator = np.stack(
+            [self._encode_bits(unit) for unit in np.eye(HEADER_INFO_BITS, dtype=np.uint8)], axis=1
+        ).astype(np.float32)  # (padded_len, 64)
+
+    def _encode_bits(self, bits: np.ndarray) -> np.ndarray:
+        """(64,) header bits -> (padded_len,) interleaved coded bits (tail and pad zero)."""
+        coded = np.zeros(self._padded_len, np.uint8)
+        coded[: self._coded_len] = conv_encode(np.concatenate([bits, np.zeros(TAIL_BITS, np.uint8)]))
+        return interleave(coded, self.num_data, 1)
 
     def encode(self, header: Header) -> np.ndarray:
         """(header_num_symbols, n_data) complex64 BPSK symbols."""
-        bits = np.concatenate([header.to_bits(), np.zeros(TAIL_BITS, np.uint8)])
-        coded = np.zeros(self._padded_len, np.uint8)
-        coded[: self._coded_len] = conv_encode(bits)
-        return map_bits(interleave(coded, self.num_data, 1), 1).reshape(self.num_symbols, self.num_data)
+        coded = (self._generator @ header.to_bits().astype(np.float32)).astype(np.uint8) & 1
+        return map_bits(coded, 1).reshape(self.num_symbols, self.num_data)
 
     def decode(self, symbols: np.ndarray, noise_var: np.ndarray) -> Header | None:
         """Equalized (header_num_symbols * n_data,) complex64 symbols and their noise variances -> Header or None."""

@@ -28,13 +28,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from testbed.phy.numerology import PhyConfig
 from testbed.phy.preamble import preamble_for
 
 DETECT_THRESHOLD = 0.15  # normalized metric M; see module docstring for false-alarm / detection figures
 FIRST_PATH_FRACTION = 0.25  # LTF correlation power (of the peak) that counts as the first path
-CHUNK_BLOCKS = 1 << 15  # blocks per pass of the block-sum loop (keeps temporaries in cache)
+RESYNC_BLOCKS = 256  # running window sums are recomputed from scratch this often (bounds rounding drift)
 
 
 @dataclass(frozen=True)
@@ -84,43 +85,12 @@ class Synchronizer:
 
     def detection_metric(self, iq: np.ndarray) -> DetectionMetric:
         """M and P for every candidate start on the STF-period grid of ``iq`` ((n,) complex64)."""
-        lag, w = self.lag, self.win_blocks
-        n_blocks = len(iq) // lag
-        n_cand = n_blocks - w - 1
-        if n_cand <= 0:
-            return DetectionMetric(np.zeros(0), np.zeros(0, np.complex128))
-        prod = np.empty(n_blocks - 1, np.complex128)  # sum over block i of r[k] conj(r[k + lag])
-        total = np.empty(n_blocks, np.complex128)  # sum over block i of r[k]
-        energy = np.empty(n_blocks, np.float64)  # sum over block i of |r[k]|^2
-        for b0 in range(0, n_blocks, CHUNK_BLOCKS):
-            b1 = min(b0 + CHUNK_BLOCKS, n_blocks)
-            x = iq[b0 * lag : b1 * lag]
-            blocks = x.reshape(-1, lag)  # (blocks, lag)
-            total[b0:b1] = blocks.sum(axis=1, dtype=np.complex128)
-            flat = blocks.view(np.float32).reshape(b1 - b0, 2 * lag)  # interleaved re, im
-            energy[b0:b1] = np.einsum("ij,ij->i", flat, flat, dtype=np.float64)
-            p1 = min(b1, n_blocks - 1)
-            if p1 > b0:
-                a = iq[b0 * lag : p1 * lag]
-                b = iq[b0 * lag + lag : p1 * lag + lag]
-                prod[b0:p1] = (a * b.conj()).reshape(-1, lag).sum(axis=1, dtype=np.complex128)
-
-        def window_sums(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            """Sums of w consecutive blocks starting at block j and at block j + 1, for every candidate j."""
-            c = np.concatenate([np.zeros(1, x.dtype), np.cumsum(x)])
-            return c[w : w + n_cand] - c[:n_cand], c[w + 1 : w + 1 + n_cand] - c[1 : 1 + n_cand]
-
-        p = window_sums(prod)[0]
-        sa, sb = window_sums(total)
-        ea, eb = window_sums(energy)
-        n_terms = w * lag
-        mean = (sa + total[w : w + n_cand]) / (n_terms + lag)  # mean over the whole STF-long window
-        m2 = n_terms * np.abs(mean) ** 2
-        p = p - np.conj(mean) * sa - mean * np.conj(sb) + m2
-        ea = ea - 2 * np.real(np.conj(mean) * sa) + m2
-        eb = eb - 2 * np.real(np.conj(mean) * sb) + m2
-        metric = np.abs(p) ** 2 / np.maximum(np.maximum(ea, eb) ** 2, np.finfo(np.float64).tiny)
-        return DetectionMetric(np.minimum(metric, 1.0), p)
+        n_cand = len(iq) // self.lag - self.win_blocks - 1
+        metric = np.zeros(max(n_cand, 0))
+        corr = np.zeros(max(n_cand, 0), np.complex128)
+        if n_cand > 0:
+            _detection_kernel(iq, self.lag, self.win_blocks, metric, corr)
+        return DetectionMetric(metric, corr)
 
     def coarse_cfo(self, corr: complex) -> float:
         """CFO in subcarrier spacings from the STF autocorrelation P at lag one period."""
@@ -149,3 +119,53 @@ class Synchronizer:
         pairs = pre[self._fine_pairs]
         fine = float(np.angle(np.vdot(pairs, pre[self._fine_pairs + n_fft])) / (2 * np.pi))
         return SyncResult(arrival - self.backoff, start, coarse_cfo + fine)
+
+
+@njit(cache=True)
+def _detection_kernel(iq: np.ndarray, lag: int, w: int, metric: np.ndarray, corr: np.ndarray) -> None:
+    """Fill metric[j], corr[j] (zero-mean M and P of the module docstring) for candidate starts j * lag.
+
+    One pass over the samples into per-block sums (products at lag, samples, energies), then running
+    window sums over ``w`` blocks, recomputed every RESYNC_BLOCKS candidates.
+    """
+    n_blocks = len(iq) // lag
+    prod = np.zeros(n_blocks, np.complex128)
+    total = np.zeros(n_blocks, np.complex128)
+    energy = np.zeros(n_blocks, np.float64)
+    for b in range(n_blocks):
+        s = 0j
+        e = 0.0
+        p = 0j
+        for k in range(b * lag, (b + 1) * lag):
+            x = iq[k]
+            s += x
+            e += x.real * x.real + x.imag * x.imag
+            if k + lag < len(iq):
+                p += x * np.conj(iq[k + lag])
+        total[b] = s
+        energy[b] = e
+        prod[b] = p
+    n_terms = w * lag
+    p_sum = 0j
+    sa = 0j
+    ea = 0.0
+    for j in range(len(metric)):
+        if j % RESYNC_BLOCKS == 0:
+            p_sum = prod[j : j + w].sum()
+            sa = total[j : j + w].sum()
+            ea = energy[j : j + w].sum()
+        else:
+            p_sum += prod[j + w - 1] - prod[j - 1]
+            sa += total[j + w - 1] - total[j - 1]
+            ea += energy[j + w - 1] - energy[j - 1]
+        sb = sa - total[j] + total[j + w]
+        eb = ea - energy[j] + energy[j + w]
+        mean = (sb + total[j]) / (n_terms + lag)  # over the whole STF-long window
+        m2 = n_terms * (mean.real * mean.real + mean.imag * mean.imag)
+        pc = p_sum - np.conj(mean) * sa - mean * np.conj(sb) + m2
+        ea0 = ea - 2.0 * (np.conj(mean) * sa).real + m2
+        eb0 = eb - 2.0 * (np.conj(mean) * sb).real + m2
+        denom = max(ea0, eb0) ** 2
+        value = (pc.real * pc.real + pc.imag * pc.imag) / denom if denom > 1e-300 else 0.0
+        metric[j] = min(value, 1.0)
+        corr[j] = pc
