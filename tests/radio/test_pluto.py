@@ -109,7 +109,7 @@ def test_timed_transmit_waits_for_the_clock_and_keeps_samples(adi):
     assert radio.transmit(np.ones(4, np.complex64), at_sample=2500) == 3000
     blk = radio.receive(3000)  # nothing fetched while waiting was lost
     assert blk.start_sample == 0 and blk.iq[0] == pytest.approx(-1 + 0.5j)
-    with pytest.raises(RadioError, match="over 10 s ahead"):
+    with pytest.raises(RadioError, match="10 s ahead"):
         radio.transmit(np.ones(4, np.complex64), at_sample=10**9)
 
 
