@@ -118,6 +118,9 @@ class Receiver:
                 i = int(np.searchsorted(candidates, next_block))
                 continue
             peak = j + int(np.argmax(det.metric[j : j + span]))
+            if self.sync.is_tone(iq, peak * self.sync.lag):
+                next_block = peak + self.sync.win_blocks
+                continue
             self.stats.detections += 1
             frame, end = self._receive(iq, peak * self.sync.lag, self.sync.coarse_cfo(det.corr[peak]))
             if frame is None:

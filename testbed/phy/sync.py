@@ -35,6 +35,7 @@ from testbed.phy.preamble import preamble_for
 
 DETECT_THRESHOLD = 0.15  # normalized metric M; see module docstring for false-alarm / detection figures
 FIRST_PATH_FRACTION = 0.25  # LTF correlation power (of the peak) that counts as the first path
+TONE_THRESHOLD = 0.9  # lag-1 normalized autocorrelation above which a detection is a sinusoid (is_tone)
 RESYNC_BLOCKS = 256  # running window sums are recomputed from scratch this often (bounds rounding drift)
 
 
@@ -91,6 +92,19 @@ class Synchronizer:
         if n_cand > 0:
             _detection_kernel(iq, self.lag, self.win_blocks, metric, corr)
         return DetectionMetric(metric, corr)
+
+    def is_tone(self, iq: np.ndarray, start: int) -> bool:
+        """True when the STF-long window at ``start`` is one sinusoid (CW interference, a spur), not an STF.
+
+        A sinusoid is periodic at every lag, so it passes the detector; the STF's lag-1 autocorrelation is
+        zero on a flat channel (its tones at +-8, +-16, +-24 cancel) and reaches 0.5 only if a channel leaves
+        two tones alone, while a sinusoid gives 1. Rejecting these early keeps a CW-jammed buffer fast.
+        """
+        seg = iq[start : start + self.pre.stf_len]
+        seg = seg - seg.mean()
+        a, b = seg[:-1], seg[1:]
+        ea, eb = float(np.vdot(a, a).real), float(np.vdot(b, b).real)
+        return abs(np.vdot(a, b)) ** 2 > TONE_THRESHOLD * max(ea * eb, np.finfo(np.float64).tiny)
 
     def coarse_cfo(self, corr: complex) -> float:
         """CFO in subcarrier spacings from the STF autocorrelation P at lag one period."""

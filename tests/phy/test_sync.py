@@ -47,3 +47,11 @@ def test_short_buffers_give_no_candidates_and_truncated_ltf_gives_none():
     assert sync.detection_metric(np.zeros(10, np.complex64)).metric.size == 0
     pre = preamble_for(CFG).samples
     assert sync.refine(pre[:200], 0, 0.0) is None
+
+
+def test_a_sinusoid_is_recognised_as_a_tone_and_an_stf_is_not(rng):
+    sync = Synchronizer(CFG)
+    n = np.arange(400)
+    assert sync.is_tone(np.exp(2j * np.pi * 0.1 * n).astype(np.complex64), 0)
+    pre = Awgn(10.0, rng, CFG.occupied_fraction)(preamble_for(CFG).samples)
+    assert not sync.is_tone(pre, 0)
