@@ -15,7 +15,7 @@ from typing import Any
 
 from testbed.cli._output import add_json_flag, emit, format_table
 
-BACKENDS = ("sim", "model")
+BACKENDS = ("sim", "model", "loopback", "hub")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,8 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--backend",
         choices=BACKENDS,
         default="sim",
-        help="sim: OFDM modem over simulated channels; model: frame-level model, exact airtime, no DSP",
+        help="sim: OFDM modem over simulated channels; model: frame-level model, exact airtime, no DSP; "
+        "loopback: modem over in-process testbed.radio radios of --scenario; hub: modem over radios of a running "
+        "'testbed hub --scenario FILE' at --endpoint",
     )
+    send.add_argument(
+        "--scenario",
+        type=Path,
+        help="radio scenario TOML (loopback, hub): the first node is the BS, the next --ues nodes the UEs; "
+        "SNR, CFO and loss then come from the scenario, not --snr-db/--cfo-hz/--loss",
+    )
+    send.add_argument("--endpoint", help="hub endpoint, e.g. tcp://127.0.0.1:5555 (hub backend)")
     send.add_argument(
         "--snr-db",
         type=float,
@@ -127,6 +136,14 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _make_link(args: argparse.Namespace, phy: Any, snrs: list[float], rng: Any) -> Any:
+    from testbed.errors import ConfigError
+
+    if args.backend != "sim" and (args.cfo_hz or args.delay_spread):
+        raise ConfigError(f"--cfo-hz and --delay-spread apply to the sim backend only, not {args.backend}")
+    if args.backend in ("loopback", "hub"):
+        if args.loss:
+            raise ConfigError("--loss is injected by the sim and model backends; a radio scenario sets its own")
+        return _radio_link(args, phy)
     if args.backend == "model":
         from testbed.link.framelink import ModelFrameLink
 
@@ -140,6 +157,37 @@ def _make_link(args: argparse.Namespace, phy: Any, snrs: list[float], rng: Any) 
     links = star_links(phy.occupied_fraction, phy.sample_rate_hz, snrs, rng, cfo_hz=args.cfo_hz,
                        rms_delay_spread_samples=args.delay_spread)  # fmt: skip
     return PhyFrameLink(OfdmModem(phy), SimulatedMedium(phy.sample_rate_hz, links, rng, frame_loss=args.loss))
+
+
+def _radio_link(args: argparse.Namespace, phy: Any) -> Any:
+    """Link over testbed.radio radios, one per scenario node this process drives (every node of the air)."""
+    from testbed.errors import ConfigError
+    from testbed.link.phylink import PhyFrameLink
+    from testbed.link.radiomedium import RadioMedium
+    from testbed.phy import OfdmModem
+    from testbed.radio.base import RadioConfig
+    from testbed.radio.scenario import load_scenario
+
+    if args.scenario is None or (args.backend == "hub" and not args.endpoint):
+        raise ConfigError("--backend loopback needs --scenario FILE; --backend hub needs --scenario and --endpoint")
+    sc = load_scenario(args.scenario)
+    if len(sc.nodes) < args.ues + 1:
+        raise ConfigError(f"scenario {args.scenario} has {len(sc.nodes)} nodes; --ues {args.ues} needs a BS and "
+                          f"{args.ues} UEs")  # fmt: skip
+    if args.backend == "loopback":
+        from testbed.radio.air import Air
+        from testbed.radio.loopback import LoopbackRadio
+
+        air = Air(sc)
+        radios = {i: LoopbackRadio(air, spec.id) for i, spec in enumerate(sc.nodes)}
+    else:
+        from testbed.radio.hub_client import HubRadio
+
+        radios = {i: HubRadio(args.endpoint, spec.id) for i, spec in enumerate(sc.nodes)}
+    for i, spec in enumerate(sc.nodes):
+        radios[i].configure(RadioConfig(center_freq_hz=sc.center_freq_hz, sample_rate_hz=sc.sample_rate_hz,
+                                        tx_power_dbm=spec.tx_power_dbm, rx_gain_db=0.0))  # fmt: skip
+    return PhyFrameLink(OfdmModem(phy), RadioMedium(radios, parallel_receive=args.backend == "hub"))
 
 
 def _human(r: dict[str, Any]) -> str:

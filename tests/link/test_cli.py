@@ -33,3 +33,26 @@ def test_link_send_that_cannot_complete_exits_1_naming_the_receiver(capsys):
 def test_bad_arguments_exit_2(capsys):
     assert main(["link", "send", "--ues", "3", "--snr-db", "1", "2"]) == 2
     assert "--snr-db give 1 or 3 values" in capsys.readouterr().err
+
+
+def test_radio_backend_options_are_checked(capsys, tmp_path):
+    assert main(["link", "send", "--backend", "loopback"]) == 2
+    assert "needs --scenario" in capsys.readouterr().err
+    assert main(["link", "send", "--backend", "model", "--cfo-hz", "100"]) == 2
+    assert "sim backend only" in capsys.readouterr().err
+    assert main(["link", "send", "--backend", "loopback", "--scenario", str(tmp_path / "x.toml"), "--loss", "0.1"]) == 2
+    assert "a radio scenario sets its own" in capsys.readouterr().err
+
+
+def test_link_send_over_loopback_radios_of_a_scenario(capsys, tmp_path):
+    scenario = tmp_path / "air.toml"
+    scenario.write_text(
+        "seed = 3\nsample_rate_hz = 2.5e6\nnoise_floor_dbm = -90.0\n"
+        '[[nodes]]\nid = "bs"\nposition_m = [0.0, 0.0]\n'
+        '[[nodes]]\nid = "ue1"\nposition_m = [30.0, 0.0]\ncrystal_ppm = 3.0\n'
+    )
+    rc = main(["link", "send", "--backend", "loopback", "--scenario", str(scenario), "--megabytes", "0.004",
+               "--frame-bytes", "1500", "--json"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["complete"]
+    assert abs(out["channel"][0]["cfo_hz"] + 7200.0) < 50.0  # ue1's crystal is 3 ppm off at 2.4 GHz
