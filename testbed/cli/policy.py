@@ -67,7 +67,8 @@ def _learning_scenario(spec: str, continuous: bool) -> tuple[list[Any], Any, Any
         data = load_dataset(scenario.data.dataset)
         dims = (data.image_size_px, data.num_classes)
     codec = scenario.codec_config(*dims)
-    work = codec_work_sizes(codec=codec, training=scenario.round_config(codec).work)
+    rounds = scenario.round_config(codec)
+    work = codec_work_sizes(codec, rounds.work, rounds.raw_block_samples)
     link = scenario.link
     alloc = AllocationConfig(
         mcs_margin_db=link.mcs_margin_db,
@@ -93,7 +94,7 @@ def _bench(args: argparse.Namespace) -> int:
         else:
             pi4 = args.pi4_samples_per_s or b.REFERENCE_PI4_SAMPLES_PER_S
             source = "reference figure"
-        ues, work = b.profile_scenario(pi4), codec_work_sizes()
+        ues, work = b.profile_scenario(pi4), codec_work_sizes(raw_block_samples=b.PROFILE_RAW_BLOCK_SAMPLES)
         alloc = AllocationConfig(snap_to_steps=not args.continuous)
         power_db = b.PLUTO_POWER_CONTROL_DB
         described = f"profiles scenario, Pi 4 at {pi4:.0f} samples/s ({source})"

@@ -154,13 +154,13 @@ def _upload_options(ue: UeResources, work: RoundWork, cfg: AllocationConfig) -> 
     up = work.upload
     if isinstance(up, AnalogUpload):
         if up.num_symbols == 0:
-            return [(None, ue.min_tx_power_dbm, 0.0)]
+            return [(None, ue.max_tx_power_dbm, 0.0)]  # nothing planned; an unplanned send goes at full power
         power = max(ue.channel.power_for_snr_dbm(up.min_snr_db), ue.min_tx_power_dbm)
         if power > ue.max_tx_power_dbm:
             return []
         return [(None, power, analog_airtime_s(cfg.phy, up.num_symbols, cfg.analog_frame_symbols))]
     if up.payload_bytes == 0:
-        return [(None, ue.min_tx_power_dbm, 0.0)]
+        return [(None, ue.max_tx_power_dbm, 0.0)]  # nothing planned; an unplanned send goes at full power
     options = mcs_power_options(ue.channel, cfg.mcs_margin_db, ue.min_tx_power_dbm, ue.max_tx_power_dbm)
     return [(m.name, p, digital_airtime_s(cfg.phy, up.payload_bytes, m)) for m, p in options]
 

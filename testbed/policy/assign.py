@@ -59,6 +59,7 @@ class WorkSizes:
     symbols_per_sample: int
     raw_bytes_per_sample: int
     encoder_fraction: float
+    raw_samples_per_round: int = 0  # raw samples a centralized-full UE sends per round (0: all in its first)
     analog_min_snr_db: float = 5.0  # semantic symbols are sent at >= 5 dB (the codec degrades gracefully below)
 
     def for_mode(self, mode: Mode) -> RoundWork:
@@ -70,12 +71,15 @@ class WorkSizes:
             upload = AnalogUpload(n * self.symbols_per_sample, self.analog_min_snr_db)
             return RoundWork(n, upload, self.encoder_fraction)
         if mode is Mode.CENTRALIZED_FULL:
-            return RoundWork(0, DigitalUpload(n * self.raw_bytes_per_sample))
+            return RoundWork(0, DigitalUpload(self.raw_samples_per_round * self.raw_bytes_per_sample))
         raise PolicyError(f"mode {mode!r} has no round work")
 
 
-def codec_work_sizes(codec: CodecConfig | None = None, training: LocalTraining | None = None) -> WorkSizes:
-    """Per-round work of ``codec`` trained as ``training`` says (the learning layer's defaults if None)."""
+def codec_work_sizes(
+    codec: CodecConfig | None = None, training: LocalTraining | None = None, raw_block_samples: int = 0
+) -> WorkSizes:
+    """Per-round work of ``codec`` trained as ``training`` says (the learning layer's defaults if None);
+    ``raw_block_samples`` as in testbed.learning.rounds.RoundConfig (0: raw data go up once, in round 0)."""
     import torch
 
     from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
@@ -90,6 +94,7 @@ def codec_work_sizes(codec: CodecConfig | None = None, training: LocalTraining |
         symbols_per_sample=cfg.num_symbols,
         raw_bytes_per_sample=cfg.image_size_px**2 * clock.bytes_per_pixel + clock.bytes_per_label,
         encoder_fraction=compute_fractions(cfg)[0],
+        raw_samples_per_round=raw_block_samples,
     )
 
 
@@ -210,15 +215,17 @@ POLICY_VARIANTS = {
 
 
 def policy_variants(
-    work: WorkSizes, threshold_samples_per_s: float, allocation: AllocationConfig | None = None
+    work: WorkSizes,
+    threshold_samples_per_s: float,
+    allocation: AllocationConfig | None = None,
+    good_channel_snr_db: float = GroupingConfig.good_channel_snr_db,
 ) -> dict[str, PolicyAssignment]:
     """The policy and its ablations (POLICY_VARIANTS) as assignment policies, ready to wrap in schemes."""
     alloc = allocation or AllocationConfig()
 
     def make(rule: str, allocate: bool = True) -> PolicyAssignment:
-        return PolicyAssignment(
-            PolicyConfig(GroupingConfig(rule, threshold_samples_per_s), work, None, allocate, 0.0, alloc)
-        )
+        grouping = GroupingConfig(rule, threshold_samples_per_s, good_channel_snr_db)
+        return PolicyAssignment(PolicyConfig(grouping, work, allocate=allocate, allocation=alloc))
 
     return {
         "policy": make("joint"),

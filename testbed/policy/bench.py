@@ -43,6 +43,8 @@ REFERENCE_PI4_SAMPLES_PER_S = 2500.0
 # Capability threshold: a distributed UE trains its 160 samples per round in about 0.1 s at f_max. It splits
 # both scenarios' boards (Pi Zero 2 / Pi 3: 600-900 samples/s; Pi 4 / Pi 5: 2,500-6,000).
 DEFAULT_THRESHOLD_SAMPLES_PER_S = 1500.0
+# The profiles scenario streams raw data: a centralized-full UE sends 160 samples every round.
+PROFILE_RAW_BLOCK_SAMPLES = 160
 # The Pluto's TX attenuation range (AD9363 datasheet): how far below maximum power control may go.
 PLUTO_POWER_CONTROL_DB = 89.75
 

@@ -80,6 +80,9 @@ def test_work_sizes_follow_the_learning_codec():
     assert w.samples_per_round == 20 and w.symbols_per_sample == 8 and w.raw_bytes_per_sample == 28 * 28 + 1
     assert w.update_bytes % 4 == 0 and 0 < w.encoder_fraction < 1
     assert w.for_mode(Mode.CENTRALIZED_DECODER).upload.num_symbols == 160
+    assert w.for_mode(Mode.CENTRALIZED_FULL).upload.payload_bytes == 0  # raw data went up in round 0
+    streaming = codec_work_sizes(CodecConfig(), LocalTraining(), raw_block_samples=50)
+    assert streaming.for_mode(Mode.CENTRALIZED_FULL).upload.payload_bytes == 50 * 785
 
 
 def test_policy_variants_are_the_ablations():
