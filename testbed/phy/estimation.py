@@ -1,6 +1,10 @@
-"""Channel estimation from the long training symbols: a fixed skeleton and small rival smoothers.
+"""Channel estimation from known symbols: a fixed skeleton and small rival smoothers.
 
-Skeleton (:class:`ChannelEstimator`): least-squares estimate per LTF symbol, average over the symbols,
+The receiver estimates twice: from the two LTF symbols (to decode the header), then from the LTF plus the
+header symbols once the header CRC has passed (their content is then known: five training symbols instead
+of two, which matters most on frequency-selective channels where the estimate cannot be smoothed much).
+
+Skeleton (:class:`ChannelEstimator`): least-squares estimate per training symbol, average over the symbols,
 noise variance from their spread, then ``smooth`` (the one step subclasses change). A smoother is a linear
 map ``h = A h_ls`` once chosen, so it also reports its per-subcarrier noise gain ``diag(A A^H)``; the
 estimate error variance ``gain * noise_var / n_ltf`` is added to the noise of every equalized symbol by the
@@ -43,30 +47,37 @@ class ChannelEstimate:
     h : (n_used,) complex64 frequency response on cfg.used_subcarriers (received / transmitted value).
     noise_var : per-subcarrier noise variance at the FFT output (same scale as h; 1/snr on a unit channel).
     error_gain : (n_used,) float32 variance of the estimate error of h, in units of noise_var.
+    noise_dof : complex degrees of freedom behind noise_var ((n_train - 1) * n_used).
     """
 
     h: np.ndarray
     noise_var: float
     error_gain: np.ndarray
+    noise_dof: int  # complex degrees of freedom behind noise_var
 
 
 class ChannelEstimator(ABC):
-    """LS on each LTF symbol -> average -> noise from the spread across symbols -> ``smooth``."""
+    """LS on each training symbol -> average -> noise from the spread across symbols -> ``smooth``."""
 
     def __init__(self, cfg: PhyConfig) -> None:
         self.cfg = cfg
 
-    def estimate(self, y_ltf: np.ndarray, x_ltf: np.ndarray) -> ChannelEstimate:
-        """y_ltf : (n_ltf, n_used) complex received LTF subcarriers; x_ltf : (n_used,) transmitted, |x| = 1."""
-        n_ltf = y_ltf.shape[0]
-        if n_ltf < 2:
-            raise PhyError(f"the noise estimate needs at least two LTF symbols, got {n_ltf}")
-        h_ls = y_ltf / x_ltf  # (n_ltf, n_used)
+    def estimate(self, y_train: np.ndarray, x_train: np.ndarray) -> ChannelEstimate:
+        """Estimate from symbols whose content is known (the LTF, then also the CRC-checked header).
+
+        y_train : (n_train, n_used) complex received subcarriers, phase-aligned to the first symbol.
+        x_train : (n_train, n_used) or (n_used,) transmitted values, |x| = 1.
+        """
+        n_train = y_train.shape[0]
+        if n_train < 2:
+            raise PhyError(f"the noise estimate needs at least two training symbols, got {n_train}")
+        h_ls = y_train / x_train  # (n_train, n_used)
         mean = h_ls.mean(axis=0)
         # Unbiased sample variance across symbols, averaged over subcarriers (|x| = 1, so it is the noise).
-        noise_var = max(float(np.sum(np.abs(h_ls - mean) ** 2) / ((n_ltf - 1) * h_ls.shape[1])), NOISE_FLOOR)
-        h, gain = self.smooth(mean, noise_var / n_ltf)
-        return ChannelEstimate(h.astype(np.complex64), noise_var, (gain / n_ltf).astype(np.float32))
+        dof = (n_train - 1) * h_ls.shape[1]
+        noise_var = max(float(np.sum(np.abs(h_ls - mean) ** 2)) / dof, NOISE_FLOOR)
+        h, gain = self.smooth(mean, noise_var / n_train)
+        return ChannelEstimate(h.astype(np.complex64), noise_var, (gain / n_train).astype(np.float32), dof)
 
     @abstractmethod
     def smooth(self, h_ls: np.ndarray, ls_noise_var: float) -> tuple[np.ndarray, np.ndarray]:

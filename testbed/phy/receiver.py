@@ -154,11 +154,23 @@ class Receiver:
         if body is None:
             self.stats.truncated += 1
             return None, 0
+        est = self._reestimate(y, header, track)
         y = np.concatenate([y[2:], body])  # (n_hdr + n_body, n_used): tracked together
         track, noise_var = self._track(y, est)
         eq = self._equalize(y, est, track, noise_var)
         end = sync.burst_start + len(self.preamble.samples) + (n_hdr + n_body) * self.cfg.symbol_len
         return self._frame(header, sync, est, eq, n_hdr), end
+
+    def _reestimate(self, y: np.ndarray, header: Header, track: PhaseTrack) -> ChannelEstimate:
+        """Channel estimate from the LTF and the (now known) header symbols; y : (2 + n_hdr, n_used)."""
+        g = self.grid
+        n_hdr = y.shape[0] - 2
+        known = np.empty((n_hdr, self.cfg.num_used), np.complex64)
+        known[:, g.data_pos] = self.header_codec.encode(header)
+        known[:, g.pilot_pos] = g.pilot_values(0, n_hdr)
+        aligned = y[2:] * phasor(-track.phase_rad)[:, None]  # undo the header's common phase
+        x = np.concatenate([np.broadcast_to(self.preamble.ltf_values, (2, self.cfg.num_used)), known])
+        return self.estimator.estimate(np.concatenate([y[:2], aligned]), x)
 
     def _body_symbols(self, header: Header | None) -> int | None:
         if header is None:
@@ -209,8 +221,8 @@ class Receiver:
         # the residual lacks the noise the phase fit absorbed (one real dimension per averaging window)
         absorbed = 1 / (2 * (2 * self.tracker.phase_half_window + 1) * cfg.num_pilots)
         pilot_noise = residual / (1 + float(est.error_gain[g.pilot_pos].sum()) / cfg.num_pilots - absorbed)
-        n_ltf_dof, n_pilot_dof = cfg.num_used, y_pilots.size
-        return track, (n_ltf_dof * est.noise_var + n_pilot_dof * pilot_noise) / (n_ltf_dof + n_pilot_dof)
+        n_pilot_dof = y_pilots.size
+        return track, (est.noise_dof * est.noise_var + n_pilot_dof * pilot_noise) / (est.noise_dof + n_pilot_dof)
 
     def _equalize(self, y: np.ndarray, est: ChannelEstimate, track: PhaseTrack, noise_var: float) -> _Equalized:
         """y : (n_sym, n_used) OFDM symbols -> equalized data symbols and their noise variance."""
