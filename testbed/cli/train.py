@@ -46,6 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scheme", choices=SCHEME_NAMES, default="hybrid")
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="directory for metrics and checkpoint")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument(
+        "--codec-only",
+        type=float,
+        nargs="+",
+        metavar="SNR_DB",
+        help="instead: train the codec alone, centrally, at each SNR and report its test accuracy",
+    )
+    p.add_argument("--codec-steps", type=int, default=2000, help="minibatches for --codec-only")
     add_scenario_args(p)
     add_json_flag(p)
     p.set_defaults(func=_run)
@@ -58,6 +66,8 @@ def _run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     scenario = scenario_from_args(args)
+    if args.codec_only:
+        return _codec_only(args, scenario)
     engine = Engine(scenario, args.scheme, args.out)
     rounds = scenario.training.rounds
     history = engine.resume() if args.resume else engine.start()
@@ -75,6 +85,27 @@ def _run(args: argparse.Namespace) -> int:
         "ue_links": {p.name: engine.airtime.describe(p.snr_db) for p in engine.profiles},
     }
     emit(result, as_json=args.json, human=_human)
+    return 0
+
+
+def _codec_only(args: argparse.Namespace, scenario) -> int:
+    from testbed.experiment.codec_bench import train_codec
+    from testbed.experiment.engine import split_for
+
+    train, test = split_for(scenario)
+    cfg = scenario.codec_config(train.image_size_px, train.num_classes)
+    results = [
+        train_codec(cfg, train, test, snr, steps=args.codec_steps, seed=scenario.seed)
+        for snr in progress(args.codec_only, desc="codec")
+    ]
+    out = {
+        "dataset": scenario.data.dataset,
+        "num_symbols": cfg.num_symbols,
+        "steps": args.codec_steps,
+        "test_accuracy_by_snr_db": {f"{r.snr_db:g}": r.test_accuracy for r in results},
+    }
+    rows = [[k, v] for k, v in out["test_accuracy_by_snr_db"].items()]
+    emit(out, as_json=args.json, human=lambda _o: format_table(["snr_db", "test accuracy"], rows))
     return 0
 
 

@@ -37,6 +37,12 @@ CHECKPOINT_FILE = "checkpoint.pt"
 _SPLIT, _PARTITION, _MODEL, _BS, _EVAL, _UE = 1, 2, 3, 4, 5, 100
 
 
+def split_for(scenario: Scenario) -> tuple[ImageDataset, ImageDataset]:
+    """The scenario's (train, test) split; the test part stays at the BS."""
+    data = load_dataset(scenario.data.dataset)
+    return train_test_split(data, scenario.data.test_fraction, np.random.default_rng([scenario.seed, _SPLIT]))
+
+
 @dataclass
 class Totals:
     """Running totals since round 0 (virtual clock)."""
@@ -53,9 +59,7 @@ class Engine:
         self.scenario, self.scheme = scenario, make_scheme(scheme, scenario.training.deadline_s)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         seed = scenario.seed
-        train, self.test = train_test_split(
-            load_dataset(scenario.data.dataset), scenario.data.test_fraction, np.random.default_rng([seed, _SPLIT])
-        )
+        train, self.test = split_for(scenario)
         self.codec_cfg = scenario.codec_config(train.image_size_px, train.num_classes)
         self.profiles = scenario.profiles(self.codec_cfg)
         parts = self._partition(train, np.random.default_rng([seed, _PARTITION]))

@@ -54,6 +54,7 @@ class CodecSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     encoder_channels: tuple[int, int] = (8, 16)
     decoder_hidden: int = 128
     recon_weight: float = 0.0
+    snr_side_info: bool = False
 
 
 class TrainingSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -146,7 +147,13 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def codec_config(self, image_size_px: int, num_classes: int) -> CodecConfig:
         c = self.codec
         return CodecConfig(
-            image_size_px, c.num_symbols, num_classes, tuple(c.encoder_channels), c.decoder_hidden, c.recon_weight
+            image_size_px,
+            c.num_symbols,
+            num_classes,
+            tuple(c.encoder_channels),
+            c.decoder_hidden,
+            c.recon_weight,
+            c.snr_side_info,
         )
 
     def round_config(self, codec: CodecConfig) -> RoundConfig:

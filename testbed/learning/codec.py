@@ -32,6 +32,9 @@ class CodecConfig:
     encoder_channels : conv feature maps of the two encoder layers.
     decoder_hidden : width of the decoder's two hidden layers.
     recon_weight : weight of the image-reconstruction loss; 0 disables the reconstruction head.
+    snr_side_info : feed the decoder the channel's SNR as an extra input. Off by default: when data and
+        link quality are correlated (weak UEs owning classes), the decoder learns "low SNR => those
+        classes" and fails on the same classes over a good link (docs/learning.md, measured).
     """
 
     image_size_px: int = 28
@@ -40,6 +43,7 @@ class CodecConfig:
     encoder_channels: tuple[int, int] = (8, 16)
     decoder_hidden: int = 128
     recon_weight: float = 0.0
+    snr_side_info: bool = False
 
     def __post_init__(self) -> None:
         if self.image_size_px < 4:
@@ -83,7 +87,9 @@ class Decoder(nn.Module):
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
         h = cfg.decoder_hidden
-        self.body = nn.Sequential(nn.Linear(2 * cfg.num_symbols + 1, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
+        self.snr_side_info = cfg.snr_side_info
+        n_in = 2 * cfg.num_symbols + (1 if cfg.snr_side_info else 0)
+        self.body = nn.Sequential(nn.Linear(n_in, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
         self.classify = nn.Linear(h, cfg.num_classes)
         side = cfg.image_size_px
         self.reconstruct = nn.Linear(h, side * side) if cfg.recon_weight > 0 else None
@@ -91,8 +97,10 @@ class Decoder(nn.Module):
 
     def forward(self, received: torch.Tensor, noise_var: float) -> tuple[torch.Tensor, torch.Tensor | None]:
         feats = torch.view_as_real(received).flatten(1)  # (batch, 2k)
-        snr_feature = torch.full((feats.shape[0], 1), -math.log10(noise_var), dtype=feats.dtype)
-        h = self.body(torch.cat([feats, snr_feature], dim=1))
+        if self.snr_side_info:
+            snr_feature = torch.full((feats.shape[0], 1), -math.log10(noise_var), dtype=feats.dtype)
+            feats = torch.cat([feats, snr_feature], dim=1)  # (batch, 2k + 1)
+        h = self.body(feats)
         recon = None
         if self.reconstruct is not None:
             recon = torch.sigmoid(self.reconstruct(h)).view(-1, 1, self.side, self.side)
@@ -160,7 +168,12 @@ def forward_macs(cfg: CodecConfig) -> tuple[int, int]:
     pooled = min(4, s // 4)
     enc = o1 * o1 * c1 * 25 + o2 * o2 * c2 * c1 * 9 + c2 * pooled * pooled * 2 * cfg.num_symbols
     h = cfg.decoder_hidden
-    dec = (2 * cfg.num_symbols + 1) * h + h * h + h * cfg.num_classes + (h * s * s if cfg.recon_weight > 0 else 0)
+    dec = (
+        (2 * cfg.num_symbols + (1 if cfg.snr_side_info else 0)) * h
+        + h * h
+        + h * cfg.num_classes
+        + (h * s * s if cfg.recon_weight > 0 else 0)
+    )
     return enc, dec
 
 

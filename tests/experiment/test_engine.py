@@ -52,3 +52,14 @@ def test_train_and_compare_commands_print_one_json_object(tmp_path, capsys) -> N
         assert {"final_accuracy", "time_to_target_s", "energy_to_target_j", "uplink_bits_to_target"} <= set(row)
     assert all((tmp_path / "c" / p).exists() for p in ("accuracy_vs_time.png", "accuracy_vs_energy.png"))
     assert summary["schemes"]["hybrid"]["total_time_s"] < summary["schemes"]["fedavg_all"]["total_time_s"]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_codec_alone_learns_through_the_channel(tiny_scenario) -> None:
+    from testbed.experiment.codec_bench import train_codec
+    from testbed.experiment.engine import split_for
+
+    train, test = split_for(tiny_scenario)
+    cfg = tiny_scenario.codec_config(train.image_size_px, train.num_classes)
+    result = train_codec(cfg, train, test, 10.0, steps=150, seed=3)
+    assert result.test_accuracy > 0.7  # chance is 0.1

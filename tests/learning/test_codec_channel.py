@@ -64,10 +64,21 @@ def test_reconstruction_head_adds_loss() -> None:
     assert float(with_images) > float(without)
 
 
+def test_snr_side_info_changes_the_decoder_output_only_when_enabled() -> None:
+    received = torch.randn((3, 8), dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
+    for side_info in (False, True):
+        cfg = CodecConfig(image_size_px=8, num_symbols=8, decoder_hidden=16, snr_side_info=side_info)
+        model = SemanticCodec(cfg, torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            low, high = model.decoder(received, 1.0)[0], model.decoder(received, 0.01)[0]
+        assert torch.equal(low, high) != side_info
+
+
 def test_macs_and_fractions() -> None:
     enc, dec = forward_macs(CodecConfig())
     assert enc == 14 * 14 * 8 * 25 + 7 * 7 * 16 * 8 * 9 + 16 * 16 * 32
-    assert dec == 33 * 128 + 128 * 128 + 128 * 10
+    assert dec == 32 * 128 + 128 * 128 + 128 * 10
+    assert forward_macs(CodecConfig(snr_side_info=True))[1] == dec + 128
     f_enc, f_dec = compute_fractions(CodecConfig())
     assert 0 < f_enc < 1 / 3 and 0 < f_dec < 1
 
