@@ -143,7 +143,7 @@ class Receiver:
             return None, 0
         est = self.estimator.estimate(y[:2], self.preamble.ltf_values)
         g = self.grid
-        track = common_phase(y[2:, g.pilot_pos], est.h[g.pilot_pos], g.pilot_values(0, n_hdr))
+        track = common_phase(y[2:, g.pilot_pos], est.h[g.pilot_pos], g.pilot_values(0, n_hdr), est.noise_var)
         eq = self._equalize(y[2:], est, track, est.noise_var)
         header = self.header_codec.decode(eq.symbols.reshape(-1), _per_symbol(eq.noise_var, n_hdr))
         n_body = self._body_symbols(header)
@@ -201,7 +201,7 @@ class Receiver:
             [np.arange(2 - n_ltf, 2) * n, first_cp - t + cfg.cp_len + cfg.symbol_len * np.arange(n_ofdm)]
         )
         ramp = phasor(-2 * np.pi * sync.cfo / n * self._sample_index)
-        y = self.grid.demodulate(np.concatenate([ltf, ofdm]) * ramp)
+        y = self.grid.demodulate((np.concatenate([ltf, ofdm]) - np.complex64(sync.dc)) * ramp)
         return y * phasor(-2 * np.pi * sync.cfo / n * offsets)[:, None]
 
     def _track(self, y: np.ndarray, est: ChannelEstimate) -> tuple[PhaseTrack, float]:
@@ -215,11 +215,11 @@ class Receiver:
         g, cfg = self.grid, self.cfg
         reference = g.pilot_values(0, y.shape[0])
         y_pilots, h_pilots = y[:, g.pilot_pos], est.h[g.pilot_pos]
-        track = self.tracker.track(y_pilots, h_pilots, reference)
+        track = self.tracker.track(y_pilots, h_pilots, reference, est.noise_var)
         expected = h_pilots * reference * track.rotation(cfg.pilot_indices, cfg.fft_size)
         residual = float((np.abs(y_pilots - expected) ** 2).sum()) / y_pilots.size
         # the residual lacks the noise the phase fit absorbed (one real dimension per averaging window)
-        absorbed = 1 / (2 * (2 * self.tracker.phase_half_window + 1) * cfg.num_pilots)
+        absorbed = 1 / (2 * track.phase_window * cfg.num_pilots)
         pilot_noise = residual / (1 + float(est.error_gain[g.pilot_pos].sum()) / cfg.num_pilots - absorbed)
         n_pilot_dof = y_pilots.size
         return track, (est.noise_dof * est.noise_var + n_pilot_dof * pilot_noise) / (est.noise_dof + n_pilot_dof)
@@ -229,12 +229,10 @@ class Receiver:
         g, cfg = self.grid, self.cfg
         power = np.abs(est.h) ** 2
         power = np.maximum(power, CHANNEL_FLOOR * max(float(power.sum()) / power.size, 1e-30))
-        # common-phase estimate error: the pilots of 2*half_window+1 symbols, maximum-ratio combined
-        phase_var = noise_var / (2 * (2 * self.tracker.phase_half_window + 1) * float(np.sum(power[g.pilot_pos])))
         h_data = est.h[g.data_pos]
         rot = track.rotation(cfg.data_subcarriers, cfg.fft_size)  # (n_sym, n_data)
         symbols = y[:, g.data_pos] * (np.conj(h_data) / power[g.data_pos])[None, :] * np.conj(rot)
-        noise = noise_var * (1 + est.error_gain[g.data_pos]) / power[g.data_pos] + phase_var
+        noise = noise_var * (1 + est.error_gain[g.data_pos]) / power[g.data_pos] + track.phase_error_var
         return _Equalized(symbols.astype(np.complex64), noise.astype(np.float32), noise_var, track)
 
     def _frame(self, header: Header, sync: SyncResult, est: ChannelEstimate, eq: _Equalized, n_hdr: int) -> RxFrame:

@@ -58,11 +58,13 @@ class SyncResult:
     window_start : sample index of the first LTF FFT window (first path minus the back-off).
     burst_start : estimated index of the burst's first sample (first path arrival of the STF).
     cfo : carrier frequency offset in subcarrier spacings (coarse + fine).
+    dc : DC offset of the received samples (mean over the STF, which has no energy near 0 Hz).
     """
 
     window_start: int
     burst_start: int
     cfo: float
+    dc: complex
 
 
 class Synchronizer:
@@ -118,7 +120,10 @@ class Synchronizer:
         hi = expected + self.search + 2 * n_fft
         if hi > len(iq):
             return None
-        seg = iq[lo:hi] * np.exp(-2j * np.pi * coarse_cfo / n_fft * np.arange(hi - lo)).astype(np.complex64)
+        # DC offset (LO leakage): the STF has no energy near 0 Hz even after a CFO of a few spacings
+        margin = self.cfg.cp_len // 2  # stays inside the STF despite the coarse timing error
+        dc = complex(np.mean(iq[coarse_start + margin : coarse_start + self.pre.stf_len - margin]))
+        seg = (iq[lo:hi] - dc) * np.exp(-2j * np.pi * coarse_cfo / n_fft * np.arange(hi - lo)).astype(np.complex64)
         c = np.correlate(seg, self._template, "valid")  # (len - fft + 1,): sum_k seg[d + k] conj(template[k])
         power = np.abs(c[:-n_fft]) ** 2 + np.abs(c[n_fft:]) ** 2  # both LTF symbols, index = window start
         peak = int(np.argmax(power))
@@ -128,11 +133,11 @@ class Synchronizer:
         start = arrival - self.pre.ltf_offset
         if start < 0:
             return None
-        pre = iq[start : start + len(self.pre.samples)]
+        pre = iq[start : start + len(self.pre.samples)] - dc
         pre = pre * np.exp(-2j * np.pi * coarse_cfo / n_fft * np.arange(len(pre))).astype(np.complex64)
         pairs = pre[self._fine_pairs]
         fine = float(np.angle(np.vdot(pairs, pre[self._fine_pairs + n_fft])) / (2 * np.pi))
-        return SyncResult(arrival - self.backoff, start, coarse_cfo + fine)
+        return SyncResult(arrival - self.backoff, start, coarse_cfo + fine, dc)
 
 
 @njit(cache=True)

@@ -10,8 +10,9 @@ band edge). All symbols are handled at once, no per-symbol loop:
    pilot pairs with the same spacing and over a centred window of ``2*drift_half_window+1`` symbols (the
    drift changes by ~0.003 samples per symbol), unwrapped along time, converted to samples.
 3. Common phase: pilots de-rotated by the drift and summed; the mean rotation per symbol (residual CFO) is
-   removed, a centred window of ``2*phase_half_window+1`` symbols averages the rest (unbiased for linear
-   phase), and the rotation is put back. Phase noise faster than the window is only partly followed.
+   removed, a centred window averages the rest, and the rotation is put back. The window (1 to
+   ``2*phase_half_window+1`` symbols) is chosen per frame: the per-symbol estimate noise (from the noise
+   variance) against the phase noise's random walk (from the spread of symbol-to-symbol phase jumps).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from testbed.phy.numerology import PhyConfig
 
-PHASE_HALF_WINDOW = 2  # symbols each side averaged for the common phase
+PHASE_HALF_WINDOW = 6  # at most this many symbols each side are averaged for the common phase
 DRIFT_HALF_WINDOW = 8  # symbols each side averaged for the timing drift
 MAX_SCO_PPM = 100.0  # bound on the sampling-clock offset (two +-25 ppm Pluto crystals give at most 50)
 
@@ -34,11 +35,15 @@ class PhaseTrack:
     phase_rad : (n_sym,) common phase of each symbol.
     drift_samples : (n_sym,) timing drift of each symbol since the LTF, in samples.
     cfo_residual : CFO left after the preamble correction, in subcarrier spacings.
+    phase_window : symbols averaged for each common-phase estimate.
+    phase_error_var : variance (rad^2) of the common-phase estimate error.
     """
 
     phase_rad: np.ndarray
     drift_samples: np.ndarray
     cfo_residual: float
+    phase_window: int
+    phase_error_var: float
 
     def rotation(self, logical: np.ndarray, fft_size: int) -> np.ndarray:
         """(n_sym, k) complex64 factor the channel estimate of subcarriers ``logical`` picks up per symbol."""
@@ -55,7 +60,7 @@ def phasor(angle_rad: np.ndarray) -> np.ndarray:
     return out
 
 
-def common_phase(y_pilots: np.ndarray, h_pilots: np.ndarray, reference: np.ndarray) -> PhaseTrack:
+def common_phase(y_pilots: np.ndarray, h_pilots: np.ndarray, reference: np.ndarray, noise_var: float) -> PhaseTrack:
     """One common phase for a few symbols (the header), no drift: all their pilots averaged together.
 
     After the preamble CFO correction (error < 1% of a spacing at 10 dB) three symbols rotate by < 0.1 rad,
@@ -64,7 +69,8 @@ def common_phase(y_pilots: np.ndarray, h_pilots: np.ndarray, reference: np.ndarr
     """
     z = y_pilots * np.conj(h_pilots[None, :] * reference)
     n_sym = z.shape[0]
-    return PhaseTrack(np.full(n_sym, np.angle(z.sum())), np.zeros(n_sym), 0.0)
+    error_var = noise_var / (2 * n_sym * max(float(np.sum(np.abs(h_pilots) ** 2)), np.finfo(np.float64).tiny))
+    return PhaseTrack(np.full(n_sym, np.angle(z.sum())), np.zeros(n_sym), 0.0, n_sym, error_var)
 
 
 def moving_sum(x: np.ndarray, half_window: int) -> np.ndarray:
@@ -89,8 +95,11 @@ class PilotTracker:
         self._spacings = np.unique(spacing)
         self._pair_groups = [np.flatnonzero(spacing == s) for s in self._spacings]
 
-    def track(self, y_pilots: np.ndarray, h_pilots: np.ndarray, reference: np.ndarray) -> PhaseTrack:
-        """y_pilots : (n_sym, n_pil) received pilots; h_pilots : (n_pil,) channel; reference : (n_sym, n_pil) sent."""
+    def track(self, y_pilots: np.ndarray, h_pilots: np.ndarray, reference: np.ndarray, noise_var: float) -> PhaseTrack:
+        """y_pilots : (n_sym, n_pil) received pilots; h_pilots : (n_pil,) channel; reference : (n_sym, n_pil) sent.
+
+        noise_var : per-subcarrier noise variance (sets how many symbols the common phase averages).
+        """
         n_fft = self.cfg.fft_size
         z = y_pilots * np.conj(h_pilots[None, :] * reference)  # (n_sym, n_pil)
         pairs = z[:, 1:] * np.conj(z[:, :-1])  # (n_sym, n_pil - 1)
@@ -108,7 +117,25 @@ class PilotTracker:
         common = np.sum(z * phasor(-2 * np.pi / n_fft * np.outer(drift, self.pilots)), axis=1)  # (n_sym,)
         step = float(np.angle(np.vdot(common[:-1], common[1:]))) if len(common) > 1 else 0.0
         ramp = step * np.arange(len(common))
-        smoothed = moving_sum((common * phasor(-ramp))[:, None], self.phase_half_window)[:, 0]
-        phase = np.angle(smoothed) + ramp
+        level = common * phasor(-ramp)  # residual CFO removed: what is left is noise and phase noise
+        single_var = noise_var / (2 * max(float(np.sum(np.abs(h_pilots) ** 2)), np.finfo(np.float64).tiny))
+        walk_var = 0.0
+        if len(level) > 2:  # increments of a random walk (phase noise) add to those of the estimate noise
+            jumps = np.angle(level[1:] * np.conj(level[:-1]))
+            walk_var = max(float(np.sum(jumps**2)) / jumps.size - 2 * single_var, 0.0)
+        half, error_var = self._phase_window(single_var, walk_var)
+        phase = np.angle(moving_sum(level[:, None], half)[:, 0]) + ramp
         cfo_residual = step / (2 * np.pi * self.cfg.symbol_len / n_fft)
-        return PhaseTrack(phase, drift, cfo_residual)
+        return PhaseTrack(phase, drift, cfo_residual, 2 * half + 1, error_var)
+
+    def _phase_window(self, single_var: float, walk_var: float) -> tuple[int, float]:
+        """Half-width of the common-phase average minimising its error, and that error variance (rad^2).
+
+        Averaging W = 2M+1 symbols divides the estimate noise by W but adds the phase noise's wander
+        around the centre symbol: walk_var * M(M+1)(2M+1) / (3 W^2) for a random walk.
+        """
+        m = np.arange(self.phase_half_window + 1)
+        w = 2 * m + 1
+        error = single_var / w + walk_var * m * (m + 1) * w / (3 * w**2)
+        best = int(np.argmin(error))
+        return best, float(error[best])

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from testbed.channel.awgn import Awgn
 from testbed.channel.base import Chain
+from testbed.channel.impairments import DcOffset, IqImbalance, PhaseNoise
 from testbed.channel.multipath import Multipath
 from testbed.channel.offsets import FrequencyOffset, SamplingClockOffset
 from testbed.errors import PhyError
@@ -45,6 +46,21 @@ def test_exact_bytes_after_a_noisy_multipath_link_with_cfo(rng):
     f = frames[0]
     assert f.cfo_hz == pytest.approx(1.5 * CFG.subcarrier_spacing_hz, abs=0.02 * CFG.subcarrier_spacing_hz)
     assert f.channel.shape == (CFG.num_used,) and f.channel.dtype == np.complex64
+
+
+def test_dc_offset_iq_imbalance_and_phase_noise_with_cfo_still_deliver_64qam(rng):
+    payloads = [rng.bytes(500) for _ in range(4)]
+    channel = Chain(
+        [
+            FrequencyOffset(0.77 * CFG.subcarrier_spacing_hz, CFG.sample_rate_hz),
+            PhaseNoise(50.0, CFG.sample_rate_hz, rng),
+            IqImbalance(0.3, 2.0),
+            DcOffset(0.2 - 0.1j),  # LO leakage at -13 dB, moved off the empty DC subcarrier by the CFO
+            Awgn(27.0, rng, CFG.occupied_fraction),
+        ]
+    )
+    iq = channel(np.concatenate([_pad(MODEM.modulate(p, "64qam-3/4", seq=i), 100, 50) for i, p in enumerate(payloads)]))
+    assert [f.payload for f in MODEM.demodulate(iq)] == payloads
 
 
 def test_back_to_back_frames_in_noise_are_all_found_at_their_start(rng):

@@ -17,7 +17,7 @@ def test_common_phase_and_a_3_sample_drift_are_recovered(rng):
     angle = phase[:, None] + 2 * np.pi * np.outer(drift, CFG.pilot_indices) / CFG.fft_size
     noise = 0.1 * (rng.standard_normal((n_sym, 4)) + 1j * rng.standard_normal((n_sym, 4)))
     y = h * ref * np.exp(1j * angle) + noise
-    track = PilotTracker(CFG).track(y, h, ref)
+    track = PilotTracker(CFG).track(y, h, ref, noise_var=0.02)
     assert np.max(np.abs(track.drift_samples - drift)) < 0.1
     assert np.max(np.abs(np.angle(np.exp(1j * (track.phase_rad - phase))))) < 0.1
     expected_cfo = 0.02 / (2 * np.pi * CFG.symbol_len / CFG.fft_size)  # spacings
