@@ -1,0 +1,47 @@
+"""``testbed bs --config FILE`` and ``testbed ue --config FILE``: the two daemons (docs/nodes.md).
+
+Logs are JSON lines on stderr; SIGTERM or SIGINT ends a daemon gracefully (BYE, radio closed, exit 0).
+Under systemd (``Type=notify``) they report READY=1, WATCHDOG=1 and STOPPING=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    for name, what in (("bs", "the base-station daemon"), ("ue", "a UE agent daemon")):
+        parser = subparsers.add_parser(
+            name,
+            help=f"run {what} (control plane + radio; rounds with deadlines)",
+            description=f"Run {what}. Config: TOML with [{name}], [air], [radio], [control] "
+            "(examples in firmware_cfg/nodes/). Stops on SIGTERM/SIGINT.",
+        )
+        parser.add_argument("--config", required=True, help="daemon config TOML")
+        parser.set_defaults(func=_run_bs if name == "bs" else _run_ue)
+
+
+def _run_bs(args: argparse.Namespace) -> int:
+    from testbed.node.bs import BsDaemon
+    from testbed.node.config import BsConfig, load_config
+    from testbed.node.runtime import setup_logging, stop_on_signals
+    from testbed.node.sdnotify import Notifier
+    from testbed.node.training import PlaceholderBs
+
+    cfg = load_config(args.config, BsConfig)
+    setup_logging("bs", args.verbose)
+    training = PlaceholderBs(cfg.bs.model_size_bytes, cfg.bs.seed)
+    return BsDaemon(cfg, training, stop_on_signals(), Notifier()).run()
+
+
+def _run_ue(args: argparse.Namespace) -> int:
+    from testbed.node.config import UeConfig, load_config
+    from testbed.node.runtime import setup_logging, stop_on_signals
+    from testbed.node.sdnotify import Notifier
+    from testbed.node.training import PlaceholderUe
+    from testbed.node.ue import UeDaemon
+
+    cfg = load_config(args.config, UeConfig)
+    setup_logging(cfg.ue.ue_id, args.verbose)
+    training = PlaceholderUe(cfg.ue.ue_id, cfg.ue.upload_size_bytes)
+    return UeDaemon(cfg, training, stop_on_signals(), Notifier()).run()

@@ -1,0 +1,243 @@
+"""The BS daemon (``testbed bs --config FILE``): control server, radio pump and rounds with deadlines.
+
+One event loop (STYLE.md #13): each pass polls the control plane for at most ``POLL_S``, drains the radio
+pump's events, then runs the timers (round start, broadcast repair, uplink NACKs and acknowledgements).
+
+A round (docs/nodes.md): ASSIGN with each live UE's uplink slot, ROUND_START (model SHA-256, size, deadline)
+to every live UE, the model broadcast over the radio (object id = round number, repaired from the UEs'
+NACKs), each UE's upload received in its TDMA slot and acknowledged, UPLINK_DONE over the control plane.
+When every participant is done or gone, or the deadline passes, the round counts if at least
+``min_fraction`` of its participants finished: their uploads go to the training step; otherwise it is
+skipped. Either way ROUND_END goes out and one JSON record is appended to ``state_dir/rounds.jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testbed.control.config import Event
+from testbed.control.protocol import Assign, Nack, UplinkDone
+from testbed.control.server import ControlServer
+from testbed.errors import ConfigError, LinkError
+from testbed.link.messages import SlotGrant
+from testbed.link.segment import parse
+from testbed.link.tdma import make_schedule
+from testbed.node.config import BS_NODE_ID, BsConfig
+from testbed.node.pump import Failed, Heard, OnAir, RadioPump
+from testbed.node.runtime import event, radio_factory
+from testbed.node.sdnotify import Notifier
+from testbed.node.training import BsTraining
+from testbed.node.transfers import Inbound, Outbound
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.02  # longest control wait per pass, so radio events are handled promptly
+READY_TIMEOUT_S = 60.0  # longest wait for the radio to open (the hub may still be starting)
+
+
+@dataclass
+class _Round:
+    number: int
+    model: bytes
+    participants: frozenset[str]
+    broadcast: Outbound
+    uplinks: dict[str, Inbound]
+    downlink: SlotGrant  # the BS's own slot in every TDMA cycle
+    started_s: float = field(default_factory=time.monotonic)
+    started_wall_s: float = field(default_factory=time.time)
+
+
+class BsDaemon:
+    """The BS: ``run()`` serves until ``num_rounds`` rounds are over or ``stop`` is set; returns the exit code."""
+
+    def __init__(self, cfg: BsConfig, training: BsTraining, stop: threading.Event, notifier: Notifier) -> None:
+        self.cfg, self.training, self.stop, self.notifier = cfg, training, stop, notifier
+        self.ue_of_node = {node: ue for ue, node in cfg.bs.ues.items()}
+        self.records_path = Path(cfg.bs.state_dir) / "rounds.jsonl"
+        self.rounds_done = 0
+        self._round: _Round | None = None
+        self._next_round_s = 0.0
+        self._job_id = 0
+
+    def run(self) -> int:
+        self.records_path.parent.mkdir(parents=True, exist_ok=True)
+        cfg = self.cfg
+        security = cfg.control.security.server()  # bad key files fail before the radio is touched
+        pump = RadioPump(radio_factory(cfg.radio, cfg.air), cfg.air, stream_id=BS_NODE_ID)
+        server: ControlServer | None = None
+        try:
+            pump.start()
+            if not pump.wait_ready(READY_TIMEOUT_S):
+                log.error("radio did not open; see the radio pump's error above")
+                return 1
+            server = ControlServer(cfg.control.server_config(), security)  # UEs register once the radio runs
+            self.notifier.ready(f"serving on {server.endpoint}")
+            event(log, "ready", endpoint=server.endpoint, radio=cfg.radio.node)
+            return self._loop(server, pump)
+        finally:
+            self.notifier.stopping()
+            if server is not None:
+                server.close()
+            closed = pump.stop(timeout_s=cfg.radio.timeout_s)
+            event(log, "stopped", rounds=self.rounds_done, radio_closed=closed)
+
+    def _loop(self, server: ControlServer, pump: RadioPump) -> int:
+        while not self.stop.is_set():
+            self.notifier.watchdog()
+            for ev in server.poll(POLL_S):
+                self._control(server, ev)
+            for ev in pump.events():
+                if isinstance(ev, Failed):
+                    return 1
+                self._radio(ev)
+            self._timers(server, pump)
+            if self.cfg.bs.num_rounds and self.rounds_done >= self.cfg.bs.num_rounds:
+                return 0
+        return 0
+
+    # --- control plane --------------------------------------------------------------------------------
+    def _control(self, server: ControlServer, ev: Event) -> None:
+        rnd = self._round
+        if ev.kind in ("joined", "gone", "left"):
+            event(log, f"ue_{ev.kind}", ue=ev.ue_id, round=ev.round)
+            if ev.kind != "joined" and rnd is not None:
+                rnd.broadcast.forget(ev.ue_id)
+        elif ev.kind in ("round_complete", "round_deadline"):
+            self._finish(server, ev.kind)
+        elif ev.message is not None and rnd is not None and ev.message.round == rnd.number:
+            body = ev.message.body
+            if isinstance(body, Nack):
+                rnd.broadcast.add_nack(ev.ue_id, body.nack)
+            elif isinstance(body, UplinkDone):
+                event(log, "uplink_done", ue=ev.ue_id, round=rnd.number, payload_bytes=body.payload_bytes,
+                      compute_time_s=body.compute_time_s)  # fmt: skip
+
+    # --- radio ------------------------------------------------------------------------------------------
+    def _radio(self, ev: Heard | OnAir) -> None:
+        rnd = self._round
+        if rnd is None:
+            return
+        if isinstance(ev, OnAir):
+            rnd.broadcast.on_air(ev.job_id, ev.end_sample)
+            return
+        try:
+            head, chunk = parse(ev.payload)
+        except LinkError:
+            return
+        ue = self.ue_of_node.get(head.src)
+        inbound = rnd.uplinks.get(ue) if ue is not None else None
+        if inbound is not None and head.object_id == inbound.object_id:
+            inbound.offer(head, chunk, ev.start_sample)
+
+    # --- timers -----------------------------------------------------------------------------------------
+    def _timers(self, server: ControlServer, pump: RadioPump) -> None:
+        rnd, air = self._round, self.cfg.air
+        if rnd is None:
+            mapped = [ue for ue in server.live_ues if ue in self.cfg.bs.ues]
+            if time.monotonic() >= self._next_round_s and len(mapped) >= self.cfg.bs.min_ues:
+                self._start(server, pump)
+            return
+        job = rnd.broadcast.next_job(self._next_job_id(), air.mcs, pump.cursor, air.quiet_samples,
+                                     air.sample_rate_hz, self.cfg.bs.nack_gather_s, rnd.downlink)  # fmt: skip
+        if job is not None:
+            pump.submit(job)
+            event(log, "broadcast_repair", round=rnd.number, frames=len(job.frames), passes=rnd.broadcast.passes)
+        live = set(server.live_ues)
+        for ue, inbound in rnd.uplinks.items():
+            nack = inbound.ack_due() or inbound.nack_due(pump.cursor, air.quiet_samples)
+            if nack is not None and ue in live:
+                server.send(ue, Nack(nack))
+
+    def _start(self, server: ControlServer, pump: RadioPump) -> None:
+        cfg, air = self.cfg, self.cfg.air
+        live = server.live_ues
+        slotted = [ue for ue in live if ue in cfg.bs.ues]
+        for ue in sorted(set(live) - set(slotted)):
+            log.warning("UE %s is not in [bs.ues]: no link node id, no uplink slot", ue)
+        # one TDMA cycle: the BS's downlink slot first, then one uplink slot per UE, equal lengths
+        slot = (air.tdma_cycle_samples - air.guard_samples * (len(slotted) + 2)) // (len(slotted) + 1)
+        if slot < air.max_burst_samples:
+            raise ConfigError(
+                f"{len(slotted)} UEs and the BS leave {slot}-sample slots, less than one {air.max_burst_samples}-"
+                "sample frame; raise air.tdma_cycle_samples or lower air.frame_payload_bytes"
+            )
+        nodes = [BS_NODE_ID, *(cfg.bs.ues[ue] for ue in slotted)]
+        schedule = make_schedule([(node, slot) for node in nodes], air.guard_samples)
+        a = cfg.assign
+        for ue in slotted:
+            grant = schedule.grant_for(cfg.bs.ues[ue])
+            server.send(ue, Assign("distributed", 0, a.tx_power_dbm, a.energy_budget_j, a.cpu_freq_hz, air.mcs, grant))
+        number = server.round + 1
+        model = self.training.model_bytes(number)
+        events = server.start_round(hashlib.sha256(model).digest(), len(model), cfg.bs.deadline_s)
+        state = server.round_state
+        participants = state.participants if state is not None else frozenset()
+        receivers = {ue: cfg.bs.ues[ue] for ue in participants if ue in cfg.bs.ues}
+        object_id = number & 0xFFFFFFFF
+        broadcast = Outbound(model, src=BS_NODE_ID, dsts=sorted(receivers.values()), object_id=object_id,
+                             frame_payload_bytes=air.frame_payload_bytes, max_passes=air.max_passes,
+                             expect=set(receivers))  # fmt: skip
+        uplinks = {ue: Inbound(BS_NODE_ID, src=node, object_id=object_id, since_sample=pump.cursor, nack_blind=False)
+                   for ue, node in receivers.items()}  # fmt: skip
+        downlink = schedule.grant_for(BS_NODE_ID)
+        self._round = _Round(number, model, participants, broadcast, uplinks, downlink)
+        pump.submit(broadcast.first_job(self._next_job_id(), air.mcs, downlink))
+        event(log, "round_started", round=number, participants=sorted(participants), model_bytes=len(model),
+              frames=broadcast.sender.count, deadline_s=cfg.bs.deadline_s)  # fmt: skip
+        for ev in events:
+            self._control(server, ev)
+
+    def _finish(self, server: ControlServer, kind: str) -> None:
+        rnd, state = self._round, server.round_state
+        if rnd is None or state is None:
+            return
+        done = sorted(state.done)
+        uploads = {}
+        for ue in done:
+            try:
+                uploads[ue] = rnd.uplinks[ue].deliver()
+            except (KeyError, LinkError) as exc:
+                log.error("UE %s reported UPLINK_DONE but its upload is not verified here: %s", ue, exc)
+        need = math.ceil(self.cfg.bs.min_fraction * len(rnd.participants) - 1e-9)
+        if len(uploads) == len(rnd.participants) and rnd.participants:
+            outcome, status = "complete", "complete"
+        elif len(uploads) >= max(need, 1):
+            outcome, status = "partial", "deadline"
+        else:
+            outcome, status = "skipped", "aborted"
+        if outcome != "skipped":
+            self.training.consume(rnd.number, uploads)
+        server.end_round(status)
+        record = {
+            "round": rnd.number,
+            "outcome": outcome,
+            "trigger": kind,
+            "participants": sorted(rnd.participants),
+            "done": sorted(uploads),
+            "dropped": sorted(state.dropped),
+            "model_bytes": len(rnd.model),
+            "model_sha256": hashlib.sha256(rnd.model).hexdigest(),
+            "uploads": {ue: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for ue, d in uploads.items()},
+            "broadcast_passes": rnd.broadcast.passes,
+            "broadcast_frames_sent": rnd.broadcast.frames_sent,
+            "uplink_nacks_sent": {ue: i.nacks_sent for ue, i in rnd.uplinks.items()},
+            "started_unix_s": rnd.started_wall_s,
+            "duration_s": time.monotonic() - rnd.started_s,
+        }
+        with self.records_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        event(log, "round_finished", **record)
+        self._round = None
+        self.rounds_done += 1
+        self._next_round_s = time.monotonic() + self.cfg.bs.round_gap_s
+
+    def _next_job_id(self) -> int:
+        self._job_id += 1
+        return self._job_id

@@ -1,0 +1,217 @@
+"""Typed TOML configuration of the two daemons (``testbed bs --config``, ``testbed ue --config``).
+
+Three parts: ``[air]`` (the air interface; BS and UEs must agree on every field, as on the PHY numerology),
+``[radio]`` (this node's radio backend) and ``[control]`` (this node's end of the ZeroMQ control plane), plus
+``[bs]`` / ``[ue]`` for the daemon itself. Every number carries its unit in its name; msgspec checks bounds
+while decoding, so a config that loads is in range. Example files: firmware_cfg/nodes/*.toml; reference:
+docs/nodes.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta, Struct
+
+from testbed.control.config import ClientConfig, ServerConfig
+from testbed.control.protocol import UE_ID_PATTERN
+from testbed.control.security import CurveClientKeys, CurveServerKeys, Plaintext
+from testbed.errors import ConfigError
+from testbed.link.segment import HEADER_BYTES, MAX_NODE_ID
+from testbed.phy.layout import burst_num_samples
+from testbed.phy.mcs import CODED_MCS
+from testbed.phy.numerology import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, PhyConfig
+
+Seconds = Annotated[float, Meta(gt=0.0, le=86400.0)]
+Samples = Annotated[int, Meta(ge=1, le=1 << 40)]
+NodeId = Annotated[int, Meta(ge=1, le=MAX_NODE_ID)]  # link-layer id of a UE; the BS is node 0
+BS_NODE_ID = 0
+
+
+class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """The air interface. BS and UEs must use identical values (a mismatch shows as lost frames).
+
+    mcs : coded MCS of every data frame (adaptive choice from CHANNEL_REPORT is the policy layer's job).
+    window_samples : one radio receive block; the radio pump demodulates block by block.
+    tdma_cycle_samples : the TDMA cycle: the BS's downlink slot, then one uplink slot per UE. ASSIGN's slot
+        grant is an offset inside every cycle of the shared sample clock (the hub's clock in simulation).
+    nack_quiet_samples : a receiver missing frames NACKs after one cycle plus this much silence from the
+        sender (``quiet_samples``): a sender's slots are a cycle apart.
+    realtime_factor : pace the sample clock at this multiple of real time (0: as fast as the peers allow).
+    """
+
+    sample_rate_hz: Annotated[float, Meta(ge=MIN_SAMPLE_RATE_HZ, le=MAX_SAMPLE_RATE_HZ)] = 1_000_000.0
+    center_freq_hz: Annotated[float, Meta(gt=0.0, le=100e9)] = 2.4e9
+    frame_payload_bytes: Annotated[int, Meta(ge=HEADER_BYTES + 1, le=8192)] = 1024
+    mcs: str = "qpsk-1/2"
+    guard_samples: Annotated[int, Meta(ge=0, le=1 << 20)] = 80
+    window_samples: Annotated[int, Meta(ge=1024, le=1 << 22)] = 20_000
+    tdma_cycle_samples: Annotated[int, Meta(ge=1024, le=1 << 32)] = 200_000
+    nack_quiet_samples: Annotated[int, Meta(ge=1, le=1 << 32)] = 40_000
+    max_passes: Annotated[int, Meta(ge=1, le=64)] = 8
+    realtime_factor: Annotated[float, Meta(ge=0.0, le=1000.0)] = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mcs not in CODED_MCS:
+            raise ConfigError(f"air.mcs={self.mcs!r} is not a coded MCS; choose one of {', '.join(CODED_MCS)}")
+
+    @property
+    def phy(self) -> PhyConfig:
+        return PhyConfig(sample_rate_hz=self.sample_rate_hz)
+
+    @property
+    def quiet_samples(self) -> int:
+        """Silence after which a receiver NACKs: one TDMA cycle plus ``nack_quiet_samples``."""
+        return self.tdma_cycle_samples + self.nack_quiet_samples
+
+    @property
+    def max_burst_samples(self) -> int:
+        """Longest burst a frame of this air can occupy (full frame at the configured MCS)."""
+        return burst_num_samples(self.phy, self.frame_payload_bytes, self.mcs)
+
+
+class RadioSection(Struct, frozen=True, forbid_unknown_fields=True):
+    """This node's radio backend. ``hub``: a client of ``testbed hub`` at ``endpoint`` as scenario node
+    ``node``. (The Pluto backend plugs in here once testbed/radio provides it.)"""
+
+    kind: Literal["hub"] = "hub"
+    endpoint: str = "tcp://127.0.0.1:5600"
+    node: Annotated[str, Meta(min_length=1, max_length=64)] = "bs"
+    tx_power_dbm: Annotated[float, Meta(ge=-90.0, le=30.0)] = 0.0
+    rx_gain_mode: Literal["manual", "slow_attack", "fast_attack", "hybrid"] = "manual"
+    rx_gain_db: Annotated[float, Meta(ge=-20.0, le=100.0)] = 0.0
+    timeout_s: Seconds = 30.0
+
+
+class Security(Struct, frozen=True, forbid_unknown_fields=True):
+    """CURVE keys (``testbed keys``) or, for local debugging only, ``plaintext = true``."""
+
+    plaintext: bool = False
+    secret_key_file: str = ""  # this node's NAME.key_secret
+    allowed_dir: str = ""  # BS: directory of <ue_id>.key public keys
+    server_key_file: str = ""  # UE: the BS's bs.key
+
+    def server(self) -> CurveServerKeys | Plaintext:
+        if self.plaintext:
+            return Plaintext()
+        _need(("secret_key_file", self.secret_key_file), ("allowed_dir", self.allowed_dir))
+        return CurveServerKeys.from_files(Path(self.secret_key_file), Path(self.allowed_dir))
+
+    def client(self) -> CurveClientKeys | Plaintext:
+        if self.plaintext:
+            return Plaintext()
+        _need(("secret_key_file", self.secret_key_file), ("server_key_file", self.server_key_file))
+        return CurveClientKeys.from_files(Path(self.secret_key_file), Path(self.server_key_file))
+
+
+def _need(*fields: tuple[str, str]) -> None:
+    missing = [name for name, value in fields if not value]
+    if missing:
+        raise ConfigError(f"[control.security] needs {', '.join(missing)} (or plaintext = true for debugging)")
+
+
+class BsControl(Struct, frozen=True, forbid_unknown_fields=True):
+    bind_endpoint: str = "tcp://127.0.0.1:5555"
+    heartbeat_interval_s: Annotated[float, Meta(ge=0.01, le=60.0)] = 1.0
+    security: Security = Security()
+
+    def server_config(self) -> ServerConfig:
+        return ServerConfig(bind_endpoint=self.bind_endpoint, heartbeat_interval_s=self.heartbeat_interval_s)
+
+
+class UeControl(Struct, frozen=True, forbid_unknown_fields=True):
+    server_endpoint: str = "tcp://127.0.0.1:5555"
+    security: Security = Security()
+
+
+class Assignment(Struct, frozen=True, forbid_unknown_fields=True):
+    """What ASSIGN tells each UE until the policy layer decides it per UE."""
+
+    tx_power_dbm: Annotated[float, Meta(ge=-100.0, le=30.0)] = 0.0
+    energy_budget_j: Annotated[float, Meta(ge=0.0, le=1e7)] = 1000.0
+    cpu_freq_hz: Annotated[float, Meta(ge=1e6, le=1e10)] = 1.5e9
+
+
+class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
+    """The BS daemon.
+
+    ues : control-plane UE id -> link-layer node id (1..65534); a UE not listed gets no uplink slot.
+    num_rounds : rounds to run, then exit 0 (0: until SIGTERM).
+    min_ues : live UEs needed before a round starts.
+    min_fraction : share of a round's participants whose upload must arrive by the deadline for the round
+        to count; otherwise it is skipped (ROUND_END aborted, nothing consumed).
+    round_gap_s : pause between the end of a round and the next ROUND_START.
+    nack_gather_s : after the first NACK of a broadcast pass, wait this long for the others before resending.
+    state_dir : where rounds.jsonl (one JSON record per finished round) is appended.
+    model_size_bytes, seed : the placeholder training step (testbed/node/training.py).
+    """
+
+    ues: dict[Annotated[str, Meta(pattern=UE_ID_PATTERN)], NodeId]
+    state_dir: str = "/var/lib/testbed"
+    num_rounds: Annotated[int, Meta(ge=0, le=2**31 - 1)] = 0
+    min_ues: Annotated[int, Meta(ge=1, le=65535)] = 1
+    deadline_s: Seconds = 30.0
+    min_fraction: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.5
+    round_gap_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 1.0
+    nack_gather_s: Annotated[float, Meta(ge=0.0, le=60.0)] = 0.1
+    model_size_bytes: Annotated[int, Meta(ge=1, le=1 << 30)] = 4096
+    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
+
+    def __post_init__(self) -> None:
+        ids = list(self.ues.values())
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"[bs.ues] gives two UEs the same node id: {self.ues}")
+
+
+class UeSection(Struct, frozen=True, forbid_unknown_fields=True):
+    """The UE daemon: its control-plane id, its link-layer node id (as in the BS's [bs.ues]) and the size of
+    the placeholder upload."""
+
+    ue_id: Annotated[str, Meta(pattern=UE_ID_PATTERN)]
+    node_id: NodeId
+    upload_size_bytes: Annotated[int, Meta(ge=1, le=1 << 30)] = 2048
+
+
+class BsConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    bs: BsSection
+    air: AirConfig = AirConfig()
+    radio: RadioSection = RadioSection()
+    control: BsControl = BsControl()
+    assign: Assignment = Assignment()
+
+
+class UeConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    ue: UeSection
+    air: AirConfig = AirConfig()
+    radio: RadioSection = RadioSection()
+    control: UeControl = UeControl()
+
+    def client_config(self, heartbeat_interval_s: float = 1.0) -> ClientConfig:
+        return ClientConfig(self.ue.ue_id, self.control.server_endpoint, heartbeat_interval_s=heartbeat_interval_s)
+
+
+C = TypeVar("C", BsConfig, UeConfig)
+
+
+def parse_config(text: str | bytes, kind: type[C], source: str = "<config>") -> C:
+    """Decode and validate TOML text; ConfigError names the file, the field and what is wrong."""
+    try:
+        return msgspec.toml.decode(text, type=kind)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: invalid {kind.__name__}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+
+
+def load_config(path: str | Path, kind: type[C]) -> C:
+    """Read a daemon config file (``BsConfig`` or ``UeConfig``)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    return parse_config(text, kind, source=str(path))

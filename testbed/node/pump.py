@@ -1,0 +1,223 @@
+"""The radio pump: the one thread that owns a node's radio, keeps its sample clock moving and turns the
+receive stream into frames.
+
+Why a thread: a hub radio's receive blocks until every other node has moved its clock past the window
+(testbed/radio/air.py), and the control loop must keep answering heartbeats meanwhile. The daemon's event
+loop talks to the pump only through two queues: ``submit`` hands it frames to send (back to back as soon as
+possible, or inside a TDMA slot of every cycle), ``events`` returns what happened (frames heard with their
+start sample, jobs fully on air, a radio failure). The radio is opened, used and closed inside the thread.
+
+Clock: the pump receives ``window_samples`` per pass and paces the clock at ``realtime_factor`` times real
+time (it sleeps when ahead, never catches up by skipping), so airtime in simulation matches the lab.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from testbed.errors import LinkError, RadioError
+from testbed.link.messages import SlotGrant
+from testbed.node.config import AirConfig
+from testbed.phy import OfdmModem
+from testbed.radio.base import Radio, RxBlock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Frames to send: ``frames`` are (PHY header seq, payload) pairs, modulated at ``mcs`` with the node's
+    stream id. ``slot``: place them only inside this grant of each TDMA cycle; None: back to back at once."""
+
+    job_id: int
+    frames: Sequence[tuple[int, bytes]]
+    mcs: str
+    slot: SlotGrant | None = None
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A frame whose PHY CRC passed; ``start_sample`` on this node's receive clock."""
+
+    start_sample: int
+    payload: bytes
+    stream_id: int
+    snr_db: float
+
+
+@dataclass(frozen=True)
+class OnAir:
+    """Every burst of job ``job_id`` has been transmitted; the last ends at ``end_sample``."""
+
+    job_id: int
+    end_sample: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The radio failed; the pump has stopped."""
+
+    reason: str
+
+
+Event = Heard | OnAir | Failed
+
+
+class FrameStream:
+    """Demodulates consecutive blocks as one stream: the last ``carry_samples`` of each buffer are kept so a
+    burst cut by a block boundary is decoded whole in the next buffer; frames are reported once (a frame
+    starting within ``tolerance_samples`` of the last one reported is the same frame decoded again)."""
+
+    def __init__(self, modem: OfdmModem, carry_samples: int, tolerance_samples: int) -> None:
+        self._modem, self._carry, self._tol = modem, carry_samples, tolerance_samples
+        self._buf = np.zeros(0, np.complex64)
+        self._buf_start = 0
+        self._last_start = -(1 << 62)
+
+    def feed(self, block: RxBlock) -> list[Heard]:
+        """block.iq : (n,) complex64 in full-scale units, contiguous with the previous block."""
+        if self._buf.size and self._buf_start + self._buf.size != block.start_sample:
+            self._buf = np.zeros(0, np.complex64)  # a gap in the clock: nothing spans it
+        if not self._buf.size:
+            self._buf_start = block.start_sample
+        buf = np.concatenate([self._buf, block.iq])
+        heard = []
+        for fr in self._modem.demodulate(buf):
+            start = self._buf_start + int(fr.start)
+            if fr.frame_type != "data" or start <= self._last_start + self._tol:
+                continue
+            self._last_start = start
+            if fr.crc_ok and fr.payload is not None:
+                heard.append(Heard(start, bytes(fr.payload), int(fr.stream_id), float(fr.snr_db)))
+        keep = min(self._carry, buf.size)
+        self._buf, self._buf_start = buf[buf.size - keep :], self._buf_start + buf.size - keep
+        return heard
+
+
+class RadioPump:
+    """Owns the radio in its own thread; see the module docstring. ``open_radio`` runs in that thread and
+    returns a configured radio; ``stream_id`` is the PHY header stream id of this node's frames."""
+
+    def __init__(self, open_radio: Callable[[], Radio], air: AirConfig, stream_id: int) -> None:
+        self.air, self.stream_id = air, stream_id
+        self._open_radio = open_radio
+        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="radio-pump", daemon=True)
+        self._pending: list[OnAir] = []  # jobs transmitted whose last burst is not yet behind the clock
+        self._busy_until = 0  # end of this node's last scheduled burst
+        self.cursor = 0  # end of the last received block (read by the daemon loop; an int swap is atomic)
+
+    # --- daemon side ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """True once the radio is open and configured (False on timeout or failure)."""
+        return self._ready.wait(timeout_s) and self._thread.is_alive()
+
+    def submit(self, job: Job) -> None:
+        self._jobs.put(job)
+
+    def events(self) -> list[Event]:
+        """Everything that happened since the last call, in order."""
+        out = []
+        while True:
+            try:
+                out.append(self._events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def stop(self, timeout_s: float) -> bool:
+        """Ask the thread to finish its pass and close the radio; True if it ended within ``timeout_s``."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    # --- pump thread ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        radio: Radio | None = None
+        try:
+            modem = OfdmModem(self.air.phy)
+            # compile the numba kernels now: on a shared air a node that stalls on its first frame stalls all
+            modem.demodulate(modem.modulate(bytes(self.air.frame_payload_bytes), self.air.mcs))
+            radio = self._open_radio()
+            self._loop(radio, modem)
+        except (RadioError, LinkError, OSError) as exc:
+            log.error("radio pump stopped: %s", exc)
+            self._events.put(Failed(str(exc)))
+        finally:
+            self._ready.set()
+            if radio is not None:
+                radio.close()
+
+    def _loop(self, radio: Radio, modem: OfdmModem) -> None:
+        air = self.air
+        phy = modem.cfg
+        stream = FrameStream(modem, air.max_burst_samples + 4 * phy.symbol_len, phy.fft_size)
+        rate_sps = air.sample_rate_hz * air.realtime_factor
+        c0: int | None = None  # pacing anchor: the first block's start (a late joiner starts mid-clock)
+        t0_s = 0.0
+        while not self._stop.is_set():
+            while True:
+                try:
+                    self._transmit(radio, modem, self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            if rate_sps > 0 and c0 is not None:
+                ahead_s = t0_s + (self.cursor + air.window_samples - c0) / rate_sps - time.monotonic()
+                if ahead_s > 0 and self._stop.wait(ahead_s):
+                    break
+            block = radio.receive(air.window_samples)
+            if c0 is None:
+                c0, t0_s = block.start_sample, time.monotonic()
+            if block.overflow:
+                log.warning("receive overflow before sample %d", block.start_sample)
+            for heard in stream.feed(block):
+                self._events.put(heard)
+            self.cursor = block.end_sample
+            self._ready.set()  # the clock is known from the first block on: jobs can be placed
+            done = [p for p in self._pending if p.end_sample <= self.cursor]
+            self._pending = [p for p in self._pending if p.end_sample > self.cursor]
+            for p in done:
+                self._events.put(p)
+
+    def _transmit(self, radio: Radio, modem: OfdmModem, job: Job) -> None:
+        guard = self.air.guard_samples
+        pos = max(self.cursor, self._busy_until + guard if self._busy_until else 0)
+        slot_end = None
+        if job.slot is not None:
+            pos, slot_end = self._next_slot(job.slot, pos)
+        end = pos
+        for seq, payload in job.frames:
+            iq = modem.modulate(payload, job.mcs, stream_id=self.stream_id, seq=seq & 0xFFFF)
+            if job.slot is not None and slot_end is not None and pos + iq.size > slot_end:
+                if iq.size > job.slot.length_samples:
+                    raise LinkError(
+                        f"a {iq.size}-sample burst cannot fit the {job.slot.length_samples}-sample uplink slot; "
+                        "raise air.tdma_cycle_samples or lower air.frame_payload_bytes"
+                    )
+                pos, slot_end = self._next_slot(job.slot, slot_end)
+            radio.transmit(iq, at_sample=pos)
+            end = pos + iq.size
+            pos = end + guard
+        self._busy_until = end
+        self._pending.append(OnAir(job.job_id, end))
+
+    def _next_slot(self, slot: SlotGrant, not_before: int) -> tuple[int, int]:
+        """Absolute (start, end) of the first occurrence of ``slot`` starting at or after ``not_before``."""
+        cycle = self.air.tdma_cycle_samples
+        k = max(0, math.ceil((not_before - slot.start_sample) / cycle))
+        start = k * cycle + slot.start_sample
+        return start, start + slot.length_samples

@@ -1,0 +1,85 @@
+"""What both daemons need around their event loop: structured logs, stop signals, the radio factory.
+
+Logs are JSON lines on stderr (journald keeps them as they are): ``ts`` (Unix seconds), ``level``,
+``node``, ``logger``, ``msg`` and, for events logged through :func:`event`, their fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from testbed.node.config import AirConfig, RadioSection
+from testbed.radio.base import Radio, RadioConfig
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "node": self.node,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def setup_logging(node: str, verbose: int) -> None:
+    """Route every log record to stderr as JSON lines (replaces the CLI's plain handler)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(node))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+
+
+def event(log: logging.Logger, name: str, **fields: Any) -> None:
+    """Log a named event with structured fields (at INFO)."""
+    log.info(name, extra={"fields": {"event": name, **fields}})
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the daemon finishes its pass, says BYE and exits 0."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def radio_factory(section: RadioSection, air: AirConfig) -> Callable[[], Radio]:
+    """A callable that opens and configures this node's radio (run inside the radio pump's thread)."""
+    config = RadioConfig(
+        center_freq_hz=air.center_freq_hz,
+        sample_rate_hz=air.sample_rate_hz,
+        tx_power_dbm=section.tx_power_dbm,
+        rx_gain_mode=section.rx_gain_mode,
+        rx_gain_db=section.rx_gain_db,
+    )
+
+    def open_radio() -> Radio:
+        from testbed.radio.hub_client import HubRadio
+
+        radio = HubRadio(section.endpoint, section.node, timeout_s=section.timeout_s)
+        try:
+            radio.configure(config)
+        except BaseException:
+            radio.close()
+            raise
+        return radio
+
+    return open_radio

@@ -1,0 +1,192 @@
+"""The UE daemon (``testbed ue --config FILE``): control client, radio pump and its part of each round.
+
+One event loop, like the BS (STYLE.md #13). Per round: ASSIGN gives the uplink slot and MCS; ROUND_START
+gives the model's SHA-256, size and deadline; the model arrives over the radio (object id = round number),
+NACKed after silence and acknowledged once its SHA-256 matches; the training step turns it into the upload,
+which goes out in the UE's TDMA slot of every cycle until the BS acknowledges it; then UPLINK_DONE.
+A UE that (re)joins during a round is not a participant: it waits for the next ROUND_START.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from testbed.control.client import ControlClient
+from testbed.control.config import Event
+from testbed.control.protocol import Assign, Nack, RoundEnd, RoundStart, UplinkDone
+from testbed.errors import LinkError
+from testbed.link.segment import parse
+from testbed.node.config import BS_NODE_ID, UeConfig
+from testbed.node.pump import Failed, Heard, OnAir, RadioPump
+from testbed.node.runtime import event, radio_factory
+from testbed.node.sdnotify import Notifier
+from testbed.node.training import UeTraining
+from testbed.node.transfers import Inbound, Outbound
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.02
+READY_TIMEOUT_S = 60.0
+EARLY_OBJECTS = 2  # broadcast objects heard before their ROUND_START that are kept
+
+
+@dataclass
+class _Round:
+    number: int
+    digest: bytes
+    download: Inbound
+    upload: Outbound | None = None
+    compute_time_s: float = 0.0
+    reported: bool = False  # UPLINK_DONE sent
+
+
+class UeDaemon:
+    """A UE agent: ``run()`` serves until ``stop`` is set; returns the exit code."""
+
+    def __init__(self, cfg: UeConfig, training: UeTraining, stop: threading.Event, notifier: Notifier) -> None:
+        self.cfg, self.training, self.stop, self.notifier = cfg, training, stop, notifier
+        self.node_id = cfg.ue.node_id
+        self.rounds_done = 0
+        self._assign: Assign | None = None
+        self._round: _Round | None = None
+        self._early: dict[int, Inbound] = {}
+        self._job_id = 0
+
+    def run(self) -> int:
+        cfg = self.cfg
+        security = cfg.control.security.client()  # bad key files fail before the radio is touched
+        pump = RadioPump(radio_factory(cfg.radio, cfg.air), cfg.air, stream_id=self.node_id & 0xFF)
+        client: ControlClient | None = None
+        try:
+            pump.start()
+            if not pump.wait_ready(READY_TIMEOUT_S):
+                log.error("radio did not open; see the radio pump's error above")
+                return 1
+            client = ControlClient(cfg.client_config(), security)  # register only once the radio can hear
+            self.notifier.ready(f"{cfg.ue.ue_id} radio open, registering with {cfg.control.server_endpoint}")
+            event(log, "ready", ue=cfg.ue.ue_id, radio=cfg.radio.node)
+            return self._loop(client, pump)
+        finally:
+            self.notifier.stopping()
+            if client is not None:
+                client.close()
+            closed = pump.stop(timeout_s=cfg.radio.timeout_s)
+            event(log, "stopped", rounds=self.rounds_done, radio_closed=closed)
+
+    def _loop(self, client: ControlClient, pump: RadioPump) -> int:
+        while not self.stop.is_set():
+            self.notifier.watchdog()
+            for ev in client.poll(POLL_S):
+                self._control(client, pump, ev)
+            for ev in pump.events():
+                if isinstance(ev, Failed):
+                    return 1
+                self._radio(pump, ev)
+            if client.state == "registered":
+                self._timers(client, pump)
+        return 0
+
+    # --- control plane --------------------------------------------------------------------------------
+    def _control(self, client: ControlClient, pump: RadioPump, ev: Event) -> None:
+        if ev.kind in ("registered", "gone"):
+            event(log, f"bs_{ev.kind}", round=ev.round)
+            self._round = None  # a new registration takes part from the next ROUND_START only
+            return
+        if ev.message is None:
+            return
+        body, rnd = ev.message.body, self._round
+        if isinstance(body, Assign):
+            if body.uplink_slot.node_id != self.node_id:
+                log.error("ASSIGN grants a slot to node %d; this UE is node %d (check [bs.ues] and [ue].node_id)",
+                          body.uplink_slot.node_id, self.node_id)  # fmt: skip
+                return
+            self._assign = body
+        elif isinstance(body, RoundStart):
+            number = ev.message.round
+            download = self._early.pop(number & 0xFFFFFFFF, None) or Inbound(
+                self.node_id, src=BS_NODE_ID, object_id=number & 0xFFFFFFFF, since_sample=pump.cursor, nack_blind=True
+            )
+            self._early.clear()
+            self._round = _Round(number, body.model_digest, download)
+            event(log, "round_started", round=number, model_bytes=body.model_size_bytes, deadline_s=body.deadline_s)
+        elif isinstance(body, Nack) and rnd is not None and rnd.upload is not None and ev.message.round == rnd.number:
+            rnd.upload.add_nack("bs", body.nack)
+        elif isinstance(body, RoundEnd) and rnd is not None and ev.message.round == rnd.number:
+            event(log, "round_ended", round=rnd.number, status=body.status, uploaded=rnd.reported)
+            self.rounds_done += 1
+            self._round = None
+
+    # --- radio ------------------------------------------------------------------------------------------
+    def _radio(self, pump: RadioPump, ev: Heard | OnAir) -> None:
+        rnd = self._round
+        if isinstance(ev, OnAir):
+            if rnd is not None and rnd.upload is not None:
+                rnd.upload.on_air(ev.job_id, ev.end_sample)
+            return
+        try:
+            head, chunk = parse(ev.payload)
+        except LinkError:
+            return
+        if head.src != BS_NODE_ID:
+            return
+        if rnd is not None and head.object_id == rnd.download.object_id:
+            rnd.download.offer(head, chunk, ev.start_sample)
+            return
+        inbound = self._early.get(head.object_id)
+        if inbound is None:
+            while len(self._early) >= EARLY_OBJECTS:
+                self._early.pop(next(iter(self._early)))
+            inbound = self._early[head.object_id] = Inbound(
+                self.node_id, src=BS_NODE_ID, object_id=head.object_id, since_sample=ev.start_sample, nack_blind=True
+            )
+        inbound.offer(head, chunk, ev.start_sample)
+
+    # --- timers -----------------------------------------------------------------------------------------
+    def _timers(self, client: ControlClient, pump: RadioPump) -> None:
+        rnd, air = self._round, self.cfg.air
+        if rnd is None or client.round != rnd.number:
+            return
+        nack = rnd.download.ack_due() or rnd.download.nack_due(pump.cursor, air.quiet_samples)
+        if nack is not None:
+            client.send(Nack(nack))
+        if rnd.download.complete and rnd.upload is None:
+            self._compute(rnd)
+        assign = self._assign
+        if rnd.upload is None or assign is None:
+            return
+        if rnd.upload.passes == 0:
+            pump.submit(rnd.upload.first_job(self._next_job_id(), assign.mcs, assign.uplink_slot))
+            return
+        job = rnd.upload.next_job(self._next_job_id(), assign.mcs, pump.cursor, air.quiet_samples,
+                                  air.sample_rate_hz, 0.0, assign.uplink_slot)  # fmt: skip
+        if job is not None:
+            pump.submit(job)
+        if rnd.upload.delivered and not rnd.reported:
+            rnd.reported = True
+            up = rnd.upload
+            client.send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, rnd.compute_time_s, 0.0))
+            event(log, "uplink_done", round=rnd.number, payload_bytes=up.payload_bytes, passes=up.passes)
+
+    def _compute(self, rnd: _Round) -> None:
+        """The model is verified (its own SHA-256); check it is the one ROUND_START announced, then train."""
+        model = rnd.download.deliver()
+        if hashlib.sha256(model).digest() != rnd.digest:
+            log.error("round %d: the broadcast model does not match ROUND_START's SHA-256; skipping", rnd.number)
+            self._round = None
+            return
+        t0 = time.process_time()
+        data = self.training.upload_bytes(rnd.number, model)
+        rnd.compute_time_s = time.process_time() - t0
+        rnd.upload = Outbound(data, src=self.node_id, dsts=[BS_NODE_ID], object_id=rnd.download.object_id,
+                              frame_payload_bytes=self.cfg.air.frame_payload_bytes, max_passes=self.cfg.air.max_passes,
+                              expect={"bs"})  # fmt: skip
+        event(log, "model_received", round=rnd.number, model_bytes=len(model), upload_bytes=len(data),
+              compute_time_s=rnd.compute_time_s)  # fmt: skip
+
+    def _next_job_id(self) -> int:
+        self._job_id += 1
+        return self._job_id

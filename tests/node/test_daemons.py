@@ -1,0 +1,96 @@
+"""The daemons as separate processes over the virtual RF hub: rounds with data over the radio link, a UE
+killed mid-round, a restart that rejoins, and graceful SIGTERM. Every process is killed in ``finally``."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testbed.node.training import PlaceholderBs, placeholder_upload
+from tests.node.node_helpers import NodeRig
+
+MODEL_BYTES, SEED = 3000, 5
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[NodeRig]:
+    rig = NodeRig(tmp_path, num_ues=3)
+    try:
+        yield rig
+    finally:
+        rig.close()
+
+
+def expected_upload_sha(round_no: int, ue: str, size: int) -> str:
+    model = PlaceholderBs(MODEL_BYTES, SEED).model_bytes(round_no)
+    return hashlib.sha256(placeholder_upload(model, ue, size)).hexdigest()
+
+
+def test_rounds_complete_with_data_over_the_radio(rig: NodeRig) -> None:
+    rig.num_ues = 2
+    rig.start_hub()
+    bs = rig.start_bs(num_rounds=3, min_ues=2, deadline_s=60.0, round_gap_s=0.1, model_size_bytes=MODEL_BYTES,
+                          seed=SEED)  # fmt: skip
+    ues = [rig.start_ue(i) for i in (1, 2)]
+    assert bs.popen.wait(120) == 0, bs.tail()
+    rounds = rig.rounds()
+    assert [r["round"] for r in rounds] == [1, 2, 3]
+    for r in rounds:
+        assert r["outcome"] == "complete" and r["done"] == ["ue-1", "ue-2"], r
+        model = PlaceholderBs(MODEL_BYTES, SEED).model_bytes(r["round"])
+        assert r["model_sha256"] == hashlib.sha256(model).hexdigest()
+        for ue in ("ue-1", "ue-2"):
+            assert r["uploads"][ue] == {"bytes": 1500, "sha256": expected_upload_sha(r["round"], ue, 1500)}
+    for ue in ues:  # the BS said BYE on exit; the UEs keep retrying until told to stop
+        assert ue.stop(signal.SIGTERM) == 0, ue.tail()
+
+
+def test_killed_ue_is_dropped_and_rejoins_next_round_then_sigterm_is_graceful(rig: NodeRig) -> None:
+    hub = rig.start_hub()
+    bs = rig.start_bs(num_rounds=0, min_ues=2, deadline_s=30.0, round_gap_s=0.2, model_size_bytes=MODEL_BYTES,
+                      seed=SEED)  # fmt: skip
+    ues = {i: rig.start_ue(i) for i in (1, 2)}
+    ues[3] = rig.start_ue(3, upload_size_bytes=20_000)  # 20 frames: several TDMA cycles, a wide window to kill in
+
+    def finished(rec: dict, **want: object) -> bool:
+        return rec.get("event") == "round_finished" and all(rec.get(k) == v for k, v in want.items())
+
+    bs.wait_event(lambda r: finished(r, done=["ue-1", "ue-2", "ue-3"]), 120, "round with all three UEs")
+    started = {r["round"] for r in bs.events() if r.get("event") == "round_started"}
+    running = bs.wait_event(lambda r: r.get("event") == "round_started" and r["round"] > max(started), 60, "a round")
+    assert ues[3].stop(signal.SIGKILL) == -signal.SIGKILL
+
+    bs.wait_event(lambda r: r.get("event") == "ue_gone" and r["ue"] == "ue-3", 60, "ue-3 declared gone")
+    cut = bs.wait_event(lambda r: finished(r, dropped=["ue-3"]), 60, "a round that dropped ue-3")
+    assert cut["round"] >= running["round"] and "ue-3" in cut["participants"]
+    assert cut["outcome"] == "partial" and cut["done"] == ["ue-1", "ue-2"]
+    assert cut["trigger"] == "round_complete"  # ue-3 was declared gone long before the 30 s deadline
+    for ue in ("ue-1", "ue-2"):
+        assert cut["uploads"][ue]["sha256"] == expected_upload_sha(cut["round"], ue, 1500)
+
+    ues[3] = rig.start_ue(3, upload_size_bytes=20_000)
+    joins = lambda: [i for i, r in enumerate(bs.events()) if r.get("event") == "ue_joined" and r["ue"] == "ue-3"]  # noqa: E731
+    bs.wait_event(lambda r: len(joins()) >= 2, 60, "ue-3 joining again")
+    back = bs.wait_event(lambda r: finished(r) and "ue-3" in r["done"] and r["round"] > cut["round"], 120, "ue-3 back")
+    assert back["uploads"]["ue-3"]["sha256"] == expected_upload_sha(back["round"], "ue-3", 20_000)
+    log = bs.events()
+    rejoined_at = joins()[1]
+    start_of = {r["round"]: i for i, r in enumerate(log) if r.get("event") == "round_started"}
+    for number, index in start_of.items():  # rounds under way at the rejoin do not include ue-3
+        if index < rejoined_at and number > cut["round"]:
+            rec = next(r for r in log if finished(r, round=number))
+            assert "ue-3" not in rec["participants"]
+    assert start_of[back["round"]] > rejoined_at
+
+    assert ues[1].stop(signal.SIGTERM) == 0, ues[1].tail()
+    bs.wait_event(lambda r: r.get("event") == "ue_left" and r["ue"] == "ue-1", 30, "ue-1's BYE")
+    hub.wait_line("node ue-1 left (said bye)", 30)
+    assert bs.stop(signal.SIGTERM) == 0, bs.tail()
+    assert any(r.get("event") == "stopped" and r["radio_closed"] for r in bs.events())
+    for ue in (ues[2], ues[3]):
+        assert ue.stop(signal.SIGTERM) == 0, ue.tail()
+    hub.wait_line("node bs left (said bye)", 30)
