@@ -16,6 +16,7 @@ from typing import Protocol
 from testbed.errors import PolicyError
 from testbed.policy.allocation import RoundWork, UeAllocation, UeResources, evaluate
 from testbed.policy.cpufreq import CpuFreqControl
+from testbed.radio.calibration import TxCalibration
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,13 @@ class TxGainCalibration(Protocol):
     """Per-board calibration: the hardware TX gain (dB) at which the radio emits ``tx_power_dbm``."""
 
     def __call__(self, tx_power_dbm: float) -> float: ...
+
+
+def pluto_calibration(cal: TxCalibration, serial: str | None, center_freq_hz: float) -> TxGainCalibration:
+    """The radio layer's calibration file (testbed/radio/calibration.py) as a TxGainCalibration for one board
+    at one carrier: gain = tx_power_dbm - (output power at 0 dB gain), the mapping the Pluto backend applies."""
+    offset_dbm = cal.power_at_0db_dbm(serial, center_freq_hz)
+    return lambda tx_power_dbm: tx_power_dbm - offset_dbm
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from policy_helpers import make_ue
 
 from testbed.errors import PolicyError
 from testbed.policy.allocation import AllocationConfig, DigitalUpload, RoundWork, allocate_ue
-from testbed.policy.apply import apply_allocation, record_round
+from testbed.policy.apply import apply_allocation, pluto_calibration, record_round
 from testbed.policy.cpufreq import SimulatedCpuFreq, SysfsCpuFreq
 
 WORK = RoundWork(160, DigitalUpload(127_016))
@@ -48,3 +48,16 @@ def test_the_round_is_charged_at_what_was_actually_set(caplog):
     with caplog.at_level(logging.WARNING, logger="testbed.policy.apply"):
         retried = record_round(4, applied, ue, WORK, 1e4 * plan.airtime_s)  # many repairs on air
     assert not retried.within_budget and "over its budget" in caplog.text
+
+
+def test_the_radio_layers_calibration_file_maps_power_to_gain():
+    from testbed.radio.calibration import BoardCal, CalPoint, TxCalibration
+
+    cal = TxCalibration([BoardCal("sn1", [CalPoint(915e6, 6.0), CalPoint(2.4e9, 4.0)])])
+    assert pluto_calibration(cal, "sn1", 2.4e9)(-10.0) == pytest.approx(-14.0)
+    assert pluto_calibration(cal, "sn1", 1.6575e9)(0.0) == pytest.approx(-5.0)  # midway: 5 dBm at 0 dB
+    ue = make_ue()
+    plan = allocate_ue(ue, WORK, 1.0, AllocationConfig())
+    gains = []
+    apply_allocation(plan, pluto_calibration(cal, "sn1", 2.4e9), gains.append, SimulatedCpuFreq(ue.frequency_table))
+    assert gains == [pytest.approx(plan.tx_power_dbm - 4.0)]
