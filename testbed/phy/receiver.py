@@ -44,7 +44,7 @@ class RxFrame:
     frame_type : "data" or "analog".
     stream_id, seq : from the header.
     start : index in the given buffer of the burst's first sample.
-    snr_db : Es/N0 per data subcarrier measured on the LTF.
+    snr_db : Es/N0 per data subcarrier (channel power from LTF + header, noise from them and the pilots).
     cfo_hz : carrier frequency offset (preamble estimate plus pilot-tracked residual).
     channel : (n_used,) complex64 frequency response on cfg.used_subcarriers, in that order.
     evm_db : error vector magnitude of ``symbols`` (data: against hard decisions of the first
