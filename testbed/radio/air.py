@@ -14,6 +14,7 @@ servable, so the clock never deadlocks. Noise is drawn per receiver in fixed blo
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,20 +54,46 @@ class _Burst:
         return self.start + max((w.size for w in self.waves.values()), default=0)
 
 
-class _Noise:
-    """Complex Gaussian noise of one receiver as a function of absolute sample time."""
+def _noise_block(seed: int, rx_index: int, k: int, sigma: float) -> np.ndarray:
+    """Block ``k`` of receiver ``rx_index``'s noise: (NOISE_BLOCK_SAMPLES,) complex64, E|z|^2 = sigma^2.
 
-    def __init__(self, seed: int, rx_index: int, variance: float) -> None:
-        self._seed, self._rx, self._sigma = seed, rx_index, math.sqrt(variance / 2.0)
-        self._cache: tuple[int, np.ndarray] | None = None
+    Box-Muller on float32 uniforms from a per-(seed, receiver, block) SFC64 stream: about twice as fast as
+    numpy's ziggurat here; the 24-bit uniforms cap |z| at 5.8 sigma (probability 1e-8 per sample).
+    """
+    gen = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(rx_index, k))))
+    u = gen.random(2 * NOISE_BLOCK_SAMPLES, dtype=np.float32)
+    radius = np.log1p(-u[:NOISE_BLOCK_SAMPLES])  # log(1 - u), 1 - u in (0, 1]: finite
+    radius *= np.float32(-1.0)  # |z|^2 / sigma^2 ~ Exp(1)
+    np.sqrt(radius, out=radius)
+    radius *= np.float32(sigma)
+    angle = u[NOISE_BLOCK_SAMPLES:] * np.float32(2.0 * math.pi)
+    block = np.empty(NOISE_BLOCK_SAMPLES, np.complex64)
+    block.real = radius * np.cos(angle)
+    block.imag = radius * np.sin(angle)
+    return block
+
+
+class _Noise:
+    """Complex Gaussian noise of one receiver as a function of absolute sample time. With a thread pool the
+    next block is computed while the current one is used (numpy releases the GIL); the values do not
+    depend on it."""
+
+    def __init__(self, seed: int, rx_index: int, variance: float, pool: ThreadPoolExecutor | None) -> None:
+        self._args = (seed, rx_index)
+        self._sigma = math.sqrt(variance)
+        self._pool = pool
+        self._blocks: dict[int, Future | np.ndarray] = {}
 
     def _block(self, k: int) -> np.ndarray:
-        if self._cache is None or self._cache[0] != k:
-            gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence(self._seed, spawn_key=(self._rx, k))))
-            z = gen.standard_normal(2 * NOISE_BLOCK_SAMPLES, dtype=np.float32)
-            z *= np.float32(self._sigma)
-            self._cache = (k, z.view(np.complex64))
-        return self._cache[1]
+        block = self._blocks.get(k)
+        if block is None:
+            block = _noise_block(*self._args, k, self._sigma)
+        elif isinstance(block, Future):
+            block = block.result()
+        self._blocks = {k: block}
+        if self._pool is not None:
+            self._blocks[k + 1] = self._pool.submit(_noise_block, *self._args, k + 1, self._sigma)
+        return block
 
     def add_to(self, out: np.ndarray, start: int) -> None:
         """Add this receiver's noise for samples [start, start + len(out)) into ``out`` (complex64)."""
@@ -81,8 +108,10 @@ class _Noise:
 class Air:
     """All nodes of a scenario on one clock. Not thread-safe: one owner (the hub loop or a test) drives it."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, workers: int = 0) -> None:
+        """workers : threads that prepare noise and per-link bursts in parallel (0: all in the caller)."""
         self.scenario = scenario
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="air") if workers > 0 else None
         self._nodes = {spec.id: _Node(index=i, tx_power_dbm=spec.tx_power_dbm) for i, spec in enumerate(scenario.nodes)}
         seeds = np.random.SeedSequence(scenario.seed).spawn(len(self._nodes) ** 2)
         n = len(self._nodes)
@@ -93,7 +122,9 @@ class Air:
             if a != b
         }
         noise_var = 10.0 ** ((scenario.noise_floor_dbm - scenario.rx_full_scale_dbm) / 10.0)
-        self._noise = {nid: _Noise(scenario.seed, node.index, noise_var) for nid, node in self._nodes.items()}
+        self._noise = {
+            nid: _Noise(scenario.seed, node.index, noise_var, self._pool) for nid, node in self._nodes.items()
+        }
         self._agc_gain_db = AGC_NOISE_DBFS - (scenario.noise_floor_dbm - scenario.rx_full_scale_dbm)
         self._bursts: list[_Burst] = []
         self.delivered_samples = 0
@@ -154,9 +185,12 @@ class Air:
                 "transmit at or after the end of the last receive"
             )
         burst = _Burst(node_id, start)
-        for (a, b), link in self._links.items():
-            if a == node_id:
-                burst.waves[b] = link(iq, start, node.tx_power_dbm)
+        links = [(b, link) for (a, b), link in self._links.items() if a == node_id]
+        if self._pool is None:
+            waves = [link(iq, start, node.tx_power_dbm) for _, link in links]
+        else:  # each link has its own state and generator, so links run in parallel without changing results
+            waves = list(self._pool.map(lambda item: item[1](iq, start, node.tx_power_dbm), links))
+        burst.waves = {b: wave for (b, _), wave in zip(links, waves, strict=True)}
         self._bursts.append(burst)
         return start
 
@@ -206,6 +240,11 @@ class Air:
         self.delivered_samples += n
         self._collect_garbage()
         return RxBlock(out, start)
+
+    def close(self) -> None:
+        """Stop the worker threads (if any)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _live(self, node_id: str) -> _Node:
         node = self._node(node_id)

@@ -59,8 +59,15 @@ def check_local_endpoint(endpoint: str) -> str:
 class HubServer:
     """Bind, then ``serve`` until ``stop`` is set (or call ``step`` from your own loop)."""
 
-    def __init__(self, scenario: Scenario, endpoint: str = DEFAULT_ENDPOINT, context: zmq.Context | None = None):
-        self.air = Air(scenario)
+    def __init__(
+        self,
+        scenario: Scenario,
+        endpoint: str = DEFAULT_ENDPOINT,
+        context: zmq.Context | None = None,
+        workers: int = 2,
+    ):
+        """workers : threads computing noise and links in parallel (see Air); results do not depend on it."""
+        self.air = Air(scenario, workers=workers)
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
@@ -110,6 +117,7 @@ class HubServer:
         self._sock.disable_monitor()
         self._monitor.close(linger=0)
         self._sock.close(linger=0)
+        self.air.close()
 
     def _read_disconnects(self) -> None:
         """Note peers whose connection closed. They are dropped DROP_GRACE_S later, because their last

@@ -46,11 +46,23 @@ class Link:
         self._scenario = scenario
         self.cfo_hz = scenario.cfo_hz(tx, rx)
         self.sco_ppm = (scenario.clock_ratio(tx, rx) - 1.0) * 1e6
+        self._loss_db = float(
+            path_loss_db(scenario.distance_m(tx, rx), scenario.center_freq_hz, scenario.path_loss_exponent)
+        )
+        self._step_rad = 2.0 * math.pi * self.cfo_hz / scenario.sample_rate_hz
+        self._table = np.ones(0, np.complex64)
         self._multipath = (
             Multipath(scenario.rms_delay_spread_samples, rng, k_factor_db=scenario.k_factor_db, block_fading=True)
             if scenario.fading
             else None
         )
+
+    def _rotor(self, n: int) -> np.ndarray:
+        """(n,) complex64 exp(j step k), k = 0..n-1 (computed in float64, cached and grown as needed)."""
+        if self._table.size < n:
+            size = max(n, 2 * self._table.size)
+            self._table = np.exp(1j * self._step_rad * np.arange(size, dtype=np.float64)).astype(np.complex64)
+        return self._table[:n]
 
     def __call__(self, iq: np.ndarray, start_sample: int, tx_power_dbm: float) -> np.ndarray:
         """iq : (n,) complex64 unit-power burst starting at ``start_sample`` -> (m,) complex64 at the receiver,
@@ -63,9 +75,10 @@ class Link:
         if self._multipath is not None:
             taps = self._multipath.power_delay_profile.size
             x = self._multipath(np.concatenate([x, np.zeros(taps - 1, np.complex64)]))
-        step_rad = 2.0 * math.pi * self.cfo_hz / self._scenario.sample_rate_hz
-        if step_rad != 0.0:
-            phase = step_rad * (np.arange(x.size, dtype=np.float64) + float(start_sample))
-            x = x * np.exp(1j * np.mod(phase, 2.0 * math.pi)).astype(np.complex64)
-        gain_db = received_power_dbm(self._scenario, self.tx, self.rx, tx_power_dbm) - self._scenario.rx_full_scale_dbm
-        return (x * np.float32(10.0 ** (gain_db / 20.0))).astype(np.complex64, copy=False)
+        gain_db = tx_power_dbm - self._loss_db - self._scenario.rx_full_scale_dbm
+        amplitude = 10.0 ** (gain_db / 20.0)
+        if self._step_rad == 0.0:
+            return (x * np.float32(amplitude)).astype(np.complex64, copy=False)
+        # exp(j step (start + k)) = [amplitude exp(j step start)] * exp(j step k), the last from a cached table
+        head = amplitude * np.exp(1j * math.remainder(self._step_rad * start_sample, 2.0 * math.pi))
+        return x * (self._rotor(x.size) * np.complex64(head))
