@@ -132,6 +132,35 @@ class PlutoRadio(Radio):
     def tx_hardwaregain_chan0(self) -> float:
         return self._tx_gain_db
 
+    def probe(self) -> dict[str, Any]:
+        """Device, firmware, ranges and current settings, read from the board (for reports and checks)."""
+        sdr, attrs = self._sdr, self.context_attrs()
+        try:
+            current = {
+                "sample_rate_hz": float(sdr.sample_rate),
+                "rx_lo_hz": float(sdr.rx_lo),
+                "tx_lo_hz": float(sdr.tx_lo),
+                "rx_rf_bandwidth_hz": float(sdr.rx_rf_bandwidth),
+                "gain_control_mode": str(sdr.gain_control_mode_chan0),
+                "rx_hardwaregain_db": float(sdr.rx_hardwaregain_chan0),
+                "tx_hardwaregain_db": float(sdr.tx_hardwaregain_chan0),
+            }
+        except Exception as exc:
+            raise RadioError(f"cannot read settings from the Pluto at {self.uri}: {exc!r}") from exc
+        return {
+            "uri": self.uri,
+            "hw_model": attrs.get("hw_model"),
+            "hw_serial": attrs.get("hw_serial"),
+            "fw_version": attrs.get("fw_version"),
+            "phy_model": attrs.get("ad9361-phy,model"),
+            "xo_correction_hz": attrs.get("ad9361-phy,xo_correction") or attrs.get("xo_correction"),
+            "lo_range_hz": list(self.lo_range_hz),
+            "rx_gain_range_db": list(self.rx_gain_range_db),
+            "tx_gain_range_db": list(TX_GAIN_RANGE_DB),
+            "sample_rate_range_hz": [MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ],
+            "current": current,
+        }
+
     # --- settings -------------------------------------------------------------------------------------
     def _apply(self, config: RadioConfig) -> None:
         rate, bw, lo = config.sample_rate_hz, config.bandwidth_hz, config.center_freq_hz

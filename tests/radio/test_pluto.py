@@ -180,3 +180,11 @@ def test_real_pyadi_is_importable():
     import adi
 
     assert callable(adi.Pluto)
+
+
+def test_probe_reports_firmware_ranges_and_settings(adi):
+    radio, _ = _radio()
+    info = radio.probe()
+    assert info["fw_version"] == "v0.38" and info["hw_serial"] == "fake01"
+    assert info["lo_range_hz"] == [325e6, 3.8e9] and info["rx_gain_range_db"] == [-3.0, 71.0]
+    assert info["current"]["sample_rate_hz"] == 2.5e6 and info["current"]["tx_hardwaregain_db"] == -14.0

@@ -1,0 +1,191 @@
+"""``testbed radio probe`` (what a Pluto is and can do) and ``testbed radio txrx`` (OFDM frames from one
+radio to another on any backend: PER, SNR, CFO; optionally recorded to SigMF)."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from typing import Any
+
+from testbed.cli._output import add_json_flag, emit, format_table
+from testbed.errors import ConfigError
+
+CHUNK_SAMPLES = 16384
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("radio", help="radio backends: probe a Pluto, send OFDM frames between radios")
+    sub = parser.add_subparsers(dest="radio_command", metavar="RADIO_COMMAND")
+    sub.required = True
+
+    probe = sub.add_parser("probe", help="device, firmware and ranges of one Pluto")
+    probe.add_argument("--uri", required=True, help="e.g. ip:192.168.2.1 or usb:1.2.5 (never scanned)")
+    add_json_flag(probe)
+    probe.set_defaults(func=_probe)
+
+    txrx = sub.add_parser(
+        "txrx",
+        help="send OFDM frames from one radio, report PER, SNR and CFO at another",
+        description="Backends: pluto (--tx-uri, --rx-uri), hub (--endpoint of `testbed hub`, --tx-node, "
+        "--rx-node; other scenario nodes must not hold the clock: use a two-node scenario or "
+        "wait_for_all_nodes = false), loopback (in-process, --scenario).",
+    )
+    txrx.add_argument("--backend", choices=("pluto", "hub", "loopback"), required=True)
+    txrx.add_argument("--tx-uri", help="pluto: transmitting board")
+    txrx.add_argument("--rx-uri", help="pluto: receiving board")
+    txrx.add_argument("--endpoint", help="hub: the hub's endpoint (tcp://127.0.0.1:PORT or ipc://PATH)")
+    txrx.add_argument("--scenario", help="loopback: scenario TOML; hub: optional, for carrier, rate and TX power")
+    txrx.add_argument("--tx-node", default="bs", help="hub/loopback: transmitting node id (default %(default)s)")
+    txrx.add_argument("--rx-node", default="ue1", help="hub/loopback: receiving node id (default %(default)s)")
+    txrx.add_argument("--frames", type=int, default=20)
+    txrx.add_argument("--payload-bytes", type=int, default=200)
+    txrx.add_argument("--mcs", default="qpsk-1/2")
+    txrx.add_argument("--gap-samples", type=int, default=2000, help="silence between bursts")
+    txrx.add_argument("--center-freq-hz", type=float, default=2.4e9)
+    txrx.add_argument("--sample-rate-hz", type=float, default=2.5e6)
+    txrx.add_argument("--tx-power-dbm", type=float, default=-10.0)
+    txrx.add_argument("--rx-gain-db", type=float, default=30.0)
+    txrx.add_argument("--rx-gain-mode", default="manual")
+    txrx.add_argument("--seed", type=int, default=0, help="payload generator seed")
+    txrx.add_argument("--record", help="record the receiver to SigMF files with this path stem")
+    add_json_flag(txrx)
+    txrx.set_defaults(func=_txrx)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from testbed.radio.pluto import PlutoRadio
+
+    with PlutoRadio(args.uri) as radio:
+        info = radio.probe()
+
+    def human(r: dict[str, Any]) -> str:
+        rows = [[k, str(v)] for k, v in r.items() if k != "current"]
+        rows += [[f"current.{k}", str(v)] for k, v in r["current"].items()]
+        return format_table(["field", "value"], rows)
+
+    emit(info, as_json=args.json, human=human)
+    return 0
+
+
+def _radios(args: argparse.Namespace) -> tuple[Any, Any, Any, bool]:
+    """(tx radio, rx radio, RadioConfig for both, run tx and rx concurrently?)."""
+    from testbed.radio.base import RadioConfig
+
+    cfg = RadioConfig(
+        center_freq_hz=args.center_freq_hz,
+        sample_rate_hz=args.sample_rate_hz,
+        tx_power_dbm=args.tx_power_dbm,
+        rx_gain_mode=args.rx_gain_mode,
+        rx_gain_db=args.rx_gain_db,
+    )
+    if args.backend == "pluto":
+        from testbed.radio.pluto import PlutoRadio
+
+        if not (args.tx_uri and args.rx_uri):
+            raise ConfigError("--backend pluto needs --tx-uri and --rx-uri (two boards, cabled through attenuators)")
+        return PlutoRadio(args.tx_uri), PlutoRadio(args.rx_uri), cfg, True
+    sc = None
+    if args.scenario:
+        from testbed.radio.scenario import load_scenario
+
+        sc = load_scenario(args.scenario)
+        cfg = cfg.with_(
+            center_freq_hz=sc.center_freq_hz,
+            sample_rate_hz=sc.sample_rate_hz,
+            tx_power_dbm=sc.node(args.tx_node).tx_power_dbm,
+        )
+    if args.backend == "hub":
+        from testbed.radio.hub_client import HubRadio
+
+        if not args.endpoint:
+            raise ConfigError("--backend hub needs --endpoint (printed by `testbed hub --scenario FILE`)")
+        return HubRadio(args.endpoint, args.tx_node), HubRadio(args.endpoint, args.rx_node), cfg, True
+    from testbed.radio.air import Air
+    from testbed.radio.loopback import LoopbackRadio
+
+    if sc is None:
+        raise ConfigError("--backend loopback needs --scenario FILE (node positions, crystals, noise floor)")
+    air = Air(sc)
+    return LoopbackRadio(air, args.tx_node), LoopbackRadio(air, args.rx_node), cfg, False
+
+
+def _receive_all(radio: Any, total: int) -> list[Any]:
+    return [radio.receive(min(CHUNK_SAMPLES, total - pos)) for pos in range(0, total, CHUNK_SAMPLES)]
+
+
+def _txrx(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from testbed.phy import OfdmModem, PhyConfig
+    from testbed.radio.sigmf_io import RecordingRadio
+
+    if not 1 <= args.frames <= 65_535 or args.gap_samples < 0:
+        raise ConfigError(f"--frames must be 1..65535 and --gap-samples >= 0, got {args.frames}, {args.gap_samples}")
+    tx, rx, cfg, concurrent = _radios(args)
+    if args.record:
+        rx = RecordingRadio(rx, args.record, hw=f"{args.backend} {args.rx_uri or args.rx_node}", description="txrx")
+    modem = OfdmModem(PhyConfig(sample_rate_hz=cfg.sample_rate_hz))
+    rng = np.random.default_rng(args.seed)
+    payloads = [rng.integers(0, 256, args.payload_bytes, dtype=np.uint8).tobytes() for _ in range(args.frames)]
+    slot = modem.burst_num_samples(args.payload_bytes, args.mcs) + args.gap_samples
+    total = args.frames * slot + args.gap_samples
+    if args.backend == "pluto":
+        total += int(0.2 * cfg.sample_rate_hz)  # two boards start at different moments: listen longer
+    with tx, rx:
+        tx.configure(cfg)
+        rx.configure(cfg)
+
+        def send() -> None:
+            for k, payload in enumerate(payloads):
+                tx.transmit(
+                    modem.modulate(payload, args.mcs, stream_id=0, seq=k), at_sample=k * slot + args.gap_samples
+                )
+            _receive_all(tx, total)  # keeps the transmitter's clock moving (hub) and drains its buffers (pluto)
+
+        if concurrent:
+            errors: list[BaseException] = []
+            thread = threading.Thread(target=lambda: _guard(send, errors), daemon=True)
+            thread.start()
+            blocks = _receive_all(rx, total)
+            thread.join()
+            if errors:
+                raise errors[0]
+        else:
+            send()
+            blocks = _receive_all(rx, total)
+        iq = np.concatenate([b.iq for b in blocks])
+        frames = [f for f in modem.demodulate(iq) if f.stream_id == 0 and f.seq < args.frames]
+        if args.record:
+            for f in frames:
+                rx.annotate(
+                    blocks[0].start_sample + f.start,
+                    slot - args.gap_samples,
+                    f"frame {f.seq}",
+                    snr_db=f.snr_db,
+                    cfo_hz=f.cfo_hz,
+                    crc_ok=f.crc_ok,
+                )
+    good = {f.seq for f in frames if f.crc_ok and f.payload == payloads[f.seq]}
+    result = {
+        "backend": args.backend,
+        "frames_sent": args.frames,
+        "frames_ok": len(good),
+        "per": 1.0 - len(good) / args.frames,
+        "snr_db_mean": float(np.mean([f.snr_db for f in frames])) if frames else None,
+        "cfo_hz_mean": float(np.mean([f.cfo_hz for f in frames])) if frames else None,
+        "overflow": any(b.overflow for b in blocks),
+        "record": args.record,
+    }
+    emit(
+        result,
+        as_json=args.json,
+        human=lambda r: format_table(["field", "value"], [[k, v] for k, v in r.items()]),
+    )
+    return 0
+
+
+def _guard(fn: Any, errors: list[BaseException]) -> None:
+    try:
+        fn()
+    except BaseException as exc:  # re-raised in the main thread
+        errors.append(exc)

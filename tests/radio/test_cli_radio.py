@@ -1,0 +1,95 @@
+"""`testbed radio txrx` over loopback and hub, `testbed radio probe` against the fake adi, `testbed hub` errors."""
+
+import json
+import sys
+import threading
+
+import pluto_fake
+import pytest
+import sigmf
+
+from testbed.cli import main
+from testbed.radio.hub_server import HubServer
+from testbed.radio.scenario import load_scenario
+
+SCENARIO = """
+seed = 9
+noise_floor_dbm = -90.0
+wait_for_all_nodes = false
+[[nodes]]
+id = "bs"
+position_m = [0.0, 0.0]
+[[nodes]]
+id = "ue1"
+position_m = [25.0, 0.0]
+crystal_ppm = 3.0
+[[nodes]]
+id = "ue2"
+position_m = [0.0, 400.0]
+"""
+
+
+@pytest.fixture
+def scenario_file(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO)
+    return path
+
+
+def _json(capsys):
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    return json.loads(out[0])
+
+
+def test_txrx_loopback_reports_per_snr_cfo_and_records(scenario_file, tmp_path, capsys):
+    stem = tmp_path / "rec"
+    args = ["radio", "txrx", "--backend", "loopback", "--scenario", str(scenario_file), "--frames", "4"]
+    assert main([*args, "--record", str(stem), "--json"]) == 0
+    r = _json(capsys)
+    sc = load_scenario(scenario_file)
+    assert r["frames_ok"] == 4 and r["per"] == 0.0
+    assert abs(r["cfo_hz_mean"] - sc.cfo_hz("bs", "ue1")) < 500
+    rec = sigmf.fromfile(str(tmp_path / "rec-rx"))
+    assert [a["core:label"] for a in rec.get_annotations()] == [f"frame {k}" for k in range(4)]
+
+
+def test_txrx_loopback_far_node_loses_frames(scenario_file, capsys):
+    args = ["radio", "txrx", "--backend", "loopback", "--scenario", str(scenario_file), "--frames", "3"]
+    assert main([*args, "--rx-node", "ue2", "--mcs", "64qam-3/4", "--json"]) == 0
+    assert _json(capsys)["per"] > 0.0
+
+
+def test_txrx_over_the_hub(scenario_file, capsys):
+    hub = HubServer(load_scenario(scenario_file))
+    stop = threading.Event()
+    thread = threading.Thread(target=hub.serve, args=(stop, 0.02), daemon=True)
+    thread.start()
+    try:
+        args = ["radio", "txrx", "--backend", "hub", "--endpoint", hub.endpoint, "--scenario", str(scenario_file)]
+        assert main([*args, "--frames", "3", "--json"]) == 0
+        assert _json(capsys)["frames_ok"] == 3
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        hub.close()
+
+
+def test_probe_against_fake_pluto(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "adi", pluto_fake.module())
+    assert main(["radio", "probe", "--uri", "ip:192.168.2.1", "--json"]) == 0
+    info = _json(capsys)
+    assert info["fw_version"] == "v0.38" and info["lo_range_hz"] == [325e6, 3.8e9]
+    assert main(["radio", "probe", "--uri", "ip:192.168.9.9"]) == 2  # absent radio: one-line error, exit 2
+    assert "No device found" in capsys.readouterr().err
+
+
+def test_cli_errors_are_one_line(tmp_path, scenario_file, capsys):
+    assert main(["radio", "txrx", "--backend", "pluto", "--json"]) == 2
+    assert "--tx-uri" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("seed = -1\n")
+    assert main(["hub", "--scenario", str(bad)]) == 2
+    assert "invalid scenario" in capsys.readouterr().err
+    assert main(["hub", "--scenario", str(scenario_file), "--endpoint", "tcp://10.0.0.1:1"]) == 2
+    assert "not local" in capsys.readouterr().err
