@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from testbed.control.config import Event
 from testbed.control.protocol import Assign, Nack, UplinkDone
@@ -38,6 +39,7 @@ from testbed.node.transfers import Inbound, Outbound
 
 log = logging.getLogger(__name__)
 
+RoundStatus = Literal["complete", "deadline", "aborted"]
 POLL_S = 0.02  # longest control wait per pass, so radio events are handled promptly
 READY_TIMEOUT_S = 60.0  # longest wait for the radio to open (the hub may still be starting)
 
@@ -52,6 +54,18 @@ class _Round:
     downlink: SlotGrant  # the BS's own slot in every TDMA cycle
     started_s: float = field(default_factory=time.monotonic)
     started_wall_s: float = field(default_factory=time.time)
+
+
+def round_outcome(num_participants: int, num_uploads: int, min_fraction: float) -> tuple[str, RoundStatus]:
+    """(outcome, ROUND_END status) of a round: "complete" when every participant's upload arrived, "partial"
+    (status "deadline") when at least ``min_fraction`` of them (and at least one) did, else "skipped"
+    ("aborted": nothing is consumed)."""
+    need = max(1, math.ceil(min_fraction * num_participants - 1e-9))  # 1e-9: 0.5 * 4 is 2, not 3
+    if num_participants and num_uploads == num_participants:
+        return "complete", "complete"
+    if num_uploads >= need:
+        return "partial", "deadline"
+    return "skipped", "aborted"
 
 
 class BsDaemon:
@@ -205,13 +219,7 @@ class BsDaemon:
                 uploads[ue] = rnd.uplinks[ue].deliver()
             except (KeyError, LinkError) as exc:
                 log.error("UE %s reported UPLINK_DONE but its upload is not verified here: %s", ue, exc)
-        need = math.ceil(self.cfg.bs.min_fraction * len(rnd.participants) - 1e-9)
-        if len(uploads) == len(rnd.participants) and rnd.participants:
-            outcome, status = "complete", "complete"
-        elif len(uploads) >= max(need, 1):
-            outcome, status = "partial", "deadline"
-        else:
-            outcome, status = "skipped", "aborted"
+        outcome, status = round_outcome(len(rnd.participants), len(uploads), self.cfg.bs.min_fraction)
         if outcome != "skipped":
             self.training.consume(rnd.number, uploads)
         server.end_round(status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -27,7 +28,7 @@ position_m = [0.0, 0.0]
 UE_NODE = """
 [[nodes]]
 id = "ue-{i}"
-position_m = [{x}, 15.0]
+position_m = [{x}, {y}]
 crystal_ppm = {ppm}
 """
 AIR = """
@@ -36,6 +37,7 @@ sample_rate_hz = 1e6
 frame_payload_bytes = 1024
 tdma_cycle_samples = 200000
 nack_quiet_samples = 40000
+max_passes = 16
 """
 
 
@@ -118,10 +120,15 @@ class Proc:
 class NodeRig:
     """A hub, a BS and UEs in a temporary directory; ``close`` kills whatever is still running."""
 
-    def __init__(self, root: Path, num_ues: int) -> None:
+    def __init__(self, root: Path, num_ues: int, distance_m: float = 20.0) -> None:
+        """UEs on a quarter circle of ``distance_m`` around the BS (20 m: about 25 dB SNR; 220 m: about 4 dB)."""
         self.root, self.num_ues = root, num_ues
         self.procs: list[Proc] = []
-        nodes = "".join(UE_NODE.format(i=i, x=10.0 * i, ppm=(-1) ** i * 2.0) for i in range(1, num_ues + 1))
+        angles = [math.pi / 2 * i / (num_ues + 1) for i in range(1, num_ues + 1)]
+        nodes = "".join(
+            UE_NODE.format(i=i, x=distance_m * math.cos(a), y=distance_m * math.sin(a), ppm=(-1) ** i * 2.0)
+            for i, a in enumerate(angles, start=1)
+        )
         (root / "scenario.toml").write_text(SCENARIO.format(ue_nodes=nodes))
         self.hub_endpoint = ""
         self.bs_endpoint = ""

@@ -1,0 +1,106 @@
+"""Small parts of the daemons: config validation, sd_notify datagrams, the round outcome rule, and the
+frame stream that decodes bursts cut by block boundaries exactly once."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from testbed.errors import ConfigError
+from testbed.node.bs import round_outcome
+from testbed.node.config import AirConfig, BsConfig, UeConfig, load_config, parse_config
+from testbed.node.pump import FrameStream
+from testbed.node.sdnotify import Notifier
+from testbed.phy import OfdmModem
+from testbed.radio.base import RxBlock
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        (b'[bs]\nues = { "ue-1" = 1 }\n[air]\nmcs = "qpsk-9/10"\n', "air.mcs"),
+        (b'[bs]\nues = { "ue-1" = 1 }\n[air]\nsample_rate_hz = 1000.0\n', "sample_rate_hz"),
+        (b'[bs]\nues = { "UE 1" = 1 }\n', "ues"),
+        (b'[bs]\nues = { "ue-1" = 1, "ue-2" = 1 }\n', "same node id"),
+        (b'[bs]\nues = { "ue-1" = 0 }\n', "ues"),
+        (b"[bs]\nues = {}\ndeadline_s = -1\n", "deadline_s"),
+        (b'[bs]\nues = {}\n[radio]\nkind = "pluto"\n', "radio.kind"),
+        (b"[bs]\nues = {}\nunknown_s = 1\n", "unknown_s"),
+        (b"[bs\n", "not valid TOML"),
+    ],
+)
+def test_bad_bs_configs_are_refused_naming_the_field(text: bytes, field: str) -> None:
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        parse_config(text, BsConfig, source="bs.toml")
+
+
+def test_missing_keys_are_refused_unless_plaintext() -> None:
+    cfg = parse_config(b'[ue]\nue_id = "ue-1"\nnode_id = 1\n', UeConfig)
+    with pytest.raises(ConfigError, match="secret_key_file"):
+        cfg.control.security.client()
+
+
+@pytest.mark.parametrize("name", ["bs.toml", "ue-1.toml", "ue-2.toml"])
+def test_example_configs_load(name: str) -> None:
+    kind = BsConfig if name == "bs.toml" else UeConfig
+    cfg = load_config(REPO / "firmware_cfg" / "nodes" / name, kind)
+    assert cfg.air == load_config(REPO / "firmware_cfg" / "nodes" / "bs.toml", BsConfig).air
+
+
+@pytest.mark.parametrize(
+    ("participants", "uploads", "fraction", "want"),
+    [(3, 3, 0.5, "complete"), (3, 2, 0.5, "partial"), (4, 2, 0.5, "partial"), (3, 1, 0.5, "skipped"),
+     (3, 0, 0.1, "skipped"), (2, 1, 1.0, "skipped"), (0, 0, 0.5, "skipped")],
+)  # fmt: skip
+def test_round_counts_only_with_enough_uploads(participants: int, uploads: int, fraction: float, want: str) -> None:
+    outcome, status = round_outcome(participants, uploads, fraction)
+    assert outcome == want
+    assert status == {"complete": "complete", "partial": "deadline", "skipped": "aborted"}[want]
+
+
+def test_sd_notify_ready_watchdog_stopping(tmp_path: Path) -> None:
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(5)
+        notifier = Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "4000000"})
+        assert notifier.watchdog_interval_s == 2.0  # half the watchdog timeout
+        notifier.ready("serving")
+        assert sock.recv(256) == b"READY=1\nSTATUS=serving"
+        notifier.watchdog(now_s=100.0)
+        notifier.watchdog(now_s=101.0)  # within the interval: nothing sent
+        notifier.watchdog(now_s=102.0)
+        notifier.stopping()
+        assert [sock.recv(256) for _ in range(3)] == [b"WATCHDOG=1", b"WATCHDOG=1", b"STOPPING=1"]
+
+
+def test_sd_notify_is_silent_outside_systemd_and_for_another_pid() -> None:
+    assert not Notifier({}).notify("READY=1")
+    assert (
+        Notifier({"NOTIFY_SOCKET": "/nonexistent", "WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"}).watchdog_interval_s
+        is None
+    )
+    assert Notifier({"NOTIFY_SOCKET": "@abstract-name"}).enabled
+
+
+def test_frame_stream_decodes_a_burst_cut_by_blocks_exactly_once(rng: np.random.Generator) -> None:
+    air = AirConfig(frame_payload_bytes=300)
+    modem = OfdmModem(air.phy)
+    payloads = [rng.bytes(300) for _ in range(3)]
+    bursts = [modem.modulate(p, air.mcs, stream_id=9, seq=i) for i, p in enumerate(payloads)]
+    gap = np.zeros(700, np.complex64)
+    iq = np.concatenate([gap, bursts[0], gap, bursts[1], gap, bursts[2], gap])
+    iq = (iq + 0.01 * (rng.standard_normal(iq.size) + 1j * rng.standard_normal(iq.size))).astype(np.complex64)
+    stream = FrameStream(OfdmModem(air.phy), air.max_burst_samples + 320, 64)
+    heard, block = [], 2500  # shorter than one burst: every burst is cut at least once
+    for start in range(1000, 1000 + iq.size, block):
+        heard += stream.feed(RxBlock(iq[start - 1000 : start - 1000 + block], start))
+    assert [h.payload for h in heard] == payloads
+    assert all(h.stream_id == 9 for h in heard)
+    starts = [h.start_sample - 1000 for h in heard]
+    assert starts == [700, 700 + bursts[0].size + 700, 700 + bursts[0].size + 700 + bursts[1].size + 700]
