@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from testbed.phy.numerology import PhyConfig
 
@@ -73,14 +74,6 @@ def common_phase(y_pilots: np.ndarray, h_pilots: np.ndarray, reference: np.ndarr
     return PhaseTrack(np.full(n_sym, np.angle(z.sum())), np.zeros(n_sym), 0.0, n_sym, error_var)
 
 
-def moving_sum(x: np.ndarray, half_window: int) -> np.ndarray:
-    """Centred moving sum along axis 0 over ``2*half_window+1`` rows, truncated at the ends (same shape)."""
-    n = x.shape[0]
-    c = np.concatenate([np.zeros((1, *x.shape[1:]), np.complex128), np.cumsum(x, axis=0, dtype=np.complex128)])
-    idx = np.arange(n)
-    return c[np.minimum(idx + half_window + 1, n)] - c[np.maximum(idx - half_window, 0)]
-
-
 class PilotTracker:
     """Estimates a :class:`PhaseTrack` from the pilots of all symbols of a frame."""
 
@@ -92,50 +85,104 @@ class PilotTracker:
         self.drift_half_window = drift_half_window
         self.pilots = cfg.pilot_indices.astype(np.float64)
         spacing = np.diff(self.pilots)
-        self._spacings = np.unique(spacing)
-        self._pair_groups = [np.flatnonzero(spacing == s) for s in self._spacings]
+        self._spacings, self._pair_group = np.unique(spacing, return_inverse=True)  # neighbour pairs by spacing
 
     def track(self, y_pilots: np.ndarray, h_pilots: np.ndarray, reference: np.ndarray, noise_var: float) -> PhaseTrack:
         """y_pilots : (n_sym, n_pil) received pilots; h_pilots : (n_pil,) channel; reference : (n_sym, n_pil) sent.
 
         noise_var : per-subcarrier noise variance (sets how many symbols the common phase averages).
         """
-        n_fft = self.cfg.fft_size
-        z = y_pilots * np.conj(h_pilots[None, :] * reference)  # (n_sym, n_pil)
-        pairs = z[:, 1:] * np.conj(z[:, :-1])  # (n_sym, n_pil - 1)
-        drift = np.zeros(z.shape[0])
-        weight = np.zeros(z.shape[0])
-        for spacing, group in zip(self._spacings, self._pair_groups, strict=True):
-            summed = moving_sum(pairs[:, group].sum(axis=1, keepdims=True), self.drift_half_window)[:, 0]
-            w = np.abs(summed) * spacing
-            drift += w * np.unwrap(np.angle(summed)) * n_fft / (2 * np.pi * spacing)
-            weight += w
-        drift /= np.maximum(weight, np.finfo(np.float64).tiny)
-        # no crystal drifts faster than MAX_SCO_PPM: bounds the noise of short frames at low SNR
-        elapsed = (np.arange(len(drift)) + 2) * self.cfg.symbol_len  # samples since the LTF, roughly
-        drift = np.clip(drift, -MAX_SCO_PPM * 1e-6 * elapsed, MAX_SCO_PPM * 1e-6 * elapsed)
-        common = np.sum(z * phasor(-2 * np.pi / n_fft * np.outer(drift, self.pilots)), axis=1)  # (n_sym,)
-        step = float(np.angle(np.vdot(common[:-1], common[1:]))) if len(common) > 1 else 0.0
-        ramp = step * np.arange(len(common))
-        level = common * phasor(-ramp)  # residual CFO removed: what is left is noise and phase noise
+        z = (y_pilots * np.conj(h_pilots[None, :] * reference)).astype(np.complex128)  # (n_sym, n_pil)
         single_var = noise_var / (2 * max(float(np.sum(np.abs(h_pilots) ** 2)), np.finfo(np.float64).tiny))
-        walk_var = 0.0
-        if len(level) > 2:  # increments of a random walk (phase noise) add to those of the estimate noise
-            jumps = np.angle(level[1:] * np.conj(level[:-1]))
-            walk_var = max(float(np.sum(jumps**2)) / jumps.size - 2 * single_var, 0.0)
-        half, error_var = self._phase_window(single_var, walk_var)
-        phase = np.angle(moving_sum(level[:, None], half)[:, 0]) + ramp
-        cfo_residual = step / (2 * np.pi * self.cfg.symbol_len / n_fft)
+        n_sym = z.shape[0]
+        phase, drift = np.empty(n_sym), np.empty(n_sym)
+        step, half, error_var = _track_kernel(
+            z,
+            self.pilots,
+            self._spacings,
+            self._pair_group,
+            float(self.cfg.fft_size),
+            MAX_SCO_PPM * 1e-6 * self.cfg.symbol_len,
+            self.drift_half_window,
+            self.phase_half_window,
+            single_var,
+            phase,
+            drift,
+        )
+        cfo_residual = step / (2 * np.pi * self.cfg.symbol_len / self.cfg.fft_size)
         return PhaseTrack(phase, drift, cfo_residual, 2 * half + 1, error_var)
 
-    def _phase_window(self, single_var: float, walk_var: float) -> tuple[int, float]:
-        """Half-width of the common-phase average minimising its error, and that error variance (rad^2).
 
-        Averaging W = 2M+1 symbols divides the estimate noise by W but adds the phase noise's wander
-        around the centre symbol: walk_var * M(M+1)(2M+1) / (3 W^2) for a random walk.
-        """
-        m = np.arange(self.phase_half_window + 1)
+@njit(cache=True)
+def _track_kernel(
+    z: np.ndarray,
+    pilots: np.ndarray,
+    spacings: np.ndarray,
+    pair_group: np.ndarray,
+    n_fft: float,
+    max_drift_per_symbol: float,
+    drift_half: int,
+    phase_half_max: int,
+    single_var: float,
+    phase: np.ndarray,
+    drift: np.ndarray,
+) -> tuple[float, int, float]:
+    """Steps 2 and 3 of the module docstring; fills phase and drift, returns (CFO step rad/symbol, M, error)."""
+    n_sym, n_pil = z.shape
+    n_groups = len(spacings)
+    # 2. drift: neighbouring-pilot products summed per spacing group, then over a centred window of symbols
+    acc = np.zeros((n_sym + 1, n_groups), np.complex128)  # prefix sums over symbols
+    for n in range(n_sym):
+        for g in range(n_groups):
+            acc[n + 1, g] = acc[n, g]
+        for i in range(n_pil - 1):
+            acc[n + 1, pair_group[i]] += z[n, i + 1] * np.conj(z[n, i])
+    weight = np.zeros(n_sym)
+    drift[:] = 0.0
+    for g in range(n_groups):
+        previous = 0.0
+        offset = 0.0  # unwrapping along time
+        for n in range(n_sym):
+            lo, hi = max(n - drift_half, 0), min(n + drift_half + 1, n_sym)
+            summed = acc[hi, g] - acc[lo, g]
+            angle = np.angle(summed)
+            if n > 0:
+                jump = angle + offset - previous
+                offset -= 2 * np.pi * np.round(jump / (2 * np.pi))
+            previous = angle + offset
+            w = np.abs(summed) * spacings[g]
+            drift[n] += w * previous * n_fft / (2 * np.pi * spacings[g])
+            weight[n] += w
+    for n in range(n_sym):
+        drift[n] /= max(weight[n], 1e-300)
+        bound = (n + 2) * max_drift_per_symbol  # no crystal drifts faster than MAX_SCO_PPM
+        drift[n] = min(max(drift[n], -bound), bound)
+    # 3. common phase: drift-corrected pilot sum, residual-CFO rotation out, adaptive centred average, back in
+    common = np.zeros(n_sym, np.complex128)
+    for n in range(n_sym):
+        for p in range(n_pil):
+            common[n] += z[n, p] * np.exp(-2j * np.pi * pilots[p] * drift[n] / n_fft)
+    rotation = 0j
+    for n in range(n_sym - 1):
+        rotation += common[n + 1] * np.conj(common[n])
+    step = np.angle(rotation) if n_sym > 1 else 0.0
+    level = np.empty(n_sym + 1, np.complex128)  # prefix sums of the de-rotated estimates
+    level[0] = 0
+    jumps = 0.0
+    for n in range(n_sym):
+        value = common[n] * np.exp(-1j * step * n)
+        level[n + 1] = level[n] + value
+        if n > 0:
+            jumps += np.angle(value * np.conj(common[n - 1] * np.exp(-1j * step * (n - 1)))) ** 2
+    walk_var = max(jumps / (n_sym - 1) - 2 * single_var, 0.0) if n_sym > 2 else 0.0
+    # window minimising estimate noise / W + random-walk wander M(M+1)(2M+1) / (3 W^2)
+    half, error_var = 0, single_var
+    for m in range(1, phase_half_max + 1):
         w = 2 * m + 1
-        error = single_var / w + walk_var * m * (m + 1) * w / (3 * w**2)
-        best = int(np.argmin(error))
-        return best, float(error[best])
+        error = single_var / w + walk_var * m * (m + 1) / (3 * w)
+        if error < error_var:
+            half, error_var = m, error
+    for n in range(n_sym):
+        lo, hi = max(n - half, 0), min(n + half + 1, n_sym)
+        phase[n] = np.angle(level[hi] - level[lo]) + step * n
+    return step, half, error_var

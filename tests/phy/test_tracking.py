@@ -2,7 +2,7 @@ import numpy as np
 
 from testbed.phy.grid import grid_for
 from testbed.phy.numerology import PhyConfig
-from testbed.phy.tracking import PilotTracker, moving_sum
+from testbed.phy.tracking import PilotTracker, common_phase
 
 CFG = PhyConfig()
 
@@ -26,6 +26,25 @@ def test_common_phase_and_a_3_sample_drift_are_recovered(rng):
     assert np.mean(np.abs(y / (h * ref * rot) - 1)) < 0.2
 
 
-def test_moving_sum_is_centred_and_truncated():
-    x = np.arange(5, dtype=np.complex128)[:, None]
-    np.testing.assert_allclose(moving_sum(x, 1)[:, 0], [1, 3, 6, 9, 7])
+def test_phase_window_follows_phase_noise_and_averages_without_it(rng):
+    n_sym = 200
+    grid = grid_for(CFG)
+    ref = grid.pilot_values(0, n_sym)
+    h = np.ones(CFG.num_pilots)
+    noise = 0.05 * (rng.standard_normal((n_sym, 4)) + 1j * rng.standard_normal((n_sym, 4)))
+    walk = np.cumsum(rng.normal(0, 0.1, n_sym))  # strong phase noise: 0.1 rad per symbol
+    tracker = PilotTracker(CFG)
+    noisy = tracker.track(h * ref * np.exp(1j * walk)[:, None] + noise, h, ref, noise_var=0.005)
+    assert noisy.phase_window <= 3
+    assert np.sqrt(np.mean(np.angle(np.exp(1j * (noisy.phase_rad - walk))) ** 2)) < 0.05
+    steady = tracker.track(h * ref + noise, h, ref, noise_var=0.005)
+    assert steady.phase_window == 2 * tracker.phase_half_window + 1
+
+
+def test_header_phase_is_one_average_over_all_symbols():
+    grid = grid_for(CFG)
+    ref = grid.pilot_values(0, 3)
+    h = np.exp(1j * np.arange(4.0))
+    track = common_phase(h * ref * np.exp(0.4j), h, ref, noise_var=0.1)
+    np.testing.assert_allclose(track.phase_rad, 0.4, atol=1e-6)
+    assert track.phase_window == 3 and np.all(track.drift_samples == 0)
