@@ -12,8 +12,10 @@ maximum frequency and power: allocation then never lengthens a round, it only sa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -48,6 +50,9 @@ UNLISTED_BOARD_MIN_FREQ_FRACTION = 0.4  # continuous range of a board profiles.t
 UNLISTED_BOARD_ENERGY_BUDGET_J = 1e6  # effectively unbounded
 UNLISTED_BOARD_MEMORY_BYTES = 2**30
 DECISION_DEADLINE_S = 1e3  # without a configured deadline, UEs decide on capability and energy only
+# Default relative threshold: half the median UE. It separates the Pi Zero 2 / Pi 3 class (0.25-0.35 of a
+# Pi 4) from Pi 4 / Pi 5 in both shipped scenarios, whatever the codec's size.
+MEDIAN_THRESHOLD_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,10 @@ def codec_work_sizes(
 @dataclass(frozen=True)
 class PolicyConfig:
     """How the policy assigns: grouping rule and thresholds, work sizes, deadline, and the ablation switch
-    ``allocate`` (False: every UE at its nominal clock and TX power, groups unchanged)."""
+    ``allocate`` (False: every UE at its nominal clock and TX power, groups unchanged). With
+    ``threshold_fraction_of_median`` the BS sets the capability threshold from the reports it received:
+    that fraction of the median UE throughput at f_max (replacing the grouping's absolute threshold), so the
+    split does not depend on the model's size."""
 
     grouping: GroupingConfig
     work: WorkSizes
@@ -109,8 +117,12 @@ class PolicyConfig:
     allocate: bool = True
     tx_power_control_db: float = 0.0
     allocation: AllocationConfig = field(default_factory=AllocationConfig)
+    threshold_fraction_of_median: float | None = None
 
     def __post_init__(self) -> None:
+        fraction = self.threshold_fraction_of_median
+        if fraction is not None and not (math.isfinite(fraction) and fraction > 0):
+            raise PolicyError(f"threshold_fraction_of_median={fraction!r} must be finite and > 0 (or None)")
         if self.deadline_s is not None and not (math.isfinite(self.deadline_s) and self.deadline_s > 0):
             raise PolicyError(f"deadline_s={self.deadline_s!r} must be finite and > 0 (or None)")
         if not (math.isfinite(self.tx_power_control_db) and self.tx_power_control_db >= 0):
@@ -139,6 +151,15 @@ def _report(ue: LearningUe, cfg: PolicyConfig, profiles: ProfileSet) -> Capabili
 
 
 @dataclass(frozen=True)
+class RoundSetup:
+    """Groups (with reasons), each UE's resources with its group's work, and the threshold that was used."""
+
+    groups: tuple[GroupAssignment, ...]
+    work: list[tuple[UeResources, RoundWork]]
+    threshold_samples_per_s: float
+
+
+@dataclass(frozen=True)
 class PolicyPlan:
     """One round's plan: groups with reasons and each UE's assignment, in the learning layer's UE order."""
 
@@ -162,31 +183,49 @@ class PolicyAssignment:
             self._cache[key] = self._plan(key)
         return self._cache[key]
 
-    def round_work(
-        self, ues: Sequence[LearningUe]
-    ) -> tuple[tuple[GroupAssignment, ...], list[tuple[UeResources, RoundWork]]]:
+    def _grouping(self, reports: Sequence[CapabilityReport]) -> GroupingConfig:
+        fraction = self.cfg.threshold_fraction_of_median
+        if fraction is None:
+            return self.cfg.grouping
+        rates = []
+        for r in reports:
+            try:
+                r.validate()
+            except PolicyError:
+                continue  # an invalid report must not move everyone's threshold
+            rates.append(r.samples_per_s_at(r.frequency_table.max_hz))
+        if not rates:
+            return self.cfg.grouping
+        return dataclasses.replace(
+            self.cfg.grouping, capability_threshold_samples_per_s=fraction * statistics.median(rates)
+        )
+
+    def round_work(self, ues: Sequence[LearningUe]) -> RoundSetup:
         """UE decisions and BS grouping; then each UE's resources with its group's work."""
         cfg = self.cfg
         reports = [_report(u, cfg, self.profiles) for u in ues]
         channels = [ChannelReport(u.name, u.snr_db, u.tx_power_dbm) for u in ues]
+        grouping = self._grouping(reports)
         info = FirstInformation(
-            cfg.grouping.capability_threshold_samples_per_s,
+            grouping.capability_threshold_samples_per_s,
             cfg.deadline_s or DECISION_DEADLINE_S,
             cfg.work.for_mode(Mode.DISTRIBUTED),
             cfg.allocation,
         )
-        use_decisions = cfg.grouping.rule == "joint"
+        use_decisions = grouping.rule == "joint"
         observations = [
             UeObservation(r.ue_id, r, c, choose_mode(info, r, c) if use_decisions else None)
             for r, c in zip(reports, channels, strict=True)
         ]
-        groups = tuple(group_ues(observations, cfg.grouping))
+        groups = tuple(group_ues(observations, grouping))
         resources = [r.resources(c) for r, c in zip(reports, channels, strict=True)]
-        return groups, [(res, cfg.work.for_mode(g.mode)) for res, g in zip(resources, groups, strict=True)]
+        work = [(res, cfg.work.for_mode(g.mode)) for res, g in zip(resources, groups, strict=True)]
+        return RoundSetup(groups, work, grouping.capability_threshold_samples_per_s)
 
     def _plan(self, ues: tuple[LearningUe, ...]) -> PolicyPlan:
         cfg = self.cfg
-        groups, work = self.round_work(ues)
+        setup = self.round_work(ues)
+        groups, work = setup.groups, setup.work
         deadline = cfg.deadline_s or max(max_performance(r, w, cfg.allocation).round_time_s for r, w in work)
         if cfg.allocate:
             plan = allocate_round(work, deadline, cfg.allocation)
@@ -216,16 +255,20 @@ POLICY_VARIANTS = {
 
 def policy_variants(
     work: WorkSizes,
-    threshold_samples_per_s: float,
+    threshold_samples_per_s: float | None = None,
     allocation: AllocationConfig | None = None,
     good_channel_snr_db: float = GroupingConfig.good_channel_snr_db,
 ) -> dict[str, PolicyAssignment]:
-    """The policy and its ablations (POLICY_VARIANTS) as assignment policies, ready to wrap in schemes."""
+    """The policy and its ablations (POLICY_VARIANTS) as assignment policies, ready to wrap in schemes.
+    Without ``threshold_samples_per_s`` the threshold is MEDIAN_THRESHOLD_FRACTION of the median UE."""
     alloc = allocation or AllocationConfig()
+    fraction = MEDIAN_THRESHOLD_FRACTION if threshold_samples_per_s is None else None
+    absolute = threshold_samples_per_s or GroupingConfig.capability_threshold_samples_per_s
 
     def make(rule: str, allocate: bool = True) -> PolicyAssignment:
-        grouping = GroupingConfig(rule, threshold_samples_per_s, good_channel_snr_db)
-        return PolicyAssignment(PolicyConfig(grouping, work, allocate=allocate, allocation=alloc))
+        grouping = GroupingConfig(rule, absolute, good_channel_snr_db)
+        cfg = PolicyConfig(grouping, work, allocate=allocate, allocation=alloc, threshold_fraction_of_median=fraction)
+        return PolicyAssignment(cfg)
 
     return {
         "policy": make("joint"),

@@ -18,7 +18,7 @@ from typing import Any
 from testbed.learning.assignment import UeProfile as LearningUe
 from testbed.policy.allocation import AllocationConfig, RoundWork, UeResources, allocate_round, max_performance
 from testbed.policy.allocation import shortest_deadline_s as shortest_deadline
-from testbed.policy.assign import PolicyAssignment, PolicyConfig, WorkSizes
+from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig, WorkSizes
 from testbed.policy.capability import ThroughputMeasurement, measure_throughput
 from testbed.policy.grouping import GroupingConfig
 from testbed.policy.profiles import default_profiles
@@ -40,9 +40,6 @@ PROFILE_UES: tuple[tuple[str, str, float], ...] = (
 # Estimate: this 2-core host measured 14,100-16,300 samples/s idle (testbed policy capability), and the
 # laptop profile it stands for is 6x a Pi 4 (profiles.toml), giving 2,350-2,700.
 REFERENCE_PI4_SAMPLES_PER_S = 2500.0
-# Capability threshold: a distributed UE trains its 160 samples per round in about 0.1 s at f_max. It splits
-# both scenarios' boards (Pi Zero 2 / Pi 3: 600-900 samples/s; Pi 4 / Pi 5: 2,500-6,000).
-DEFAULT_THRESHOLD_SAMPLES_PER_S = 1500.0
 # The profiles scenario streams raw data: a centralized-full UE sends 160 samples every round.
 PROFILE_RAW_BLOCK_SAMPLES = 160
 # The Pluto's TX attenuation range (AD9363 datasheet): how far below maximum power control may go.
@@ -138,25 +135,27 @@ def run_allocation_bench(
     ues: Sequence[LearningUe],
     work: WorkSizes,
     *,
-    threshold_samples_per_s: float,
+    threshold_samples_per_s: float | None = None,
     rule: str = "joint",
     deadline_factors: Sequence[float] = (1.0, 1.25, 1.5, 2.0),
     tx_power_control_db: float = 0.0,
     alloc_cfg: AllocationConfig | None = None,
 ) -> dict[str, Any]:
-    """Group ``ues`` with the policy, then compare allocation with maximum power and frequency."""
+    """Group ``ues`` with the policy (threshold: absolute, or by default MEDIAN_THRESHOLD_FRACTION of the median
+    UE), then compare allocation with maximum power and frequency."""
     alloc_cfg = alloc_cfg or AllocationConfig()
+    grouping = GroupingConfig(rule, threshold_samples_per_s or GroupingConfig.capability_threshold_samples_per_s)
+    fraction = MEDIAN_THRESHOLD_FRACTION if threshold_samples_per_s is None else None
     cfg = PolicyConfig(
-        GroupingConfig(rule, threshold_samples_per_s),
-        work,
-        tx_power_control_db=tx_power_control_db,
-        allocation=alloc_cfg,
-    )
-    groups, ues_work = PolicyAssignment(cfg).round_work(ues)
-    result = compare(ues_work, deadline_factors, alloc_cfg)
+        grouping, work, tx_power_control_db=tx_power_control_db, allocation=alloc_cfg,
+        threshold_fraction_of_median=fraction,
+    )  # fmt: skip
+    setup = PolicyAssignment(cfg).round_work(ues)
+    groups = setup.groups
+    result = compare(setup.work, deadline_factors, alloc_cfg)
     result.update(
         grouping_rule=rule,
-        threshold_samples_per_s=threshold_samples_per_s,
+        threshold_samples_per_s=setup.threshold_samples_per_s,
         snap_to_steps=alloc_cfg.snap_to_steps,
         tx_power_control_db=tx_power_control_db,
         groups={g.ue_id: {"mode": str(g.mode), "reason": g.reason} for g in groups},

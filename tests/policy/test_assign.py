@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -94,3 +95,21 @@ def test_policy_variants_are_the_ablations():
     assert modes["policy"] == modes["policy_no_alloc"]
     assert modes["policy_by_capability"][:2] == [Mode.CENTRALIZED_FULL, Mode.CENTRALIZED_FULL]
     assert modes["policy_by_channel"][0] is Mode.CENTRALIZED_DECODER
+
+
+def test_relative_threshold_follows_the_median_ue_whatever_the_model_size():
+    def groups(ues):
+        policy = PolicyAssignment(
+            PolicyConfig(GroupingConfig("joint", 1.0), WORK, threshold_fraction_of_median=0.5)
+        )  # the absolute 1.0 samples/s is replaced by half the median
+        setup = policy.round_work(ues)
+        return [g.mode for g in setup.groups], setup.threshold_samples_per_s
+
+    small_modes, small_threshold = groups(UES)
+    big = [dataclasses.replace(u, cycles_per_sample=10 * u.cycles_per_sample) for u in UES]
+    big_modes, big_threshold = groups(big)
+    assert small_modes == big_modes
+    assert small_modes[2:] == [Mode.DISTRIBUTED, Mode.DISTRIBUTED]
+    assert big_threshold == pytest.approx(small_threshold / 10)
+    # median of (758, 909, 2688, 5941) samples/s is 1798; half of it 899: the Pi 3 class sits just above it
+    assert small_threshold == pytest.approx(0.5 * (1.2e9 / 1.32e6 + 1.5e9 / 5.58e5) / 2)

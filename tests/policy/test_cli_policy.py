@@ -38,3 +38,25 @@ def test_bench_on_the_learning_default_scenario(capsys):
 def test_bench_refuses_an_unreadable_scenario(capsys, tmp_path):
     pytest.importorskip("testbed.experiment.scenario")
     assert main(["policy", "bench", "--scenario", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_compare_trains_the_policy_beside_a_fixed_scheme(capsys):
+    pytest.importorskip("testbed.experiment.engine")
+    result = _compare(capsys, "hybrid", "policy", "policy_no_alloc")
+    s = result["schemes"]
+    # Same groups as the fixed hybrid here: same learning; allocation only lowers the energy.
+    assert s["policy"]["final_accuracy"] == s["hybrid"]["final_accuracy"] == s["policy_no_alloc"]["final_accuracy"]
+    assert s["policy_no_alloc"]["total_energy_j"] == pytest.approx(s["hybrid"]["total_energy_j"])
+    assert s["policy"]["total_energy_j"] < s["hybrid"]["total_energy_j"]
+    assert s["policy"]["total_time_s"] <= s["hybrid"]["total_time_s"] * (1 + 1e-9)
+
+
+def _compare(capsys, *schemes):
+    args = ["policy", "compare", "--json", "--dataset", "digits", "--rounds", "2", "--schemes", *schemes]
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_compare_refuses_unknown_schemes(capsys):
+    assert main(["policy", "compare", "--dataset", "digits", "--rounds", "1", "--schemes", "nonsense"]) == 2
+    assert "unknown schemes" in capsys.readouterr().err
