@@ -20,7 +20,6 @@ from testbed.phy.grid import grid_for
 from testbed.phy.header import Header, HeaderCodec
 from testbed.phy.layout import analog_num_symbols
 from testbed.phy.mcs import MCS_BY_INDEX
-from testbed.phy.modulation import hard_decision
 from testbed.phy.numerology import PhyConfig
 from testbed.phy.payload import PayloadCodec, body_size
 from testbed.phy.preamble import preamble_for
@@ -28,7 +27,6 @@ from testbed.phy.sync import Synchronizer, SyncResult
 from testbed.phy.tracking import PhaseTrack, PilotTracker, common_phase, phasor
 
 MAX_INPUT_SAMPLES = 1 << 26  # ~27 s at 2.5 MS/s; longer buffers are refused (split them)
-EVM_MAX_SYMBOLS = 1024  # EVM is measured on the first symbols only (+-0.3 dB from 1024)
 CHANNEL_FLOOR = 1e-6  # |h|^2 floor, relative to the mean, so a deep null cannot divide by zero
 
 
@@ -47,8 +45,9 @@ class RxFrame:
     snr_db : Es/N0 per data subcarrier (channel power from LTF + header, noise from them and the pilots).
     cfo_hz : carrier frequency offset (preamble estimate plus pilot-tracked residual).
     channel : (n_used,) complex64 frequency response on cfg.used_subcarriers, in that order.
-    evm_db : error vector magnitude of ``symbols`` (data: against hard decisions of the first
-        EVM_MAX_SYMBOLS; analog: from noise_var).
+    evm_db : error vector magnitude of ``symbols``, 10 log10(noise_var): the error power measured on the
+        known training and pilot symbols, carried through the equalizer (no decisions, so it stays honest
+        at low SNR where hard-decision EVM looks too good).
     """
 
     payload: bytes | None
@@ -260,16 +259,9 @@ class Receiver:
         payload = self.payload_codec.decode(body, noise, mcs, header.scrambler_seed, header.length)
         if payload is None:
             self.stats.crc_failures += 1
-        sample = body[:EVM_MAX_SYMBOLS]
-        error = float((np.abs(sample - hard_decision(sample, mcs.bits_per_symbol)) ** 2).sum()) / sample.size
+        noise_var = float(eq.noise_var.sum()) / cfg.num_data
         return RxFrame(
-            payload,
-            body,
-            float(eq.noise_var.sum()) / cfg.num_data,
-            payload is not None,
-            mcs.name,
-            evm_db=10 * math.log10(max(error, 1e-30)),
-            **common,
+            payload, body, noise_var, payload is not None, mcs.name, evm_db=10 * math.log10(noise_var), **common
         )
 
 

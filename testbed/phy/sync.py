@@ -32,6 +32,7 @@ from numba import njit
 
 from testbed.phy.numerology import PhyConfig
 from testbed.phy.preamble import preamble_for
+from testbed.phy.tracking import phasor
 
 DETECT_THRESHOLD = 0.15  # normalized metric M; see module docstring for false-alarm / detection figures
 FIRST_PATH_FRACTION = 0.25  # LTF correlation power (of the peak) that counts as the first path
@@ -123,7 +124,7 @@ class Synchronizer:
         # DC offset (LO leakage): the STF has no energy near 0 Hz even after a CFO of a few spacings
         margin = self.cfg.cp_len // 2  # stays inside the STF despite the coarse timing error
         dc = complex(np.mean(iq[coarse_start + margin : coarse_start + self.pre.stf_len - margin]))
-        seg = (iq[lo:hi] - dc) * np.exp(-2j * np.pi * coarse_cfo / n_fft * np.arange(hi - lo)).astype(np.complex64)
+        seg = (iq[lo:hi] - dc) * phasor(-2 * np.pi * coarse_cfo / n_fft * np.arange(hi - lo))
         c = np.correlate(seg, self._template, "valid")  # (len - fft + 1,): sum_k seg[d + k] conj(template[k])
         power = np.abs(c[:-n_fft]) ** 2 + np.abs(c[n_fft:]) ** 2  # both LTF symbols, index = window start
         peak = int(np.argmax(power))
@@ -134,7 +135,7 @@ class Synchronizer:
         if start < 0:
             return None
         pre = iq[start : start + len(self.pre.samples)] - dc
-        pre = pre * np.exp(-2j * np.pi * coarse_cfo / n_fft * np.arange(len(pre))).astype(np.complex64)
+        pre = pre * phasor(-2 * np.pi * coarse_cfo / n_fft * np.arange(len(pre)))
         pairs = pre[self._fine_pairs]
         fine = float(np.angle(np.vdot(pairs, pre[self._fine_pairs + n_fft])) / (2 * np.pi))
         return SyncResult(arrival - self.backoff, start, coarse_cfo + fine, dc)
