@@ -88,8 +88,10 @@ class BsDaemon:
         server: ControlServer | None = None
         try:
             pump.start()
-            if not pump.wait_ready(READY_TIMEOUT_S):
-                log.error("radio did not open; see the radio pump's error above")
+            if not pump.wait_ready(READY_TIMEOUT_S, self.stop):
+                if self.stop.is_set():
+                    return 0
+                log.error("radio did not deliver samples within %.0f s (see any radio error above)", READY_TIMEOUT_S)
                 return 1
             server = ControlServer(cfg.control.server_config(), security)  # UEs register once the radio runs
             self.notifier.ready(f"serving on {server.endpoint}")

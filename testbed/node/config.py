@@ -73,16 +73,26 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class RadioSection(Struct, frozen=True, forbid_unknown_fields=True):
-    """This node's radio backend. ``hub``: a client of ``testbed hub`` at ``endpoint`` as scenario node
-    ``node``. (The Pluto backend plugs in here once testbed/radio provides it.)"""
+    """This node's radio backend.
 
-    kind: Literal["hub"] = "hub"
+    kind "hub": a client of ``testbed hub`` at ``endpoint`` as scenario node ``node`` (simulation).
+    kind "pluto": the ADALM-Pluto at ``uri`` (``ip:ADDRESS`` or ``usb:BUS.DEV.IF``, never scanned), TX power
+    through the board calibration in ``calibration_file`` (testbed/radio/calibration.py; nominal if empty).
+    """
+
+    kind: Literal["hub", "pluto"] = "hub"
     endpoint: str = "tcp://127.0.0.1:5600"
     node: Annotated[str, Meta(min_length=1, max_length=64)] = "bs"
+    uri: str = ""
+    calibration_file: str = ""
     tx_power_dbm: Annotated[float, Meta(ge=-90.0, le=30.0)] = 0.0
     rx_gain_mode: Literal["manual", "slow_attack", "fast_attack", "hybrid"] = "manual"
     rx_gain_db: Annotated[float, Meta(ge=-20.0, le=100.0)] = 0.0
     timeout_s: Seconds = 30.0
+
+    def __post_init__(self) -> None:
+        if self.kind == "pluto" and not self.uri:
+            raise ConfigError('radio.kind = "pluto" needs radio.uri (e.g. "ip:192.168.2.1"); it is never scanned')
 
 
 class Security(Struct, frozen=True, forbid_unknown_fields=True):

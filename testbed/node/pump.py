@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from testbed.errors import LinkError, RadioError
+from testbed.errors import ConfigError, LinkError, RadioError
 from testbed.link.messages import SlotGrant
 from testbed.node.config import AirConfig
 from testbed.phy import OfdmModem
@@ -113,6 +113,7 @@ class RadioPump:
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self._failed = False
         self._thread = threading.Thread(target=self._run, name="radio-pump", daemon=True)
         self._pending: list[OnAir] = []  # jobs transmitted whose last burst is not yet behind the clock
         self._busy_until = 0  # end of this node's last scheduled burst
@@ -122,9 +123,13 @@ class RadioPump:
     def start(self) -> None:
         self._thread.start()
 
-    def wait_ready(self, timeout_s: float) -> bool:
-        """True once the radio is open and configured (False on timeout or failure)."""
-        return self._ready.wait(timeout_s) and self._thread.is_alive()
+    def wait_ready(self, timeout_s: float, stop: threading.Event | None = None) -> bool:
+        """True once the radio delivers samples; False on failure, timeout, or when ``stop`` is set."""
+        end_s = time.monotonic() + timeout_s
+        while not self._ready.wait(0.1):
+            if (stop is not None and stop.is_set()) or time.monotonic() >= end_s:
+                return False
+        return not self._failed
 
     def submit(self, job: Job) -> None:
         self._jobs.put(job)
@@ -154,13 +159,20 @@ class RadioPump:
             modem.demodulate(modem.modulate(bytes(self.air.frame_payload_bytes), self.air.mcs))
             radio = self._open_radio()
             self._loop(radio, modem)
-        except (RadioError, LinkError, OSError) as exc:
-            log.error("radio pump stopped: %s", exc)
-            self._events.put(Failed(str(exc)))
+        except (RadioError, ConfigError, LinkError, OSError) as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # a thread boundary: any other failure must reach the event loop too
+            log.exception("radio pump crashed")
+            self._fail(f"{type(exc).__name__}: {exc}")
         finally:
             self._ready.set()
             if radio is not None:
                 radio.close()
+
+    def _fail(self, reason: str) -> None:
+        log.error("radio pump stopped: %s", reason)
+        self._failed = True
+        self._events.put(Failed(reason))
 
     def _loop(self, radio: Radio, modem: OfdmModem) -> None:
         air = self.air

@@ -72,9 +72,17 @@ def radio_factory(section: RadioSection, air: AirConfig) -> Callable[[], Radio]:
     )
 
     def open_radio() -> Radio:
-        from testbed.radio.hub_client import HubRadio
+        radio: Radio
+        if section.kind == "pluto":
+            from testbed.radio.calibration import load_calibration
+            from testbed.radio.pluto import PlutoRadio
 
-        radio = HubRadio(section.endpoint, section.node, timeout_s=section.timeout_s)
+            calibration = load_calibration(section.calibration_file) if section.calibration_file else None
+            radio = PlutoRadio(section.uri, calibration=calibration)
+        else:
+            from testbed.radio.hub_client import HubRadio
+
+            radio = HubRadio(section.endpoint, section.node, timeout_s=section.timeout_s)
         try:
             radio.configure(config)
         except BaseException:

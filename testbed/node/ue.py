@@ -63,8 +63,10 @@ class UeDaemon:
         client: ControlClient | None = None
         try:
             pump.start()
-            if not pump.wait_ready(READY_TIMEOUT_S):
-                log.error("radio did not open; see the radio pump's error above")
+            if not pump.wait_ready(READY_TIMEOUT_S, self.stop):
+                if self.stop.is_set():
+                    return 0
+                log.error("radio did not deliver samples within %.0f s (see any radio error above)", READY_TIMEOUT_S)
                 return 1
             client = ControlClient(cfg.client_config(), security)  # register only once the radio can hear
             self.notifier.ready(f"{cfg.ue.ue_id} radio open, registering with {cfg.control.server_endpoint}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,9 +70,11 @@ def test_killed_ue_is_dropped_and_rejoins_next_round_then_sigterm_is_graceful(ri
     bs.wait_event(lambda r: finished(r, done=["ue-1", "ue-2", "ue-3"]), 120, "round with all three UEs")
     started = {r["round"] for r in bs.events() if r.get("event") == "round_started"}
     running = bs.wait_event(lambda r: r.get("event") == "round_started" and r["round"] > max(started), 60, "a round")
+    killed_s = time.time()
     assert ues[3].stop(signal.SIGKILL) == -signal.SIGKILL
 
-    bs.wait_event(lambda r: r.get("event") == "ue_gone" and r["ue"] == "ue-3", 60, "ue-3 declared gone")
+    gone = bs.wait_event(lambda r: r.get("event") == "ue_gone" and r["ue"] == "ue-3", 60, "ue-3 declared gone")
+    print(f"ue-3 declared gone {gone['ts'] - killed_s:.2f} s after SIGKILL (liveness: 3 x 0.3 s heartbeats)")
     cut = bs.wait_event(lambda r: finished(r, dropped=["ue-3"]), 60, "a round that dropped ue-3")
     assert cut["round"] >= running["round"] and "ue-3" in cut["participants"]
     assert cut["outcome"] == "partial" and cut["done"] == ["ue-1", "ue-2"]

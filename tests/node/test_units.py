@@ -4,15 +4,17 @@ frame stream that decodes bursts cut by block boundaries exactly once."""
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from testbed.errors import ConfigError
+from testbed.errors import ConfigError, RadioError
 from testbed.node.bs import round_outcome
 from testbed.node.config import AirConfig, BsConfig, UeConfig, load_config, parse_config
-from testbed.node.pump import FrameStream
+from testbed.node.pump import Failed, FrameStream, RadioPump
+from testbed.node.runtime import radio_factory
 from testbed.node.sdnotify import Notifier
 from testbed.phy import OfdmModem
 from testbed.radio.base import RxBlock
@@ -29,7 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
         (b'[bs]\nues = { "ue-1" = 1, "ue-2" = 1 }\n', "same node id"),
         (b'[bs]\nues = { "ue-1" = 0 }\n', "ues"),
         (b"[bs]\nues = {}\ndeadline_s = -1\n", "deadline_s"),
-        (b'[bs]\nues = {}\n[radio]\nkind = "pluto"\n', "radio.kind"),
+        (b'[bs]\nues = {}\n[radio]\nkind = "pluto"\n', "radio.uri"),
+        (b'[bs]\nues = {}\n[radio]\nkind = "usrp"\n', "radio.kind"),
         (b"[bs]\nues = {}\nunknown_s = 1\n", "unknown_s"),
         (b"[bs\n", "not valid TOML"),
     ],
@@ -37,6 +40,20 @@ REPO = Path(__file__).resolve().parents[2]
 def test_bad_bs_configs_are_refused_naming_the_field(text: bytes, field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         parse_config(text, BsConfig, source="bs.toml")
+
+
+def test_pluto_radio_is_wired_and_a_failed_radio_stops_the_pump(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "adi", None)  # pyadi-iio unusable: import adi raises ImportError
+    cfg = parse_config(b'[ue]\nue_id = "ue-1"\nnode_id = 1\n[radio]\nkind = "pluto"\nuri = "ip:192.0.2.1"\n', UeConfig)
+    open_radio = radio_factory(cfg.radio, cfg.air)
+    with pytest.raises(RadioError, match="pyadi"):
+        open_radio()
+    pump = RadioPump(open_radio, cfg.air, stream_id=1)
+    pump.start()
+    assert not pump.wait_ready(30.0)
+    assert pump.stop(5.0)
+    events = pump.events()
+    assert len(events) == 1 and isinstance(events[0], Failed) and "pyadi" in events[0].reason
 
 
 def test_missing_keys_are_refused_unless_plaintext() -> None:
