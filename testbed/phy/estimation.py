@@ -71,11 +71,12 @@ class ChannelEstimator(ABC):
         n_train = y_train.shape[0]
         if n_train < 2:
             raise PhyError(f"the noise estimate needs at least two training symbols, got {n_train}")
-        h_ls = y_train / x_train  # (n_train, n_used)
-        mean = h_ls.mean(axis=0)
+        h_ls = y_train * np.conj(x_train)  # (n_train, n_used); |x| = 1, so this is y / x
+        mean = h_ls.sum(axis=0) / n_train
         # Unbiased sample variance across symbols, averaged over subcarriers (|x| = 1, so it is the noise).
         dof = (n_train - 1) * h_ls.shape[1]
-        noise_var = max(float(np.sum(np.abs(h_ls - mean) ** 2)) / dof, NOISE_FLOOR)
+        spread = (h_ls - mean).reshape(-1)
+        noise_var = max(float(np.vdot(spread, spread).real) / dof, NOISE_FLOOR)
         h, gain = self.smooth(mean, noise_var / n_train)
         return ChannelEstimate(h.astype(np.complex64), noise_var, (gain / n_train).astype(np.float32), dof)
 
@@ -107,11 +108,12 @@ class DftEstimator(ChannelEstimator):
         threshold = self.tap_threshold * ls_noise_var / self.cfg.num_used  # per-tap noise level is ls_noise_var/n_used
         keep = np.zeros(self._matched.shape[0], bool)
         residual = h_ls
-        for _ in range(keep.size):  # greedy: strongest remaining tap of the residual, refit, repeat
-            power = np.abs(self._matched @ residual) ** 2
+        for kept in range(keep.size):  # greedy: strongest remaining tap of the residual, refit, repeat
+            c = self._matched @ residual
+            power = c.real**2 + c.imag**2
             power[keep] = 0.0
             tap = int(np.argmax(power))
-            if keep.any() and power[tap] <= threshold:
+            if kept and power[tap] <= threshold:
                 break
             keep[tap] = True
             projection, gain = self._projection(keep.tobytes())
