@@ -188,3 +188,16 @@ def test_probe_reports_firmware_ranges_and_settings(adi):
     assert info["fw_version"] == "v0.38" and info["hw_serial"] == "fake01"
     assert info["lo_range_hz"] == [325e6, 3.8e9] and info["rx_gain_range_db"] == [-3.0, 71.0]
     assert info["current"]["sample_rate_hz"] == 2.5e6 and info["current"]["tx_hardwaregain_db"] == -14.0
+
+
+def test_firmware_rules():
+    from testbed.radio.firmware import check_pluto, parse_version, xo_note
+
+    good = {"fw_version": "v0.38", "hw_model": "Analog Devices PlutoSDR Rev.C", "lo_range_hz": [70e6, 6e9]}
+    assert parse_version("v0.38") == (0, 38) and parse_version("junk") is None
+    assert check_pluto(good, expect_ad9364=True) == []
+    assert any("older" in p for p in check_pluto({**good, "fw_version": "v0.29"}))
+    assert any("AD9364 mode" in p for p in check_pluto({**good, "lo_range_hz": [325e6, 3.8e9]}, expect_ad9364=True))
+    assert any("not an ADALM-Pluto" in p for p in check_pluto({**good, "hw_model": "FMCOMMS2"}))
+    assert "not calibrated" in xo_note({"xo_correction_hz": "40000000"})
+    assert "calibrated" in xo_note({"xo_correction_hz": "40000123"})
