@@ -59,12 +59,16 @@ class Header:
         """Payload scrambler seed 1..127 derived from the sequence number (so no SERVICE field is needed)."""
         return self.seq % 127 + 1
 
-    def to_bits(self) -> np.ndarray:
-        """(64,) uint8: the fields then their CRC-16."""
+    def field_bits(self) -> np.ndarray:
+        """(48,) uint8: the fields, each least significant bit first (what the CRC-16 covers)."""
         values = [getattr(self, name) for name, _ in _FIELDS]
         values[1] = FRAME_TYPES.index(self.frame_type)
-        fields = ((np.repeat(values, _WIDTHS) >> _SHIFTS[:_FIELD_BITS]) & 1).astype(np.uint8)
-        return np.concatenate([fields, ((crc16(fields) >> _SHIFTS[_FIELD_BITS:]) & 1).astype(np.uint8)])
+        return ((np.repeat(values, _WIDTHS) >> _SHIFTS[:_FIELD_BITS]) & 1).astype(np.uint8)
+
+    def to_bits(self) -> np.ndarray:
+        """(64,) uint8: the fields then their CRC-16."""
+        fields = self.field_bits()
+        return np.concatenate([fields, _crc_bits(fields)])
 
     @classmethod
     def from_bits(cls, bits: np.ndarray) -> Header | None:
@@ -82,6 +86,10 @@ class Header:
         return cls(**values)
 
 
+def _crc_bits(fields: np.ndarray) -> np.ndarray:
+    return ((crc16(fields) >> _SHIFTS[_FIELD_BITS:]) & 1).astype(np.uint8)
+
+
 class HeaderCodec:
     """Header bits <-> BPSK symbols on the data subcarriers of ``header_num_symbols`` OFDM symbols."""
 
@@ -90,21 +98,23 @@ class HeaderCodec:
         self.num_data = cfg.num_data
         self._coded_len = 2 * (HEADER_INFO_BITS + TAIL_BITS)
         self._padded_len = self.num_symbols * cfg.num_data
-        # Encoding, zero padding and interleaving are linear over GF(2): column i of this generator is the
-        # on-air bit pattern of header bit i alone, so encode() is one small matrix product.
-        self._generator = np.stack(
-            [self._encode_bits(unit) for unit in np.eye(HEADER_INFO_BITS, dtype=np.uint8)], axis=1
-        ).astype(np.float32)  # (padded_len, 64)
+        # CRC, encoding, padding and interleaving are affine over GF(2) in the 48 field bits: on-air bits =
+        # M x + v (mod 2), with column i of M the change header bit i alone makes. encode() is one product.
+        v = self._encode_bits(_crc_bits(np.zeros(_FIELD_BITS, np.uint8)), with_fields=np.zeros(_FIELD_BITS, np.uint8))
+        units = np.eye(_FIELD_BITS, dtype=np.uint8)
+        m = np.stack([self._encode_bits(_crc_bits(u), with_fields=u) ^ v for u in units], axis=1)
+        self._affine = m.astype(np.float32), v.astype(np.float32)  # (padded_len, 48), (padded_len,)
 
-    def _encode_bits(self, bits: np.ndarray) -> np.ndarray:
-        """(64,) header bits -> (padded_len,) interleaved coded bits (tail and pad zero)."""
+    def _encode_bits(self, crc: np.ndarray, with_fields: np.ndarray) -> np.ndarray:
+        """48 field bits and their 16 CRC bits -> (padded_len,) interleaved coded bits (tail and pad zero)."""
         coded = np.zeros(self._padded_len, np.uint8)
-        coded[: self._coded_len] = conv_encode(np.concatenate([bits, np.zeros(TAIL_BITS, np.uint8)]))
+        coded[: self._coded_len] = conv_encode(np.concatenate([with_fields, crc, np.zeros(TAIL_BITS, np.uint8)]))
         return interleave(coded, self.num_data, 1)
 
     def encode(self, header: Header) -> np.ndarray:
         """(header_num_symbols, n_data) complex64 BPSK symbols."""
-        coded = (self._generator @ header.to_bits().astype(np.float32)).astype(np.uint8) & 1
+        m, v = self._affine
+        coded = (m @ header.field_bits().astype(np.float32) + v).astype(np.uint8) & 1
         return map_bits(coded, 1).reshape(self.num_symbols, self.num_data)
 
     def decode(self, symbols: np.ndarray, noise_var: np.ndarray) -> Header | None:
