@@ -44,8 +44,8 @@ RESYNC_BLOCKS = 256  # running window sums are recomputed from scratch this ofte
 class DetectionMetric:
     """Detection statistics on a grid of one STF period; entry j is the candidate burst start j * period.
 
-    metric : (n_cand,) float64 normalized autocorrelation M in [0, 1].
-    corr : (n_cand,) complex128 zero-mean autocorrelation P (its angle gives the coarse CFO).
+    metric : (n_cand,) float32 normalized autocorrelation M in [0, 1].
+    corr : (n_cand,) complex64 zero-mean autocorrelation P (its angle gives the coarse CFO).
     """
 
     metric: np.ndarray
@@ -90,8 +90,8 @@ class Synchronizer:
     def detection_metric(self, iq: np.ndarray) -> DetectionMetric:
         """M and P for every candidate start on the STF-period grid of ``iq`` ((n,) complex64)."""
         n_cand = len(iq) // self.lag - self.win_blocks - 1
-        metric = np.zeros(max(n_cand, 0))
-        corr = np.zeros(max(n_cand, 0), np.complex128)
+        metric = np.zeros(max(n_cand, 0), np.float32)
+        corr = np.zeros(max(n_cand, 0), np.complex64)
         if n_cand > 0:
             _detection_kernel(iq, self.lag, self.win_blocks, metric, corr)
         return DetectionMetric(metric, corr)
@@ -142,45 +142,56 @@ class Synchronizer:
 
 
 @njit(cache=True)
+def _block_sums(iq: np.ndarray, b: int, lag: int) -> tuple[complex, float, complex]:
+    """Over block b (samples b*lag .. b*lag+lag-1): sum of samples, of |r|^2, and of r[k] conj(r[k + lag])."""
+    s = 0j
+    e = 0.0
+    p = 0j
+    for k in range(b * lag, (b + 1) * lag):
+        x = iq[k]
+        s += x
+        e += x.real * x.real + x.imag * x.imag
+        if k + lag < len(iq):
+            p += x * np.conj(iq[k + lag])
+    return s, e, p
+
+
+@njit(cache=True)
 def _detection_kernel(iq: np.ndarray, lag: int, w: int, metric: np.ndarray, corr: np.ndarray) -> None:
     """Fill metric[j], corr[j] (zero-mean M and P of the module docstring) for candidate starts j * lag.
 
-    One pass over the samples into per-block sums (products at lag, samples, energies), then running
-    window sums over ``w`` blocks, recomputed every RESYNC_BLOCKS candidates.
+    One pass over the samples: per-block sums enter a ring of the last w + 1 blocks, window sums run along
+    (recomputed from the ring every RESYNC_BLOCKS candidates to bound rounding drift). Memory is O(w).
     """
-    n_blocks = len(iq) // lag
-    prod = np.zeros(n_blocks, np.complex128)
-    total = np.zeros(n_blocks, np.complex128)
-    energy = np.zeros(n_blocks, np.float64)
-    for b in range(n_blocks):
-        s = 0j
-        e = 0.0
-        p = 0j
-        for k in range(b * lag, (b + 1) * lag):
-            x = iq[k]
-            s += x
-            e += x.real * x.real + x.imag * x.imag
-            if k + lag < len(iq):
-                p += x * np.conj(iq[k + lag])
-        total[b] = s
-        energy[b] = e
-        prod[b] = p
+    ring = w + 1  # blocks j .. j + w of candidate j
+    total = np.zeros(ring, np.complex128)
+    energy = np.zeros(ring, np.float64)
+    prod = np.zeros(ring, np.complex128)
+    for b in range(ring):
+        total[b], energy[b], prod[b] = _block_sums(iq, b, lag)
     n_terms = w * lag
     p_sum = 0j
     sa = 0j
     ea = 0.0
     for j in range(len(metric)):
+        if j > 0:  # slide the window of blocks j .. j + w - 1 on by one, then block j + w replaces j - 1
+            slot, entering = (j - 1) % ring, (j + w - 1) % ring
+            p_sum += prod[entering] - prod[slot]
+            sa += total[entering] - total[slot]
+            ea += energy[entering] - energy[slot]
+            total[slot], energy[slot], prod[slot] = _block_sums(iq, j + w, lag)
         if j % RESYNC_BLOCKS == 0:
-            p_sum = prod[j : j + w].sum()
-            sa = total[j : j + w].sum()
-            ea = energy[j : j + w].sum()
-        else:
-            p_sum += prod[j + w - 1] - prod[j - 1]
-            sa += total[j + w - 1] - total[j - 1]
-            ea += energy[j + w - 1] - energy[j - 1]
-        sb = sa - total[j] + total[j + w]
-        eb = ea - energy[j] + energy[j + w]
-        mean = (sb + total[j]) / (n_terms + lag)  # over the whole STF-long window
+            p_sum = 0j
+            sa = 0j
+            ea = 0.0
+            for b in range(j, j + w):
+                p_sum += prod[b % ring]
+                sa += total[b % ring]
+                ea += energy[b % ring]
+        last, first = (j + w) % ring, j % ring
+        sb = sa - total[first] + total[last]
+        eb = ea - energy[first] + energy[last]
+        mean = (sb + total[first]) / (n_terms + lag)  # over the whole STF-long window
         m2 = n_terms * (mean.real * mean.real + mean.imag * mean.imag)
         pc = p_sum - np.conj(mean) * sa - mean * np.conj(sb) + m2
         ea0 = ea - 2.0 * (np.conj(mean) * sa).real + m2
