@@ -30,8 +30,9 @@ from testbed.errors import ConfigError, LinkError
 from testbed.link.messages import SlotGrant
 from testbed.link.segment import parse
 from testbed.link.tdma import make_schedule
+from testbed.link.tracker import ChannelTracker
 from testbed.node.config import BS_NODE_ID, BsConfig
-from testbed.node.pump import Failed, Heard, OnAir, RadioPump
+from testbed.node.pump import Failed, OnAir, RadioPump, Received
 from testbed.node.runtime import event, radio_factory
 from testbed.node.sdnotify import Notifier
 from testbed.node.training import BsTraining
@@ -74,6 +75,8 @@ class BsDaemon:
     def __init__(self, cfg: BsConfig, training: BsTraining, stop: threading.Event, notifier: Notifier) -> None:
         self.cfg, self.training, self.stop, self.notifier = cfg, training, stop, notifier
         self.ue_of_node = {node: ue for ue, node in cfg.bs.ues.items()}
+        self.node_of_stream = {node & 0xFF: node for node in cfg.bs.ues.values()}  # PHY header stream id
+        self.tracker = ChannelTracker()  # uplink measurements: every frame heard from each UE
         self.records_path = Path(cfg.bs.state_dir) / "rounds.jsonl"
         self.rounds_done = 0
         self._round: _Round | None = None
@@ -136,15 +139,19 @@ class BsDaemon:
                       compute_time_s=body.compute_time_s)  # fmt: skip
 
     # --- radio ------------------------------------------------------------------------------------------
-    def _radio(self, ev: Heard | OnAir) -> None:
+    def _radio(self, ev: Received | OnAir) -> None:
         rnd = self._round
-        if rnd is None:
-            return
         if isinstance(ev, OnAir):
-            rnd.broadcast.on_air(ev.job_id, ev.end_sample)
+            if rnd is not None:
+                rnd.broadcast.on_air(ev.job_id, ev.end_sample)
+            return
+        node = self.node_of_stream.get(ev.frame.stream_id)
+        if node is not None:
+            self.tracker.add(node, BS_NODE_ID, ev.frame)
+        if rnd is None or ev.frame.payload is None:
             return
         try:
-            head, chunk = parse(ev.payload)
+            head, chunk = parse(ev.frame.payload)
         except LinkError:
             return
         ue = self.ue_of_node.get(head.src)
@@ -238,6 +245,8 @@ class BsDaemon:
             "broadcast_passes": rnd.broadcast.passes,
             "broadcast_frames_sent": rnd.broadcast.frames_sent,
             "uplink_nacks_sent": {ue: i.nacks_sent for ue, i in rnd.uplinks.items()},
+            "uplink_snr_db": {ue: self.tracker.snr_db(self.cfg.bs.ues[ue], BS_NODE_ID) for ue in rnd.uplinks},
+            "downlink_snr_db": {ue: self._downlink_snr_db(server, ue) for ue in rnd.uplinks},
             "started_unix_s": rnd.started_wall_s,
             "duration_s": time.monotonic() - rnd.started_s,
         }
@@ -247,6 +256,12 @@ class BsDaemon:
         self._round = None
         self.rounds_done += 1
         self._next_round_s = time.monotonic() + self.cfg.bs.round_gap_s
+
+    @staticmethod
+    def _downlink_snr_db(server: ControlServer, ue: str) -> float | None:
+        """The SNR of the BS's frames in the UE's latest CHANNEL_REPORT (None if it sent none)."""
+        rec = server.registry.ues.get(ue)
+        return rec.channel.report.snr_db if rec is not None and rec.channel is not None else None
 
     def _next_job_id(self) -> int:
         self._job_id += 1

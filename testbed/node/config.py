@@ -171,8 +171,8 @@ class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         ids = list(self.ues.values())
-        if len(set(ids)) != len(ids):
-            raise ConfigError(f"[bs.ues] gives two UEs the same node id: {self.ues}")
+        if len({i & 0xFF for i in ids}) != len(ids):  # the PHY header's stream id is the node id mod 256
+            raise ConfigError(f"[bs.ues] gives two UEs the same node id (modulo 256): {self.ues}")
 
 
 class UeSection(Struct, frozen=True, forbid_unknown_fields=True):

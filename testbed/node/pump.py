@@ -4,7 +4,7 @@ receive stream into frames.
 Why a thread: a hub radio's receive blocks until every other node has moved its clock past the window
 (testbed/radio/air.py), and the control loop must keep answering heartbeats meanwhile. The daemon's event
 loop talks to the pump only through two queues: ``submit`` hands it frames to send (back to back as soon as
-possible, or inside a TDMA slot of every cycle), ``events`` returns what happened (frames heard with their
+possible, or inside a TDMA slot of every cycle), ``events`` returns what happened (frames received with their
 start sample, jobs fully on air, a radio failure). The radio is opened, used and closed inside the thread.
 
 Clock: the pump receives ``window_samples`` per pass and paces the clock at ``realtime_factor`` times real
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from testbed.errors import ConfigError, LinkError, RadioError
+from testbed.link.framelink import Heard
 from testbed.link.messages import SlotGrant
 from testbed.node.config import AirConfig
 from testbed.phy import OfdmModem
@@ -44,13 +45,12 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Heard:
-    """A frame whose PHY CRC passed; ``start_sample`` on this node's receive clock."""
+class Received:
+    """A data frame detected at ``start_sample`` of this node's receive clock; ``frame.payload`` is None
+    when its CRC failed (its preamble still measured the channel)."""
 
     start_sample: int
-    payload: bytes
-    stream_id: int
-    snr_db: float
+    frame: Heard
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Failed:
     reason: str
 
 
-Event = Heard | OnAir | Failed
+Event = Received | OnAir | Failed
 
 
 class FrameStream:
@@ -82,7 +82,7 @@ class FrameStream:
         self._buf_start = 0
         self._last_start = -(1 << 62)
 
-    def feed(self, block: RxBlock) -> list[Heard]:
+    def feed(self, block: RxBlock) -> list[Received]:
         """block.iq : (n,) complex64 in full-scale units, contiguous with the previous block."""
         if self._buf.size and self._buf_start + self._buf.size != block.start_sample:
             self._buf = np.zeros(0, np.complex64)  # a gap in the clock: nothing spans it
@@ -95,8 +95,9 @@ class FrameStream:
             if fr.frame_type != "data" or start <= self._last_start + self._tol:
                 continue
             self._last_start = start
-            if fr.crc_ok and fr.payload is not None:
-                heard.append(Heard(start, bytes(fr.payload), int(fr.stream_id), float(fr.snr_db)))
+            payload = bytes(fr.payload) if fr.crc_ok and fr.payload is not None else None
+            frame = Heard(payload, int(fr.stream_id), fr.mcs, float(fr.snr_db), float(fr.cfo_hz), fr.channel)
+            heard.append(Received(start, frame))
         keep = min(self._carry, buf.size)
         self._buf, self._buf_start = buf[buf.size - keep :], self._buf_start + buf.size - keep
         return heard

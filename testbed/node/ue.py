@@ -15,13 +15,17 @@ import threading
 import time
 from dataclasses import dataclass
 
+import msgspec
+
 from testbed.control.client import ControlClient
 from testbed.control.config import Event
-from testbed.control.protocol import Assign, Nack, RoundEnd, RoundStart, UplinkDone
+from testbed.control.protocol import Assign, ChannelReport, Nack, RoundEnd, RoundStart, UplinkDone
 from testbed.errors import LinkError
+from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.segment import parse
+from testbed.link.tracker import ChannelTracker
 from testbed.node.config import BS_NODE_ID, UeConfig
-from testbed.node.pump import Failed, Heard, OnAir, RadioPump
+from testbed.node.pump import Failed, OnAir, RadioPump, Received
 from testbed.node.runtime import event, radio_factory
 from testbed.node.sdnotify import Notifier
 from testbed.node.training import UeTraining
@@ -44,6 +48,18 @@ class _Round:
     reported: bool = False  # UPLINK_DONE sent
 
 
+def control_bounds(report: LinkChannelReport) -> LinkChannelReport:
+    """The report with its figures clipped to CHANNEL_REPORT's bounds (docs/control-protocol.md), so an
+    extreme measurement (a noiseless simulated link) is reported as the bound instead of refused."""
+    gain = report.mean_gain_db
+    return msgspec.structs.replace(
+        report,
+        snr_db=min(max(report.snr_db, -50.0), 80.0),
+        cfo_hz=min(max(report.cfo_hz, -1e6), 1e6),
+        mean_gain_db=None if gain is None else min(max(gain, -200.0), 100.0),
+    )
+
+
 class UeDaemon:
     """A UE agent: ``run()`` serves until ``stop`` is set; returns the exit code."""
 
@@ -54,6 +70,7 @@ class UeDaemon:
         self._assign: Assign | None = None
         self._round: _Round | None = None
         self._early: dict[int, Inbound] = {}
+        self.tracker = ChannelTracker()  # downlink measurements: every frame heard from the BS
         self._job_id = 0
 
     def run(self) -> int:
@@ -123,14 +140,18 @@ class UeDaemon:
             self._round = None
 
     # --- radio ------------------------------------------------------------------------------------------
-    def _radio(self, pump: RadioPump, ev: Heard | OnAir) -> None:
+    def _radio(self, pump: RadioPump, ev: Received | OnAir) -> None:
         rnd = self._round
         if isinstance(ev, OnAir):
             if rnd is not None and rnd.upload is not None:
                 rnd.upload.on_air(ev.job_id, ev.end_sample)
             return
+        if ev.frame.stream_id == BS_NODE_ID & 0xFF:
+            self.tracker.add(BS_NODE_ID, self.node_id, ev.frame)
+        if ev.frame.payload is None:
+            return
         try:
-            head, chunk = parse(ev.payload)
+            head, chunk = parse(ev.frame.payload)
         except LinkError:
             return
         if head.src != BS_NODE_ID:
@@ -156,6 +177,9 @@ class UeDaemon:
         if nack is not None:
             client.send(Nack(nack))
         if rnd.download.complete and rnd.upload is None:
+            report = self.tracker.report(BS_NODE_ID, self.node_id)
+            if report is not None:
+                client.send(ChannelReport(control_bounds(report)))
             self._compute(rnd)
         assign = self._assign
         if rnd.upload is None or assign is None:

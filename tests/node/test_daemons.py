@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from testbed.node.training import PlaceholderBs, placeholder_upload
+from testbed.radio.links import configured_snr_db
+from testbed.radio.scenario import load_scenario
 from tests.node.node_helpers import NodeRig
 
 MODEL_BYTES, SEED = 3000, 5
@@ -47,6 +49,11 @@ def test_rounds_complete_with_exact_bytes_over_a_lossy_radio_link(tmp_path: Path
             assert r["model_sha256"] == hashlib.sha256(model).hexdigest()
             for ue in ("ue-1", "ue-2"):
                 assert r["uploads"][ue] == {"bytes": 1500, "sha256": expected_upload_sha(r["round"], ue, 1500)}
+        scenario = load_scenario(tmp_path / "scenario.toml")
+        for r in rounds:  # both ends measured the SNR the scenario sets (path loss against the noise floor)
+            for ue in ("ue-1", "ue-2"):
+                assert r["uplink_snr_db"][ue] == pytest.approx(configured_snr_db(scenario, ue, "bs"), abs=1.5)
+                assert r["downlink_snr_db"][ue] == pytest.approx(configured_snr_db(scenario, "bs", ue), abs=1.5)
         frames = -(-(MODEL_BYTES + 32) // (1024 - 26))  # the model's frames per pass (SHA-256 and headers added)
         repaired = sum(r["broadcast_frames_sent"] - frames for r in rounds)
         repaired += sum(sum(r["uplink_nacks_sent"].values()) for r in rounds)

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
         (b'[bs]\nues = { "ue-1" = 1 }\n[air]\nsample_rate_hz = 1000.0\n', "sample_rate_hz"),
         (b'[bs]\nues = { "UE 1" = 1 }\n', "ues"),
         (b'[bs]\nues = { "ue-1" = 1, "ue-2" = 1 }\n', "same node id"),
+        (b'[bs]\nues = { "ue-1" = 1, "ue-2" = 257 }\n', "modulo 256"),
         (b'[bs]\nues = { "ue-1" = 0 }\n', "ues"),
         (b"[bs]\nues = {}\ndeadline_s = -1\n", "deadline_s"),
         (b'[bs]\nues = {}\n[radio]\nkind = "pluto"\n', "radio.uri"),
@@ -117,7 +118,7 @@ def test_frame_stream_decodes_a_burst_cut_by_blocks_exactly_once(rng: np.random.
     heard, block = [], 2500  # shorter than one burst: every burst is cut at least once
     for start in range(1000, 1000 + iq.size, block):
         heard += stream.feed(RxBlock(iq[start - 1000 : start - 1000 + block], start))
-    assert [h.payload for h in heard] == payloads
-    assert all(h.stream_id == 9 for h in heard)
+    assert [h.frame.payload for h in heard] == payloads
+    assert all(h.frame.stream_id == 9 and h.frame.snr_db > 20 for h in heard)
     starts = [h.start_sample - 1000 for h in heard]
     assert starts == [700, 700 + bursts[0].size + 700, 700 + bursts[0].size + 700 + bursts[1].size + 700]
