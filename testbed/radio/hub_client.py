@@ -13,7 +13,6 @@ import zmq
 
 from testbed.errors import ConfigError, RadioError
 from testbed.radio.base import Radio, RadioConfig, RxBlock
-from testbed.radio.hub_server import check_local_endpoint
 from testbed.radio.protocol import (
     PROTOCOL_VERSION,
     Bye,
@@ -25,6 +24,7 @@ from testbed.radio.protocol import (
     Transmit,
     TxAck,
     Welcome,
+    check_local_endpoint,
     decode_reply,
     encode,
 )

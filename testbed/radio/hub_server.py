@@ -10,7 +10,6 @@ Hello, names the node), so a killed node process releases the clock.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 
@@ -35,6 +34,7 @@ from testbed.radio.protocol import (
     Transmit,
     TxAck,
     Welcome,
+    check_local_endpoint,
     decode_request,
     encode,
 )
@@ -42,18 +42,8 @@ from testbed.radio.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
-_LOCAL_ENDPOINT = re.compile(r"^(tcp://127\.0\.0\.1:(\*|\d{1,5})|ipc://.+)$")
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:*"
 DROP_GRACE_S = 0.05
-
-
-def check_local_endpoint(endpoint: str) -> str:
-    """Only loopback TCP or ipc:// endpoints: the hub is a simulator, never a service on the network."""
-    if not _LOCAL_ENDPOINT.match(endpoint):
-        raise ConfigError(
-            f"hub endpoint {endpoint!r} is not local; use tcp://127.0.0.1:PORT (PORT may be *) or ipc://PATH"
-        )
-    return endpoint
 
 
 class HubServer:

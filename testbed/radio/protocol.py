@@ -15,16 +15,29 @@ from the request; ``Error`` replaces the reply when the request was refused, and
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import msgspec
 import numpy as np
 
-from testbed.errors import ProtocolError
+from testbed.errors import ConfigError, ProtocolError
 from testbed.radio.base import GAIN_MODES, MAX_BLOCK_SAMPLES
 
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 4096
+
+_LOCAL_ENDPOINT = re.compile(r"^(tcp://127\.0\.0\.1:(\*|\d{1,5})|ipc://.+)$")
+
+
+def check_local_endpoint(endpoint: str) -> str:
+    """Only loopback TCP or ipc:// endpoints: the hub is a simulator, never a service on the network."""
+    if not _LOCAL_ENDPOINT.match(endpoint):
+        raise ConfigError(
+            f"hub endpoint {endpoint!r} is not local; use tcp://127.0.0.1:PORT (PORT may be *) or ipc://PATH"
+        )
+    return endpoint
+
 
 Count = Annotated[int, msgspec.Meta(ge=1, le=MAX_BLOCK_SAMPLES)]
 SampleTime = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
