@@ -51,11 +51,12 @@ class OfdmGrid:
         """(num_symbols, n_pilots) float32 transmitted pilot values for symbols first_symbol, first_symbol+1, ..."""
         return self._pilot_table[(first_symbol + np.arange(num_symbols)) % POLARITY_PERIOD]
 
-    def modulate(self, data: np.ndarray, first_symbol: int = 0) -> np.ndarray:
+    def modulate(self, data: np.ndarray, first_symbol: int = 0, out: np.ndarray | None = None) -> np.ndarray:
         """OFDM symbols with cyclic prefix.
 
         data : (n_sym, n_data) complex, unit mean energy, on cfg.data_subcarriers in ascending order.
         first_symbol : polarity index of the first row (0 = first header symbol).
+        out : optional (n_sym * symbol_len,) complex64 array to write into (saves a copy for the caller).
         Returns (n_sym * symbol_len,) complex64, unit average power.
         """
         cfg = self.cfg
@@ -68,10 +69,12 @@ class OfdmGrid:
         spectrum = np.take(columns, self._bin_source, axis=1)  # (n_sym, fft), C-contiguous
         body = scipy.fft.ifft(spectrum, axis=1, norm="forward", overwrite_x=True)
         body *= np.float32(1 / np.sqrt(cfg.num_used))
-        out = np.empty((n_sym, cfg.symbol_len), np.complex64)  # (n_sym, cp + fft)
-        out[:, cfg.cp_len :] = body
-        out[:, : cfg.cp_len] = body[:, -cfg.cp_len :]
-        return out.reshape(-1)
+        if out is None:
+            out = np.empty(n_sym * cfg.symbol_len, np.complex64)
+        rows = out.reshape(n_sym, cfg.symbol_len)  # (n_sym, cp + fft)
+        rows[:, cfg.cp_len :] = body
+        rows[:, : cfg.cp_len] = body[:, -cfg.cp_len :]
+        return out
 
     def demodulate(self, windows: np.ndarray) -> np.ndarray:
         """(n_sym, fft) complex64 time windows (CP removed) -> (n_sym, n_used) complex64 subcarrier values."""

@@ -58,4 +58,8 @@ class Transmitter:
 
     def _burst(self, header: Header, body: np.ndarray) -> np.ndarray:
         symbols = np.concatenate([self.header_codec.encode(header), body])  # (n_hdr + n_body, n_data)
-        return np.concatenate([self.preamble.samples, self.grid.modulate(symbols)])
+        n_pre = len(self.preamble.samples)
+        out = np.empty(n_pre + symbols.shape[0] * self.cfg.symbol_len, np.complex64)
+        out[:n_pre] = self.preamble.samples
+        self.grid.modulate(symbols, out=out[n_pre:])
+        return out
