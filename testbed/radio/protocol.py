@@ -16,13 +16,13 @@ from the request; ``Error`` replaces the reply when the request was refused, and
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 import numpy as np
 
 from testbed.errors import ConfigError, ProtocolError
-from testbed.radio.base import GAIN_MODES, MAX_BLOCK_SAMPLES
+from testbed.radio.base import MAX_BLOCK_SAMPLES
 
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 4096
@@ -42,6 +42,7 @@ def check_local_endpoint(endpoint: str) -> str:
 Count = Annotated[int, msgspec.Meta(ge=1, le=MAX_BLOCK_SAMPLES)]
 SampleTime = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
 NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+GainMode = Literal["manual", "slow_attack", "fast_attack", "hybrid"]  # base.GAIN_MODES
 
 
 class Hello(msgspec.Struct, tag="hello", forbid_unknown_fields=True):
@@ -63,12 +64,8 @@ class Welcome(msgspec.Struct, tag="welcome", forbid_unknown_fields=True):
 
 class Configure(msgspec.Struct, tag="configure", forbid_unknown_fields=True):
     tx_power_dbm: Annotated[float, msgspec.Meta(ge=-150.0, le=40.0)]
-    rx_gain_mode: str
+    rx_gain_mode: GainMode
     rx_gain_db: Annotated[float, msgspec.Meta(ge=-20.0, le=100.0)]
-
-    def __post_init__(self) -> None:
-        if self.rx_gain_mode not in GAIN_MODES:
-            raise ValueError(f"rx_gain_mode must be one of {GAIN_MODES}")
 
 
 class Transmit(msgspec.Struct, tag="tx", forbid_unknown_fields=True):
