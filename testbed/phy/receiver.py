@@ -201,7 +201,7 @@ class Receiver:
         )
         ramp = phasor(-2 * np.pi * sync.cfo / n * self._sample_index)
         y = self.grid.demodulate((np.concatenate([ltf, ofdm]) - np.complex64(sync.dc)) * ramp)
-        return y * phasor(-2 * np.pi * sync.cfo / n * offsets)[:, None]
+        return y * phasor(np.remainder(-2 * np.pi * sync.cfo / n * offsets, 2 * np.pi))[:, None]  # wrap: float32
 
     def _track(self, y: np.ndarray, est: ChannelEstimate) -> tuple[PhaseTrack, float]:
         """Pilot tracking over the whole frame, and the subcarrier noise variance it implies.
