@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from conftest import RADIO, make_scenario
 
 from testbed.phy import OfdmModem, PhyConfig
 from testbed.radio.air import Air
+from testbed.radio.hub_client import HubRadio
+from testbed.radio.hub_server import HubServer
 from testbed.radio.links import configured_snr_db
 from testbed.radio.loopback import LoopbackRadio
 from testbed.radio.scenario import load_scenario
@@ -99,6 +102,45 @@ def test_bs_and_four_ues_over_the_hub(tmp_path):
             assert abs(f["cfo_hz"] - sc.cfo_hz(tx, rx)) < 0.02 * spacing_hz, (tx, rx, f)
         measured_db = 10 * math.log10(np.mean([10 ** (f["snr_db"] / 10) for f in frames]))
         assert measured_db == pytest.approx(configured_snr_db(sc, tx, rx), abs=1.0), (tx, rx)
+
+
+def _run_threads() -> dict[str, list[dict]]:
+    """The same five nodes as threads against an in-thread hub (scheduling left to the OS)."""
+    sys.path.insert(0, str(HERE))
+    from hub_node import radio_config, receive_frames, send_frames
+
+    sc = load_scenario(SCENARIO)
+    hub = HubServer(sc)
+    stop = threading.Event()
+    serving = threading.Thread(target=hub.serve, args=(stop, 0.02), daemon=True)
+    serving.start()
+    out: dict[str, list[dict]] = {}
+
+    def node(nid: str) -> None:
+        modem = OfdmModem(PhyConfig(sample_rate_hz=sc.sample_rate_hz))
+        with HubRadio(hub.endpoint, nid, timeout_s=60) as radio:
+            radio.configure(radio_config(sc, nid))
+            send_frames(radio, sc, nid, modem, ROUNDS, PAYLOAD_BYTES)
+            out[nid] = receive_frames(radio, sc, modem, ROUNDS, PAYLOAD_BYTES)
+
+    threads = [threading.Thread(target=node, args=(nid,), daemon=True) for nid in sc.node_ids]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        stop.set()
+        serving.join(timeout=5)
+        hub.close()
+    return out
+
+
+def test_same_seed_twice_gives_identical_results():
+    first, second = _run_threads(), _run_threads()
+    assert sorted(first) == load_scenario(SCENARIO).node_ids
+    assert all(len(frames) >= 4 for frames in first.values())
+    assert first == second
 
 
 @pytest.mark.parametrize("datatype", ["cf32_le", "ci16_le"])
