@@ -111,7 +111,7 @@ class BsDaemon:
         while not self.stop.is_set():
             self.notifier.watchdog()
             for ev in server.poll(POLL_S):
-                self._control(server, ev)
+                self._control(server, pump, ev)
             for ev in pump.events():
                 if isinstance(ev, Failed):
                     return 1
@@ -122,14 +122,14 @@ class BsDaemon:
         return 0
 
     # --- control plane --------------------------------------------------------------------------------
-    def _control(self, server: ControlServer, ev: Event) -> None:
+    def _control(self, server: ControlServer, pump: RadioPump, ev: Event) -> None:
         rnd = self._round
         if ev.kind in ("joined", "gone", "left"):
             event(log, f"ue_{ev.kind}", ue=ev.ue_id, round=ev.round)
             if ev.kind != "joined" and rnd is not None:
                 rnd.broadcast.forget(ev.ue_id)
         elif ev.kind in ("round_complete", "round_deadline"):
-            self._finish(server, ev.kind)
+            self._finish(server, pump, ev.kind)
         elif ev.message is not None and rnd is not None and ev.message.round == rnd.number:
             body = ev.message.body
             if isinstance(body, Nack):
@@ -215,12 +215,14 @@ class BsDaemon:
         event(log, "round_started", round=number, participants=sorted(participants), model_bytes=len(model),
               frames=broadcast.sender.count, deadline_s=cfg.bs.deadline_s)  # fmt: skip
         for ev in events:
-            self._control(server, ev)
+            self._control(server, pump, ev)
 
-    def _finish(self, server: ControlServer, kind: str) -> None:
+    def _finish(self, server: ControlServer, pump: RadioPump, kind: str) -> None:
         rnd, state = self._round, server.round_state
         if rnd is None or state is None:
             return
+        if rnd.broadcast.job_id is not None:
+            pump.cancel(rnd.broadcast.job_id)  # a repair pass still queued is of no use now
         done = sorted(state.done)
         uploads = {}
         for ue in done:

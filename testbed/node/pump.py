@@ -13,6 +13,7 @@ time (it sleeps when ahead, never catches up by skipping), so airtime in simulat
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import queue
@@ -71,6 +72,23 @@ class Failed:
 Event = Received | OnAir | Failed
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """One burst with its start on the receive clock, waiting to be modulated and transmitted."""
+
+    job_id: int
+    start: int
+    length: int
+    seq: int
+    payload: bytes
+    mcs: str
+    last: bool  # the job's last burst: once it is on air the job is reported
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
 class FrameStream:
     """Demodulates consecutive blocks as one stream: the last ``carry_samples`` of each buffer are kept so a
     burst cut by a block boundary is decoded whole in the next buffer; frames are reported once (a frame
@@ -110,14 +128,15 @@ class RadioPump:
     def __init__(self, open_radio: Callable[[], Radio], air: AirConfig, stream_id: int) -> None:
         self.air, self.stream_id = air, stream_id
         self._open_radio = open_radio
-        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | int] = queue.SimpleQueue()  # a job, or the id of one to cancel
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._failed = False
         self._thread = threading.Thread(target=self._run, name="radio-pump", daemon=True)
-        self._pending: list[OnAir] = []  # jobs transmitted whose last burst is not yet behind the clock
-        self._busy_until = 0  # end of this node's last scheduled burst
+        self._planned: collections.deque[_Planned] = collections.deque()  # bursts not yet handed to the radio
+        self._pending: list[OnAir] = []  # jobs fully transmitted whose last burst is not yet behind the clock
+        self._tx_end = 0  # end of the last burst handed to the radio
         self.cursor = 0  # end of the last received block (read by the daemon loop; an int swap is atomic)
 
     # --- daemon side ---------------------------------------------------------------------------------
@@ -133,7 +152,13 @@ class RadioPump:
         return not self._failed
 
     def submit(self, job: Job) -> None:
+        """Plan ``job``'s bursts after everything already planned; each goes to the radio just before the
+        receive window it starts in."""
         self._jobs.put(job)
+
+    def cancel(self, job_id: int) -> None:
+        """Drop the bursts of ``job_id`` not yet handed to the radio (e.g. its round ended)."""
+        self._jobs.put(job_id)
 
     def events(self) -> list[Event]:
         """Everything that happened since the last call, in order."""
@@ -185,9 +210,14 @@ class RadioPump:
         while not self._stop.is_set():
             while True:
                 try:
-                    self._transmit(radio, modem, self._jobs.get_nowait())
+                    request = self._jobs.get_nowait()
                 except queue.Empty:
                     break
+                if isinstance(request, Job):
+                    self._plan(modem, request)
+                else:
+                    self._planned = collections.deque(b for b in self._planned if b.job_id != request)
+            self._transmit_due(radio, modem)
             if rate_sps > 0 and c0 is not None:
                 ahead_s = t0_s + (self.cursor + air.window_samples - c0) / rate_sps - time.monotonic()
                 if ahead_s > 0 and self._stop.wait(ahead_s):
@@ -206,27 +236,37 @@ class RadioPump:
             for p in done:
                 self._events.put(p)
 
-    def _transmit(self, radio: Radio, modem: OfdmModem, job: Job) -> None:
+    def _plan(self, modem: OfdmModem, job: Job) -> None:
+        """Give every burst of ``job`` its start sample: back to back after what is planned, or inside the
+        job's slot of successive TDMA cycles."""
         guard = self.air.guard_samples
-        pos = max(self.cursor, self._busy_until + guard if self._busy_until else 0)
+        busy = self._planned[-1].end if self._planned else self._tx_end
+        pos = max(self.cursor, busy + guard if busy else 0)
         slot_end = None
         if job.slot is not None:
             pos, slot_end = self._next_slot(job.slot, pos)
-        end = pos
-        for seq, payload in job.frames:
-            iq = modem.modulate(payload, job.mcs, stream_id=self.stream_id, seq=seq & 0xFFFF)
-            if job.slot is not None and slot_end is not None and pos + iq.size > slot_end:
-                if iq.size > job.slot.length_samples:
+        for i, (seq, payload) in enumerate(job.frames):
+            n = modem.burst_num_samples(len(payload), job.mcs)
+            if job.slot is not None and slot_end is not None and pos + n > slot_end:
+                if n > job.slot.length_samples:
                     raise LinkError(
-                        f"a {iq.size}-sample burst cannot fit the {job.slot.length_samples}-sample uplink slot; "
+                        f"a {n}-sample burst cannot fit the {job.slot.length_samples}-sample TDMA slot; "
                         "raise air.tdma_cycle_samples or lower air.frame_payload_bytes"
                     )
                 pos, slot_end = self._next_slot(job.slot, slot_end)
-            radio.transmit(iq, at_sample=pos)
-            end = pos + iq.size
-            pos = end + guard
-        self._busy_until = end
-        self._pending.append(OnAir(job.job_id, end))
+            self._planned.append(_Planned(job.job_id, pos, n, seq, payload, job.mcs, i == len(job.frames) - 1))
+            pos += n + guard
+
+    def _transmit_due(self, radio: Radio, modem: OfdmModem) -> None:
+        """Hand the radio every planned burst that starts before the end of the next receive window."""
+        horizon = self.cursor + self.air.window_samples
+        while self._planned and self._planned[0].start < horizon:
+            b = self._planned.popleft()
+            iq = modem.modulate(b.payload, b.mcs, stream_id=self.stream_id, seq=b.seq & 0xFFFF)
+            radio.transmit(iq, at_sample=b.start)
+            self._tx_end = b.end
+            if b.last:
+                self._pending.append(OnAir(b.job_id, b.end))
 
     def _next_slot(self, slot: SlotGrant, not_before: int) -> tuple[int, int]:
         """Absolute (start, end) of the first occurrence of ``slot`` starting at or after ``not_before``."""

@@ -52,6 +52,11 @@ class Outbound:
         self._first_nack_s: float | None = None
 
     @property
+    def job_id(self) -> int | None:
+        """The pump job of the current pass (to cancel what it has not sent yet)."""
+        return self._job_id
+
+    @property
     def delivered(self) -> bool:
         """Every expected receiver acknowledged."""
         return self.expect <= self.acked

@@ -113,7 +113,7 @@ class UeDaemon:
     def _control(self, client: ControlClient, pump: RadioPump, ev: Event) -> None:
         if ev.kind in ("registered", "gone"):
             event(log, f"bs_{ev.kind}", round=ev.round)
-            self._round = None  # a new registration takes part from the next ROUND_START only
+            self._drop_round(pump)  # a new registration takes part from the next ROUND_START only
             return
         if ev.message is None:
             return
@@ -130,6 +130,7 @@ class UeDaemon:
                 self.node_id, src=BS_NODE_ID, object_id=number & 0xFFFFFFFF, since_sample=pump.cursor, nack_blind=True
             )
             self._early.clear()
+            self._drop_round(pump)
             self._round = _Round(number, body.model_digest, download)
             event(log, "round_started", round=number, model_bytes=body.model_size_bytes, deadline_s=body.deadline_s)
         elif isinstance(body, Nack) and rnd is not None and rnd.upload is not None and ev.message.round == rnd.number:
@@ -137,7 +138,7 @@ class UeDaemon:
         elif isinstance(body, RoundEnd) and rnd is not None and ev.message.round == rnd.number:
             event(log, "round_ended", round=rnd.number, status=body.status, uploaded=rnd.reported)
             self.rounds_done += 1
-            self._round = None
+            self._drop_round(pump)
 
     # --- radio ------------------------------------------------------------------------------------------
     def _radio(self, pump: RadioPump, ev: Received | OnAir) -> None:
@@ -212,6 +213,12 @@ class UeDaemon:
                               expect={"bs"})  # fmt: skip
         event(log, "model_received", round=rnd.number, model_bytes=len(model), upload_bytes=len(data),
               compute_time_s=rnd.compute_time_s)  # fmt: skip
+
+    def _drop_round(self, pump: RadioPump) -> None:
+        """Forget the current round; uplink frames not yet on the air are cancelled."""
+        rnd, self._round = self._round, None
+        if rnd is not None and rnd.upload is not None and rnd.upload.job_id is not None:
+            pump.cancel(rnd.upload.job_id)
 
     def _next_job_id(self) -> int:
         self._job_id += 1

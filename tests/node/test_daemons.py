@@ -111,3 +111,23 @@ def test_killed_ue_is_dropped_and_rejoins_next_round_then_sigterm_is_graceful(ri
     for ue in (ues[2], ues[3]):
         assert ue.stop(signal.SIGTERM) == 0, ue.tail()
     hub.wait_line("node bs left (said bye)", 30)
+
+
+def test_round_past_its_deadline_proceeds_with_the_ues_in_time(rig: NodeRig) -> None:
+    rig.num_ues = 2
+    rig.start_hub()
+    bs = rig.start_bs(num_rounds=2, min_ues=2, deadline_s=4.0, min_fraction=0.5, round_gap_s=0.1,
+                      model_size_bytes=MODEL_BYTES, seed=SEED)  # fmt: skip
+    fast = rig.start_ue(1)
+    slow = rig.start_ue(2, upload_size_bytes=200_000)  # 197 frames, 4 per TDMA cycle: about 10 s of airtime
+    assert bs.popen.wait(120) == 0, bs.tail()
+    rounds = rig.rounds()
+    assert [r["round"] for r in rounds] == [1, 2]
+    for r in rounds:
+        assert r["participants"] == ["ue-1", "ue-2"] and r["done"] == ["ue-1"], r
+        assert r["outcome"] == "partial" and r["trigger"] == "round_deadline"
+        assert r["uploads"] == {"ue-1": {"bytes": 1500, "sha256": expected_upload_sha(r["round"], "ue-1", 1500)}}
+    ended = [r for r in slow.events() if r.get("event") == "round_ended"]
+    assert [(r["status"], r["uploaded"]) for r in ended] == [("deadline", False), ("deadline", False)]
+    for ue in (fast, slow):
+        assert ue.stop(signal.SIGTERM) == 0, ue.tail()
