@@ -82,7 +82,7 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """theta: received (batch, k) complex64 and noise variance -> class logits (batch, C) [and images]."""
+    """theta: received (batch, k) complex64 [+ N0 if snr_side_info] -> class logits (batch, C) [and images]."""
 
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
