@@ -53,6 +53,8 @@ class _Round:
     broadcast: Outbound
     uplinks: dict[str, Inbound]
     downlink: SlotGrant  # the BS's own slot in every TDMA cycle
+    broadcast_mcs: str
+    uplink_mcs: dict[str, str]
     started_s: float = field(default_factory=time.monotonic)
     started_wall_s: float = field(default_factory=time.time)
 
@@ -94,7 +96,7 @@ class BsDaemon:
             if not pump.wait_ready(READY_TIMEOUT_S, self.stop):
                 if self.stop.is_set():
                     return 0
-                log.error("radio did not deliver samples within %.0f s (see any radio error above)", READY_TIMEOUT_S)
+                log.error("radio not ready: it failed (see above) or gave no samples within %.0f s", READY_TIMEOUT_S)
                 return 1
             server = ControlServer(cfg.control.server_config(), security)  # UEs register once the radio runs
             self.notifier.ready(f"serving on {server.endpoint}")
@@ -167,7 +169,7 @@ class BsDaemon:
             if time.monotonic() >= self._next_round_s and len(mapped) >= self.cfg.bs.min_ues:
                 self._start(server, pump)
             return
-        job = rnd.broadcast.next_job(self._next_job_id(), air.mcs, pump.cursor, air.quiet_samples,
+        job = rnd.broadcast.next_job(self._next_job_id(), rnd.broadcast_mcs, pump.cursor, air.quiet_samples,
                                      air.sample_rate_hz, self.cfg.bs.nack_gather_s, rnd.downlink)  # fmt: skip
         if job is not None:
             pump.submit(job)
@@ -193,10 +195,14 @@ class BsDaemon:
             )
         nodes = [BS_NODE_ID, *(cfg.bs.ues[ue] for ue in slotted)]
         schedule = make_schedule([(node, slot) for node in nodes], air.guard_samples)
-        a = cfg.assign
+        a, policy = cfg.assign, air.mcs_policy
+        uplink_mcs = {ue: policy.choose(self.tracker.snr_db(cfg.bs.ues[ue], BS_NODE_ID)) for ue in slotted}
         for ue in slotted:
             grant = schedule.grant_for(cfg.bs.ues[ue])
-            server.send(ue, Assign("distributed", 0, a.tx_power_dbm, a.energy_budget_j, a.cpu_freq_hz, air.mcs, grant))
+            assign = Assign("distributed", 0, a.tx_power_dbm, a.energy_budget_j, a.cpu_freq_hz, uplink_mcs[ue], grant)
+            server.send(ue, assign)
+        downlink_snrs = [self._downlink_snr_db(server, ue) for ue in slotted]  # the broadcast serves the weakest
+        broadcast_mcs = policy.choose(None if None in downlink_snrs else min(downlink_snrs))
         number = server.round + 1
         model = self.training.model_bytes(number)
         events = server.start_round(hashlib.sha256(model).digest(), len(model), cfg.bs.deadline_s)
@@ -210,10 +216,10 @@ class BsDaemon:
         uplinks = {ue: Inbound(BS_NODE_ID, src=node, object_id=object_id, since_sample=pump.cursor, nack_blind=False)
                    for ue, node in receivers.items()}  # fmt: skip
         downlink = schedule.grant_for(BS_NODE_ID)
-        self._round = _Round(number, model, participants, broadcast, uplinks, downlink)
-        pump.submit(broadcast.first_job(self._next_job_id(), air.mcs, downlink))
+        self._round = _Round(number, model, participants, broadcast, uplinks, downlink, broadcast_mcs, uplink_mcs)
+        pump.submit(broadcast.first_job(self._next_job_id(), broadcast_mcs, downlink))
         event(log, "round_started", round=number, participants=sorted(participants), model_bytes=len(model),
-              frames=broadcast.sender.count, deadline_s=cfg.bs.deadline_s)  # fmt: skip
+              frames=broadcast.sender.count, deadline_s=cfg.bs.deadline_s, mcs=broadcast_mcs)  # fmt: skip
         for ev in events:
             self._control(server, pump, ev)
 
@@ -244,6 +250,8 @@ class BsDaemon:
             "model_bytes": len(rnd.model),
             "model_sha256": hashlib.sha256(rnd.model).hexdigest(),
             "uploads": {ue: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for ue, d in uploads.items()},
+            "broadcast_mcs": rnd.broadcast_mcs,
+            "uplink_mcs": rnd.uplink_mcs,
             "broadcast_passes": rnd.broadcast.passes,
             "broadcast_frames_sent": rnd.broadcast.frames_sent,
             "uplink_nacks_sent": {ue: i.nacks_sent for ue, i in rnd.uplinks.items()},

@@ -19,6 +19,7 @@ from testbed.control.config import ClientConfig, ServerConfig
 from testbed.control.protocol import UE_ID_PATTERN
 from testbed.control.security import CurveClientKeys, CurveServerKeys, Plaintext
 from testbed.errors import ConfigError
+from testbed.link.mcs import McsPolicy
 from testbed.link.segment import HEADER_BYTES, MAX_NODE_ID
 from testbed.phy.layout import burst_num_samples
 from testbed.phy.mcs import CODED_MCS
@@ -28,12 +29,16 @@ Seconds = Annotated[float, Meta(gt=0.0, le=86400.0)]
 Samples = Annotated[int, Meta(ge=1, le=1 << 40)]
 NodeId = Annotated[int, Meta(ge=1, le=MAX_NODE_ID)]  # link-layer id of a UE; the BS is node 0
 BS_NODE_ID = 0
+ADAPTIVE = "adaptive"
+ADAPTIVE_FALLBACK_MCS = "bpsk-1/2"  # the slowest coded MCS: for links not measured yet
 
 
 class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
     """The air interface. BS and UEs must use identical values (a mismatch shows as lost frames).
 
-    mcs : coded MCS of every data frame (adaptive choice from CHANNEL_REPORT is the policy layer's job).
+    mcs : a coded MCS for every frame, or "adaptive": the BS picks the broadcast MCS from the weakest
+        participant's CHANNEL_REPORT and each UE's uplink MCS from its own measurement of that UE's frames
+        (link.mcs.McsPolicy with ``mcs_margin_db``); unmeasured links use bpsk-1/2.
     window_samples : one radio receive block; the radio pump demodulates block by block.
     tdma_cycle_samples : the TDMA cycle: the BS's downlink slot, then one uplink slot per UE. ASSIGN's slot
         grant is an offset inside every cycle of the shared sample clock (the hub's clock in simulation).
@@ -46,6 +51,7 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
     center_freq_hz: Annotated[float, Meta(gt=0.0, le=100e9)] = 2.4e9
     frame_payload_bytes: Annotated[int, Meta(ge=HEADER_BYTES + 1, le=8192)] = 1024
     mcs: str = "qpsk-1/2"
+    mcs_margin_db: Annotated[float, Meta(ge=0.0, le=30.0)] = 3.0
     guard_samples: Annotated[int, Meta(ge=0, le=1 << 20)] = 80
     window_samples: Annotated[int, Meta(ge=1024, le=1 << 22)] = 20_000
     tdma_cycle_samples: Annotated[int, Meta(ge=1024, le=1 << 32)] = 200_000
@@ -54,8 +60,14 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
     realtime_factor: Annotated[float, Meta(ge=0.0, le=1000.0)] = 1.0
 
     def __post_init__(self) -> None:
-        if self.mcs not in CODED_MCS:
-            raise ConfigError(f"air.mcs={self.mcs!r} is not a coded MCS; choose one of {', '.join(CODED_MCS)}")
+        if self.mcs != ADAPTIVE and self.mcs not in CODED_MCS:
+            raise ConfigError(f"air.mcs={self.mcs!r} is neither {ADAPTIVE!r} nor a coded MCS ({', '.join(CODED_MCS)})")
+
+    @property
+    def mcs_policy(self) -> McsPolicy:
+        """How senders pick the MCS: fixed, or adaptive on measured SNR (fallback for unmeasured links)."""
+        fixed = None if self.mcs == ADAPTIVE else self.mcs
+        return McsPolicy(fixed_mcs=fixed, margin_db=self.mcs_margin_db, fallback_mcs=ADAPTIVE_FALLBACK_MCS)
 
     @property
     def phy(self) -> PhyConfig:
@@ -67,9 +79,14 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
         return self.tdma_cycle_samples + self.nack_quiet_samples
 
     @property
+    def slowest_mcs(self) -> str:
+        """The MCS with the longest bursts this air may use."""
+        return ADAPTIVE_FALLBACK_MCS if self.mcs == ADAPTIVE else self.mcs
+
+    @property
     def max_burst_samples(self) -> int:
-        """Longest burst a frame of this air can occupy (full frame at the configured MCS)."""
-        return burst_num_samples(self.phy, self.frame_payload_bytes, self.mcs)
+        """Longest burst a frame of this air can occupy (a full frame at ``slowest_mcs``)."""
+        return burst_num_samples(self.phy, self.frame_payload_bytes, self.slowest_mcs)
 
 
 class RadioSection(Struct, frozen=True, forbid_unknown_fields=True):

@@ -182,7 +182,7 @@ class RadioPump:
         try:
             modem = OfdmModem(self.air.phy)
             # compile the numba kernels now: on a shared air a node that stalls on its first frame stalls all
-            modem.demodulate(modem.modulate(bytes(self.air.frame_payload_bytes), self.air.mcs))
+            modem.demodulate(modem.modulate(bytes(self.air.frame_payload_bytes), self.air.slowest_mcs))
             radio = self._open_radio()
             self._loop(radio, modem)
         except (RadioError, ConfigError, LinkError, OSError) as exc:

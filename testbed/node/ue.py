@@ -83,7 +83,7 @@ class UeDaemon:
             if not pump.wait_ready(READY_TIMEOUT_S, self.stop):
                 if self.stop.is_set():
                     return 0
-                log.error("radio did not deliver samples within %.0f s (see any radio error above)", READY_TIMEOUT_S)
+                log.error("radio not ready: it failed (see above) or gave no samples within %.0f s", READY_TIMEOUT_S)
                 return 1
             client = ControlClient(cfg.client_config(), security)  # register only once the radio can hear
             self.notifier.ready(f"{cfg.ue.ue_id} radio open, registering with {cfg.control.server_endpoint}")

@@ -33,6 +33,7 @@ crystal_ppm = {ppm}
 """
 AIR = """
 [air]
+mcs = "{mcs}"
 sample_rate_hz = 1e6
 frame_payload_bytes = 1024
 tdma_cycle_samples = 200000
@@ -120,9 +121,10 @@ class Proc:
 class NodeRig:
     """A hub, a BS and UEs in a temporary directory; ``close`` kills whatever is still running."""
 
-    def __init__(self, root: Path, num_ues: int, distance_m: float = 20.0) -> None:
+    def __init__(self, root: Path, num_ues: int, distance_m: float = 20.0, mcs: str = "adaptive") -> None:
         """UEs on a quarter circle of ``distance_m`` around the BS (20 m: about 25 dB SNR; 220 m: about 4 dB)."""
         self.root, self.num_ues = root, num_ues
+        self.air = AIR.format(mcs=mcs)
         self.procs: list[Proc] = []
         angles = [math.pi / 2 * i / (num_ues + 1) for i in range(1, num_ues + 1)]
         nodes = "".join(
@@ -147,7 +149,7 @@ class NodeRig:
         ues = ", ".join(f'"ue-{i}" = {i}' for i in range(1, self.num_ues + 1))
         fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in bs.items())
         text = (
-            f'[bs]\nues = {{ {ues} }}\nstate_dir = "{self.root / "state"}"\n{fields}\n{AIR}\n'
+            f'[bs]\nues = {{ {ues} }}\nstate_dir = "{self.root / "state"}"\n{fields}\n{self.air}\n'
             f'[radio]\nendpoint = "{self.hub_endpoint}"\nnode = "bs"\n'
             '[control]\nbind_endpoint = "tcp://127.0.0.1:*"\nheartbeat_interval_s = 0.3\n'
             "security = { plaintext = true }\n"
@@ -159,7 +161,7 @@ class NodeRig:
 
     def start_ue(self, i: int, upload_size_bytes: int = 1500) -> Proc:
         text = (
-            f'[ue]\nue_id = "ue-{i}"\nnode_id = {i}\nupload_size_bytes = {upload_size_bytes}\n{AIR}\n'
+            f'[ue]\nue_id = "ue-{i}"\nnode_id = {i}\nupload_size_bytes = {upload_size_bytes}\n{self.air}\n'
             f'[radio]\nendpoint = "{self.hub_endpoint}"\nnode = "ue-{i}"\n'
             f'[control]\nserver_endpoint = "{self.bs_endpoint}"\nsecurity = {{ plaintext = true }}\n'
         )

@@ -34,7 +34,7 @@ def expected_upload_sha(round_no: int, ue: str, size: int) -> str:
 
 
 def test_rounds_complete_with_exact_bytes_over_a_lossy_radio_link(tmp_path: Path) -> None:
-    rig = NodeRig(tmp_path, num_ues=2, distance_m=230.0)  # about 3.6 dB SNR: qpsk-1/2 frames are often lost
+    rig = NodeRig(tmp_path, num_ues=2, distance_m=230.0, mcs="qpsk-1/2")  # 3.6 dB SNR: frames are often lost
     try:
         rig.start_hub()
         bs = rig.start_bs(num_rounds=3, min_ues=2, deadline_s=60.0, round_gap_s=0.1, model_size_bytes=MODEL_BYTES,
@@ -102,6 +102,10 @@ def test_killed_ue_is_dropped_and_rejoins_next_round_then_sigterm_is_graceful(ri
             rec = next(r for r in log if finished(r, round=number))
             assert "ue-3" not in rec["participants"]
     assert start_of[back["round"]] > rejoined_at
+    first = next(r for r in log if finished(r, round=1))
+    assert first["broadcast_mcs"] == "bpsk-1/2" and set(first["uplink_mcs"].values()) == {"bpsk-1/2"}  # unmeasured
+    assert back["uplink_mcs"]["ue-1"] != "bpsk-1/2"  # the BS measured about 25 dB on ue-1's earlier frames
+    assert any(r["broadcast_mcs"] != "bpsk-1/2" for r in log if finished(r))  # once every participant reported
 
     assert ues[1].stop(signal.SIGTERM) == 0, ues[1].tail()
     bs.wait_event(lambda r: r.get("event") == "ue_left" and r["ue"] == "ue-1", 30, "ue-1's BYE")
