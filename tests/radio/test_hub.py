@@ -123,8 +123,9 @@ def test_node_vanishing_mid_burst_releases_the_clock(hub):
 
 
 def test_client_times_out_with_a_clear_error(hub):
-    with HubRadio(hub.endpoint, "bs", timeout_s=0.3) as radio:
+    with HubRadio(hub.endpoint, "bs", timeout_s=10) as radio:
         radio.configure(RADIO)
+        radio.timeout_s = 0.3
         with pytest.raises(RadioError, match="no reply from the hub"):
             radio.receive(100)  # ue1 and ue2 never join, so the window never completes
 
