@@ -153,3 +153,22 @@ def test_loopback_refuses_bad_bursts(bad):
     r.configure(RADIO)
     with pytest.raises(RadioError):
         r.transmit(bad)
+
+
+def test_block_fading_varies_per_burst_and_repeats_with_the_seed(rng):
+    def burst_powers():
+        air = _air(fading=True, rms_delay_spread_samples=2.0, noise_floor_dbm=-200.0)
+        burst = _burst(np.random.default_rng(5), 1000)
+        for k in range(40):
+            air.transmit("ue1", burst, k * 1200)
+        air.request("bs", 40 * 1200)
+        iq = air.collect("bs").iq
+        return np.array([np.mean(np.abs(iq[k * 1200 + 50 : k * 1200 + 950]) ** 2) for k in range(40)])
+
+    powers = burst_powers()
+    np.testing.assert_array_equal(powers, burst_powers())
+    assert powers.std() > 0.4 * powers.mean()  # Rayleigh: power spread about as large as its mean
+    from testbed.radio.links import received_power_dbm
+
+    mean_db = 10 * np.log10(powers.mean())
+    assert mean_db == pytest.approx(received_power_dbm(make_scenario(), "ue1", "bs"), abs=2.5)
