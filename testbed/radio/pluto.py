@@ -100,6 +100,7 @@ class PlutoRadio(Radio):
         self._fetched = 0  # samples pulled from the device since streaming started
         self._delivered = 0  # samples handed to the caller
         self._overflow_pending = False
+        self._flags_readable = True
         self.overflows = 0
         self.underflows = 0
         self._tx_len: int | None = None
@@ -227,13 +228,21 @@ class PlutoRadio(Radio):
         self._read_flags()  # flushing may overflow; that loss is not the caller's
 
     def _read_flags(self) -> tuple[bool, bool]:
-        """(rx overflow, tx underflow) since the last read; clears them (write-one-to-clear)."""
+        """(rx overflow, tx underflow) since the last read; clears them (write-one-to-clear). Without
+        register access (some IIOD set-ups refuse it) the flags read False after one warning."""
+        if not self._flags_readable:
+            return False, False
         flags = []
-        for dev, bit in ((self._sdr._rxadc, RX_OVERFLOW_BIT), (self._sdr._txdac, TX_UNDERFLOW_BIT)):
-            value = dev.reg_read(STATUS_REG)
-            if value & bit:
-                dev.reg_write(STATUS_REG, bit)
-            flags.append(bool(value & bit))
+        try:
+            for dev, bit in ((self._sdr._rxadc, RX_OVERFLOW_BIT), (self._sdr._txdac, TX_UNDERFLOW_BIT)):
+                value = dev.reg_read(STATUS_REG)
+                if value & bit:
+                    dev.reg_write(STATUS_REG, bit)
+                flags.append(bool(value & bit))
+        except Exception as exc:
+            self._flags_readable = False
+            log.warning("Pluto %s: cannot read the status register (%r); overflows go undetected", self.uri, exc)
+            return False, False
         return flags[0], flags[1]
 
     def _fetch(self) -> None:

@@ -201,3 +201,15 @@ def test_firmware_rules():
     assert any("not an ADALM-Pluto" in p for p in check_pluto({**good, "hw_model": "FMCOMMS2"}))
     assert "not calibrated" in xo_note({"xo_correction_hz": "40000000"})
     assert "calibrated" in xo_note({"xo_correction_hz": "40000123"})
+
+
+def test_unreadable_status_register_is_survivable(adi, caplog):
+    radio, dev = _radio(flush_buffers=0)
+
+    def refuse(reg):
+        raise OSError(13, "Permission denied")
+
+    dev._rxadc.reg_read = refuse
+    assert not radio.receive(1000).overflow
+    assert not radio.receive(1000).overflow
+    assert sum("status register" in r.message for r in caplog.records) == 1
