@@ -67,6 +67,10 @@ def register(subparsers: Any) -> None:
 
     cap = sub.add_parser("capability", help="measure the host's training throughput twice; report the spread")
     cap.add_argument("--repeats", type=int, default=9, help="timed passes per measurement (median taken)")
+    cap.add_argument("--threads", type=int, default=1, help="torch threads (as testbed train; 1 is fastest here)")
+    cap.add_argument(
+        "--clock", choices=["wall", "cpu"], default="wall", help="wall time, or process CPU time (robust to load)"
+    )
     add_json_flag(cap)
     cap.set_defaults(func=_capability)
 
@@ -144,9 +148,16 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _capability(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
     from testbed.policy.bench import capability_repeatability
 
-    result = capability_repeatability(pairs=2, repeats=args.repeats)
+    torch.set_num_threads(max(1, args.threads))
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    result = capability_repeatability(pairs=2, repeats=args.repeats, clock=clock)
+    result.update(threads=args.threads, clock=args.clock)
 
     def human(r: dict[str, Any]) -> str:
         a, b = r["samples_per_s"]

@@ -12,7 +12,8 @@ power control, and the codec's throughput anchored at a reference Pi 4 figure or
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from testbed.learning.assignment import UeProfile as LearningUe
@@ -46,7 +47,7 @@ PROFILE_RAW_BLOCK_SAMPLES = 160
 PLUTO_POWER_CONTROL_DB = 89.75
 
 
-def measure_host(repeats: int = 7) -> ThroughputMeasurement:
+def measure_host(repeats: int = 7, clock: Callable[[], float] = time.perf_counter) -> ThroughputMeasurement:
     """The host's training throughput of the default codec (one batch of 32 MNIST-sized images)."""
     import torch
 
@@ -68,7 +69,7 @@ def measure_host(repeats: int = 7) -> ThroughputMeasurement:
     gen = torch.Generator().manual_seed(1)
     images = torch.rand(32, 1, cfg.image_size_px, cfg.image_size_px, generator=gen)
     labels = torch.randint(0, cfg.num_classes, (32,), generator=gen)
-    return measure_throughput(_Step(), images, labels, torch.nn.functional.cross_entropy, repeats=repeats)
+    return measure_throughput(_Step(), images, labels, torch.nn.functional.cross_entropy, repeats=repeats, clock=clock)
 
 
 def profile_scenario(pi4_samples_per_s: float) -> list[LearningUe]:
@@ -164,9 +165,11 @@ def run_allocation_bench(
     return result
 
 
-def capability_repeatability(pairs: int = 2, repeats: int = 9) -> dict[str, Any]:
+def capability_repeatability(
+    pairs: int = 2, repeats: int = 9, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, Any]:
     """Measure the host's throughput ``pairs`` times back to back; report each and the relative spread."""
-    rates = [measure_host(repeats).samples_per_s for _ in range(pairs)]
+    rates = [measure_host(repeats, clock).samples_per_s for _ in range(pairs)]
     return {
         "samples_per_s": rates,
         "relative_spread": (max(rates) - min(rates)) / statistics.median(rates),
