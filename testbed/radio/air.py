@@ -25,6 +25,7 @@ from testbed.radio.links import Link
 from testbed.radio.scenario import Scenario
 
 NOISE_BLOCK_SAMPLES = 1 << 15
+NOISE_PREFETCH_BLOCKS = 4  # blocks each receiver's noise is computed ahead when a thread pool is given
 AGC_NOISE_DBFS = -50.0  # the AGC modes settle the noise floor here (a fixed stand-in for a real AGC loop)
 
 
@@ -90,9 +91,12 @@ class _Noise:
             block = _noise_block(*self._args, k, self._sigma)
         elif isinstance(block, Future):
             block = block.result()
-        self._blocks = {k: block}
+        ahead = {j: b for j, b in self._blocks.items() if k < j <= k + NOISE_PREFETCH_BLOCKS}
         if self._pool is not None:
-            self._blocks[k + 1] = self._pool.submit(_noise_block, *self._args, k + 1, self._sigma)
+            for j in range(k + 1, k + 1 + NOISE_PREFETCH_BLOCKS):
+                if j not in ahead:
+                    ahead[j] = self._pool.submit(_noise_block, *self._args, j, self._sigma)
+        self._blocks = {k: block, **ahead}
         return block
 
     def add_to(self, out: np.ndarray, start: int) -> None:
