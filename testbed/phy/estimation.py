@@ -11,8 +11,8 @@ estimate error variance ``gain * noise_var / n_ltf`` is added to the noise of ev
 receiver, so LLRs and the reported ``noise_var`` stay honest.
 
 - ``"ls"``: no smoothing (gain 1).
-- ``"dft"`` (default): the LS estimate is fitted with an impulse response on the taps the cyclic prefix
-  allows (``-cp/4 .. cp + cp/4`` around the FFT-window start; least squares over the used subcarriers, so
+- ``"dft"`` (default): the LS estimate is fitted with an impulse response on taps ``-cp/4 .. 2 cp - cp/4``
+  around the FFT-window start (least squares over the used subcarriers, so
   the null DC and edge subcarriers need no IFFT trick: van de Beek et al., "On channel estimation in OFDM
   systems", VTC 1995), keeping only significant taps ("most significant taps", Minn & Bhargava, IEEE Trans.
   Broadcast. 46(4), 2000), chosen greedily (orthogonal matching pursuit): add the tap whose matched filter
@@ -37,7 +37,10 @@ from testbed.errors import PhyError
 from testbed.phy.numerology import PhyConfig
 
 NOISE_FLOOR = 1e-12  # smallest noise variance reported (a noiseless link must not divide by zero)
-TAP_THRESHOLD = 8.0  # keep taps with matched-filter power > 8 x its noise level: noise alone passes w.p. e^-8
+# keep taps whose matched-filter power exceeds 4 x its noise level (noise alone passes w.p. e^-4 = 2%):
+# on Rayleigh multipath the dropped weak taps then cost less than the few false ones (measured: estimate
+# error 0.13 vs 0.24 noise variances at 26 dB with 5 training symbols; 0.014 vs 0.004 on a flat channel)
+TAP_THRESHOLD = 4.0
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,13 @@ class LsEstimator(ChannelEstimator):
 
 
 class DftEstimator(ChannelEstimator):
-    """Significant taps of an impulse response within the cyclic prefix, fitted by least squares."""
+    """Significant taps of a short impulse response (about two cyclic prefixes), fitted by least squares."""
 
     def __init__(self, cfg: PhyConfig, tap_threshold: float = TAP_THRESHOLD) -> None:
         super().__init__(cfg)
         margin = cfg.cp_len // 4  # the FFT window starts cp/4 before the first path (sync.py)
-        taps = np.arange(-margin, cfg.cp_len + margin)
+        # up to 2 cp: paths beyond the cyclic prefix are rare and weak, but an unmodelled tail biases the fit
+        taps = np.arange(-margin, 2 * cfg.cp_len - margin)
         self._basis = np.exp(-2j * np.pi * np.outer(cfg.used_subcarriers, taps) / cfg.fft_size)  # (n_used, taps)
         self._matched = self._basis.conj().T / cfg.num_used  # (taps, n_used): tap detection statistic
         self.tap_threshold = tap_threshold

@@ -33,8 +33,8 @@ def test_dft_estimate_beats_ls_on_a_short_channel_and_reports_its_error(rng):
         gains.append(dft.error_gain.mean())
     assert np.mean(err_ls) == pytest.approx(noise_var / 2, rel=0.15)
     assert np.mean(err_dft) < np.mean(err_ls) / 4
-    # the reported gain predicts the actual error (within the bias of dropping nothing here)
-    assert np.mean(err_dft) == pytest.approx(np.mean(gains) * noise_var, rel=0.3)
+    # the reported gain predicts the actual error to within the optimism of choosing taps from the same data
+    assert np.mean(gains) * noise_var < np.mean(err_dft) < 2.5 * np.mean(gains) * noise_var
 
 
 def test_noise_variance_is_estimated_from_the_two_symbols(rng):
