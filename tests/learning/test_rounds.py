@@ -8,6 +8,8 @@ from testbed.errors import LearningError
 from testbed.learning.assignment import FixedAssignment, Mode, UeAssignment
 from testbed.learning.clock import ClockConfig, UeCost, round_time_s, ue_cost
 from testbed.learning.cost import compute_energy_j, radio_energy_j
+from testbed.learning.modes import LocalTraining
+from testbed.learning.rounds import RoundConfig
 
 
 def _params(model) -> dict[str, torch.Tensor]:
@@ -37,6 +39,19 @@ def test_raw_upload_happens_once_and_trains_both_parts(digits_split, make_runner
     assert first.uplink_bits == pytest.approx(8 * n_total * (64 + 1))
     assert second.uplink_bits == 0 and second.energy_j == 0
     assert all(not torch.equal(before[k], v) for k, v in _params(runner.model).items())
+
+
+def test_raw_upload_in_blocks_over_rounds(digits_split, make_runner) -> None:
+    work = LocalTraining(steps=1, batch_size=8, lr=0.1)
+    runner = make_runner(digits_split[0], RoundConfig(work=work, raw_block_samples=100))
+    policy = FixedAssignment(Mode.CENTRALIZED_FULL, Mode.IDLE)
+    sizes = [len(runner.ues[i].data) for i in (0, 1)]
+    for r in range(5):
+        report = runner.run_round(policy.assign(r, runner.profiles))
+        held = [min(100 * (r + 1), n) for n in sizes]
+        assert runner.raw_uploaded[:2] == held
+        assert torch.equal(runner.raw_store[0].labels, runner.ues[0].data.labels[: held[0]])
+    assert report.uplink_bits == 0  # everything (~337 samples each) went up in the first four blocks
 
 
 def test_deadline_drops_stragglers_and_caps_round(digits_split, make_runner) -> None:
