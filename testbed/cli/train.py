@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed.cli._output import add_json_flag, emit, format_table, progress
+
+if TYPE_CHECKING:
+    from testbed.experiment.scenario import Scenario
 
 
 def add_scenario_args(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +26,7 @@ def add_scenario_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small models: 1 is fastest)")
 
 
-def scenario_from_args(args: argparse.Namespace):  # -> Scenario (imported lazily)
+def scenario_from_args(args: argparse.Namespace) -> Scenario:
     """Load the scenario named by ``args`` with its overrides applied."""
     from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario
 
@@ -88,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _codec_only(args: argparse.Namespace, scenario) -> int:
+def _codec_only(args: argparse.Namespace, scenario: Scenario) -> int:
     from testbed.experiment.codec_bench import train_codec
     from testbed.experiment.engine import split_for
 
