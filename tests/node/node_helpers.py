@@ -106,6 +106,13 @@ class Proc:
         with self._lock:
             return "\n".join(self.stderr[-n:])
 
+    def wait_exit(self, timeout_s: float) -> int:
+        """The exit code; fails the test with the log tail if the process is still running after ``timeout_s``."""
+        try:
+            return self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} still running after {timeout_s} s\n{self.tail(60)}") from None
+
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
         """Send ``sig`` and wait for the exit code (SIGKILL if it does not end in time)."""
         if self.popen.poll() is None:

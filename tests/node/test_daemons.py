@@ -40,7 +40,7 @@ def test_rounds_complete_with_exact_bytes_over_a_lossy_radio_link(tmp_path: Path
         bs = rig.start_bs(num_rounds=3, min_ues=2, deadline_s=60.0, round_gap_s=0.1, model_size_bytes=MODEL_BYTES,
                           seed=SEED)  # fmt: skip
         ues = [rig.start_ue(i) for i in (1, 2)]
-        assert bs.popen.wait(180) == 0, bs.tail()
+        assert bs.wait_exit(180) == 0, bs.tail()
         rounds = rig.rounds()
         assert [r["round"] for r in rounds] == [1, 2, 3]
         for r in rounds:
@@ -117,21 +117,24 @@ def test_killed_ue_is_dropped_and_rejoins_next_round_then_sigterm_is_graceful(ri
     hub.wait_line("node bs left (said bye)", 30)
 
 
-def test_round_past_its_deadline_proceeds_with_the_ues_in_time(rig: NodeRig) -> None:
-    rig.num_ues = 2
-    rig.start_hub()
-    bs = rig.start_bs(num_rounds=2, min_ues=2, deadline_s=4.0, min_fraction=0.5, round_gap_s=0.1,
-                      model_size_bytes=MODEL_BYTES, seed=SEED)  # fmt: skip
-    fast = rig.start_ue(1)
-    slow = rig.start_ue(2, upload_size_bytes=200_000)  # 197 frames, 4 per TDMA cycle: about 10 s of airtime
-    assert bs.popen.wait(120) == 0, bs.tail()
-    rounds = rig.rounds()
-    assert [r["round"] for r in rounds] == [1, 2]
-    for r in rounds:
-        assert r["participants"] == ["ue-1", "ue-2"] and r["done"] == ["ue-1"], r
-        assert r["outcome"] == "partial" and r["trigger"] == "round_deadline"
-        assert r["uploads"] == {"ue-1": {"bytes": 1500, "sha256": expected_upload_sha(r["round"], "ue-1", 1500)}}
-    ended = [r for r in slow.events() if r.get("event") == "round_ended"]
-    assert [(r["status"], r["uploaded"]) for r in ended] == [("deadline", False), ("deadline", False)]
-    for ue in (fast, slow):
-        assert ue.stop(signal.SIGTERM) == 0, ue.tail()
+def test_round_past_its_deadline_proceeds_with_the_ues_in_time(tmp_path: Path) -> None:
+    rig = NodeRig(tmp_path, num_ues=2, mcs="qpsk-1/2")  # fixed MCS: the slow upload cannot speed up
+    try:
+        rig.start_hub()
+        bs = rig.start_bs(num_rounds=2, min_ues=2, deadline_s=4.0, min_fraction=0.5, round_gap_s=0.1,
+                          model_size_bytes=MODEL_BYTES, seed=SEED)  # fmt: skip
+        fast = rig.start_ue(1)
+        slow = rig.start_ue(2, upload_size_bytes=200_000)  # 197 frames, 4 per TDMA cycle: about 10 s of airtime
+        assert bs.wait_exit(180) == 0, bs.tail()
+        rounds = rig.rounds()
+        assert [r["round"] for r in rounds] == [1, 2]
+        for r in rounds:
+            assert r["participants"] == ["ue-1", "ue-2"] and r["done"] == ["ue-1"], r
+            assert r["outcome"] == "partial" and r["trigger"] == "round_deadline"
+            assert r["uploads"] == {"ue-1": {"bytes": 1500, "sha256": expected_upload_sha(r["round"], "ue-1", 1500)}}
+        ended = [r for r in slow.events() if r.get("event") == "round_ended"]
+        assert [(r["status"], r["uploaded"]) for r in ended] == [("deadline", False), ("deadline", False)]
+        for ue in (fast, slow):
+            assert ue.stop(signal.SIGTERM) == 0, ue.tail()
+    finally:
+        rig.close()
