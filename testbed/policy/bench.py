@@ -17,8 +17,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from testbed.learning.assignment import UeProfile as LearningUe
-from testbed.policy.allocation import AllocationConfig, RoundWork, UeResources, allocate_round, max_performance
-from testbed.policy.allocation import shortest_deadline_s as shortest_deadline
+from testbed.policy.allocation import (
+    AllocationConfig,
+    RoundWork,
+    UeResources,
+    allocate_round,
+    max_performance,
+    shortest_deadline_s,
+)
 from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig, WorkSizes
 from testbed.policy.capability import ThroughputMeasurement, measure_throughput
 from testbed.policy.grouping import GroupingConfig
@@ -127,7 +133,7 @@ def compare(
     return {
         "max_power_round_time_s": base_time,
         "max_power_all_within_budget": all(b.within_budget for b in baseline),
-        "shortest_feasible_deadline_s": shortest_deadline(ues, alloc_cfg),
+        "shortest_feasible_deadline_s": shortest_deadline_s(ues, alloc_cfg),
         "deadlines": rows,
     }
 
