@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from testbed.control.security import generate_keypair
 
 SCENARIO = """
 seed = 3
@@ -128,9 +131,19 @@ class Proc:
 class NodeRig:
     """A hub, a BS and UEs in a temporary directory; ``close`` kills whatever is still running."""
 
-    def __init__(self, root: Path, num_ues: int, distance_m: float = 20.0, mcs: str = "adaptive") -> None:
-        """UEs on a quarter circle of ``distance_m`` around the BS (20 m: about 25 dB SNR; 220 m: about 4 dB)."""
+    def __init__(
+        self, root: Path, num_ues: int, distance_m: float = 20.0, mcs: str = "adaptive", curve: bool = False
+    ) -> None:
+        """UEs on a quarter circle of ``distance_m`` around the BS (20 m: about 25 dB SNR; 220 m: about 4 dB).
+        ``curve``: CURVE keys from ``generate_keypair`` (as ``testbed keys`` writes them); else plain text."""
         self.root, self.num_ues = root, num_ues
+        self.keys = root / "keys" if curve else None
+        if self.keys is not None:
+            generate_keypair(self.keys, "bs")
+            (self.keys / "ues").mkdir()
+            for i in range(1, num_ues + 1):
+                generate_keypair(self.keys, f"ue-{i}")
+                shutil.copy(self.keys / f"ue-{i}.key", self.keys / "ues" / f"ue-{i}.key")
         self.air = AIR.format(mcs=mcs)
         self.procs: list[Proc] = []
         angles = [math.pi / 2 * i / (num_ues + 1) for i in range(1, num_ues + 1)]
@@ -159,7 +172,7 @@ class NodeRig:
             f'[bs]\nues = {{ {ues} }}\nstate_dir = "{self.root / "state"}"\n{fields}\n{self.air}\n'
             f'[radio]\nendpoint = "{self.hub_endpoint}"\nnode = "bs"\n'
             '[control]\nbind_endpoint = "tcp://127.0.0.1:*"\nheartbeat_interval_s = 0.3\n'
-            "security = { plaintext = true }\n"
+            f"{self._security('bs')}\n"
         )
         (self.root / "bs.toml").write_text(text)
         proc = self.spawn("bs", ["bs", "--config", "bs.toml"])
@@ -170,10 +183,19 @@ class NodeRig:
         text = (
             f'[ue]\nue_id = "ue-{i}"\nnode_id = {i}\nupload_size_bytes = {upload_size_bytes}\n{self.air}\n'
             f'[radio]\nendpoint = "{self.hub_endpoint}"\nnode = "ue-{i}"\n'
-            f'[control]\nserver_endpoint = "{self.bs_endpoint}"\nsecurity = {{ plaintext = true }}\n'
+            f'[control]\nserver_endpoint = "{self.bs_endpoint}"\n{self._security(f"ue-{i}")}\n'
         )
         (self.root / f"ue-{i}.toml").write_text(text)
         return self.spawn(f"ue-{i}", ["ue", "--config", f"ue-{i}.toml"])
+
+    def _security(self, name: str) -> str:
+        """The [control] security line of node ``name``."""
+        if self.keys is None:
+            return "security = { plaintext = true }"
+        secret = f'secret_key_file = "{self.keys / (name + ".key_secret")}"'
+        bs_key = self.keys / "bs.key"
+        peers = f'allowed_dir = "{self.keys / "ues"}"' if name == "bs" else f'server_key_file = "{bs_key}"'
+        return f"security = {{ {secret}, {peers} }}"
 
     def spawn(self, name: str, args: list[str]) -> Proc:
         proc = Proc(name, args, self.root)

@@ -34,7 +34,8 @@ def expected_upload_sha(round_no: int, ue: str, size: int) -> str:
 
 
 def test_rounds_complete_with_exact_bytes_over_a_lossy_radio_link(tmp_path: Path) -> None:
-    rig = NodeRig(tmp_path, num_ues=2, distance_m=230.0, mcs="qpsk-1/2")  # 3.6 dB SNR: frames are often lost
+    # 3.6 dB SNR: frames are often lost; the control plane runs with CURVE keys as in the lab
+    rig = NodeRig(tmp_path, num_ues=2, distance_m=230.0, mcs="qpsk-1/2", curve=True)
     try:
         rig.start_hub()
         bs = rig.start_bs(num_rounds=3, min_ues=2, deadline_s=60.0, round_gap_s=0.1, model_size_bytes=MODEL_BYTES,
@@ -58,6 +59,7 @@ def test_rounds_complete_with_exact_bytes_over_a_lossy_radio_link(tmp_path: Path
         repaired = sum(r["broadcast_frames_sent"] - frames for r in rounds)
         repaired += sum(sum(r["uplink_nacks_sent"].values()) for r in rounds)
         assert repaired > 0  # losses happened and were repaired through NACKs over the control plane
+        assert any(r.get("msg", "").endswith("(CURVE)") for r in bs.events())
         for ue in ues:  # the BS said BYE on exit; the UEs keep retrying until told to stop
             assert ue.stop(signal.SIGTERM) == 0, ue.tail()
     finally:
