@@ -8,7 +8,10 @@ band edge). All symbols are handled at once, no per-symbol loop:
 1. ``z = y_p conj(h_p p)`` (maximum-ratio weighted pilot phasors).
 2. Drift: products of neighbouring pilots ``z_{k'} conj(z_k)`` rotate by ``2 pi (k'-k) d_n / fft``; summed over
    pilot pairs with the same spacing and over a centred window of ``2*drift_half_window+1`` symbols (the
-   drift changes by ~0.003 samples per symbol), unwrapped along time, converted to samples.
+   drift changes by ~0.003 samples per symbol), unwrapped along time, converted to samples; a clock offset
+   makes d_n linear in n, so one slope is fitted over the whole frame (weighted least squares through the
+   channel estimate's time) and bounded by MAX_SCO_PPM. Per-symbol estimates would add noise on faded
+   pilots; the fit uses every symbol.
 3. Common phase: pilots de-rotated by the drift and summed; the mean rotation per symbol (residual CFO) is
    removed, a centred window averages the rest, and the rotation is put back. The window (1 to
    ``2*phase_half_window+1`` symbols) is chosen per frame: the per-symbol estimate noise (from the noise
@@ -137,8 +140,10 @@ def _track_kernel(
             acc[n + 1, g] = acc[n, g]
         for i in range(n_pil - 1):
             acc[n + 1, pair_group[i]] += z[n, i + 1] * np.conj(z[n, i])
-    weight = np.zeros(n_sym)
-    drift[:] = 0.0
+    # a clock offset makes the drift grow linearly from the channel estimate (about symbol -1): fit the
+    # slope through that origin by weighted least squares over the whole frame, not symbol by symbol
+    numerator = 0.0
+    denominator = 0.0
     for g in range(n_groups):
         previous = 0.0
         offset = 0.0  # unwrapping along time
@@ -151,12 +156,13 @@ def _track_kernel(
                 offset -= 2 * np.pi * np.round(jump / (2 * np.pi))
             previous = angle + offset
             w = np.abs(summed) * spacings[g]
-            drift[n] += w * previous * n_fft / (2 * np.pi * spacings[g])
-            weight[n] += w
+            elapsed = n + 1.0
+            numerator += w * elapsed * previous * n_fft / (2 * np.pi * spacings[g])
+            denominator += w * elapsed * elapsed
+    slope = numerator / max(denominator, 1e-300)  # samples per symbol
+    slope = min(max(slope, -max_drift_per_symbol), max_drift_per_symbol)  # no crystal is that far off
     for n in range(n_sym):
-        drift[n] /= max(weight[n], 1e-300)
-        bound = (n + 2) * max_drift_per_symbol  # no crystal drifts faster than MAX_SCO_PPM
-        drift[n] = min(max(drift[n], -bound), bound)
+        drift[n] = slope * (n + 1.0)
     # 3. common phase: drift-corrected pilot sum, residual-CFO rotation out, adaptive centred average, back in
     common = np.zeros(n_sym, np.complex128)
     for n in range(n_sym):
