@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 #: Bumped on every incompatible change; a peer with another version is refused with ERROR bad_version.
 PROTOCOL_VERSION = 1
 #: Hard cap on one frame, set as ZMQ_MAXMSGSIZE on every socket: libzmq drops a peer that sends more.
-#: The largest message is a NACK with the link layer's biggest bitmap (MAX_BITMAP_BYTES = 128 KiB).
-MAX_MESSAGE_BYTES = 192 * 1024
+#: The largest message is a CHANNEL_REPORT (about 18.5 KiB); a NACK's bitmap is at most MAX_BITMAP_BYTES (8 KiB).
+MAX_MESSAGE_BYTES = 32 * 1024
 
 #: Every reason a message can be refused; the server and client count rejections under these names.
 Reason = Literal[

@@ -27,7 +27,7 @@ MAGIC = 0x544C  # "TL"
 VERSION = 1
 BROADCAST = 0xFFFF
 DIGEST_BYTES = 32  # SHA-256 output size, FIPS 180-4
-MAX_FRAMES = 65_536  # bounds a NACK bitmap to 8 KiB (the control plane's MAX_NACK_FRAMES)
+MAX_FRAMES = 65_536  # bounds a NACK bitmap to 8 KiB, small enough for one control-plane message
 MAX_OBJECT_BYTES = (1 << 32) - 1  # object_bytes field is 32 bits
 MAX_NODE_ID = BROADCAST - 1
 
