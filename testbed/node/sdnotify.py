@@ -39,8 +39,8 @@ class Notifier:
         """Send one state string (e.g. ``"READY=1"``); False when not under systemd or the send failed."""
         if not self._address:
             return False
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        try:  # never block the event loop: a full receive queue costs this notification, not the daemon
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
                 sock.sendto(state.encode(), self._address)
         except OSError as exc:
             log.warning("sd_notify %r to %r failed: %s", state, self._address, exc)

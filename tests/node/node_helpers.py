@@ -48,9 +48,9 @@ max_passes = 16
 class Proc:
     """A child process whose stdout/stderr lines are collected by reader threads (JSON lines parsed)."""
 
-    def __init__(self, name: str, args: list[str], cwd: Path) -> None:
+    def __init__(self, name: str, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         command = [sys.executable, "-c", "import sys; from testbed.cli import main; sys.exit(main())", *args]
         self.popen = subprocess.Popen(
             command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -165,7 +165,7 @@ class NodeRig:
         self.hub_endpoint = json.loads(hub.stdout[0])["endpoint"]
         return hub
 
-    def start_bs(self, **bs: Any) -> Proc:
+    def start_bs(self, env: dict[str, str] | None = None, **bs: Any) -> Proc:
         ues = ", ".join(f'"ue-{i}" = {i}' for i in range(1, self.num_ues + 1))
         fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in bs.items())
         text = (
@@ -175,7 +175,7 @@ class NodeRig:
             f"{self._security('bs')}\n"
         )
         (self.root / "bs.toml").write_text(text)
-        proc = self.spawn("bs", ["bs", "--config", "bs.toml"])
+        proc = self.spawn("bs", ["bs", "--config", "bs.toml"], env)
         self.bs_endpoint = proc.wait_event(lambda r: r.get("event") == "ready", 60, "ready")["endpoint"]
         return proc
 
@@ -197,8 +197,8 @@ class NodeRig:
         peers = f'allowed_dir = "{self.keys / "ues"}"' if name == "bs" else f'server_key_file = "{bs_key}"'
         return f"security = {{ {secret}, {peers} }}"
 
-    def spawn(self, name: str, args: list[str]) -> Proc:
-        proc = Proc(name, args, self.root)
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
+        proc = Proc(name, args, self.root, env)
         self.procs.append(proc)
         return proc
 

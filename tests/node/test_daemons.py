@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,17 @@ def rig(tmp_path: Path) -> Iterator[NodeRig]:
         rig.close()
 
 
+def read_datagrams(sock: socket.socket, sink: list[str]) -> None:
+    """Collect sd_notify states until the socket is closed (as systemd reads them, promptly)."""
+    while True:
+        try:
+            sink.append(sock.recv(512).decode())
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+
+
 def expected_upload_sha(round_no: int, ue: str, size: int) -> str:
     model = PlaceholderBs(MODEL_BYTES, SEED).model_bytes(round_no)
     return hashlib.sha256(placeholder_upload(model, ue, size)).hexdigest()
@@ -38,10 +51,21 @@ def test_rounds_complete_with_exact_bytes_over_a_lossy_radio_link(tmp_path: Path
     rig = NodeRig(tmp_path, num_ues=2, distance_m=230.0, mcs="qpsk-1/2", curve=True)
     try:
         rig.start_hub()
-        bs = rig.start_bs(num_rounds=3, min_ues=2, deadline_s=60.0, round_gap_s=0.1, model_size_bytes=MODEL_BYTES,
-                          seed=SEED)  # fmt: skip
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # stands in for systemd's $NOTIFY_SOCKET
+        notify.bind(str(tmp_path / "notify"))
+        notify.settimeout(0.2)
+        states: list[str] = []
+        reader = threading.Thread(target=read_datagrams, args=(notify, states), daemon=True)
+        reader.start()
+        systemd = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "1000000"}
+        bs = rig.start_bs(env=systemd, num_rounds=3, min_ues=2, deadline_s=60.0, round_gap_s=0.1,
+                          model_size_bytes=MODEL_BYTES, seed=SEED)  # fmt: skip
         ues = [rig.start_ue(i) for i in (1, 2)]
         assert bs.wait_exit(180) == 0, bs.tail()
+        notify.close()  # ends the reader
+        reader.join(5)
+        assert states[0].startswith("READY=1\nSTATUS=serving on tcp://127.0.0.1:") and states[-1] == "STOPPING=1"
+        assert set(states[1:-1]) == {"WATCHDOG=1"} and len(states) >= 3  # pings every 0.5 s while serving
         rounds = rig.rounds()
         assert [r["round"] for r in rounds] == [1, 2, 3]
         for r in rounds:

@@ -105,6 +105,14 @@ def test_sd_notify_ready_watchdog_stopping(tmp_path: Path) -> None:
         assert [sock.recv(256) for _ in range(3)] == [b"WATCHDOG=1", b"WATCHDOG=1", b"STOPPING=1"]
 
 
+def test_sd_notify_never_blocks_on_a_full_queue(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:  # bound, never read: its queue fills up
+        sock.bind(str(tmp_path / "notify"))
+        notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify")})
+        sent = [notifier.notify("WATCHDOG=1") for _ in range(2000)]
+    assert sent[0] and not all(sent)  # the rest were dropped instead of stalling the caller
+
+
 def test_sd_notify_is_silent_outside_systemd_and_for_another_pid() -> None:
     assert not Notifier({}).notify("READY=1")
     assert (
