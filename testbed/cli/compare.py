@@ -1,6 +1,8 @@
 """``testbed compare``: every scheme on the same scenario and seed; table to the target and plots.
 
-Writes per-scheme metrics to ``--out/<scheme>/metrics.jsonl``, ``summary.json`` and two PNGs (accuracy
+Schemes: the fixed baselines (fedavg_all, fedavg_deadline, centralized, hfcl, hybrid) and the policy's
+(``policy``, the full method, and its ablations), all built by testbed/experiment/schemes.py and run through
+the same engine. Writes per-scheme metrics to ``--out/<scheme>/metrics.jsonl``, ``summary.json`` and two PNGs (accuracy
 vs virtual time, vs energy). ``--json`` prints one object with the per-scheme summaries.
 """
 
@@ -15,11 +17,18 @@ from testbed.cli._output import add_json_flag, emit, format_table, progress, to_
 from testbed.cli.train import add_scenario_args, scenario_from_args
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def scheme_names() -> list[str]:
+    """Every scheme name, without importing the numerics (fixed baselines, then the policy variants)."""
     from testbed.learning.schemes import SCHEME_NAMES
+    from testbed.policy.variants import POLICY_VARIANTS
 
+    return [*SCHEME_NAMES, *POLICY_VARIANTS]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    names = scheme_names()
     p = subparsers.add_parser("compare", help="run every scheme on one scenario; time/energy/bits to target")
-    p.add_argument("--schemes", nargs="+", choices=SCHEME_NAMES, default=list(SCHEME_NAMES))
+    p.add_argument("--schemes", nargs="+", choices=names, default=names, help="default: all")
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="directory for metrics and plots")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     add_scenario_args(p)

@@ -1,5 +1,5 @@
-"""``testbed policy``: benchmarks of the policy layer (resource allocation energy, capability repeatability)
-and ``testbed policy compare``, which trains the policy's schemes beside the fixed baselines."""
+"""``testbed policy``: benchmarks of the policy layer (resource allocation energy, capability repeatability).
+Training with the policy's schemes is ``testbed compare`` (the same engine and code path as the baselines)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import dataclasses
 from typing import Any
 
 from testbed.cli._output import add_json_flag, emit, format_table
-from testbed.errors import PolicyError
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +23,9 @@ def register(subparsers: Any) -> None:
         help="'default' (testbed/experiment's default scenario), a scenario TOML path, or 'profiles' "
         "(built from testbed/policy/profiles.toml)",
     )
-    bench.add_argument("--rule", default="joint", choices=["joint", "capability", "channel"], help="grouping rule")
+    bench.add_argument(
+        "--rule", default="joint", choices=["joint", "joint_snr", "capability", "channel"], help="grouping rule"
+    )
     bench.add_argument(
         "--deadline-factors",
         type=float,
@@ -48,23 +49,6 @@ def register(subparsers: Any) -> None:
     add_json_flag(bench)
     bench.set_defaults(func=_bench)
 
-    from testbed.cli.train import add_scenario_args
-
-    cmp = sub.add_parser("compare", help="train the policy and its ablations beside fixed schemes (virtual clock)")
-    cmp.add_argument(
-        "--schemes",
-        nargs="+",
-        default=["hybrid", "hfcl", "policy", "policy_no_alloc", "policy_by_capability", "policy_by_channel"],
-        help="fixed schemes of testbed/learning/schemes.py and/or policy variants (testbed/policy/assign.py)",
-    )
-    cmp.add_argument(
-        "--threshold-samples-per-s", type=float, default=None, help="capability threshold (default: half the median UE)"
-    )
-    cmp.add_argument("--good-channel-snr-db", type=float, default=15.0, help="joint rule: raw data above this SNR")
-    add_scenario_args(cmp)
-    add_json_flag(cmp)
-    cmp.set_defaults(func=_compare)
-
     cap = sub.add_parser("capability", help="measure the host's training throughput twice; report the spread")
     cap.add_argument("--repeats", type=int, default=9, help="timed passes per measurement (median taken)")
     cap.add_argument("--threads", type=int, default=1, help="torch threads (as testbed train; 1 is fastest here)")
@@ -75,32 +59,47 @@ def register(subparsers: Any) -> None:
     cap.set_defaults(func=_capability)
 
 
-_IMAGE_DIMS = {"mnist": (28, 10), "digits": (8, 10)}  # image side and classes of the shipped data sets
-
-
-def _learning_scenario(spec: str, continuous: bool) -> tuple[list[Any], Any, Any, str]:
-    """UEs, work sizes and allocation config of a testbed/experiment scenario."""
+def _learning_scenario(spec: str, continuous: bool) -> tuple[list[Any], Any, str]:
+    """UEs, policy inputs (work sizes, allocation config, airtime, samples per UE, horizon) and a description of
+    a testbed/experiment scenario, taken from the engine that trains it (so the bench groups as training does)."""
+    from testbed.experiment.engine import Engine
     from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario
-    from testbed.policy.assign import codec_work_sizes
 
     scenario = load_scenario(DEFAULT_SCENARIO if spec == "default" else spec)
-    dims = _IMAGE_DIMS.get(scenario.data.dataset)
-    if dims is None:
-        from testbed.learning.data import load_dataset
+    engine = Engine(scenario, "fedavg_all")
+    inputs = engine.policy_inputs
+    inputs = dataclasses.replace(
+        inputs, allocation=dataclasses.replace(inputs.allocation, snap_to_steps=not continuous)
+    )
+    deadline = f"fedavg_deadline {scenario.training.deadline_s:g} s"
+    return engine.profiles, inputs, f"scenario {scenario.name!r} (testbed/experiment; {deadline})"
 
-        data = load_dataset(scenario.data.dataset)
-        dims = (data.image_size_px, data.num_classes)
-    codec = scenario.codec_config(*dims)
-    rounds = scenario.round_config(codec)
-    work = codec_work_sizes(codec, rounds.work, rounds.raw_block_samples)
-    alloc = dataclasses.replace(_scenario_allocation(scenario), snap_to_steps=not continuous)
-    return scenario.profiles(codec), work, alloc, f"scenario {scenario.name!r} (testbed/experiment)"
+
+def _profiles_inputs(pi4: float, continuous: bool) -> tuple[list[Any], Any]:
+    """UEs and policy inputs of the profiles scenario (bench.py), priced with the learning clock's airtime."""
+    from testbed.experiment.airtime import LinkModel, PhyAirtime
+    from testbed.experiment.schemes import PolicyInputs
+    from testbed.policy import bench as b
+    from testbed.policy.allocation import AllocationConfig
+    from testbed.policy.assign import codec_work_sizes
+
+    alloc = AllocationConfig(snap_to_steps=not continuous)
+    airtime = PhyAirtime(
+        alloc.phy, LinkModel(alloc.phy.max_payload_bytes, alloc.analog_frame_symbols, alloc.mcs_margin_db)
+    )
+    ues = b.profile_scenario(pi4)
+    inputs = PolicyInputs(
+        work=codec_work_sizes(raw_block_samples=b.PROFILE_RAW_BLOCK_SAMPLES),
+        allocation=alloc,
+        airtime=airtime,
+        local_samples={u.name: b.PROFILE_LOCAL_SAMPLES for u in ues},
+        horizon_rounds=b.PROFILE_HORIZON_ROUNDS,
+    )
+    return ues, inputs
 
 
 def _bench(args: argparse.Namespace) -> int:
     from testbed.policy import bench as b
-    from testbed.policy.allocation import AllocationConfig
-    from testbed.policy.assign import codec_work_sizes
 
     if args.scenario == "profiles":
         if args.measure:
@@ -112,21 +111,23 @@ def _bench(args: argparse.Namespace) -> int:
         else:
             pi4 = args.pi4_samples_per_s or b.REFERENCE_PI4_SAMPLES_PER_S
             source = "reference figure"
-        ues, work = b.profile_scenario(pi4), codec_work_sizes(raw_block_samples=b.PROFILE_RAW_BLOCK_SAMPLES)
-        alloc = AllocationConfig(snap_to_steps=not args.continuous)
+        ues, inputs = _profiles_inputs(pi4, args.continuous)
         power_db = b.PLUTO_POWER_CONTROL_DB
         described = f"profiles scenario, Pi 4 at {pi4:.0f} samples/s ({source})"
     else:
-        ues, work, alloc, described = _learning_scenario(args.scenario, args.continuous)
+        ues, inputs, described = _learning_scenario(args.scenario, args.continuous)
         power_db = 0.0
     result = b.run_allocation_bench(
         ues,
-        work,
+        inputs.work,
         threshold_samples_per_s=args.threshold_samples_per_s,
         rule=args.rule,
         deadline_factors=args.deadline_factors,
         tx_power_control_db=power_db if args.tx_power_control_db is None else args.tx_power_control_db,
-        alloc_cfg=alloc,
+        alloc_cfg=inputs.allocation,
+        airtime=inputs.airtime,
+        local_samples=inputs.local_samples,
+        horizon_rounds=inputs.horizon_rounds,
     )
     result["scenario"] = described
 
@@ -165,64 +166,3 @@ def _capability(args: argparse.Namespace) -> int:
 
     emit(result, as_json=args.json, human=human)
     return 0
-
-
-def _compare(args: argparse.Namespace) -> int:
-    """Every scheme through testbed/experiment's Engine on the same scenario and seed. Until ``Engine`` accepts a
-    scheme object, a policy variant is installed by replacing the engine's ``scheme`` before the first round."""
-    import torch
-
-    from testbed.cli._output import progress
-    from testbed.cli.train import scenario_from_args
-    from testbed.experiment.compare import to_target
-    from testbed.experiment.engine import Engine
-    from testbed.learning.schemes import SCHEME_NAMES, Scheme
-    from testbed.policy.assign import POLICY_VARIANTS, codec_work_sizes, policy_variants
-
-    unknown = [n for n in args.schemes if n not in SCHEME_NAMES and n not in POLICY_VARIANTS]
-    if unknown:
-        raise PolicyError(f"unknown schemes {unknown}; choose from {', '.join((*SCHEME_NAMES, *POLICY_VARIANTS))}")
-    torch.set_num_threads(max(1, args.threads))
-    scenario = scenario_from_args(args)
-    summaries = {}
-    for name in args.schemes:
-        engine = Engine(scenario, name if name in SCHEME_NAMES else "hybrid")
-        if name in POLICY_VARIANTS:
-            rounds_cfg = scenario.round_config(engine.codec_cfg)
-            work = codec_work_sizes(engine.codec_cfg, rounds_cfg.work, rounds_cfg.raw_block_samples)
-            alloc = _scenario_allocation(scenario)
-            variants = policy_variants(work, args.threshold_samples_per_s, alloc, args.good_channel_snr_db)
-            engine.scheme = Scheme(name, variants[name])
-        history = engine.start()
-        for _ in progress(range(scenario.training.rounds), desc=name):
-            history.append(engine.step())
-        summaries[name] = to_target(history, scenario.training.target_accuracy)
-    result = {
-        "scenario": scenario.name,
-        "seed": scenario.seed,
-        "target_accuracy": scenario.training.target_accuracy,
-        "schemes": summaries,
-    }
-
-    def human(r: dict[str, Any]) -> str:
-        keys = ["final_accuracy", "time_to_target_s", "energy_to_target_j", "total_time_s", "total_energy_j"]
-        rows = [[name, *(s[k] for k in keys)] for name, s in r["schemes"].items()]
-        return format_table(
-            ["scheme", "final acc", "time to target s", "energy to target J", "time s", "energy J"], rows
-        )
-
-    emit(result, as_json=args.json, human=human)
-    return 0
-
-
-def _scenario_allocation(scenario: Any) -> Any:
-    """The allocation config matching a testbed/experiment scenario's link (frames, margin, sample rate)."""
-    from testbed.phy.numerology import PhyConfig
-    from testbed.policy.allocation import AllocationConfig
-
-    link = scenario.link
-    return AllocationConfig(
-        mcs_margin_db=link.mcs_margin_db,
-        phy=PhyConfig(sample_rate_hz=link.sample_rate_hz, max_payload_bytes=link.frame_payload_bytes),
-        analog_frame_symbols=link.analog_frame_symbols,
-    )

@@ -43,10 +43,10 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from testbed.learning.schemes import SCHEME_NAMES
+    from testbed.cli.compare import scheme_names
 
     p = subparsers.add_parser("train", help="train one scheme in process with the virtual clock")
-    p.add_argument("--scheme", choices=SCHEME_NAMES, default="hybrid")
+    p.add_argument("--scheme", choices=scheme_names(), default="hybrid", help="a baseline or a policy variant")
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="directory for metrics and checkpoint")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument(

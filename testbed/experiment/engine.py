@@ -21,13 +21,14 @@ import torch
 from testbed.errors import ConfigError
 from testbed.experiment.airtime import LinkModel, PhyAirtime
 from testbed.experiment.scenario import Scenario
+from testbed.experiment.schemes import build_scheme, policy_inputs
 from testbed.learning import partition
 from testbed.learning.codec import SemanticCodec
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.evaluate import evaluate
 from testbed.learning.modes import LocalUe
 from testbed.learning.rounds import RoundReport, RoundRunner
-from testbed.learning.schemes import make_scheme
+from testbed.learning.schemes import Scheme
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,13 @@ class Totals:
 
 
 class Engine:
-    """One scheme on one scenario: build everything from the seed, run rounds, log, checkpoint, resume."""
+    """One scheme on one scenario: build everything from the seed, run rounds, log, checkpoint, resume.
 
-    def __init__(self, scenario: Scenario, scheme: str, out_dir: Path | None = None) -> None:
-        self.scenario, self.scheme = scenario, make_scheme(scheme, scenario.training.deadline_s)
+    ``scheme`` is a name from testbed/experiment/schemes.py (fixed baselines and policy variants, built for
+    this run) or a ready ``Scheme`` (any ``AssignmentPolicy``)."""
+
+    def __init__(self, scenario: Scenario, scheme: str | Scheme, out_dir: Path | None = None) -> None:
+        self.scenario = scenario
         self.out_dir = Path(out_dir) if out_dir is not None else None
         seed = scenario.seed
         train, self.test = split_for(scenario)
@@ -86,6 +90,10 @@ class Engine:
             self.airtime,
             torch.Generator().manual_seed(seed * 1000 + _BS),
         )
+        self.policy_inputs = policy_inputs(
+            scenario, self.codec_cfg, self.airtime, {u.name: len(u.data) for u in self.ues}
+        )
+        self.scheme = scheme if isinstance(scheme, Scheme) else build_scheme(scheme, scenario, self.policy_inputs)
         self.totals = Totals()
         self.eval_snrs = [p.snr_db for p in self.profiles]
 

@@ -7,7 +7,9 @@
 - hfcl: weak UEs upload raw data, strong UEs run FedAvg, joined by the joint update
   (Elbir et al., "Hybrid Federated and Centralized Learning", EUSIPCO 2021).
 - hybrid: weak UEs centralized-decoder (they send encoded symbols, raw data stay on the UE), strong UEs
-  distributed, joined by the joint update; a fixed assignment until testbed/policy chooses per round.
+  distributed, joined by the joint update. A fixed assignment on purpose: it is the pure semantic-symbol
+  point of the design space. The full method, whose grouping sends a weak UE's raw data when that costs
+  less than symbols over the horizon, is the ``policy`` scheme (testbed/policy, built in testbed/experiment).
 """
 
 from __future__ import annotations

@@ -8,6 +8,12 @@ logged). ``tx_power_control_db`` says how far below its nominal power a UE may g
 ``tx_power_dbm`` includes the Pluto's circuit draw, which does not shrink with RF output, so power control
 is off (0 dB) unless asked for. Without ``deadline_s`` the deadline is the round time of the same groups at
 maximum frequency and power: allocation then never lengthens a round, it only saves energy.
+
+The default (``joint``) grouping prices each weak UE's centralized options over the training horizon
+(centralized_cost.py); for that the policy needs the caller's ``Airtime`` (the one the virtual clock uses), the
+number of samples each UE holds (reported at registration) and ``horizon_rounds``. The plan is made from the
+first information (the first round it is asked for, with the rounds remaining then) and kept for later rounds
+of the same UEs, so a UE that uploaded its raw data is not switched to symbols as the horizon shrinks.
 """
 
 from __future__ import annotations
@@ -16,14 +22,14 @@ import dataclasses
 import logging
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from testbed.errors import PolicyError
 from testbed.learning.assignment import Mode, UeAssignment
 from testbed.learning.assignment import UeProfile as LearningUe
-from testbed.learning.clock import ClockConfig
+from testbed.learning.clock import Airtime, ClockConfig
 from testbed.policy.allocation import (
     AllocationConfig,
     AnalogUpload,
@@ -34,11 +40,13 @@ from testbed.policy.allocation import (
     max_performance,
 )
 from testbed.policy.capability import CapabilityReport
+from testbed.policy.centralized_cost import CentralizedCost, centralized_cost
 from testbed.policy.cpufreq import FrequencyTable
 from testbed.policy.decision import FirstInformation, choose_mode
 from testbed.policy.grouping import GroupAssignment, GroupingConfig, UeObservation, group_ues
 from testbed.policy.link_budget import ChannelReport
 from testbed.policy.profiles import ProfileSet, default_profiles
+from testbed.policy.variants import POLICY_VARIANTS  # noqa: F401  (re-exported: scheme names)
 
 if TYPE_CHECKING:
     from testbed.learning.codec import CodecConfig
@@ -66,6 +74,7 @@ class WorkSizes:
     encoder_fraction: float
     raw_samples_per_round: int = 0  # raw samples a centralized-full UE sends per round (0: all in its first)
     analog_min_snr_db: float = 5.0  # semantic symbols are sent at >= 5 dB (the codec degrades gracefully below)
+    label_bytes_per_sample: int = 1  # class label sent with each sample's symbols (ClockConfig.bytes_per_label)
 
     def for_mode(self, mode: Mode) -> RoundWork:
         """The RoundWork a UE in ``mode`` does each round."""
@@ -100,6 +109,7 @@ def codec_work_sizes(
         raw_bytes_per_sample=cfg.image_size_px**2 * clock.bytes_per_pixel + clock.bytes_per_label,
         encoder_fraction=compute_fractions(cfg)[0],
         raw_samples_per_round=raw_block_samples,
+        label_bytes_per_sample=clock.bytes_per_label,
     )
 
 
@@ -109,7 +119,8 @@ class PolicyConfig:
     ``allocate`` (False: every UE at its nominal clock and TX power, groups unchanged). With
     ``threshold_fraction_of_median`` the BS sets the capability threshold from the reports it received:
     that fraction of the median UE throughput at f_max (replacing the grouping's absolute threshold), so the
-    split does not depend on the model's size."""
+    split does not depend on the model's size. ``horizon_rounds``: rounds the training runs (the cost-aware
+    grouping prices the symbol path over the rounds remaining)."""
 
     grouping: GroupingConfig
     work: WorkSizes
@@ -118,6 +129,7 @@ class PolicyConfig:
     tx_power_control_db: float = 0.0
     allocation: AllocationConfig = field(default_factory=AllocationConfig)
     threshold_fraction_of_median: float | None = None
+    horizon_rounds: int | None = None
 
     def __post_init__(self) -> None:
         fraction = self.threshold_fraction_of_median
@@ -127,6 +139,8 @@ class PolicyConfig:
             raise PolicyError(f"deadline_s={self.deadline_s!r} must be finite and > 0 (or None)")
         if not (math.isfinite(self.tx_power_control_db) and self.tx_power_control_db >= 0):
             raise PolicyError(f"tx_power_control_db={self.tx_power_control_db!r} must be finite and >= 0")
+        if self.horizon_rounds is not None and self.horizon_rounds < 1:
+            raise PolicyError(f"horizon_rounds={self.horizon_rounds!r} must be >= 1 (or None)")
 
 
 def _report(ue: LearningUe, cfg: PolicyConfig, profiles: ProfileSet) -> CapabilityReport:
@@ -169,18 +183,31 @@ class PolicyPlan:
 
 
 class PolicyAssignment:
-    """Implements ``AssignmentPolicy``; the plan is computed once per distinct set of UE profiles."""
+    """Implements ``AssignmentPolicy``; the plan is computed once per distinct set of UE profiles.
 
-    def __init__(self, cfg: PolicyConfig, profiles: ProfileSet | None = None) -> None:
+    ``airtime`` (the virtual clock's or the link's) and ``local_samples`` (samples per UE id) let the
+    ``joint`` rule price raw data against symbols; without them a weak UE sends symbols (reason logged)."""
+
+    def __init__(
+        self,
+        cfg: PolicyConfig,
+        profiles: ProfileSet | None = None,
+        *,
+        airtime: Airtime | None = None,
+        local_samples: Mapping[str, int] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.profiles = profiles or default_profiles()
+        self.airtime = airtime
+        self.local_samples = dict(local_samples or {})
         self._cache: dict[tuple[LearningUe, ...], PolicyPlan] = {}
 
-    def plan(self, ues: Sequence[LearningUe]) -> PolicyPlan:
-        """Decisions, grouping and allocation for ``ues`` (PolicyError if no feasible allocation)."""
+    def plan(self, ues: Sequence[LearningUe], round_index: int = 0) -> PolicyPlan:
+        """Decisions, grouping and allocation for ``ues`` (PolicyError if no feasible allocation); made when
+        these UEs are first seen (``round_index`` then sets the rounds remaining) and kept."""
         key = tuple(ues)
         if key not in self._cache:
-            self._cache[key] = self._plan(key)
+            self._cache[key] = self._plan(key, round_index)
         return self._cache[key]
 
     def _grouping(self, reports: Sequence[CapabilityReport]) -> GroupingConfig:
@@ -200,8 +227,21 @@ class PolicyAssignment:
             self.cfg.grouping, capability_threshold_samples_per_s=fraction * statistics.median(rates)
         )
 
-    def round_work(self, ues: Sequence[LearningUe]) -> RoundSetup:
-        """UE decisions and BS grouping; then each UE's resources with its group's work."""
+    def _cost(self, report: CapabilityReport, channel: ChannelReport, round_index: int) -> CentralizedCost | None:
+        """The UE's centralized options over the rounds remaining, None when something needed is unknown."""
+        cfg, samples = self.cfg, self.local_samples.get(report.ue_id)
+        if self.airtime is None or samples is None or cfg.horizon_rounds is None:
+            return None
+        try:
+            return centralized_cost(
+                report, channel, cfg.work, samples, max(cfg.horizon_rounds - round_index, 0), self.airtime
+            )
+        except PolicyError as exc:
+            log.info("UE %s: no cost estimate: %s", report.ue_id, exc)
+            return None
+
+    def round_work(self, ues: Sequence[LearningUe], round_index: int = 0) -> RoundSetup:
+        """UE decisions, centralized costs and BS grouping; then each UE's resources with its group's work."""
         cfg = self.cfg
         reports = [_report(u, cfg, self.profiles) for u in ues]
         channels = [ChannelReport(u.name, u.snr_db, u.tx_power_dbm) for u in ues]
@@ -212,9 +252,15 @@ class PolicyAssignment:
             cfg.work.for_mode(Mode.DISTRIBUTED),
             cfg.allocation,
         )
-        use_decisions = grouping.rule == "joint"
+        use_decisions = grouping.rule in ("joint", "joint_snr")
         observations = [
-            UeObservation(r.ue_id, r, c, choose_mode(info, r, c) if use_decisions else None)
+            UeObservation(
+                r.ue_id,
+                r,
+                c,
+                choose_mode(info, r, c) if use_decisions else None,
+                self._cost(r, c, round_index) if grouping.rule == "joint" else None,
+            )
             for r, c in zip(reports, channels, strict=True)
         ]
         groups = tuple(group_ues(observations, grouping))
@@ -222,9 +268,9 @@ class PolicyAssignment:
         work = [(res, cfg.work.for_mode(g.mode)) for res, g in zip(resources, groups, strict=True)]
         return RoundSetup(groups, work, grouping.capability_threshold_samples_per_s)
 
-    def _plan(self, ues: tuple[LearningUe, ...]) -> PolicyPlan:
+    def _plan(self, ues: tuple[LearningUe, ...], round_index: int) -> PolicyPlan:
         cfg = self.cfg
-        setup = self.round_work(ues)
+        setup = self.round_work(ues, round_index)
         groups, work = setup.groups, setup.work
         deadline = cfg.deadline_s or max(max_performance(r, w, cfg.allocation).round_time_s for r, w in work)
         if cfg.allocate:
@@ -241,16 +287,7 @@ class PolicyAssignment:
 
     def assign(self, round_index: int, ues: Sequence[LearningUe]) -> list[UeAssignment]:
         """One assignment per UE, in ``ues`` order (the learning layer's AssignmentPolicy)."""
-        return list(self.plan(ues).assignments)
-
-
-#: Scheme names for ``testbed compare`` and what each ablates.
-POLICY_VARIANTS = {
-    "policy": "decisions + joint grouping + resource allocation",
-    "policy_no_alloc": "same groups, every UE at its nominal clock and TX power",
-    "policy_by_capability": "grouping by capability only, with allocation",
-    "policy_by_channel": "grouping by channel only, with allocation",
-}
+        return list(self.plan(ues, round_index).assignments)
 
 
 def policy_variants(
@@ -258,21 +295,31 @@ def policy_variants(
     threshold_samples_per_s: float | None = None,
     allocation: AllocationConfig | None = None,
     good_channel_snr_db: float = GroupingConfig.good_channel_snr_db,
+    *,
+    airtime: Airtime | None = None,
+    local_samples: Mapping[str, int] | None = None,
+    horizon_rounds: int | None = None,
+    raw_upload_budget_s: float = GroupingConfig.raw_upload_budget_s,
 ) -> dict[str, PolicyAssignment]:
     """The policy and its ablations (POLICY_VARIANTS) as assignment policies, ready to wrap in schemes.
-    Without ``threshold_samples_per_s`` the threshold is MEDIAN_THRESHOLD_FRACTION of the median UE."""
+    Without ``threshold_samples_per_s`` the threshold is MEDIAN_THRESHOLD_FRACTION of the median UE;
+    ``airtime``, ``local_samples`` and ``horizon_rounds`` feed the cost-aware grouping (PolicyAssignment)."""
     alloc = allocation or AllocationConfig()
     fraction = MEDIAN_THRESHOLD_FRACTION if threshold_samples_per_s is None else None
     absolute = threshold_samples_per_s or GroupingConfig.capability_threshold_samples_per_s
 
     def make(rule: str, allocate: bool = True) -> PolicyAssignment:
-        grouping = GroupingConfig(rule, absolute, good_channel_snr_db)
-        cfg = PolicyConfig(grouping, work, allocate=allocate, allocation=alloc, threshold_fraction_of_median=fraction)
-        return PolicyAssignment(cfg)
+        grouping = GroupingConfig(rule, absolute, good_channel_snr_db, raw_upload_budget_s=raw_upload_budget_s)
+        cfg = PolicyConfig(
+            grouping, work, allocate=allocate, allocation=alloc, threshold_fraction_of_median=fraction,
+            horizon_rounds=horizon_rounds,
+        )  # fmt: skip
+        return PolicyAssignment(cfg, airtime=airtime, local_samples=local_samples)
 
     return {
         "policy": make("joint"),
         "policy_no_alloc": make("joint", allocate=False),
         "policy_by_capability": make("capability"),
         "policy_by_channel": make("channel"),
+        "policy_snr_threshold": make("joint_snr"),
     }

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from testbed.learning.assignment import UeProfile as LearningUe
+from testbed.learning.clock import Airtime
 from testbed.policy.allocation import (
     AllocationConfig,
     RoundWork,
@@ -49,6 +50,10 @@ PROFILE_UES: tuple[tuple[str, str, float], ...] = (
 REFERENCE_PI4_SAMPLES_PER_S = 2500.0
 # The profiles scenario streams raw data: a centralized-full UE sends 160 samples every round.
 PROFILE_RAW_BLOCK_SAMPLES = 160
+# Samples per UE and training rounds of the profiles scenario, as in testbed/experiment's default scenario
+# (4,000 MNIST training images over 10 UEs, 60 rounds): what the cost-aware grouping prices.
+PROFILE_LOCAL_SAMPLES = 400
+PROFILE_HORIZON_ROUNDS = 60
 # The Pluto's TX attenuation range (AD9363 datasheet): how far below maximum power control may go.
 PLUTO_POWER_CONTROL_DB = 89.75
 
@@ -147,17 +152,21 @@ def run_allocation_bench(
     deadline_factors: Sequence[float] = (1.0, 1.25, 1.5, 2.0),
     tx_power_control_db: float = 0.0,
     alloc_cfg: AllocationConfig | None = None,
+    airtime: Airtime | None = None,
+    local_samples: Mapping[str, int] | None = None,
+    horizon_rounds: int | None = None,
 ) -> dict[str, Any]:
     """Group ``ues`` with the policy (threshold: absolute, or by default MEDIAN_THRESHOLD_FRACTION of the median
-    UE), then compare allocation with maximum power and frequency."""
+    UE; ``airtime``, ``local_samples``, ``horizon_rounds`` price the cost-aware grouping as PolicyAssignment
+    says), then compare allocation with maximum power and frequency."""
     alloc_cfg = alloc_cfg or AllocationConfig()
     grouping = GroupingConfig(rule, threshold_samples_per_s or GroupingConfig.capability_threshold_samples_per_s)
     fraction = MEDIAN_THRESHOLD_FRACTION if threshold_samples_per_s is None else None
     cfg = PolicyConfig(
         grouping, work, tx_power_control_db=tx_power_control_db, allocation=alloc_cfg,
-        threshold_fraction_of_median=fraction,
+        threshold_fraction_of_median=fraction, horizon_rounds=horizon_rounds,
     )  # fmt: skip
-    setup = PolicyAssignment(cfg).round_work(ues)
+    setup = PolicyAssignment(cfg, airtime=airtime, local_samples=local_samples).round_work(ues)
     groups = setup.groups
     result = compare(setup.work, deadline_factors, alloc_cfg)
     result.update(

@@ -63,3 +63,37 @@ def test_codec_alone_learns_through_the_channel(tiny_scenario) -> None:
     cfg = tiny_scenario.codec_config(train.image_size_px, train.num_classes)
     result = train_codec(cfg, train, test, 10.0, steps=150, seed=3)
     assert result.test_accuracy > 0.7  # chance is 0.1
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_compare_runs_baselines_and_policy_schemes_through_one_engine(tmp_path, capsys) -> None:
+    args = ["compare", "--json", "--no-plots", "--dataset", "digits", "--rounds", "2", "--out", str(tmp_path)]
+    assert main([*args, "--schemes", "hybrid", "policy", "policy_no_alloc", "policy_snr_threshold"]) == 0
+    s = json.loads(capsys.readouterr().out)["schemes"]
+    # Two rounds do not pay for a raw upload: the policy sends symbols (the hybrid's groups), allocation only
+    # lowers the energy and never lengthens a round.
+    assert s["policy"]["final_accuracy"] == s["hybrid"]["final_accuracy"] == s["policy_no_alloc"]["final_accuracy"]
+    assert s["policy_no_alloc"]["total_energy_j"] == pytest.approx(s["hybrid"]["total_energy_j"])
+    assert s["policy"]["total_energy_j"] < s["hybrid"]["total_energy_j"]
+    assert s["policy"]["total_time_s"] <= s["hybrid"]["total_time_s"] * (1 + 1e-9)
+    assert s["policy_snr_threshold"] == s["policy"]  # all weak UEs below 15 dB: the same groups here
+    for row in s.values():
+        assert {"final_accuracy", "time_to_target_s", "energy_to_target_j", "uplink_bits_to_target"} <= set(row)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_policy_sends_raw_data_when_the_horizon_pays_and_schemes_can_be_passed_as_objects(tiny_scenario) -> None:
+    import msgspec
+
+    from testbed.learning.assignment import FixedAssignment, Mode
+    from testbed.learning.schemes import Scheme
+
+    long = msgspec.structs.replace(tiny_scenario, training=msgspec.structs.replace(tiny_scenario.training, rounds=60))
+    modes = Engine(long, "policy").step()["modes"]
+    assert [modes[f"ue{i}"] for i in range(4)] == ["centralized_full"] * 4
+    assert {modes[f"ue{i}"] for i in range(4, 10)} == {"distributed"}
+    custom = Scheme("all_raw", FixedAssignment(Mode.CENTRALIZED_FULL, Mode.CENTRALIZED_FULL))
+    engine = Engine(tiny_scenario, custom)
+    assert engine.step()["scheme"] == "all_raw" and set(engine.runner.raw_uploaded) != {0}
+    with pytest.raises(ConfigError, match="unknown scheme 'nonsense'"):
+        Engine(tiny_scenario, "nonsense")

@@ -20,8 +20,34 @@ UES = [
 ]
 
 
-def _policy(**kwargs):
-    return PolicyAssignment(PolicyConfig(GroupingConfig("joint", 1500.0, 15.0), WORK, **kwargs))
+def _policy(rule="joint_snr", **kwargs):
+    return PolicyAssignment(PolicyConfig(GroupingConfig(rule, 1500.0, 15.0), WORK, **kwargs))
+
+
+def _cost_aware(horizon_rounds, samples=400):
+    from testbed.experiment.airtime import LinkModel, PhyAirtime
+    from testbed.phy.numerology import PhyConfig
+
+    cfg = PolicyConfig(GroupingConfig("joint", 1500.0), WORK, horizon_rounds=horizon_rounds)
+    air = PhyAirtime(PhyConfig(sample_rate_hz=2.5e6), LinkModel())
+    return PolicyAssignment(cfg, airtime=air, local_samples={u.name: samples for u in UES})
+
+
+def test_cost_aware_grouping_sends_raw_data_when_the_horizon_pays_for_them():
+    # weak_poor (Pi Zero 2 at 5 dB, 400 images): raw data pay off after 44 rounds (test_centralized_cost.py)
+    assert [x.mode for x in _cost_aware(60).assign(0, UES)][:2] == [Mode.CENTRALIZED_FULL] * 2
+    assert _cost_aware(20).assign(0, UES)[0].mode is Mode.CENTRALIZED_DECODER
+    late = _cost_aware(60)  # first asked in round 30: 30 rounds remain, too few for weak_poor
+    assert late.assign(30, UES)[0].mode is Mode.CENTRALIZED_DECODER
+    early = _cost_aware(60)
+    assert early.assign(0, UES)[0].mode is early.assign(59, UES)[0].mode is Mode.CENTRALIZED_FULL  # kept
+    assert "over 60 rounds" in early.plan(UES).groups[0].reason
+
+
+def test_cost_aware_grouping_without_its_inputs_sends_symbols():
+    a = _policy(rule="joint").assign(0, UES)
+    assert [x.mode for x in a][:2] == [Mode.CENTRALIZED_DECODER] * 2
+    assert "no cost estimate" in _policy(rule="joint").plan(UES).groups[1].reason
 
 
 def test_assigns_modes_frequencies_and_powers_per_ue():
@@ -61,7 +87,9 @@ def test_an_infeasible_configured_deadline_is_a_policy_error():
         _policy(deadline_s=1e-3).assign(0, UES)
 
 
-@pytest.mark.parametrize("kwargs", [{"deadline_s": 0.0}, {"deadline_s": math.nan}, {"tx_power_control_db": -1.0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"deadline_s": 0.0}, {"deadline_s": math.nan}, {"tx_power_control_db": -1.0}, {"horizon_rounds": 0}]
+)
 def test_bad_policy_config_is_refused(kwargs):
     with pytest.raises(PolicyError):
         _policy(**kwargs)
@@ -95,12 +123,13 @@ def test_policy_variants_are_the_ablations():
     assert modes["policy"] == modes["policy_no_alloc"]
     assert modes["policy_by_capability"][:2] == [Mode.CENTRALIZED_FULL, Mode.CENTRALIZED_FULL]
     assert modes["policy_by_channel"][0] is Mode.CENTRALIZED_DECODER
+    assert modes["policy_snr_threshold"][:2] == [Mode.CENTRALIZED_DECODER, Mode.CENTRALIZED_FULL]  # 5 / 25 dB
 
 
 def test_relative_threshold_follows_the_median_ue_whatever_the_model_size():
     def groups(ues):
         policy = PolicyAssignment(
-            PolicyConfig(GroupingConfig("joint", 1.0), WORK, threshold_fraction_of_median=0.5)
+            PolicyConfig(GroupingConfig("joint_snr", 1.0), WORK, threshold_fraction_of_median=0.5)
         )  # the absolute 1.0 samples/s is replaced by half the median
         setup = policy.round_work(ues)
         return [g.mode for g in setup.groups], setup.threshold_samples_per_s

@@ -36,8 +36,8 @@ def _modes(rule, observations=UES):
     return {a.ue_id: a.mode for a in group_ues(observations, GroupingConfig(rule, 1000.0, 15.0))}
 
 
-def test_joint_rule_uses_capability_and_channel():
-    assert _modes("joint") == {
+def test_snr_threshold_variant_uses_capability_and_channel():
+    assert _modes("joint_snr") == {
         "strong_poor": Mode.DISTRIBUTED,
         "strong_good": Mode.DISTRIBUTED,
         "weak_poor": Mode.CENTRALIZED_DECODER,
@@ -50,6 +50,22 @@ def test_joint_rule_follows_the_ues_own_decision():
     obs = [_obs("strong_poor", 2500.0, 2.0, declined)]
     (a,) = group_ues(obs, GroupingConfig("joint", 1000.0))
     assert a.mode is Mode.CENTRALIZED_DECODER and "cannot upload" in a.reason
+
+
+def test_joint_rule_prices_weak_ues_and_ignores_the_snr_threshold():
+    from testbed.policy.centralized_cost import CentralizedCost
+
+    cheap_raw = CentralizedCost(60, raw_airtime_s=1.7, raw_energy_j=1.4, symbols_airtime_s_per_round=0.003,
+                                symbols_energy_j_per_round=0.03)  # fmt: skip
+    dear_raw = CentralizedCost(10, 1.7, 1.4, 0.003, 0.03)
+    obs = [
+        UeObservation("weak_poor_cheap", _cap("weak_poor_cheap", 600.0), ChannelReport("x", 2.0, 0.0), None, cheap_raw),
+        UeObservation("weak_good_dear", _cap("weak_good_dear", 600.0), ChannelReport("y", 20.0, 0.0), None, dear_raw),
+    ]
+    a = group_ues(obs, GroupingConfig("joint", 1000.0, 15.0))
+    assert [x.mode for x in a] == [Mode.CENTRALIZED_FULL, Mode.CENTRALIZED_DECODER]
+    assert "raw data 1.7 s / 1.4 J <= symbols 0.18 s / 1.8 J over 60 rounds" in a[0].reason
+    assert "raw data 1.7 s / 1.4 J > symbols 0.03 s / 0.3 J over 10 rounds" in a[1].reason
 
 
 def test_ablation_by_capability_only():
@@ -69,7 +85,9 @@ def test_every_ue_gets_a_logged_reason(caplog):
         assignments = group_ues(UES, GroupingConfig())
     assert all(a.reason for a in assignments)
     assert all(any(a.ue_id in r.getMessage() for r in caplog.records) for a in assignments)
-    assert "SNR 9.0 dB at 7.0 dBm < 15.0 dB" in assignments[2].reason
+    assert "no cost estimate" in assignments[2].reason  # the joint rule prices, it has no SNR threshold
+    snr_rule = group_ues(UES, GroupingConfig("joint_snr"))
+    assert "SNR 9.0 dB at 7.0 dBm < 15.0 dB" in snr_rule[2].reason
 
 
 def test_invalid_or_missing_reports_fall_back_to_weak_and_poor():
@@ -78,14 +96,14 @@ def test_invalid_or_missing_reports_fall_back_to_weak_and_poor():
         UeObservation("no_channel", _cap("no_channel", 600.0), None),
         UeObservation("nothing"),
     ]
-    a = {x.ue_id: x for x in group_ues(obs, GroupingConfig())}
+    a = {x.ue_id: x for x in group_ues(obs, GroupingConfig("joint_snr"))}
     assert a["nan_cap"].mode is Mode.CENTRALIZED_FULL and "invalid capability report" in a["nan_cap"].reason
     assert a["no_channel"].mode is Mode.CENTRALIZED_DECODER and "no channel report" in a["no_channel"].reason
     assert a["nothing"].mode is Mode.CENTRALIZED_DECODER
 
 
 def test_groups_lists_every_training_mode():
-    g = groups(group_ues(UES, GroupingConfig()))
+    g = groups(group_ues(UES, GroupingConfig("joint_snr")))
     assert g[Mode.DISTRIBUTED] == ["strong_poor", "strong_good"]
     assert g[Mode.CENTRALIZED_FULL] == ["weak_good"] and g[Mode.CENTRALIZED_DECODER] == ["weak_poor"]
 
