@@ -50,7 +50,8 @@ _SIGN_B = np.array([1 - 2 * _parity((2 * j) & G1_OCTAL) for j in range(32)], dty
 
 
 @njit(cache=True)
-def _encode_kernel(bits: np.ndarray, out: np.ndarray) -> None:
+def encode_into(bits: np.ndarray, out: np.ndarray) -> None:
+    """numba kernel behind :func:`conv_encode`: ``(n,) uint8`` bits -> ``out`` ``(2n,) uint8`` (for fused kernels)."""
     reg = 0
     for i in range(bits.size):
         reg = (reg >> 1) | (np.int64(bits[i]) << 6)
@@ -106,7 +107,7 @@ def conv_encode(bits: np.ndarray) -> np.ndarray:
     """
     check_bits(bits)
     out = np.empty(2 * bits.size, dtype=np.uint8)
-    _encode_kernel(np.ascontiguousarray(bits), out)  # one compiled layout
+    encode_into(np.ascontiguousarray(bits), out)  # one compiled layout
     return out
 
 

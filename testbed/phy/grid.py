@@ -40,8 +40,11 @@ class OfdmGrid:
         self.pilot_base = np.ones(cfg.num_pilots, np.float32)
         self.pilot_base[-1] = -1.0
         polarity = (1.0 - 2.0 * scrambler_sequence(POLARITY_SEED, POLARITY_PERIOD)).astype(np.float32)
-        self._pilot_table = polarity[:, None] * self.pilot_base[None, :]  # (127, n_pilots)
+        #: (127, n_pilots) float32 pilot values of symbol n at row n % 127
+        self.pilot_table = polarity[:, None] * self.pilot_base[None, :]
+        self.pilot_table.flags.writeable = False
         self.tx_scale = np.float32(cfg.fft_size / np.sqrt(cfg.num_used))
+        self._time_scale = np.float32(1 / np.sqrt(cfg.num_used))
         # modulate() gathers each symbol's spectrum from [data | pilots | 0]: bin b reads column _bin_source[b]
         self._bin_source = np.full(cfg.fft_size, cfg.num_data + cfg.num_pilots)
         self._bin_source[self.data_bins] = np.arange(cfg.num_data)
@@ -49,7 +52,7 @@ class OfdmGrid:
 
     def pilot_values(self, first_symbol: int, num_symbols: int) -> np.ndarray:
         """(num_symbols, n_pilots) float32 transmitted pilot values for symbols first_symbol, first_symbol+1, ..."""
-        return self._pilot_table[(first_symbol + np.arange(num_symbols)) % POLARITY_PERIOD]
+        return self.pilot_table[(first_symbol + np.arange(num_symbols)) % POLARITY_PERIOD]
 
     def modulate(self, data: np.ndarray, first_symbol: int = 0, out: np.ndarray | None = None) -> np.ndarray:
         """OFDM symbols with cyclic prefix.
@@ -65,15 +68,25 @@ class OfdmGrid:
         columns[:, :n_data] = data
         columns[:, n_data:-1] = self.pilot_values(first_symbol, n_sym)
         columns[:, -1] = 0
-        # ifft * fft/sqrt(n_used) == unnormalized inverse sum / sqrt(n_used)
         spectrum = np.take(columns, self._bin_source, axis=1)  # (n_sym, fft), C-contiguous
-        body = scipy.fft.ifft(spectrum, axis=1, norm="forward", overwrite_x=True)
-        body *= np.float32(1 / np.sqrt(cfg.num_used))
+        return self.to_time(spectrum, out)
+
+    def to_time(self, spectrum: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """OFDM symbols with cyclic prefix from their spectra (the last step of :meth:`modulate`).
+
+        spectrum : (n_sym, fft) complex64 C-contiguous FFT bins, overwritten (used as the IFFT's work space).
+        out : optional (n_sym * symbol_len,) complex64 array to write into.
+        Returns (n_sym * symbol_len,) complex64, unit average power for unit-energy used subcarriers.
+        """
+        cfg = self.cfg
+        n_sym = spectrum.shape[0]
+        # ifft * fft/sqrt(n_used) == unnormalized inverse sum / sqrt(n_used)
+        body = scipy.fft.ifft(spectrum, axis=1, norm="forward", overwrite_x=True, workers=1)
         if out is None:
             out = np.empty(n_sym * cfg.symbol_len, np.complex64)
         rows = out.reshape(n_sym, cfg.symbol_len)  # (n_sym, cp + fft)
-        rows[:, cfg.cp_len :] = body
-        rows[:, : cfg.cp_len] = body[:, -cfg.cp_len :]
+        np.multiply(body, self._time_scale, out=rows[:, cfg.cp_len :])
+        rows[:, : cfg.cp_len] = rows[:, -cfg.cp_len :]
         return out
 
     def demodulate(self, windows: np.ndarray) -> np.ndarray:

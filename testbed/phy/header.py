@@ -66,6 +66,14 @@ class Header:
         values[1] = FRAME_TYPES.index(self.frame_type)
         return ((np.repeat(values, _WIDTHS) >> _SHIFTS[:_FIELD_BITS]) & 1).astype(np.uint8)
 
+    def packed(self) -> int:
+        """The 48 field bits as one integer whose bit i is header bit i (fields in order, each LSB first)."""
+        word = 0
+        for (name, _), start in zip(_FIELDS, _STARTS.tolist(), strict=True):
+            value = FRAME_TYPES.index(self.frame_type) if name == "frame_type" else getattr(self, name)
+            word |= value << start
+        return word
+
     def to_bits(self) -> np.ndarray:
         """(64,) uint8: the fields then their CRC-16."""
         fields = self.field_bits()
@@ -128,6 +136,16 @@ class HeaderCodec:
         coded = np.zeros(self._padded_len, np.uint8)
         coded[: self._coded_len] = conv_encode(np.concatenate([with_fields, crc, np.zeros(TAIL_BITS, np.uint8)]))
         return interleave(coded, self.num_data, 1)
+
+    def affine_masks(self) -> tuple[np.ndarray, np.ndarray]:
+        """The encoder as masks: on-air bit r = parity(masks[r] & header.packed()) ^ offset[r].
+
+        Returns ((header_num_symbols * n_data,) int64 masks over the 48 field bits, same-shape uint8 offset),
+        for kernels that encode a header without the float product of :meth:`encode`.
+        """
+        m, v = self._affine
+        masks = (m.astype(np.int64) << np.arange(_FIELD_BITS, dtype=np.int64)).sum(axis=1)
+        return masks, v.astype(np.uint8)
 
     def encode(self, header: Header) -> np.ndarray:
         """(header_num_symbols, n_data) complex64 BPSK symbols."""

@@ -24,7 +24,7 @@ from testbed.phy.scrambler import scramble
 
 
 @lru_cache(maxsize=256)  # (MCS, length) pairs repeat; bounded so odd sizes cannot grow it
-def _tx_order(mcs_name: str, num_data: int, n_sym: int) -> np.ndarray:
+def tx_order(mcs_name: str, num_data: int, n_sym: int) -> np.ndarray:
     """(n_sym * N_CBPS,) intp: which mother-code bit goes on air at each position (puncture, then interleave).
 
     Built once per frame size from the public puncturing and interleaving stages, so sending is one gather
@@ -64,7 +64,7 @@ class PayloadCodec:
         n_sym, per_symbol = body_size(self.cfg, mcs.name, len(payload))
         bits = np.zeros(n_sym * per_symbol, np.uint8)  # info (+ tail) + pad
         bits[: info.size] = info
-        coded = conv_encode(bits)[_tx_order(mcs.name, n_data, n_sym)] if mcs.coded else bits
+        coded = conv_encode(bits)[tx_order(mcs.name, n_data, n_sym)] if mcs.coded else bits
         return map_bits(coded, mcs.bits_per_symbol).reshape(n_sym, n_data)
 
     def decode(self, symbols: np.ndarray, noise_var: np.ndarray, mcs: Mcs, seed: int, length: int) -> bytes | None:
@@ -78,7 +78,7 @@ class PayloadCodec:
         if mcs.coded:
             n_sym, per_symbol = body_size(self.cfg, mcs.name, length)
             mother = np.zeros(2 * n_sym * per_symbol, np.float32)  # punctured positions stay 0 (erasures)
-            mother[_tx_order(mcs.name, self.cfg.num_data, n_sym)] = llrs
+            mother[tx_order(mcs.name, self.cfg.num_data, n_sym)] = llrs
             bits = viterbi_decode(mother, n_info)
         else:
             bits = (llrs[:n_info] < 0).astype(np.uint8)

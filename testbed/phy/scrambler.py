@@ -42,6 +42,12 @@ def scrambler_sequence(seed: int, n: int) -> np.ndarray:
     return np.tile(_period(int(seed)), -(-n // PERIOD))[:n]
 
 
+def scrambler_period(seed: int) -> np.ndarray:
+    """One read-only period, ``(127,) uint8``, of the scrambler output for ``seed`` (1..127); cached."""
+    _check_seed(seed)
+    return _period(int(seed))
+
+
 def scramble(bits: np.ndarray, seed: int) -> np.ndarray:
     """XOR ``(n,) uint8`` bits with the scrambler sequence of ``seed``; applying it twice restores ``bits``."""
     check_bits(bits)

@@ -1,4 +1,8 @@
-"""Burst assembly: preamble | header | body, every part at unit average power, no gaps (layout.py)."""
+"""Burst assembly: preamble | header | body, every part at unit average power, no gaps (layout.py).
+
+Data bursts take the fused path (txkernel.py: one numba pass into the spectrum, one IFFT); analog bursts and
+the reference chain (:meth:`Transmitter.reference_data_burst`) use the separate stages it is tested against.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from testbed.errors import PhyError
 from testbed.phy.grid import grid_for
 from testbed.phy.header import ANALOG_MCS_INDEX, Header, HeaderCodec
 from testbed.phy.layout import MAX_ANALOG_SYMBOLS, analog_num_symbols
-from testbed.phy.mcs import get_mcs
+from testbed.phy.mcs import Mcs, get_mcs
 from testbed.phy.numerology import PhyConfig
 from testbed.phy.payload import PayloadCodec
 from testbed.phy.preamble import preamble_for
+from testbed.phy.txkernel import FusedBurstEncoder
 
 
 class Transmitter:
@@ -23,11 +28,26 @@ class Transmitter:
         self.grid = grid_for(cfg)
         self.header_codec = HeaderCodec(cfg)
         self.payload_codec = PayloadCodec(cfg)
+        self._fused = FusedBurstEncoder(cfg, self.header_codec)
+        self._n_pre = len(self.preamble.samples)
         # Filler for the unused tail of an analog frame's last symbol: unit modulus, known, low PAPR.
         self._analog_fill = self.preamble.ltf_values[self.grid.data_pos].astype(np.complex64)
 
     def data_burst(self, payload: bytes, mcs: str, stream_id: int, seq: int) -> np.ndarray:
         """(layout.burst_num_samples,) complex64 unit-power burst carrying ``payload``."""
+        header, payload, m = self._data_header(payload, mcs, stream_id, seq)
+        spectrum = self._fused.spectrum(header, payload, m)  # (n_hdr + n_body, fft)
+        out = np.empty(self._n_pre + spectrum.shape[0] * self.cfg.symbol_len, np.complex64)
+        out[: self._n_pre] = self.preamble.samples
+        self.grid.to_time(spectrum, out=out[self._n_pre :])
+        return out
+
+    def reference_data_burst(self, payload: bytes, mcs: str, stream_id: int, seq: int) -> np.ndarray:
+        """What :meth:`data_burst` returns, built stage by stage (payload, header and grid codecs); for tests."""
+        header, payload, m = self._data_header(payload, mcs, stream_id, seq)
+        return self._burst(header, self.payload_codec.encode(payload, m, header.scrambler_seed))
+
+    def _data_header(self, payload: bytes, mcs: str, stream_id: int, seq: int) -> tuple[Header, bytes, Mcs]:
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise PhyError(f"payload must be bytes, got {type(payload).__name__}; encode it first")
         payload = bytes(payload)
@@ -37,8 +57,7 @@ class Transmitter:
                 "segment it (testbed.link) or raise the limit in PhyConfig"
             )
         m = get_mcs(mcs)
-        header = Header(m.index, "data", len(payload), stream_id, seq)
-        return self._burst(header, self.payload_codec.encode(payload, m, header.scrambler_seed))
+        return Header(m.index, "data", len(payload), stream_id, seq), payload, m
 
     def analog_burst(self, symbols: np.ndarray, stream_id: int, seq: int) -> np.ndarray:
         """(layout.analog_burst_num_samples,) complex64 burst with ``symbols`` scaled to unit mean power."""
