@@ -93,6 +93,10 @@ def _send(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     data = args.file.read_bytes() if args.file else rng.bytes(int(args.megabytes * 1e6))
     phy = PhyConfig()
+    if args.backend in ("loopback", "hub") and args.scenario is not None:
+        from testbed.radio.scenario import load_scenario
+
+        phy = PhyConfig(sample_rate_hz=load_scenario(args.scenario).sample_rate_hz)  # the modem runs at the air's rate
     snrs = args.snr_db * args.ues if len(args.snr_db) == 1 else args.snr_db
     link = _make_link(args, phy, snrs, rng)
     cfg = LinkConfig(

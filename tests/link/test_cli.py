@@ -47,12 +47,12 @@ def test_radio_backend_options_are_checked(capsys, tmp_path):
 def test_link_send_over_loopback_radios_of_a_scenario(capsys, tmp_path):
     scenario = tmp_path / "air.toml"
     scenario.write_text(
-        "seed = 3\nsample_rate_hz = 2.5e6\nnoise_floor_dbm = -90.0\n"
+        "seed = 3\nsample_rate_hz = 1e6\nnoise_floor_dbm = -90.0\n"  # not the PhyConfig default: the modem follows
         '[[nodes]]\nid = "bs"\nposition_m = [0.0, 0.0]\n'
         '[[nodes]]\nid = "ue1"\nposition_m = [30.0, 0.0]\ncrystal_ppm = 3.0\n'
     )
     rc = main(["link", "send", "--backend", "loopback", "--scenario", str(scenario), "--megabytes", "0.004",
                "--frame-bytes", "1500", "--json"])  # fmt: skip
     out = json.loads(capsys.readouterr().out)
-    assert rc == 0 and out["complete"]
+    assert rc == 0 and out["complete"] and out["sample_rate_hz"] == 1e6
     assert abs(out["channel"][0]["cfo_hz"] + 7200.0) < 50.0  # ue1's crystal is 3 ppm off at 2.4 GHz
