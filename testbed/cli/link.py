@@ -85,20 +85,14 @@ def _send(args: argparse.Namespace) -> int:
     from testbed.errors import ConfigError
     from testbed.link.arq import LinkConfig, TransferIncomplete, broadcast, uplink
     from testbed.link.mcs import McsPolicy, thresholds_from_per_sweep
-    from testbed.phy import PhyConfig
     from testbed.phy.layout import phy_bit_rate_bps
 
     if args.ues < 1 or len(args.snr_db) not in (1, args.ues):
         raise ConfigError(f"--ues must be >= 1 and --snr-db give 1 or {args.ues} values, got {len(args.snr_db)}")
     rng = np.random.default_rng(args.seed)
     data = args.file.read_bytes() if args.file else rng.bytes(int(args.megabytes * 1e6))
-    phy = PhyConfig()
-    if args.backend in ("loopback", "hub") and args.scenario is not None:
-        from testbed.radio.scenario import load_scenario
-
-        phy = PhyConfig(sample_rate_hz=load_scenario(args.scenario).sample_rate_hz)  # the modem runs at the air's rate
     snrs = args.snr_db * args.ues if len(args.snr_db) == 1 else args.snr_db
-    link = _make_link(args, phy, snrs, rng)
+    phy, link = _make_link(args, snrs, rng)
     cfg = LinkConfig(
         frame_payload_bytes=args.frame_bytes,
         max_repair_rounds=args.max_repairs,
@@ -139,36 +133,40 @@ def _send(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _make_link(args: argparse.Namespace, phy: Any, snrs: list[float], rng: Any) -> Any:
+def _make_link(args: argparse.Namespace, snrs: list[float], rng: Any) -> tuple[Any, Any]:
+    """The PHY numerology and the frame link for the chosen backend."""
     from testbed.errors import ConfigError
+    from testbed.phy import PhyConfig
 
     if args.backend != "sim" and (args.cfo_hz or args.delay_spread):
         raise ConfigError(f"--cfo-hz and --delay-spread apply to the sim backend only, not {args.backend}")
     if args.backend in ("loopback", "hub"):
         if args.loss:
             raise ConfigError("--loss is injected by the sim and model backends; a radio scenario sets its own")
-        return _radio_link(args, phy)
+        return _radio_link(args)
+    phy = PhyConfig()
     if args.backend == "model":
         from testbed.link.framelink import ModelFrameLink
 
         pairs = [(0, ue) for ue in range(1, args.ues + 1)] + [(ue, 0) for ue in range(1, args.ues + 1)]
         snr_map = {p: snrs[max(p) - 1] for p in pairs}
-        return ModelFrameLink(phy, rng, loss=args.loss, snr_db=snr_map)
+        return phy, ModelFrameLink(phy, rng, loss=args.loss, snr_db=snr_map)
     from testbed.link.medium import SimulatedMedium, star_links
     from testbed.link.phylink import PhyFrameLink
     from testbed.phy import OfdmModem
 
     links = star_links(phy.occupied_fraction, phy.sample_rate_hz, snrs, rng, cfo_hz=args.cfo_hz,
                        rms_delay_spread_samples=args.delay_spread)  # fmt: skip
-    return PhyFrameLink(OfdmModem(phy), SimulatedMedium(phy.sample_rate_hz, links, rng, frame_loss=args.loss))
+    return phy, PhyFrameLink(OfdmModem(phy), SimulatedMedium(phy.sample_rate_hz, links, rng, frame_loss=args.loss))
 
 
-def _radio_link(args: argparse.Namespace, phy: Any) -> Any:
-    """Link over testbed.radio radios, one per scenario node this process drives (every node of the air)."""
+def _radio_link(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Link over testbed.radio radios, one per scenario node this process drives (every node of the air);
+    the modem runs at the scenario's sample rate."""
     from testbed.errors import ConfigError
     from testbed.link.phylink import PhyFrameLink
     from testbed.link.radiomedium import RadioMedium
-    from testbed.phy import OfdmModem
+    from testbed.phy import OfdmModem, PhyConfig
     from testbed.radio.base import RadioConfig
     from testbed.radio.scenario import load_scenario
 
@@ -191,7 +189,8 @@ def _radio_link(args: argparse.Namespace, phy: Any) -> Any:
     for i, spec in enumerate(sc.nodes):
         radios[i].configure(RadioConfig(center_freq_hz=sc.center_freq_hz, sample_rate_hz=sc.sample_rate_hz,
                                         tx_power_dbm=spec.tx_power_dbm, rx_gain_db=0.0))  # fmt: skip
-    return PhyFrameLink(OfdmModem(phy), RadioMedium(radios, parallel_receive=args.backend == "hub"))
+    phy = PhyConfig(sample_rate_hz=sc.sample_rate_hz)
+    return phy, PhyFrameLink(OfdmModem(phy), RadioMedium(radios, parallel_receive=args.backend == "hub"))
 
 
 def _human(r: dict[str, Any]) -> str:
