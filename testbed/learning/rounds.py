@@ -1,9 +1,11 @@
 """One training round, in one place: who trains what, the guards, the joint update and the clock.
 
-The in-process engine (testbed/experiment) and the BS daemon both drive rounds through ``RoundRunner``;
-they differ only in the ``UeEndpoint`` objects (direct calls vs. the radio and control plane) and the
-``Airtime`` model. Model broadcast: phi first, at the MCS the worst UE that needs phi can decode, then
-theta for the distributed UEs; each UE's download ends when the last part it needs has arrived.
+The in-process engine (testbed/experiment) and the BS daemon (testbed/node) both drive rounds through
+``RoundRunner``: ``plan_round`` (who sends what), the UEs' contributions, ``finish_round`` (guards, joint
+update, clock). The engine gets the contributions by direct ``UeEndpoint`` calls (``run_round``); the daemon
+gets them as bytes over the radio link (testbed/learning/wire.py) and passes what arrived by the deadline.
+Model broadcast (virtual clock): phi first, at the MCS the worst UE that needs phi can decode, then theta for
+the distributed UEs; each UE's download ends when the last part it needs has arrived.
 """
 
 from __future__ import annotations
@@ -71,28 +73,61 @@ class RoundReport:
     refused: dict[str, str]
 
 
+@dataclass(frozen=True)
+class RoundPlan:
+    """What a round asks of each UE, decided before anything is sent.
+
+    assignments : one per UE, in the runner's UE order. phi_end_s, theta_end_s : virtual seconds until phi,
+    then theta, have been broadcast to every UE that needs them. raw_requests : UE name -> (first sample,
+    count) of the raw block a centralized-full UE uploads this round (absent: it has nothing left to send).
+    """
+
+    round_index: int
+    assignments: tuple[UeAssignment, ...]
+    phi_end_s: float
+    theta_end_s: float
+    raw_requests: dict[str, tuple[int, int]]
+
+    def mode_of(self, index: int) -> Mode:
+        return self.assignments[index].mode
+
+
+#: What one UE contributes to a round, by mode: an update, its symbols, or a block of raw samples.
+Contribution = Update | SymbolUpload | ImageDataset
+
+
 class RoundRunner:
-    """Holds the global model, the server optimizer and the BS's raw-data store across rounds."""
+    """Holds the global model, the server optimizer and the BS's raw-data store across rounds.
+
+    A round is ``plan_round`` -> each UE's contribution -> ``finish_round``. ``run_round`` does all three with
+    the in-process ``UeEndpoint`` calls and the virtual clock's lateness (the engine); the BS daemon
+    (testbed/node) plans, exchanges the contributions over the air and finishes with what arrived in time.
+    A runner without endpoints (``ues=None``) knows the UEs by their profiles' names.
+    """
 
     def __init__(
         self,
         model: SemanticCodec,
         cfg: RoundConfig,
         profiles: Sequence[UeProfile],
-        ues: Sequence[UeEndpoint],
+        ues: Sequence[UeEndpoint] | None,
         registered_samples: Sequence[int],
         airtime: Airtime,
         generator: torch.Generator,
     ) -> None:
-        if not (len(profiles) == len(ues) == len(registered_samples)) or not ues:
+        if not profiles or len(profiles) != len(registered_samples) or (ues is not None and len(ues) != len(profiles)):
             raise ConfigError("one profile, endpoint and registered sample count per UE are required")
-        self.model, self.cfg, self.profiles, self.ues = model, cfg, list(profiles), list(ues)
-        self.registered = {u.name: int(n) for u, n in zip(ues, registered_samples, strict=True)}
+        if ues is not None and [u.name for u in ues] != [p.name for p in profiles]:
+            raise ConfigError("endpoints and profiles must name the same UEs in the same order")
+        self.model, self.cfg, self.profiles = model, cfg, list(profiles)
+        self.ues = list(ues) if ues is not None else None
+        self.names = [p.name for p in profiles]
+        self.registered = {n: int(k) for n, k in zip(self.names, registered_samples, strict=True)}
         self.airtime, self.generator = airtime, generator
         self.scratch = SemanticCodec(model.cfg, torch.Generator().manual_seed(0))
         self.optimizer = cfg.server.build(list(model.parameters()))
-        self.raw_uploaded = [0] * len(ues)
-        self.raw_store: list[ImageDataset | None] = [None] * len(ues)
+        self.raw_uploaded = [0] * len(profiles)
+        self.raw_store: list[ImageDataset | None] = [None] * len(profiles)
         self.round_index = 0
         self.median_norm: float | None = None  # guard reference carried between rounds
         self.encoder_fraction, self.decoder_fraction = compute_fractions(model.cfg)
@@ -101,59 +136,128 @@ class RoundRunner:
         self.phi_bytes = n_phi * cfg.clock.bytes_per_param
         self.theta_bytes = (n_all - n_phi) * cfg.clock.bytes_per_param
 
+    def update_ue(self, profile: UeProfile, registered_samples: int) -> None:
+        """Replace what the BS knows of one UE (a new capability or channel report) between rounds."""
+        if profile.name not in self.registered or registered_samples < 0:
+            raise LearningError(f"unknown UE {profile.name!r} or negative sample count {registered_samples}")
+        self.profiles[self.names.index(profile.name)] = profile
+        self.registered[profile.name] = int(registered_samples)
+
     # --- the round -----------------------------------------------------------------------------------
     def run_round(self, assignments: Sequence[UeAssignment], deadline_s: float | None = None) -> RoundReport:
         """Run one round with one assignment per UE; late (past ``deadline_s``) contributions are dropped."""
-        if len(assignments) != len(self.ues):
-            raise LearningError(f"expected {len(self.ues)} assignments, got {len(assignments)}")
-        clock, work = self.cfg.clock, self.cfg.work
-        phi_end, theta_end = self._broadcast_ends(assignments)
+        if self.ues is None:
+            raise LearningError("this runner has no UE endpoints; drive it with plan_round and finish_round")
+        plan = self.plan_round(assignments)
+        arrived: dict[str, Contribution] = {}
         costs: dict[str, UeCost] = {}
+        for i, (ue, a) in enumerate(zip(self.ues, plan.assignments, strict=True)):
+            offset = a.tx_power_dbm - self.profiles[i].tx_power_dbm
+            if a.mode is Mode.DISTRIBUTED:
+                arrived[ue.name] = ue.distributed(self.model, self.scratch, self.cfg.work, offset)
+            elif a.mode is Mode.CENTRALIZED_DECODER:
+                arrived[ue.name] = ue.symbols(self.model, self.cfg.work, offset)
+            elif a.mode is Mode.CENTRALIZED_FULL and ue.name in plan.raw_requests:
+                arrived[ue.name] = ue.raw(*plan.raw_requests[ue.name])
+            if a.mode is not Mode.IDLE:
+                costs[ue.name] = self.charge(plan, i, arrived.get(ue.name))
+        late = [n for n, c in costs.items() if deadline_s is not None and c.total_s > deadline_s]
+        return self.finish_round(plan, arrived, late=late, costs=costs, deadline_s=deadline_s)
+
+    def plan_round(self, assignments: Sequence[UeAssignment]) -> RoundPlan:
+        """The round's broadcast timing and each UE's request; nothing is sent or changed."""
+        if len(assignments) != len(self.names):
+            raise LearningError(f"expected {len(self.names)} assignments, got {len(assignments)}")
+        phi_end, theta_end = self._broadcast_ends(assignments)
+        raw_requests = {}
+        for i, (name, a) in enumerate(zip(self.names, assignments, strict=True)):
+            if a.mode is Mode.CENTRALIZED_FULL:
+                remaining = self.registered[name] - self.raw_uploaded[i]
+                block = self.cfg.raw_block_samples
+                count = remaining if block == 0 else min(block, remaining)
+                if count > 0:
+                    raw_requests[name] = (self.raw_uploaded[i], count)
+        return RoundPlan(self.round_index, tuple(assignments), phi_end, theta_end, raw_requests)
+
+    def charge(self, plan: RoundPlan, index: int, contribution: Contribution | None) -> UeCost:
+        """Virtual seconds, joules and uplink bits of UE ``index``'s part of the round (clock.py)."""
+        clock, prof, a = self.cfg.clock, self.profiles[index], plan.assignments[index]
+        snr_db = prof.snr_db + a.tx_power_dbm - prof.tx_power_dbm
+        common = dict(cpu_freq_hz=a.cpu_freq_hz, kappa=prof.kappa, tx_power_dbm=a.tx_power_dbm)
+        if a.mode is Mode.DISTRIBUTED:
+            nbytes = self.phi_bytes + self.theta_bytes
+            return ue_cost(
+                download_s=plan.theta_end_s,
+                samples=self.cfg.work.samples_per_round,
+                cycles_per_sample=prof.cycles_per_sample,
+                upload_s=self.airtime.upload_s(nbytes, snr_db),
+                uplink_bits=8.0 * nbytes,
+                **common,
+            )
+        if a.mode is Mode.CENTRALIZED_DECODER and isinstance(contribution, SymbolUpload):
+            m, k = contribution.received.shape
+            label_bytes = m * clock.bytes_per_label
+            return ue_cost(
+                download_s=plan.phi_end_s,
+                samples=m,
+                cycles_per_sample=prof.cycles_per_sample * self.encoder_fraction,
+                upload_s=self.airtime.analog_upload_s(m * k) + self.airtime.upload_s(label_bytes, snr_db),
+                uplink_bits=m * k * clock.analog_bits_per_symbol + 8.0 * label_bytes,
+                **common,
+            )
+        if a.mode is Mode.CENTRALIZED_FULL and isinstance(contribution, ImageDataset):
+            side = contribution.image_size_px
+            nbytes = len(contribution) * (side * side * clock.bytes_per_pixel + clock.bytes_per_label)
+            return ue_cost(
+                download_s=0.0, samples=0, cycles_per_sample=1.0, upload_s=self.airtime.upload_s(nbytes, snr_db),
+                uplink_bits=8.0 * nbytes, **common,
+            )  # fmt: skip
+        return UeCost()
+
+    def finish_round(
+        self,
+        plan: RoundPlan,
+        arrived: Mapping[str, Contribution],
+        *,
+        late: Sequence[str] = (),
+        refused: Mapping[str, str] | None = None,
+        costs: Mapping[str, UeCost] | None = None,
+        deadline_s: float | None = None,
+    ) -> RoundReport:
+        """Guards, the joint update and the round's clock from the contributions that ``arrived``.
+
+        ``late`` : UEs whose contribution is dropped (past the deadline; a raw block that arrived late is
+        still kept for later rounds). ``refused`` : UEs whose bytes were unusable before the guards (reason).
+        ``costs`` : each UE's charge (``charge``); missing ones are charged from what arrived.
+        """
+        if plan.round_index != self.round_index:
+            raise LearningError(f"plan is for round {plan.round_index}, the runner is at round {self.round_index}")
+        costs = dict(costs) if costs is not None else {}
         updates: list[Update] = []
         symbols: list[SymbolUpload] = []
         raw_idx: list[int] = []
-        for i, (ue, prof, a) in enumerate(zip(self.ues, self.profiles, assignments, strict=True)):
-            offset = a.tx_power_dbm - prof.tx_power_dbm
-            common = dict(cpu_freq_hz=a.cpu_freq_hz, kappa=prof.kappa, tx_power_dbm=a.tx_power_dbm)
-            if a.mode is Mode.DISTRIBUTED:
-                updates.append(ue.distributed(self.model, self.scratch, work, offset))
-                nbytes = self.phi_bytes + self.theta_bytes
-                costs[ue.name] = ue_cost(
-                    download_s=theta_end,
-                    samples=work.samples_per_round,
-                    cycles_per_sample=prof.cycles_per_sample,
-                    upload_s=self.airtime.upload_s(nbytes, prof.snr_db + offset),
-                    uplink_bits=8.0 * nbytes,
-                    **common,
-                )
-            elif a.mode is Mode.CENTRALIZED_DECODER:
-                up = ue.symbols(self.model, work, offset)
-                m, k = up.received.shape
-                label_bytes = m * clock.bytes_per_label
-                upload = self.airtime.analog_upload_s(m * k) + self.airtime.upload_s(label_bytes, prof.snr_db + offset)
-                symbols.append(up)
-                costs[ue.name] = ue_cost(
-                    download_s=phi_end,
-                    samples=m,
-                    cycles_per_sample=prof.cycles_per_sample * self.encoder_fraction,
-                    upload_s=upload,
-                    uplink_bits=m * k * clock.analog_bits_per_symbol + 8.0 * label_bytes,
-                    **common,
-                )
-            elif a.mode is Mode.CENTRALIZED_FULL:
-                costs[ue.name] = self._upload_raw(i, prof.snr_db + offset, common)
+        for i, (name, a) in enumerate(zip(self.names, plan.assignments, strict=True)):
+            got = arrived.get(name)
+            if a.mode is not Mode.IDLE and name not in costs:
+                costs[name] = self.charge(plan, i, got)
+            if a.mode is Mode.CENTRALIZED_FULL and isinstance(got, ImageDataset):
+                self._store_raw(i, got)
+            if name in late:
+                continue
+            if a.mode is Mode.DISTRIBUTED and isinstance(got, Update):
+                updates.append(got)
+            elif a.mode is Mode.CENTRALIZED_DECODER and isinstance(got, SymbolUpload):
+                symbols.append(got)
+            elif a.mode is Mode.CENTRALIZED_FULL and self.raw_store[i] is not None:
                 raw_idx.append(i)
-        late = [n for n, c in costs.items() if deadline_s is not None and c.total_s > deadline_s]
-        updates = [u for u in updates if u.source not in late]
-        symbols = [s for s in symbols if s.source not in late]
-        raw_idx = [i for i in raw_idx if self.ues[i].name not in late and self.raw_store[i] is not None]
-        refused, bs_samples = self._aggregate(updates, symbols, raw_idx)
-        modes = {u.name: a.mode for u, a in zip(self.ues, assignments, strict=True)}
+        guard_refused, bs_samples = self._aggregate(updates, symbols, raw_idx)
+        clock = self.cfg.clock
+        modes = {n: a.mode for n, a in zip(self.names, plan.assignments, strict=True)}
         on_time = {n: c.total_s for n, c in costs.items() if n not in late}
         dist_t = [t for n, t in on_time.items() if modes[n] is Mode.DISTRIBUTED]
         cent_t = [t for n, t in on_time.items() if modes[n] is not Mode.DISTRIBUTED]
         time_s = round_time_s(dist_t, cent_t, clock.bs_compute_s(bs_samples), clock.control_latency_s)
-        if late:
+        if late and deadline_s is not None:
             time_s = max(time_s, deadline_s + clock.control_latency_s)
         report = RoundReport(
             round_index=self.round_index,
@@ -162,8 +266,8 @@ class RoundRunner:
             uplink_bits=sum(c.uplink_bits for c in costs.values()),
             modes={n: m.value for n, m in modes.items()},
             costs=costs,
-            late=late,
-            refused=refused,
+            late=list(late),
+            refused={**(refused or {}), **guard_refused},
         )
         self.round_index += 1
         return report
@@ -179,22 +283,6 @@ class RoundRunner:
         phi_end = self.airtime.broadcast_s(self.phi_bytes, min(need_phi)) if need_phi else 0.0
         theta_end = phi_end + (self.airtime.broadcast_s(self.theta_bytes, min(need_theta)) if need_theta else 0.0)
         return phi_end, theta_end
-
-    def _upload_raw(self, i: int, snr_db: float, common: Mapping[str, float]) -> UeCost:
-        """Fetch this round's block of raw samples from UE ``i`` into the BS store and charge its upload."""
-        clock, ue = self.cfg.clock, self.ues[i]
-        remaining = self.registered[ue.name] - self.raw_uploaded[i]
-        count = remaining if self.cfg.raw_block_samples == 0 else min(self.cfg.raw_block_samples, remaining)
-        if count <= 0:
-            return UeCost()
-        block = ue.raw(self.raw_uploaded[i], count)
-        self._store_raw(i, block)
-        side = block.image_size_px
-        nbytes = len(block) * (side * side * clock.bytes_per_pixel + clock.bytes_per_label)
-        upload_s = self.airtime.upload_s(nbytes, snr_db)
-        return ue_cost(
-            download_s=0.0, samples=0, cycles_per_sample=1.0, upload_s=upload_s, uplink_bits=8.0 * nbytes, **common
-        )
 
     def _store_raw(self, i: int, block: ImageDataset) -> None:
         old = self.raw_store[i]
@@ -251,8 +339,10 @@ class RoundRunner:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["bs_generator"])
-        self.raw_store = [None] * len(self.ues)
-        self.raw_uploaded = [0] * len(self.ues)
+        self.raw_store = [None] * len(self.names)
+        self.raw_uploaded = [0] * len(self.names)
         for i, n in enumerate(state["raw_uploaded"]):
+            if n and self.ues is None:
+                raise LearningError("the checkpoint holds raw samples; a runner without endpoints cannot refetch them")
             if n:
                 self._store_raw(i, self.ues[i].raw(0, int(n)))

@@ -1,15 +1,19 @@
 """Round logic: modes touch what they should, raw data is uploaded once, the deadline drops stragglers,
-and the clock charges the slowest participant."""
+the clock charges the slowest participant, and plan -> contributions as bytes -> finish (the BS daemon's
+way) gives exactly what run_round (the engine's) gives."""
 
 import pytest
 import torch
 
 from testbed.errors import LearningError
+from testbed.learning import wire
 from testbed.learning.assignment import FixedAssignment, Mode, UeAssignment
 from testbed.learning.clock import ClockConfig, UeCost, round_time_s, ue_cost
 from testbed.learning.cost import compute_energy_j, radio_energy_j
+from testbed.learning.data import ImageDataset
 from testbed.learning.modes import LocalTraining
-from testbed.learning.rounds import RoundConfig
+from testbed.learning.rounds import RoundConfig, RoundRunner
+from tests.learning.conftest import TINY, FlatAirtime
 
 
 def _params(model) -> dict[str, torch.Tensor]:
@@ -95,3 +99,54 @@ def test_round_time_rule() -> None:
     assert c.total_s == pytest.approx(3.01) and c.energy_j == pytest.approx(1e-28 * 1e7 * 1e18 + 2.0)
     assert UeCost().total_s == 0
     assert ClockConfig().bs_compute_s(0) == 0
+
+
+def _daemon_round(runner, assignments, deadline_s):
+    """The round as the BS daemon drives it: plan, contributions as wire bytes, finish with what arrived."""
+    plan = runner.plan_round(assignments)
+    reference = {n: p.detach() for n, p in runner.model.named_parameters()}
+    arrived, costs = {}, {}
+    for i, (ue, a) in enumerate(zip(runner.ues, plan.assignments, strict=True)):
+        offset = a.tx_power_dbm - runner.profiles[i].tx_power_dbm
+        if a.mode is Mode.DISTRIBUTED:
+            data = wire.encode_update(ue.distributed(runner.model, runner.scratch, runner.cfg.work, offset), 0)
+            arrived[ue.name] = wire.decode_update(data, ue.name, reference)
+        elif a.mode is Mode.CENTRALIZED_DECODER:
+            data = wire.encode_symbols(ue.symbols(runner.model, runner.cfg.work, offset), 0)
+            arrived[ue.name] = wire.decode_symbols(data, ue.name, TINY.num_symbols, TINY.num_classes)
+        elif ue.name in plan.raw_requests:
+            arrived[ue.name] = ue.raw(*plan.raw_requests[ue.name])
+        if a.mode is not Mode.IDLE:
+            costs[ue.name] = runner.charge(plan, i, arrived.get(ue.name))
+    late = [n for n, c in costs.items() if c.total_s > deadline_s]
+    on_time = {n: c for n, c in arrived.items() if n not in late or isinstance(c, ImageDataset)}
+    return runner.finish_round(plan, on_time, late=late, costs=costs, deadline_s=deadline_s)
+
+
+@pytest.mark.parametrize("weak_mode", [Mode.CENTRALIZED_DECODER, Mode.CENTRALIZED_FULL])
+def test_plan_and_finish_with_wire_bytes_equal_run_round(digits_split, make_runner, weak_mode) -> None:
+    cfg = RoundConfig(work=LocalTraining(steps=2, batch_size=16, lr=0.1), raw_block_samples=64)
+    engine, daemon = make_runner(digits_split[0], cfg), make_runner(digits_split[0], cfg)
+    policy = FixedAssignment(weak_mode, Mode.DISTRIBUTED)
+    lates = []
+    for r, deadline in enumerate([10.0, 0.02, 10.0]):  # 20 ms: someone is late in round 1
+        want = engine.run_round(policy.assign(r, engine.profiles), deadline_s=deadline)
+        got = _daemon_round(daemon, policy.assign(r, daemon.profiles), deadline)
+        assert got == want
+        lates.append(want.late)
+    assert lates[0] == lates[2] == [] and lates[1] and engine.raw_uploaded == daemon.raw_uploaded
+    for (name, p), q in zip(engine.model.named_parameters(), daemon.model.parameters(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_runner_without_endpoints_plans_and_refuses_run_round(digits_split, make_runner) -> None:
+    runner = make_runner(digits_split[0])
+    bare = RoundRunner(runner.model, runner.cfg, runner.profiles, None, [10] * 4, FlatAirtime(), torch.Generator())
+    plan = bare.plan_round(FixedAssignment(Mode.CENTRALIZED_FULL, Mode.IDLE).assign(0, bare.profiles))
+    assert plan.raw_requests == {"ue0": (0, 10), "ue1": (0, 10)}
+    with pytest.raises(LearningError, match="no UE endpoints"):
+        bare.run_round(plan.assignments)
+    report = bare.finish_round(plan, {}, late=["ue0", "ue1"], refused={"ue0": "bad bytes"}, deadline_s=1.0)
+    assert report.refused == {"ue0": "bad bytes"} and bare.round_index == 1
+    with pytest.raises(LearningError, match="plan is for round 0"):
+        bare.finish_round(plan, {})

@@ -1,0 +1,250 @@
+"""Bytes for what crosses the air in a round: the model, a distributed update, symbols, raw samples.
+
+Each object is one msgpack map decoded by msgspec into a typed struct (never pickle or ``torch.load``: the
+bytes come from another machine). Arrays travel as ``Array`` (dtype string, shape, raw little-endian bytes)
+and are checked against what the receiver expects before a tensor is made: dtype, shape (against the
+receiver's own model for parameters), byte count, and bounded sizes. Anything else raises ``LearningError``
+saying what was expected; the BS then counts and drops that contribution (the guards still judge the
+values: NaN, norms). Raw pixels go as 8-bit grey (``ClockConfig.bytes_per_pixel`` = 1), labels as one byte.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal, TypeVar
+
+import msgspec
+import numpy as np
+import torch
+from msgspec import Meta, Struct
+
+from testbed.errors import LearningError
+from testbed.learning.data import ImageDataset
+from testbed.learning.guards import Update
+from testbed.learning.modes import SymbolUpload
+
+WIRE_VERSION = 1
+MAX_MESSAGE_BYTES = 64 << 20  # refuse before decoding; the tiny and MNIST codecs need < 200 kB
+MAX_ROWS = 1 << 16  # symbol rows or raw samples in one upload
+MAX_LABEL = 255  # labels travel as one byte
+PIXEL_LEVELS = 255.0  # 8-bit grey
+
+DType = Literal["<f4", "<c8", "|u1"]
+Dim = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+RoundIndex = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+Name = Annotated[str, Meta(min_length=1, max_length=64)]
+_NUMPY = {"<f4": np.dtype("<f4"), "<c8": np.dtype("<c8"), "|u1": np.dtype("u1")}
+
+
+class Array(Struct, frozen=True, forbid_unknown_fields=True):
+    """One array: numpy dtype string, shape, C-order little-endian bytes."""
+
+    dtype: DType
+    shape: Annotated[list[Dim], Meta(max_length=4)]
+    data: bytes
+
+
+class _Msg(Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
+    version: int
+    round_index: RoundIndex
+
+
+class ModelMsg(_Msg, tag="model"):
+    """BS -> UEs: the global model (phi and theta) and the raw block each centralized-full UE sends."""
+
+    tensors: Annotated[dict[Name, Array], Meta(max_length=256)]
+    raw_requests: Annotated[dict[Name, tuple[Dim, Dim]], Meta(max_length=65535)]
+
+
+class UpdateMsg(_Msg, tag="update"):
+    """Distributed UE -> BS: pseudo-gradient per parameter and the sample count n_k."""
+
+    num_samples: Dim
+    tensors: Annotated[dict[Name, Array], Meta(max_length=256)]
+
+
+class SymbolsMsg(_Msg, tag="symbols"):
+    """Centralized-decoder UE -> BS: received (M, k) complex64 symbols, N0, (M,) labels."""
+
+    noise_var: float
+    symbols: Array
+    labels: Array
+
+
+class RawMsg(_Msg, tag="raw"):
+    """Centralized-full UE -> BS: samples start..start+N-1 as (N, H, W) 8-bit grey, (N,) labels."""
+
+    start: Dim
+    images: Array
+    labels: Array
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """A decoded model broadcast: round, parameters (name -> tensor), raw requests (UE -> (start, count))."""
+
+    round_index: int
+    tensors: dict[str, torch.Tensor]
+    raw_requests: dict[str, tuple[int, int]]
+
+
+# --- arrays ---------------------------------------------------------------------------------------------
+def _to_array(t: torch.Tensor) -> Array:
+    a = np.ascontiguousarray(t.detach().cpu().numpy())
+    for name, dt in _NUMPY.items():
+        if a.dtype == dt.newbyteorder("="):
+            return Array(name, list(a.shape), a.astype(dt, copy=False).tobytes())
+    raise LearningError(f"cannot send a {a.dtype} tensor; expected float32, complex64 or uint8")
+
+
+def _from_array(arr: Array, what: str, dtype: DType, shape: Sequence[int | None]) -> np.ndarray:
+    """The checked array; ``None`` in ``shape`` accepts any size up to MAX_ROWS in that dimension."""
+    if arr.dtype != dtype or len(arr.shape) != len(shape):
+        raise LearningError(f"{what}: expected {dtype} with {len(shape)} dimensions, got {arr.dtype} {arr.shape}")
+    for got, want in zip(arr.shape, shape, strict=True):
+        if (want is None and got > MAX_ROWS) or (want is not None and got != want):
+            raise LearningError(f"{what}: expected shape {list(shape)} (None: up to {MAX_ROWS}), got {arr.shape}")
+    dt = _NUMPY[dtype]
+    if len(arr.data) != math.prod(arr.shape) * dt.itemsize:
+        raise LearningError(
+            f"{what}: shape {arr.shape} needs {math.prod(arr.shape) * dt.itemsize} bytes, got {len(arr.data)}"
+        )
+    return np.frombuffer(arr.data, dtype=dt).reshape(arr.shape).astype(dt.newbyteorder("="))
+
+
+def _tensors(got: Mapping[str, Array], reference: Mapping[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
+    if set(got) != set(reference):
+        missing, extra = sorted(set(reference) - set(got)), sorted(set(got) - set(reference))
+        raise LearningError(f"{what}: tensor names differ from the model (missing {missing[:3]}, extra {extra[:3]})")
+    out = {}
+    for name, ref in reference.items():
+        if ref.dtype != torch.float32:
+            raise LearningError(f"{what}: the reference {name} is {ref.dtype}; only float32 models are sent")
+        out[name] = torch.from_numpy(_from_array(got[name], f"{what} {name}", "<f4", list(ref.shape)))
+    return out
+
+
+def _encode(msg: _Msg) -> bytes:
+    return msgspec.msgpack.encode(msg)
+
+
+M = TypeVar("M", bound=_Msg)
+
+
+def _decode(data: bytes, kind: type[M], what: str) -> M:
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise LearningError(f"{what}: {len(data)} bytes exceed the {MAX_MESSAGE_BYTES}-byte limit")
+    try:
+        msg = msgspec.msgpack.decode(data, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:  # bad UTF-8 names
+        raise LearningError(
+            f"{what}: not a valid {kind.__name__} ({exc}); the sender must use testbed.learning.wire"
+        ) from exc
+    if msg.version != WIRE_VERSION:
+        raise LearningError(f"{what}: wire version {msg.version}, this node speaks {WIRE_VERSION}; update both ends")
+    return msg
+
+
+def _round(msg: _Msg, round_index: int | None, what: str) -> None:
+    if round_index is not None and msg.round_index != round_index:
+        raise LearningError(f"{what}: for round {msg.round_index}, expected round {round_index}")
+
+
+def _label_bytes(labels: torch.Tensor) -> torch.Tensor:
+    if labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) <= MAX_LABEL):
+        raise LearningError(f"labels must lie in 0..{MAX_LABEL} for the one-byte wire format")
+    return labels.to(torch.uint8)
+
+
+def _labels(arr: Array, n: int, num_classes: int, what: str) -> torch.Tensor:
+    labels = _from_array(arr, f"{what} labels", "|u1", [n])
+    if n and int(labels.max()) >= num_classes:
+        raise LearningError(f"{what}: labels must lie in 0..{num_classes - 1}, got {int(labels.max())}")
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+# --- model ----------------------------------------------------------------------------------------------
+def encode_model(model: torch.nn.Module, round_index: int, raw_requests: Mapping[str, tuple[int, int]]) -> bytes:
+    """The broadcast of round ``round_index``: every parameter (float32) and the raw requests of the plan."""
+    tensors = {name: _to_array(p) for name, p in model.state_dict().items()}
+    return _encode(ModelMsg(WIRE_VERSION, round_index, tensors, {k: tuple(v) for k, v in raw_requests.items()}))
+
+
+def decode_model(data: bytes, reference: torch.nn.Module, round_index: int | None = None) -> ModelState:
+    """A broadcast checked against the receiver's own model (names, shapes, float32, finite values)."""
+    msg = _decode(data, ModelMsg, "model broadcast")
+    _round(msg, round_index, "model broadcast")
+    tensors = _tensors(msg.tensors, reference.state_dict(), "model broadcast")
+    for name, t in tensors.items():
+        if not bool(torch.isfinite(t).all()):
+            raise LearningError(f"model broadcast: {name} holds NaN or Inf; the BS model is broken")
+    return ModelState(msg.round_index, tensors, {k: (int(a), int(b)) for k, (a, b) in msg.raw_requests.items()})
+
+
+# --- distributed update ---------------------------------------------------------------------------------
+def encode_update(update: Update, round_index: int) -> bytes:
+    """A distributed UE's upload: g_k per parameter and n_k."""
+    tensors = {name: _to_array(t) for name, t in update.tensors.items()}
+    return _encode(UpdateMsg(WIRE_VERSION, round_index, int(update.num_samples), tensors))
+
+
+def decode_update(
+    data: bytes, source: str, reference: Mapping[str, torch.Tensor], round_index: int | None = None
+) -> Update:
+    """The update of UE ``source``; names, shapes and dtype checked here, values by the guards."""
+    what = f"update from {source}"
+    msg = _decode(data, UpdateMsg, what)
+    _round(msg, round_index, what)
+    return Update(source, _tensors(msg.tensors, reference, what), msg.num_samples)
+
+
+# --- symbols --------------------------------------------------------------------------------------------
+def encode_symbols(upload: SymbolUpload, round_index: int) -> bytes:
+    """A centralized-decoder UE's upload: what the BS receives over the symbol channel, and the labels."""
+    labels = _to_array(_label_bytes(upload.labels))
+    return _encode(SymbolsMsg(WIRE_VERSION, round_index, float(upload.noise_var), _to_array(upload.received), labels))
+
+
+def decode_symbols(
+    data: bytes, source: str, num_symbols: int, num_classes: int, round_index: int | None = None
+) -> SymbolUpload:
+    """The symbols of UE ``source``: (M, num_symbols) complex64 with M <= MAX_ROWS, N0 finite > 0, labels."""
+    what = f"symbols from {source}"
+    msg = _decode(data, SymbolsMsg, what)
+    _round(msg, round_index, what)
+    if not (math.isfinite(msg.noise_var) and msg.noise_var > 0):
+        raise LearningError(f"{what}: noise_var={msg.noise_var!r} must be finite and > 0")
+    received = _from_array(msg.symbols, what, "<c8", [None, num_symbols])
+    labels = _labels(msg.labels, received.shape[0], num_classes, what)
+    return SymbolUpload(source, torch.from_numpy(received), float(msg.noise_var), labels)
+
+
+# --- raw samples ----------------------------------------------------------------------------------------
+def encode_raw(block: ImageDataset, start: int, round_index: int) -> bytes:
+    """A centralized-full UE's upload: samples ``start``.. as 8-bit grey images and one-byte labels."""
+    pixels = torch.round(block.images[:, 0].clamp(0.0, 1.0) * PIXEL_LEVELS).to(torch.uint8)  # (N, H, W)
+    labels = _to_array(_label_bytes(block.labels))
+    return _encode(RawMsg(WIRE_VERSION, round_index, start, _to_array(pixels), labels))
+
+
+def decode_raw(
+    data: bytes,
+    source: str,
+    image_size_px: int,
+    num_classes: int,
+    request: tuple[int, int],
+    round_index: int | None = None,
+) -> ImageDataset:
+    """The raw block of UE ``source``; it must be exactly the ``request`` (first sample, count) of the plan."""
+    what = f"raw samples from {source}"
+    msg = _decode(data, RawMsg, what)
+    _round(msg, round_index, what)
+    start, count = request
+    if msg.start != start:
+        raise LearningError(f"{what}: starts at sample {msg.start}, the plan asked for {start}")
+    pixels = _from_array(msg.images, what, "|u1", [count, image_size_px, image_size_px])
+    labels = _labels(msg.labels, count, num_classes, what)
+    images = torch.from_numpy(pixels.astype(np.float32) / np.float32(PIXEL_LEVELS)).unsqueeze(1)  # (N, 1, H, W)
+    return ImageDataset(images, labels, num_classes)

@@ -1,0 +1,139 @@
+"""Bytes over the air: every object round-trips exactly (raw pixels to 8 bits), and corrupted, truncated or
+mis-shaped bytes raise LearningError (never another exception, never a tensor of the wrong shape)."""
+
+import msgspec
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from testbed.errors import LearningError
+from testbed.learning import wire
+from testbed.learning.codec import SemanticCodec
+from testbed.learning.data import ImageDataset
+from testbed.learning.guards import Update
+from testbed.learning.modes import SymbolUpload
+from tests.learning.conftest import TINY
+
+MODEL = SemanticCodec(TINY, torch.Generator().manual_seed(1))
+REF = {n: p.detach() for n, p in MODEL.state_dict().items()}
+K, CLASSES = TINY.num_symbols, TINY.num_classes
+
+
+def _update(gen: torch.Generator) -> Update:
+    return Update("ue-1", {n: torch.randn(t.shape, generator=gen) for n, t in REF.items()}, 37)
+
+
+def _symbols(gen: torch.Generator, m: int = 12) -> SymbolUpload:
+    received = torch.complex(torch.randn(m, K, generator=gen), torch.randn(m, K, generator=gen))
+    return SymbolUpload("ue-2", received, 0.25, torch.randint(0, CLASSES, (m,), generator=gen))
+
+
+def _encodings() -> dict[str, tuple[bytes, object]]:
+    gen = torch.Generator().manual_seed(5)
+    images = torch.randint(0, 256, (6, 1, 8, 8), generator=gen).float() / 255.0
+    raw = ImageDataset(images, torch.randint(0, CLASSES, (6,), generator=gen), CLASSES)
+    return {
+        "model": (wire.encode_model(MODEL, 3, {"ue-3": (10, 6)}), lambda b: wire.decode_model(b, MODEL, 3)),
+        "update": (wire.encode_update(_update(gen), 3), lambda b: wire.decode_update(b, "ue-1", REF, 3)),
+        "symbols": (wire.encode_symbols(_symbols(gen), 3), lambda b: wire.decode_symbols(b, "ue-2", K, CLASSES, 3)),
+        "raw": (wire.encode_raw(raw, 10, 3), lambda b: wire.decode_raw(b, "ue-3", 8, CLASSES, (10, 6), 3)),
+    }
+
+
+ENCODED = _encodings()
+
+
+def test_every_object_round_trips_exactly() -> None:
+    gen = torch.Generator().manual_seed(2)
+    state = wire.decode_model(wire.encode_model(MODEL, 4, {"ue-3": (0, 50)}), MODEL, 4)
+    assert state.round_index == 4 and state.raw_requests == {"ue-3": (0, 50)}
+    assert all(torch.equal(state.tensors[n], t) for n, t in REF.items())
+    up = _update(gen)
+    back = wire.decode_update(wire.encode_update(up, 4), "ue-1", REF, 4)
+    assert back.num_samples == 37 and all(torch.equal(back.tensors[n], t) for n, t in up.tensors.items())
+    sym = _symbols(gen)
+    got = wire.decode_symbols(wire.encode_symbols(sym, 4), "ue-2", K, CLASSES, 4)
+    assert torch.equal(got.received, sym.received) and torch.equal(got.labels, sym.labels) and got.noise_var == 0.25
+    assert got.received.dtype == torch.complex64 and got.labels.dtype == torch.int64
+    images = torch.arange(2 * 64, dtype=torch.float32).reshape(2, 1, 8, 8) / 127.0
+    block = ImageDataset(images.clamp(0, 1), torch.tensor([3, 9]), CLASSES)
+    raw = wire.decode_raw(wire.encode_raw(block, 7, 4), "ue-3", 8, CLASSES, (7, 2), 4)
+    assert torch.equal(raw.labels, block.labels)
+    assert float((raw.images - block.images).abs().max()) <= 0.5 / 255 + 1e-7  # 8-bit grey
+
+
+@pytest.mark.parametrize(
+    "name, mutate, match",
+    [
+        ("update", lambda b: b[: len(b) // 2], "not a valid"),
+        ("update", lambda b: b"\x00" * 10, "not a valid"),
+        ("model", lambda b: wire.encode_update(Update("x", REF, 1), 3), "not a valid"),  # wrong kind
+        ("symbols", lambda b: b, "round 3, expected round 4"),
+    ],
+)
+def test_bad_bytes_are_refused_with_a_reason(name: str, mutate, match: str) -> None:
+    data, decode = ENCODED[name]
+    if match.startswith("round"):
+        with pytest.raises(LearningError, match=match):
+            wire.decode_symbols(data, "ue-2", K, CLASSES, 4)
+        return
+    with pytest.raises(LearningError, match=match):
+        decode(mutate(data))
+
+
+def test_structure_must_match_the_receivers_model() -> None:
+    msg = msgspec.msgpack.decode(ENCODED["update"][0], type=wire.UpdateMsg)
+    name = next(iter(msg.tensors))
+    wrong_shape = dict(msg.tensors, **{name: wire.Array("<f4", [1], b"\x00" * 4)})
+    bad = msgspec.msgpack.encode(msgspec.structs.replace(msg, tensors=wrong_shape))
+    with pytest.raises(LearningError, match="dimensions"):
+        wire.decode_update(bad, "ue-1", REF)
+    short = dict(msg.tensors, **{name: msgspec.structs.replace(msg.tensors[name], data=b"\x00")})
+    with pytest.raises(LearningError, match="bytes"):
+        wire.decode_update(msgspec.msgpack.encode(msgspec.structs.replace(msg, tensors=short)), "ue-1", REF)
+    missing = {k: v for k, v in msg.tensors.items() if k != name}
+    with pytest.raises(LearningError, match="missing"):
+        wire.decode_update(msgspec.msgpack.encode(msgspec.structs.replace(msg, tensors=missing)), "ue-1", REF)
+    sym = msgspec.msgpack.decode(ENCODED["symbols"][0], type=wire.SymbolsMsg)
+    for bad_sym, match in (
+        (msgspec.structs.replace(sym, noise_var=float("nan")), "noise_var"),
+        (msgspec.structs.replace(sym, labels=wire.Array("|u1", [12], bytes([200] * 12))), "labels"),
+        (msgspec.structs.replace(sym, symbols=wire.Array("<f4", [12, K], bytes(48 * K))), "expected <c8"),
+    ):
+        with pytest.raises(LearningError, match=match):
+            wire.decode_symbols(msgspec.msgpack.encode(bad_sym), "ue-2", K, CLASSES)
+    with pytest.raises(LearningError, match="plan asked"):
+        wire.decode_raw(ENCODED["raw"][0], "ue-3", 8, CLASSES, (0, 6))
+    nan_model = SemanticCodec(TINY, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        next(iter(nan_model.parameters()))[0] = float("nan")
+    with pytest.raises(LearningError, match="NaN"):
+        wire.decode_model(wire.encode_model(nan_model, 0, {}), MODEL)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(sorted(ENCODED)),
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=6),
+    cut=st.none() | st.integers(0, 10**6),
+)
+def test_corrupted_bytes_raise_learning_error_or_decode_to_the_right_shapes(name, flips, cut) -> None:
+    data, decode = ENCODED[name]
+    buf = bytearray(data)
+    for pos, x in flips:
+        buf[pos % len(buf)] ^= x
+    if cut is not None:
+        buf = buf[: cut % len(buf)]
+    try:
+        out = decode(bytes(buf))
+    except LearningError:
+        return
+    if isinstance(out, Update) or hasattr(out, "raw_requests"):
+        assert {n: t.shape for n, t in out.tensors.items()} == {n: t.shape for n, t in REF.items()}
+    elif isinstance(out, SymbolUpload):
+        assert out.received.shape[1] == K and out.received.dtype == torch.complex64
+        assert out.labels.shape == (out.received.shape[0],) and int(out.labels.max()) < CLASSES
+    else:
+        assert out.images.shape == (6, 1, 8, 8) and np.isfinite(out.images.numpy()).all()
