@@ -20,11 +20,12 @@ import numpy as np
 from testbed.errors import PhyError
 from testbed.phy.convcode import conv_encode, viterbi_decode
 from testbed.phy.crc import crc16
-from testbed.phy.interleaver import deinterleave, interleave
+from testbed.phy.interleaver import interleave
 from testbed.phy.layout import HEADER_INFO_BITS, TAIL_BITS, header_num_symbols
 from testbed.phy.mcs import MCS_BY_INDEX
-from testbed.phy.modulation import demap_llr, map_bits
+from testbed.phy.modulation import map_bits
 from testbed.phy.numerology import PhyConfig
+from testbed.phy.rxkernel import demap_into
 
 FRAME_TYPES = ("data", "analog")  # header code = position in this tuple
 ANALOG_MCS_INDEX = 15  # MCS field of analog frames (no MCS_TABLE entry uses it)
@@ -130,6 +131,9 @@ class HeaderCodec:
         units = np.eye(_FIELD_BITS, dtype=np.uint8)
         m = np.stack([self._encode_bits(_crc_bits(u), with_fields=u) ^ v for u in units], axis=1)
         self._affine = m.astype(np.float32), v.astype(np.float32)  # (padded_len, 48), (padded_len,)
+        # on-air bit p is coded bit _air_order[p] (interleave of the positions; exact in float32 below 2**24)
+        positions = np.arange(self._padded_len, dtype=np.float32)
+        self._air_order = interleave(positions, self.num_data, 1).astype(np.intp)
 
     def _encode_bits(self, crc: np.ndarray, with_fields: np.ndarray) -> np.ndarray:
         """48 field bits and their 16 CRC bits -> (padded_len,) interleaved coded bits (tail and pad zero)."""
@@ -154,6 +158,10 @@ class HeaderCodec:
         return map_bits(coded, 1).reshape(self.num_symbols, self.num_data)
 
     def decode(self, symbols: np.ndarray, noise_var: np.ndarray) -> Header | None:
-        """Equalized (header_num_symbols * n_data,) complex64 symbols and their noise variances -> Header or None."""
-        llrs = deinterleave(demap_llr(symbols, noise_var, 1), self.num_data, 1)[: self._coded_len]
-        return Header.from_bits(viterbi_decode(llrs, HEADER_INFO_BITS))
+        """Equalized (header_num_symbols * n_data,) complex64 symbols and their noise variances -> Header or None.
+
+        noise_var : (header_num_symbols * n_data,) per symbol, or (n_data,) per subcarrier (same every symbol).
+        """
+        coded = np.zeros(self._padded_len, np.float32)  # deinterleaved LLRs
+        demap_into(symbols, noise_var, 1, self._air_order, coded)
+        return Header.from_bits(viterbi_decode(coded[: self._coded_len], HEADER_INFO_BITS))

@@ -4,7 +4,8 @@ Transmit chain (IEEE 802.11-2020 17.3.5, minus the SERVICE field: the scrambler 
 payload + CRC-32 (little-endian) -> bits, LSB first -> scramble -> [coded MCS: append 6 zero tail bits and
 zero pad to whole OFDM symbols of N_DBPS, K=7 encode, puncture, interleave per symbol] / [uncoded: zero pad to
 whole symbols of N_CBPS] -> Gray map. Receive chain: max-log LLRs weighted per symbol by 1/noise variance
-(|H|^2/N0 after equalization) -> deinterleave -> depuncture -> soft Viterbi -> descramble -> CRC-32 check.
+(|H|^2/N0 after equalization), written straight to their mother-code positions (rxkernel.py) -> soft
+Viterbi -> descramble -> CRC-32 check.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from testbed.phy.crc import bits_to_bytes, bytes_to_bits, crc32
 from testbed.phy.interleaver import interleave
 from testbed.phy.layout import CRC_BYTES, payload_num_symbols
 from testbed.phy.mcs import Mcs, get_mcs
-from testbed.phy.modulation import demap_llr, map_bits
+from testbed.phy.modulation import map_bits
 from testbed.phy.numerology import PhyConfig
+from testbed.phy.rxkernel import demap_into
 from testbed.phy.scrambler import scramble
+
+_IN_PLACE = np.empty(0, np.intp)  # demap_into order: LLRs stay in air order
 
 
 @lru_cache(maxsize=256)  # (MCS, length) pairs repeat; bounded so odd sizes cannot grow it
@@ -71,16 +75,18 @@ class PayloadCodec:
         """Payload of ``length`` bytes, or None when its CRC-32 fails.
 
         symbols : (n_sym * n_data,) complex64 equalized body symbols, row by row.
-        noise_var : (n_sym * n_data,) float32 noise variance of each symbol.
+        noise_var : (n_sym * n_data,) or (n_data,) float32 noise variance of each symbol (the second form:
+            per subcarrier, the same in every row).
         """
         n_info = 8 * (length + CRC_BYTES)
-        llrs = demap_llr(symbols, noise_var, mcs.bits_per_symbol)
+        n_sym, per_symbol = body_size(self.cfg, mcs.name, length)
         if mcs.coded:
-            n_sym, per_symbol = body_size(self.cfg, mcs.name, length)
             mother = np.zeros(2 * n_sym * per_symbol, np.float32)  # punctured positions stay 0 (erasures)
-            mother[tx_order(mcs.name, self.cfg.num_data, n_sym)] = llrs
+            demap_into(symbols, noise_var, mcs.bits_per_symbol, tx_order(mcs.name, self.cfg.num_data, n_sym), mother)
             bits = viterbi_decode(mother, n_info)
         else:
+            llrs = np.empty(symbols.size * mcs.bits_per_symbol, np.float32)
+            demap_into(symbols, noise_var, mcs.bits_per_symbol, _IN_PLACE, llrs)
             bits = (llrs[:n_info] < 0).astype(np.uint8)
         data = bits_to_bytes(scramble(bits, seed))
         payload, fcs = data[:length], data[length:]

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 
 from testbed.errors import PhyError
 from testbed.phy.estimation import ChannelEstimate, make_estimator
@@ -23,6 +24,7 @@ from testbed.phy.mcs import MCS_BY_INDEX
 from testbed.phy.numerology import PhyConfig
 from testbed.phy.payload import PayloadCodec, body_size
 from testbed.phy.preamble import preamble_for
+from testbed.phy.rxkernel import gather_windows
 from testbed.phy.sync import Synchronizer, SyncResult
 from testbed.phy.tracking import PhaseTrack, PilotTracker, common_phase, phasor
 
@@ -144,7 +146,7 @@ class Receiver:
         g = self.grid
         track = common_phase(y[2:, g.pilot_pos], est.h[g.pilot_pos], g.pilot_values(0, n_hdr), est.noise_var)
         eq = self._equalize(y[2:], est, track, est.noise_var)
-        header = self.header_codec.decode(eq.symbols.reshape(-1), _per_symbol(eq.noise_var, n_hdr))
+        header = self.header_codec.decode(eq.symbols.reshape(-1), eq.noise_var)
         n_body = self._body_symbols(header)
         if header is None or n_body is None:
             self.stats.header_failures += 1
@@ -193,15 +195,17 @@ class Receiver:
         first_cp = t + 2 * n + first * cfg.symbol_len  # cyclic prefix of OFDM symbol ``first``
         if t < 0 or first_cp + n_ofdm * cfg.symbol_len > len(iq):
             return None
-        ltf = iq[t + (2 - n_ltf) * n : t + 2 * n].reshape(n_ltf, n)
-        ofdm = iq[first_cp : first_cp + n_ofdm * cfg.symbol_len].reshape(n_ofdm, cfg.symbol_len)[:, cfg.cp_len :]
         # each FFT window's first sample, counted from window_start: the CFO phase it starts with
         offsets = np.concatenate(
             [np.arange(2 - n_ltf, 2) * n, first_cp - t + cfg.cp_len + cfg.symbol_len * np.arange(n_ofdm)]
         )
-        ramp = phasor(-2 * np.pi * sync.cfo / n * self._sample_index)
-        y = self.grid.demodulate((np.concatenate([ltf, ofdm]) - np.complex64(sync.dc)) * ramp)
-        return y * phasor(np.remainder(-2 * np.pi * sync.cfo / n * offsets, 2 * np.pi))[:, None]  # wrap: float32
+        # CFO ramp within a window, with the FFT scaling of grid.demodulate folded in
+        ramp = phasor(-2 * np.pi * sync.cfo / n * self._sample_index) * (1 / self.grid.tx_scale)
+        start_phase = phasor(np.remainder(-2 * np.pi * sync.cfo / n * offsets, 2 * np.pi))  # wrap: float32
+        windows = np.empty((offsets.size, n), np.complex64)  # (n_ltf + n_ofdm, fft)
+        gather_windows(iq, t + offsets, np.complex64(sync.dc), ramp, start_phase, windows)
+        spectrum = scipy.fft.fft(windows, axis=1, overwrite_x=True)
+        return np.take(spectrum, self.grid.used_bins, axis=1)
 
     def _track(self, y: np.ndarray, est: ChannelEstimate) -> tuple[PhaseTrack, float]:
         """Pilot tracking over the whole frame, and the subcarrier noise variance it implies.
@@ -238,7 +242,6 @@ class Receiver:
         cfg = self.cfg
         body = eq.symbols[n_hdr:].reshape(-1)
         n_body = body.size // cfg.num_data
-        noise = _per_symbol(eq.noise_var, n_body)
         power = np.abs(est.h) ** 2
         noise_var = eq.subcarrier_noise_var
         signal = max(float(power.sum() - noise_var * est.error_gain.sum()) / power.size, 1e-30)
@@ -253,10 +256,10 @@ class Receiver:
         }
         if header.frame_type == "analog":
             symbols = body[: header.length]
-            noise_var = float(noise[: header.length].mean())
+            noise_var = float(_per_symbol(eq.noise_var, n_body)[: header.length].mean())
             return RxFrame(None, symbols, noise_var, True, "analog", evm_db=10 * math.log10(noise_var), **common)
         mcs = MCS_BY_INDEX[header.mcs_index]
-        payload = self.payload_codec.decode(body, noise, mcs, header.scrambler_seed, header.length)
+        payload = self.payload_codec.decode(body, eq.noise_var, mcs, header.scrambler_seed, header.length)
         if payload is None:
             self.stats.crc_failures += 1
         noise_var = float(eq.noise_var.sum()) / cfg.num_data
