@@ -174,7 +174,7 @@ def viterbi_decode(llrs: np.ndarray, n_bits: int) -> np.ndarray:
     if not 0 <= n_bits <= llrs.size // 2:
         raise PhyError(f"n_bits={n_bits} must be in 0..{llrs.size // 2} (half the number of LLRs)")
     if llrs.size:
-        peak = np.float32(np.abs(llrs).max())
+        peak = np.float32(max(llrs.max(), -llrs.min()))  # max |llr| without a temporary
         if peak > _MAX_LLR:
             llrs = llrs * (_MAX_LLR / peak)
     out = np.empty(n_bits, dtype=np.uint8)

@@ -126,11 +126,13 @@ class HeaderCodec:
         self._coded_len = 2 * (HEADER_INFO_BITS + TAIL_BITS)
         self._padded_len = self.num_symbols * cfg.num_data
         # CRC, encoding, padding and interleaving are affine over GF(2) in the 48 field bits: on-air bits =
-        # M x + v (mod 2), with column i of M the change header bit i alone makes. encode() is one product.
+        # M x + v (mod 2), with column i of M the change header bit i alone makes; encode() takes one masked
+        # parity per on-air bit instead of the shift registers.
         v = self._encode_bits(_crc_bits(np.zeros(_FIELD_BITS, np.uint8)), with_fields=np.zeros(_FIELD_BITS, np.uint8))
         units = np.eye(_FIELD_BITS, dtype=np.uint8)
         m = np.stack([self._encode_bits(_crc_bits(u), with_fields=u) ^ v for u in units], axis=1)
-        self._affine = m.astype(np.float32), v.astype(np.float32)  # (padded_len, 48), (padded_len,)
+        # row r of M as a 48-bit mask: on-air bit r = parity(mask_r & packed fields) ^ v_r
+        self._masks = (m.astype(np.int64) << np.arange(_FIELD_BITS, dtype=np.int64)).sum(axis=1), v
         # on-air bit p is coded bit _air_order[p] (interleave of the positions; exact in float32 below 2**24)
         positions = np.arange(self._padded_len, dtype=np.float32)
         self._air_order = interleave(positions, self.num_data, 1).astype(np.intp)
@@ -145,16 +147,15 @@ class HeaderCodec:
         """The encoder as masks: on-air bit r = parity(masks[r] & header.packed()) ^ offset[r].
 
         Returns ((header_num_symbols * n_data,) int64 masks over the 48 field bits, same-shape uint8 offset),
-        for kernels that encode a header without the float product of :meth:`encode`.
+        for kernels that encode a header themselves (txkernel.py).
         """
-        m, v = self._affine
-        masks = (m.astype(np.int64) << np.arange(_FIELD_BITS, dtype=np.int64)).sum(axis=1)
-        return masks, v.astype(np.uint8)
+        masks, offset = self._masks
+        return masks.copy(), offset.copy()
 
     def encode(self, header: Header) -> np.ndarray:
         """(header_num_symbols, n_data) complex64 BPSK symbols."""
-        m, v = self._affine
-        coded = (m @ header.field_bits().astype(np.float32) + v).astype(np.uint8) & 1
+        masks, offset = self._masks
+        coded = (np.bitwise_count(masks & header.packed()).astype(np.uint8) & 1) ^ offset  # (padded_len,)
         return map_bits(coded, 1).reshape(self.num_symbols, self.num_data)
 
     def decode(self, symbols: np.ndarray, noise_var: np.ndarray) -> Header | None:

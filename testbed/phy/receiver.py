@@ -230,13 +230,14 @@ class Receiver:
     def _equalize(self, y: np.ndarray, est: ChannelEstimate, track: PhaseTrack, noise_var: float) -> _Equalized:
         """y : (n_sym, n_used) OFDM symbols -> equalized data symbols and their noise variance."""
         g, cfg = self.grid, self.cfg
-        power = np.abs(est.h) ** 2
+        power = est.h.real**2 + est.h.imag**2
         power = np.maximum(power, CHANNEL_FLOOR * max(float(power.sum()) / power.size, 1e-30))
-        h_data = est.h[g.data_pos]
-        rot = track.rotation(cfg.data_subcarriers, cfg.fft_size)  # (n_sym, n_data)
-        symbols = y[:, g.data_pos] * (np.conj(h_data) / power[g.data_pos])[None, :] * np.conj(rot)
+        weight = np.conj(est.h[g.data_pos]) / power[g.data_pos]  # (n_data,) zero-forcing
+        symbols = y[:, g.data_pos]  # (n_sym, n_data), a copy
+        symbols *= weight
+        symbols *= track.rotation(cfg.data_subcarriers, cfg.fft_size, sign=-1.0)
         noise = noise_var * (1 + est.error_gain[g.data_pos]) / power[g.data_pos] + track.phase_error_var
-        return _Equalized(symbols.astype(np.complex64), noise.astype(np.float32), noise_var, track)
+        return _Equalized(symbols.astype(np.complex64, copy=False), noise.astype(np.float32), noise_var, track)
 
     def _frame(self, header: Header, sync: SyncResult, est: ChannelEstimate, eq: _Equalized, n_hdr: int) -> RxFrame:
         cfg = self.cfg

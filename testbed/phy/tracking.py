@@ -49,10 +49,15 @@ class PhaseTrack:
     phase_window: int
     phase_error_var: float
 
-    def rotation(self, logical: np.ndarray, fft_size: int) -> np.ndarray:
-        """(n_sym, k) complex64 factor the channel estimate of subcarriers ``logical`` picks up per symbol."""
-        slope = (2 * np.pi / fft_size) * self.drift_samples.astype(np.float32)
-        return phasor(self.phase_rad.astype(np.float32)[:, None] + np.outer(slope, logical.astype(np.float32)))
+    def rotation(self, logical: np.ndarray, fft_size: int, sign: float = 1.0) -> np.ndarray:
+        """(n_sym, k) complex64 factor the channel estimate of subcarriers ``logical`` picks up per symbol.
+
+        sign : -1 gives its conjugate (the de-rotation) without a second pass.
+        """
+        slope = np.float32(sign * 2 * np.pi / fft_size) * self.drift_samples.astype(np.float32)
+        angle = np.outer(slope, logical.astype(np.float32))  # (n_sym, k)
+        angle += np.float32(sign) * self.phase_rad.astype(np.float32)[:, None]
+        return phasor(angle)
 
 
 def phasor(angle_rad: np.ndarray) -> np.ndarray:

@@ -4,7 +4,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from testbed.phy import MCS_TABLE, PhyConfig
+from testbed.phy.convcode import conv_encode
 from testbed.phy.header import Header, HeaderCodec
+from testbed.phy.interleaver import interleave
+from testbed.phy.layout import HEADER_INFO_BITS, TAIL_BITS
+from testbed.phy.modulation import map_bits
 from testbed.phy.transmitter import Transmitter
 
 TX = Transmitter(PhyConfig())
@@ -43,11 +47,18 @@ def test_fused_burst_matches_the_reference_for_any_header_and_payload(payload, m
     stream_id=st.integers(0, 255),
     seq=st.integers(0, 65535),
 )
-def test_header_masks_reproduce_the_header_encoder(mcs, kind, length, stream_id, seq):
-    codec = HeaderCodec(PhyConfig())
+def test_header_masks_reproduce_crc_encoder_and_interleaver(mcs, kind, length, stream_id, seq):
+    cfg = PhyConfig()
+    codec = HeaderCodec(cfg)
     header = Header(mcs, kind, length, stream_id, seq)
+    coded = np.zeros(codec.num_symbols * cfg.num_data, np.uint8)
+    coded[: 2 * (HEADER_INFO_BITS + TAIL_BITS)] = conv_encode(
+        np.concatenate([header.to_bits(), np.zeros(TAIL_BITS, np.uint8)])
+    )
+    on_air = interleave(coded, cfg.num_data, 1)  # the stage chain of the header
     masks, offset = codec.affine_masks()
     word = header.packed()
     bits = np.array([bin(int(m) & word).count("1") & 1 for m in masks], np.uint8) ^ offset
-    np.testing.assert_array_equal(2.0 * bits - 1.0, codec.encode(header).reshape(-1).real)
+    np.testing.assert_array_equal(bits, on_air)
+    np.testing.assert_array_equal(codec.encode(header).reshape(-1), map_bits(on_air, 1))
     assert word == int(sum(int(b) << i for i, b in enumerate(header.field_bits())))
