@@ -83,6 +83,20 @@ class ChannelEstimator(ABC):
         h, gain = self.smooth(mean, noise_var / n_train)
         return ChannelEstimate(h.astype(np.complex64), noise_var, (gain / n_train).astype(np.float32), dof)
 
+    def estimate_known(self, y: np.ndarray, x: np.ndarray, noise_var: float, noise_dof: int) -> ChannelEstimate:
+        """Estimate from many known symbols of any amplitude: a decoded frame used as pilots.
+
+        y : (n, n_used) received subcarriers, phase-aligned to the reference of the previous estimate.
+        x : (n, n_used) what was sent (QAM: |x| varies, so each subcarrier combines ``sum y conj(x) / sum |x|^2``,
+            the ML estimate, whose noise variance is noise_var / sum |x|^2).
+        noise_var, noise_dof : the noise measured from the training (decisions may be wrong, so not from them).
+        """
+        energy = (x.real**2 + x.imag**2).sum(axis=0)  # (n_used,)
+        energy = np.maximum(energy, NOISE_FLOOR)
+        mean_energy = float(energy.mean())
+        h, gain = self.smooth((y * np.conj(x)).sum(axis=0) / energy, noise_var / mean_energy)
+        return ChannelEstimate(h.astype(np.complex64), noise_var, (gain / mean_energy).astype(np.float32), noise_dof)
+
     @abstractmethod
     def smooth(self, h_ls: np.ndarray, ls_noise_var: float) -> tuple[np.ndarray, np.ndarray]:
         """(n_used,) LS estimate with noise variance ``ls_noise_var`` -> (estimate, (n_used,) gain diag(A A^H))."""

@@ -16,12 +16,21 @@ class OfdmModem:
 
     estimator : channel-estimator name from ``estimation.ESTIMATORS`` ("dft" default, "ls").
     tracker : pilot tracker (default :class:`PilotTracker` with its default smoothing windows).
+    data_aided : when a coded frame fails its CRC, estimate the channel again with the decoded frame as pilots
+        and decode once more (costs receive time only on failed frames).
     """
 
-    def __init__(self, cfg: PhyConfig | None = None, *, estimator: str = "dft", tracker: PilotTracker | None = None):
+    def __init__(
+        self,
+        cfg: PhyConfig | None = None,
+        *,
+        estimator: str = "dft",
+        tracker: PilotTracker | None = None,
+        data_aided: bool = True,
+    ):
         self.cfg = cfg if cfg is not None else PhyConfig()
         self._tx = Transmitter(self.cfg)
-        self._rx = Receiver(self.cfg, estimator=estimator, tracker=tracker)
+        self._rx = Receiver(self.cfg, estimator=estimator, tracker=tracker, data_aided=data_aided)
 
     def modulate(self, payload: bytes, mcs: str = "qpsk-1/2", *, stream_id: int = 0, seq: int = 0) -> np.ndarray:
         """A data burst: ``(burst_num_samples(len(payload), mcs),) complex64`` with unit average power.

@@ -62,17 +62,23 @@ class PayloadCodec:
 
     def encode(self, payload: bytes, mcs: Mcs, seed: int) -> np.ndarray:
         """(n_sym, n_data) complex64 unit-energy symbols carrying ``payload`` (n_sym from layout)."""
-        n_data = self.cfg.num_data
         fcs = crc32(payload).to_bytes(CRC_BYTES, "little")
-        info = scramble(bytes_to_bits(bytes(payload) + fcs), seed)
-        n_sym, per_symbol = body_size(self.cfg, mcs.name, len(payload))
+        return self.remodulate(scramble(bytes_to_bits(bytes(payload) + fcs), seed), mcs, len(payload))
+
+    def remodulate(self, info: np.ndarray, mcs: Mcs, length: int) -> np.ndarray:
+        """(n_sym, n_data) complex64 symbols of a body whose scrambled info bits are ``info``.
+
+        info : (8 * (length + CRC_BYTES),) uint8, payload + CRC bits after scrambling (what :meth:`decode_bits`
+            returns), so the receiver can rebuild what a decoded frame put on air.
+        """
+        n_sym, per_symbol = body_size(self.cfg, mcs.name, length)
         bits = np.zeros(n_sym * per_symbol, np.uint8)  # info (+ tail) + pad
         bits[: info.size] = info
-        coded = conv_encode(bits)[tx_order(mcs.name, n_data, n_sym)] if mcs.coded else bits
-        return map_bits(coded, mcs.bits_per_symbol).reshape(n_sym, n_data)
+        coded = conv_encode(bits)[tx_order(mcs.name, self.cfg.num_data, n_sym)] if mcs.coded else bits
+        return map_bits(coded, mcs.bits_per_symbol).reshape(n_sym, self.cfg.num_data)
 
-    def decode(self, symbols: np.ndarray, noise_var: np.ndarray, mcs: Mcs, seed: int, length: int) -> bytes | None:
-        """Payload of ``length`` bytes, or None when its CRC-32 fails.
+    def decode_bits(self, symbols: np.ndarray, noise_var: np.ndarray, mcs: Mcs, length: int) -> np.ndarray:
+        """(8 * (length + CRC_BYTES),) uint8 scrambled info bits decoded from the body (no CRC check yet).
 
         symbols : (n_sym * n_data,) complex64 equalized body symbols, row by row.
         noise_var : (n_sym * n_data,) or (n_data,) float32 noise variance of each symbol (the second form:
@@ -83,11 +89,17 @@ class PayloadCodec:
         if mcs.coded:
             mother = np.zeros(2 * n_sym * per_symbol, np.float32)  # punctured positions stay 0 (erasures)
             demap_into(symbols, noise_var, mcs.bits_per_symbol, tx_order(mcs.name, self.cfg.num_data, n_sym), mother)
-            bits = viterbi_decode(mother, n_info)
-        else:
-            llrs = np.empty(symbols.size * mcs.bits_per_symbol, np.float32)
-            demap_into(symbols, noise_var, mcs.bits_per_symbol, _IN_PLACE, llrs)
-            bits = (llrs[:n_info] < 0).astype(np.uint8)
-        data = bits_to_bytes(scramble(bits, seed))
+            return viterbi_decode(mother, n_info)
+        llrs = np.empty(symbols.size * mcs.bits_per_symbol, np.float32)
+        demap_into(symbols, noise_var, mcs.bits_per_symbol, _IN_PLACE, llrs)
+        return (llrs[:n_info] < 0).astype(np.uint8)
+
+    def check(self, info: np.ndarray, seed: int, length: int) -> bytes | None:
+        """Descramble :meth:`decode_bits` output; the payload of ``length`` bytes, or None when its CRC-32 fails."""
+        data = bits_to_bytes(scramble(info, seed))
         payload, fcs = data[:length], data[length:]
         return payload if crc32(payload) == int.from_bytes(fcs, "little") else None
+
+    def decode(self, symbols: np.ndarray, noise_var: np.ndarray, mcs: Mcs, seed: int, length: int) -> bytes | None:
+        """Payload of ``length`` bytes, or None when its CRC-32 fails (:meth:`decode_bits` then :meth:`check`)."""
+        return self.check(self.decode_bits(symbols, noise_var, mcs, length), seed, length)

@@ -58,3 +58,21 @@ def test_a_single_path_keeps_few_taps_even_at_high_snr(rng):
     est = DftEstimator(CFG).estimate(*_ltf(rng, h, 1e-4))
     assert est.error_gain.mean() < 3 / CFG.num_used
     assert np.mean(np.abs(est.h - h) ** 2) < 1e-5
+
+
+def test_a_decoded_64qam_frame_as_pilots_estimates_far_better_than_the_ltf(rng):
+    h = _channel({3: 0.7, 4: 0.5j, 6: -0.4, 9: 0.25 + 0.2j, 12: 0.15})
+    noise_var = 0.01
+    levels = np.arange(-7, 8, 2) / np.sqrt(42)
+    err_ltf, err_known, predicted = [], [], []
+    for _ in range(50):
+        y, x = _ltf(rng, h, noise_var)
+        ltf = DftEstimator(CFG).estimate(y, x)
+        x_qam = rng.choice(levels, (40, CFG.num_used)) + 1j * rng.choice(levels, (40, CFG.num_used))
+        noise = np.sqrt(noise_var / 2) * (rng.standard_normal(x_qam.shape) + 1j * rng.standard_normal(x_qam.shape))
+        known = DftEstimator(CFG).estimate_known(h * x_qam + noise, x_qam, ltf.noise_var, ltf.noise_dof)
+        err_ltf.append(np.mean(np.abs(ltf.h - h) ** 2))
+        err_known.append(np.mean(np.abs(known.h - h) ** 2))
+        predicted.append(known.error_gain.mean() * noise_var)
+    assert np.mean(err_known) < np.mean(err_ltf) / 4
+    assert np.mean(err_known) < 3 * np.mean(predicted)
