@@ -9,6 +9,10 @@ only when every other counted node's commit has reached its end, so no burst can
 window that was already handed out. When all nodes wait, the one with the earliest window end is always
 servable, so the clock never deadlocks. Noise is drawn per receiver in fixed blocks of absolute time from
 (seed, receiver, block) so it too is independent of how nodes split their windows.
+
+Sessions: a node that leaves (Bye, dropped connection) may join again; it starts at the frontier of the nodes
+still live. When the last node leaves, the air returns to its initial state, so a hub that runs for hours
+gives every new session the samples the first one got.
 """
 
 from __future__ import annotations
@@ -117,14 +121,7 @@ class Air:
         self.scenario = scenario
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="air") if workers > 0 else None
         self._nodes = {spec.id: _Node(index=i, tx_power_dbm=spec.tx_power_dbm) for i, spec in enumerate(scenario.nodes)}
-        seeds = np.random.SeedSequence(scenario.seed).spawn(len(self._nodes) ** 2)
-        n = len(self._nodes)
-        self._links = {
-            (a, b): Link(scenario, a, b, np.random.default_rng(seeds[na.index * n + nb.index]))
-            for a, na in self._nodes.items()
-            for b, nb in self._nodes.items()
-            if a != b
-        }
+        self._links = self._new_links()
         noise_var = 10.0 ** ((scenario.noise_floor_dbm - scenario.rx_full_scale_dbm) / 10.0)
         self._noise = {
             nid: _Noise(scenario.seed, node.index, noise_var, self._pool) for nid, node in self._nodes.items()
@@ -141,17 +138,21 @@ class Air:
         return node
 
     def join(self, node_id: str) -> int:
-        """Bring a node on the air; returns its starting sample (later joiners start at the frontier)."""
+        """Bring a node on the air; returns its starting sample. A node joining a running air starts at the
+        frontier, the latest cursor of the live nodes (no window served to them can then hold its bursts);
+        the first node of a session starts at 0. Cursors of nodes that left say nothing about the air now."""
         node = self._node(node_id)
         if node.live:
             raise RadioError(f"node {node_id!r} is already connected; one radio per node id")
+        node.cursor = max((n.cursor for n in self._nodes.values() if n.live), default=0)
         node.live, node.joined_once, node.pending = True, True, None
-        node.cursor = max((n.cursor for n in self._nodes.values()), default=0)
+        node.tx_power_dbm, node.gain_db = self.scenario.nodes[node.index].tx_power_dbm, 0.0  # a powered-up radio
         return node.cursor
 
     def leave(self, node_id: str) -> None:
         """Take a node off the air; the unsent rest of its bursts (after its commit) is cut, as a radio that
-        loses power mid-burst would."""
+        loses power mid-burst would. When the last node leaves, the session ends: the air is back in its
+        initial state, so the next session runs exactly like the first (same clock, fading and noise)."""
         node = self._node(node_id)
         if not node.live:
             return
@@ -161,7 +162,10 @@ class Air:
             if burst.src == node_id:
                 for rx, wave in burst.waves.items():
                     burst.waves[rx] = wave[: max(0, cut - burst.start)]
-        self._collect_garbage()
+        if any(n.live for n in self._nodes.values()):
+            self._collect_garbage()
+        else:
+            self._new_session()
 
     def is_live(self, node_id: str) -> bool:
         return self._node(node_id).live
@@ -256,10 +260,26 @@ class Air:
             raise RadioError(f"node {node_id!r} is not connected; join first")
         return node
 
+    def _new_links(self) -> dict[tuple[str, str], Link]:
+        """Every ordered pair's propagation, each with its own generator spawned from the scenario seed."""
+        seeds = np.random.SeedSequence(self.scenario.seed).spawn(len(self._nodes) ** 2)
+        n = len(self._nodes)
+        return {
+            (a, b): Link(self.scenario, a, b, np.random.default_rng(seeds[na.index * n + nb.index]))
+            for a, na in self._nodes.items()
+            for b, nb in self._nodes.items()
+            if a != b
+        }
+
+    def _new_session(self) -> None:
+        """Nobody is on the air: forget every clock, burst and fading draw (noise is a function of time).
+        ``joined_once`` is cleared too, so wait_for_all_nodes waits for every node again."""
+        for node in self._nodes.values():
+            node.cursor, node.pending, node.joined_once = 0, None, False
+        self._bursts.clear()
+        self._links = self._new_links()
+
     def _collect_garbage(self) -> None:
-        live = [n.cursor for n in self._nodes.values() if n.live]
-        if not live:
-            self._bursts.clear()
-            return
-        horizon = min(live)
+        """Drop bursts every live node has heard in full (call while at least one node is live)."""
+        horizon = min(n.cursor for n in self._nodes.values() if n.live)
         self._bursts = [b for b in self._bursts if b.end > horizon]

@@ -172,3 +172,53 @@ def test_block_fading_varies_per_burst_and_repeats_with_the_seed(rng):
 
     mean_db = 10 * np.log10(powers.mean())
     assert mean_db == pytest.approx(received_power_dbm(make_scenario(), "ue1", "bs"), abs=2.5)
+
+
+def _session(air, rng_seed=3):
+    """bs and ue1 transmit, every node hears 6000 samples; returns what each heard (one radio each)."""
+    radios = {nid: LoopbackRadio(air, nid) for nid in ("bs", "ue1", "ue2")}
+    for r in radios.values():
+        r.configure(RADIO)
+    burst = _burst(np.random.default_rng(rng_seed), 1500)
+    origin = radios["bs"].receive(500).end_sample
+    radios["bs"].transmit(burst, origin + 100)
+    radios["ue1"].transmit(burst, origin + 3000)
+    heard = {nid: r.receive(6000) for nid, r in radios.items() if nid != "bs"}
+    for r in radios.values():
+        r.close()
+    return heard
+
+
+def test_a_session_after_everyone_left_repeats_the_first():
+    air = Air(make_scenario(fading=True, rms_delay_spread_samples=2.0))
+    first, second = _session(air), _session(air)
+    for nid in first:
+        assert first[nid].start_sample == second[nid].start_sample == 0  # a fresh air, not the old clock
+        np.testing.assert_array_equal(first[nid].iq, second[nid].iq)  # same fading draws, same noise
+
+
+def test_rejoining_node_starts_at_the_live_frontier():
+    air = _air(wait_for_all_nodes=False)
+    air.request("ue2", 9000)
+    air.collect("ue2")  # ue2 heard up to 9000 ...
+    air.leave("ue2")  # ... and left: its old clock says nothing about the air now
+    air.request("bs", 2000)
+    air.request("ue1", 3000)
+    air.collect("bs")
+    air.leave("ue1")  # left while waiting: its commit (3000) is no promise any more
+    assert air.join("ue1") == 2000 and air.join("ue2") == 2000  # bs, the only live node, has heard [0, 2000)
+    air.transmit("ue1", np.ones(100, np.complex64), 2000)  # the rejoined node can transmit at once
+    air.request("bs", 1000)
+    assert not air.ready("bs")  # and holds the clock again like any live node
+    for nid in ("ue1", "ue2"):
+        air.request(nid, 1000)
+    assert air.ready("bs")
+
+
+def test_wait_for_all_nodes_holds_again_in_a_new_session():
+    air = _air()  # wait_for_all_nodes = true
+    for nid in ("bs", "ue1", "ue2"):
+        air.leave(nid)
+    air.join("bs")
+    air.request("bs", 100)
+    assert not air.ready("bs")  # ue1 and ue2 have not joined this session yet

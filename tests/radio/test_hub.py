@@ -56,6 +56,28 @@ def test_hub_gives_the_in_process_samples(hub, scenario):
             np.testing.assert_array_equal(g.iq, e.iq)
 
 
+def test_same_node_ids_join_again_and_get_the_first_sessions_samples(hub):
+    specs = [("bs", 100), ("ue1", None), ("ue2", 2500)]
+    first, second = _run_nodes(hub.endpoint, specs), _run_nodes(hub.endpoint, specs)
+    assert sorted(first) == sorted(second) == ["bs", "ue1", "ue2"]
+    for nid, blocks in first.items():
+        assert [b.start_sample for b in second[nid]] == [b.start_sample for b in blocks] == [0, 2000]
+        for a, b in zip(blocks, second[nid], strict=True):
+            np.testing.assert_array_equal(a.iq, b.iq)
+
+
+def test_query_tells_the_air_without_joining(hub, scenario):
+    with HubRadio(hub.endpoint, "bs", timeout_s=5) as asking:
+        info = asking.query()
+        assert (info.center_freq_hz, info.sample_rate_hz) == (scenario.center_freq_hz, scenario.sample_rate_hz)
+        assert info.tx_power_dbm == {n.id: n.tx_power_dbm for n in scenario.nodes}
+        with pytest.raises(RadioError, match="not joined"):
+            asking.start_sample  # noqa: B018
+        with HubRadio(hub.endpoint, "bs", timeout_s=5) as joining:  # the id is still free
+            joining.configure(RADIO.with_(center_freq_hz=info.center_freq_hz, sample_rate_hz=info.sample_rate_hz))
+            assert joining.start_sample == 0
+
+
 def _raw(endpoint):
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
