@@ -15,10 +15,12 @@ from testbed.errors import ConfigError, RadioError
 from testbed.radio.base import Radio, RadioConfig, RxBlock
 from testbed.radio.protocol import (
     PROTOCOL_VERSION,
+    AirInfo,
     Bye,
     Configure,
     Error,
     Hello,
+    Query,
     Receive,
     Samples,
     Transmit,
@@ -61,6 +63,15 @@ class HubRadio(Radio):
         if self._welcome is None:
             raise RadioError("not joined yet: call configure() first")
         return list(self._welcome.nodes)
+
+    def query(self) -> AirInfo:
+        """The hub's carrier, sample rate and per-node TX power, asked without joining, so the radio can be
+        configured to match (``configure`` must use this carrier and rate)."""
+        self._check_open()
+        reply, _ = self._request(Query())
+        if not isinstance(reply, AirInfo):
+            raise RadioError(f"hub answered Query with {type(reply).__name__}, expected AirInfo")
+        return reply
 
     def _request(self, msg: msgspec.Struct, iq: np.ndarray | None = None) -> tuple[msgspec.Struct, np.ndarray | None]:
         self._sock.send_multipart(encode(msg, iq), copy=False)

@@ -24,11 +24,13 @@ from testbed.radio.base import RadioConfig
 from testbed.radio.loopback import check_matches_scenario
 from testbed.radio.protocol import (
     PROTOCOL_VERSION,
+    AirInfo,
     Bye,
     Configure,
     Error,
     Hello,
     Ok,
+    Query,
     Receive,
     Samples,
     Transmit,
@@ -147,6 +149,10 @@ class HubServer:
     ) -> tuple[msgspec.Struct | None, np.ndarray | None]:
         if isinstance(msg, Hello):
             return self._hello(peer, msg), None
+        if isinstance(msg, Query):
+            sc = self.air.scenario
+            tx_power_dbm = {spec.id: spec.tx_power_dbm for spec in sc.nodes}
+            return AirInfo(PROTOCOL_VERSION, sc.center_freq_hz, sc.sample_rate_hz, tx_power_dbm), None
         node_id = self._node_of.get(peer)
         if node_id is None:
             raise ProtocolError(f"{type(msg).__name__} from a peer that has not said Hello; send Hello first")

@@ -6,6 +6,7 @@ little-endian complex64 samples (no copy through msgpack). Every request gets ex
 from the request; ``Error`` replaces the reply when the request was refused, and the hub keeps serving.
 
     client                        hub
+    Query()                       -> AirInfo(carrier, rate, nodes' TX power)   (before or instead of Hello)
     Hello(version, node_id, ...)  -> Welcome(start_sample, ...) | Error
     Configure(tx_power_dbm, ...)  -> Ok | Error
     Transmit(at_sample, n) + iq   -> TxAck(start_sample) | Error
@@ -15,6 +16,7 @@ from the request; ``Error`` replaces the reply when the request was refused, and
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Literal
 
@@ -43,6 +45,17 @@ Count = Annotated[int, msgspec.Meta(ge=1, le=MAX_BLOCK_SAMPLES)]
 SampleTime = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
 NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 GainMode = Literal["manual", "slow_attack", "fast_attack", "hybrid"]  # base.GAIN_MODES
+
+
+class Query(msgspec.Struct, tag="query", forbid_unknown_fields=True):
+    """What air does this hub serve? Lets a client configure its radio to match before it joins."""
+
+
+class AirInfo(msgspec.Struct, tag="air_info", forbid_unknown_fields=True):
+    version: int
+    center_freq_hz: float
+    sample_rate_hz: float
+    tx_power_dbm: dict[str, float]  # every node id of the scenario, in scenario order -> its TX power
 
 
 class Hello(msgspec.Struct, tag="hello", forbid_unknown_fields=True):
@@ -100,8 +113,8 @@ class Error(msgspec.Struct, tag="error", forbid_unknown_fields=True):
     message: str
 
 
-Request = Hello | Configure | Transmit | Receive | Bye
-Reply = Welcome | Ok | TxAck | Samples | Error
+Request = Query | Hello | Configure | Transmit | Receive | Bye
+Reply = AirInfo | Welcome | Ok | TxAck | Samples | Error
 
 _encoder = msgspec.msgpack.Encoder()
 _request_decoder = msgspec.msgpack.Decoder(Request)
@@ -126,12 +139,12 @@ def _samples(frames: list, expected: int, what: str) -> np.ndarray:
     return np.frombuffer(raw, dtype="<c8")
 
 
-def _header(frames: list, decoder: msgspec.msgpack.Decoder, side: str) -> msgspec.Struct:
+def _header(frames: list, decoder: msgspec.msgpack.Decoder, side: str, max_bytes: float) -> msgspec.Struct:
     if not frames:
         raise ProtocolError(f"empty {side} message")
     head = bytes(frames[0])
-    if len(head) > MAX_HEADER_BYTES:
-        raise ProtocolError(f"{side} header of {len(head)} bytes exceeds {MAX_HEADER_BYTES}")
+    if len(head) > max_bytes:
+        raise ProtocolError(f"{side} header of {len(head)} bytes exceeds {max_bytes}")
     try:
         return decoder.decode(head)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -140,7 +153,7 @@ def _header(frames: list, decoder: msgspec.msgpack.Decoder, side: str) -> msgspe
 
 def decode_request(frames: list) -> tuple[msgspec.Struct, np.ndarray | None]:
     """Parse a client's frames; ProtocolError says what is wrong. Samples must be finite."""
-    msg = _header(frames, _request_decoder, "request")
+    msg = _header(frames, _request_decoder, "request", MAX_HEADER_BYTES)
     if isinstance(msg, Transmit):
         iq = _samples(frames, msg.num_samples, "Transmit")
         if not np.isfinite(iq.view(np.float32)).all():
@@ -152,8 +165,8 @@ def decode_request(frames: list) -> tuple[msgspec.Struct, np.ndarray | None]:
 
 
 def decode_reply(frames: list) -> tuple[msgspec.Struct, np.ndarray | None]:
-    """Parse the hub's frames (client side)."""
-    msg = _header(frames, _reply_decoder, "reply")
+    """Parse the hub's frames (client side). Not size-capped: Welcome and AirInfo list up to 256 node ids."""
+    msg = _header(frames, _reply_decoder, "reply", math.inf)
     if isinstance(msg, Samples):
         return msg, _samples(frames, msg.num_samples, "Samples")
     return msg, None

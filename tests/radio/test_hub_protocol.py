@@ -8,8 +8,10 @@ from hypothesis import strategies as st
 
 from testbed.errors import ConfigError, ProtocolError
 from testbed.radio.protocol import (
+    AirInfo,
     Configure,
     Hello,
+    Query,
     Receive,
     Samples,
     Transmit,
@@ -28,6 +30,9 @@ def test_round_trips():
     assert msg == Hello(1, "bs", 2.4e9, 2.5e6)
     msg, got = decode_reply([bytes(f) for f in encode(Samples(100, 6), iq)])
     assert msg.start_sample == 100 and np.array_equal(got, iq)
+    assert decode_request(encode(Query())) == (Query(), None)
+    info = AirInfo(1, 2.4e9, 1e6, {f"node-{k:03d}-{'x' * 50}": -3.5 for k in range(256)})  # 18 KB: no cap
+    assert decode_reply(encode(info)) == (info, None)
 
 
 @pytest.mark.parametrize(
