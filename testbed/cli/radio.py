@@ -27,23 +27,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "txrx",
         help="send OFDM frames from one radio, report PER, SNR and CFO at another",
         description="Backends: pluto (--tx-uri, --rx-uri), hub (--endpoint of `testbed hub`, --tx-node, "
-        "--rx-node; other scenario nodes must not hold the clock: use a two-node scenario or "
-        "wait_for_all_nodes = false), loopback (in-process, --scenario).",
+        "--rx-node; other live nodes must keep receiving and a node not yet joined must not hold the clock: "
+        "use a two-node scenario or wait_for_all_nodes = false), loopback (in-process, --scenario). The hub "
+        "and loopback backends take carrier, rate and TX power from the scenario (the hub tells its own).",
     )
     txrx.add_argument("--backend", choices=("pluto", "hub", "loopback"), required=True)
     txrx.add_argument("--tx-uri", help="pluto: transmitting board")
     txrx.add_argument("--rx-uri", help="pluto: receiving board")
     txrx.add_argument("--endpoint", help="hub: the hub's endpoint (tcp://127.0.0.1:PORT or ipc://PATH)")
-    txrx.add_argument("--scenario", help="loopback: scenario TOML; hub: optional, for carrier, rate and TX power")
+    txrx.add_argument(
+        "--scenario", help="loopback: scenario TOML (required); hub: optional, the hub is asked when it is omitted"
+    )
     txrx.add_argument("--tx-node", default="bs", help="hub/loopback: transmitting node id (default %(default)s)")
     txrx.add_argument("--rx-node", default="ue1", help="hub/loopback: receiving node id (default %(default)s)")
     txrx.add_argument("--frames", type=int, default=20)
     txrx.add_argument("--payload-bytes", type=int, default=200)
     txrx.add_argument("--mcs", default="qpsk-1/2")
     txrx.add_argument("--gap-samples", type=int, default=2000, help="silence between bursts")
-    txrx.add_argument("--center-freq-hz", type=float, default=2.4e9)
-    txrx.add_argument("--sample-rate-hz", type=float, default=2.5e6)
-    txrx.add_argument("--tx-power-dbm", type=float, default=-10.0)
+    txrx.add_argument("--center-freq-hz", type=float, default=2.4e9, help="pluto only (see above)")
+    txrx.add_argument("--sample-rate-hz", type=float, default=2.5e6, help="pluto only (see above)")
+    txrx.add_argument("--tx-power-dbm", type=float, default=-10.0, help="pluto only (see above)")
     txrx.add_argument("--rx-gain-db", type=float, default=30.0)
     txrx.add_argument("--rx-gain-mode", default="manual")
     txrx.add_argument("--seed", type=int, default=0, help="payload generator seed")
@@ -99,7 +102,20 @@ def _radios(args: argparse.Namespace) -> tuple[Any, Any, Any, bool]:
 
         if not args.endpoint:
             raise ConfigError("--backend hub needs --endpoint (printed by `testbed hub --scenario FILE`)")
-        return HubRadio(args.endpoint, args.tx_node), HubRadio(args.endpoint, args.rx_node), cfg, True
+        tx, rx = HubRadio(args.endpoint, args.tx_node), HubRadio(args.endpoint, args.rx_node)
+        if sc is None:
+            try:
+                info = tx.query()
+            except BaseException:
+                tx.close()
+                rx.close()
+                raise
+            cfg = cfg.with_(
+                center_freq_hz=info.center_freq_hz,
+                sample_rate_hz=info.sample_rate_hz,
+                tx_power_dbm=info.tx_power_dbm.get(args.tx_node, cfg.tx_power_dbm),  # an unknown id: Hello says so
+            )
+        return tx, rx, cfg, True
     from testbed.radio.air import Air
     from testbed.radio.loopback import LoopbackRadio
 
@@ -128,7 +144,8 @@ def _txrx(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     payloads = [rng.integers(0, 256, args.payload_bytes, dtype=np.uint8).tobytes() for _ in range(args.frames)]
     slot = modem.burst_num_samples(args.payload_bytes, args.mcs) + args.gap_samples
-    total = args.frames * slot + args.gap_samples
+    lead = max(1, args.gap_samples)  # silence received before the first burst; it also gives the clock origin
+    total = lead + args.frames * slot
     if args.backend == "pluto":
         total += int(0.2 * cfg.sample_rate_hz)  # two boards start at different moments: listen longer
     with tx, rx:
@@ -136,11 +153,15 @@ def _txrx(args: argparse.Namespace) -> int:
         rx.configure(cfg)
 
         def send() -> None:
-            for k, payload in enumerate(payloads):
-                tx.transmit(
-                    modem.modulate(payload, args.mcs, stream_id=0, seq=k), at_sample=k * slot + args.gap_samples
-                )
-            _receive_all(tx, total)  # keeps the transmitter's clock moving (hub) and drains its buffers (pluto)
+            try:
+                # burst times on the transmitter's own clock, which need not start at 0 (a hub air that runs)
+                origin = tx.receive(lead).end_sample
+                for k, payload in enumerate(payloads):
+                    tx.transmit(modem.modulate(payload, args.mcs, stream_id=0, seq=k), at_sample=origin + k * slot)
+                _receive_all(tx, total - lead)  # moves the transmitter's clock (hub), drains its buffers (pluto)
+            except BaseException:
+                tx.close()  # a hub no longer waits for this node, so the receiver ends and the cause is reported
+                raise
 
         if concurrent:
             errors: list[BaseException] = []

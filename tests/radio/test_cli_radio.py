@@ -9,6 +9,8 @@ import pytest
 import sigmf
 
 from testbed.cli import main
+from testbed.radio.base import RadioConfig
+from testbed.radio.hub_client import HubRadio
 from testbed.radio.hub_server import HubServer
 from testbed.radio.scenario import load_scenario
 
@@ -27,6 +29,9 @@ crystal_ppm = 3.0
 id = "ue2"
 position_m = [0.0, 400.0]
 """
+
+
+RADIO = RadioConfig(center_freq_hz=2.4e9, sample_rate_hz=2.5e6)
 
 
 @pytest.fixture
@@ -60,19 +65,67 @@ def test_txrx_loopback_far_node_loses_frames(scenario_file, capsys):
     assert _json(capsys)["per"] > 0.0
 
 
-def test_txrx_over_the_hub(scenario_file, capsys):
+@pytest.fixture
+def scenario_hub(scenario_file):
     hub = HubServer(load_scenario(scenario_file))
     stop = threading.Event()
     thread = threading.Thread(target=hub.serve, args=(stop, 0.02), daemon=True)
     thread.start()
     try:
-        args = ["radio", "txrx", "--backend", "hub", "--endpoint", hub.endpoint, "--scenario", str(scenario_file)]
-        assert main([*args, "--frames", "3", "--json"]) == 0
-        assert _json(capsys)["frames_ok"] == 3
+        yield hub
     finally:
         stop.set()
         thread.join(timeout=5)
         hub.close()
+
+
+def test_txrx_sessions_in_a_row_over_one_hub(scenario_hub, scenario_file, capsys):
+    """A lab hub outlives its clients: the same node ids join again and every session decodes all frames."""
+    args = ["radio", "txrx", "--backend", "hub", "--endpoint", scenario_hub.endpoint, "--frames", "3", "--json"]
+    results = []
+    for extra in (["--scenario", str(scenario_file)], ["--scenario", str(scenario_file)], []):
+        assert main([*args, *extra]) == 0  # the last run asks the hub for carrier, rate and TX power
+        results.append(_json(capsys))
+    assert [r["frames_ok"] for r in results] == [3, 3, 3]
+    assert results[0] == results[1] == results[2]  # each session on a fresh air: the same samples
+    assert main([*args, "--tx-node", "ue1", "--rx-node", "bs"]) == 0
+    assert _json(capsys)["frames_ok"] == 3
+
+
+def test_txrx_joins_an_air_that_is_already_running(scenario_hub, capsys):
+    """Another node keeps the hub clock moving (as a daemon would): txrx starts mid-clock and still decodes."""
+    stop, heard = threading.Event(), []
+
+    def listener():
+        with HubRadio(scenario_hub.endpoint, "ue2", timeout_s=20) as radio:
+            radio.configure(RADIO)
+            while not stop.is_set():
+                heard.append(radio.receive(4096))
+
+    thread = threading.Thread(target=listener, daemon=True)
+    thread.start()
+    try:
+        while len(heard) < 3:  # the clock has moved before txrx joins
+            threading.Event().wait(0.01)
+        args = ["radio", "txrx", "--backend", "hub", "--endpoint", scenario_hub.endpoint, "--frames", "3"]
+        assert main([*args, "--json"]) == 0
+        assert _json(capsys)["frames_ok"] == 3
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def test_txrx_reports_a_transmitter_failure_instead_of_a_hub_timeout(scenario_hub, monkeypatch, capsys):
+    from testbed.errors import PhyError
+    from testbed.phy import OfdmModem
+
+    def broken(self, payload, mcs, stream_id, seq):
+        raise PhyError("modulator broke on purpose")
+
+    monkeypatch.setattr(OfdmModem, "modulate", broken)
+    args = ["radio", "txrx", "--backend", "hub", "--endpoint", scenario_hub.endpoint, "--frames", "2"]
+    assert main(args) == 2
+    assert "modulator broke on purpose" in capsys.readouterr().err  # the receiver was not left waiting
 
 
 def test_probe_against_fake_pluto(monkeypatch, capsys):
