@@ -166,15 +166,15 @@ from testbed.radio.base import RadioConfig
 from testbed.radio.hub_client import HubRadio
 r = HubRadio(sys.argv[1], sys.argv[2], timeout_s=20)
 r.configure(RadioConfig(tx_power_dbm=0.0, rx_gain_db=0.0))
-r.transmit(np.ones(100_000, np.complex64), 0)
-print("sent", flush=True)
+r.transmit(np.ones(100_000, np.complex64), r.start_sample)
+print("sent", r.start_sample, flush=True)
 r.receive(1000)
 print("received", flush=True)
 time.sleep(60)  # the test kills this process here: its clock stays at sample 1000
 """
 
 
-def test_hub_process_survives_a_killed_node(tmp_path):
+def test_hub_process_survives_a_killed_node_which_then_comes_back(tmp_path):
     scenario = tmp_path / "s.toml"
     scenario.write_text(
         'seed = 1\n[[nodes]]\nid = "a"\nposition_m = [0.0, 0.0]\n[[nodes]]\nid = "b"\nposition_m = [5.0, 0.0]\n'
@@ -190,13 +190,20 @@ def test_hub_process_survives_a_killed_node(tmp_path):
         node = subprocess.Popen([sys.executable, "-c", NODE_SCRIPT, endpoint, "a"], stdout=subprocess.PIPE, text=True)
         with HubRadio(endpoint, "b", timeout_s=20) as b:
             b.configure(RADIO.with_(rx_gain_db=0.0))
-            assert node.stdout.readline().strip() == "sent"
+            assert node.stdout.readline().strip() == "sent 0"
             first = b.receive(1000)
             assert node.stdout.readline().strip() == "received"
             node.kill()
             node.wait(timeout=10)
             rest = b.receive(200_000)  # completes only once the hub has noticed the dead node
-        assert np.mean(np.abs(first.iq) ** 2) > 100 * np.mean(np.abs(rest.iq[10_000:]) ** 2)
+            node = subprocess.Popen(  # restarted, like a daemon under systemd: same id, the clock has moved on
+                [sys.executable, "-c", NODE_SCRIPT, endpoint, "a"], stdout=subprocess.PIPE, text=True
+            )
+            assert node.stdout.readline().strip() == f"sent {rest.end_sample}"  # it joined at b's frontier
+            again = b.receive(1000)
+        noise = np.mean(np.abs(rest.iq[10_000:]) ** 2)
+        assert np.mean(np.abs(first.iq) ** 2) > 100 * noise
+        assert np.mean(np.abs(again.iq) ** 2) > 100 * noise
         assert hub.poll() is None
     finally:
         for proc in (node, hub):
