@@ -7,6 +7,12 @@ Under systemd (``Type=notify``) they report READY=1, WATCHDOG=1 and STOPPING=1.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from testbed.node.bs import Assigner
+    from testbed.node.config import BsConfig
+    from testbed.node.training import BsTraining
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,22 +32,41 @@ def _run_bs(args: argparse.Namespace) -> int:
     from testbed.node.config import BsConfig, load_config
     from testbed.node.runtime import setup_logging, stop_on_signals
     from testbed.node.sdnotify import Notifier
-    from testbed.node.training import PlaceholderBs
 
     cfg = load_config(args.config, BsConfig)
     setup_logging("bs", args.verbose)
-    training = PlaceholderBs(cfg.bs.model_size_bytes, cfg.bs.seed)
-    return BsDaemon(cfg, training, stop_on_signals(), Notifier()).run()
+    training, assigner = _bs_training(cfg)
+    return BsDaemon(cfg, training, stop_on_signals(), Notifier(), assigner).run()
+
+
+def _bs_training(cfg: BsConfig) -> tuple[BsTraining, Assigner | None]:
+    """The placeholder without [training]; else the method, with ASSIGN from the policy if [assign] names one."""
+    from testbed.errors import ConfigError
+    from testbed.node.first_info import PolicyOrders
+    from testbed.node.training import LearningBs, PlaceholderBs
+
+    if cfg.training is None:
+        if cfg.assign.policy:
+            raise ConfigError(f"[assign] policy = {cfg.assign.policy!r} needs a [training] section (the codec's sizes)")
+        return PlaceholderBs(cfg.bs.model_size_bytes, cfg.bs.seed), None
+    training = LearningBs(cfg.training, list(cfg.bs.ues), cfg.air, cfg.assign.assumed_snr_db)
+    if not cfg.assign.policy:
+        return training, None
+    return training, PolicyOrders(cfg.assign, cfg.training, training.codec).orders
 
 
 def _run_ue(args: argparse.Namespace) -> int:
     from testbed.node.config import UeConfig, load_config
+    from testbed.node.first_info import UeFirstInfo
     from testbed.node.runtime import setup_logging, stop_on_signals
     from testbed.node.sdnotify import Notifier
-    from testbed.node.training import PlaceholderUe
+    from testbed.node.training import LearningUe, PlaceholderUe
     from testbed.node.ue import UeDaemon
 
     cfg = load_config(args.config, UeConfig)
     setup_logging(cfg.ue.ue_id, args.verbose)
-    training = PlaceholderUe(cfg.ue.ue_id, cfg.ue.upload_size_bytes)
-    return UeDaemon(cfg, training, stop_on_signals(), Notifier()).run()
+    if cfg.training is None:
+        return UeDaemon(cfg, PlaceholderUe(cfg.ue.ue_id, cfg.ue.upload_size_bytes), stop_on_signals(), Notifier()).run()
+    training = LearningUe(cfg.training, cfg.ue.ue_id, cfg.ue.shard)
+    first_info = UeFirstInfo(cfg.ue, training.model, training.num_samples)
+    return UeDaemon(cfg, training, stop_on_signals(), Notifier(), first_info).run()

@@ -19,12 +19,13 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from testbed.control.config import Event
-from testbed.control.protocol import Assign, Nack, UplinkDone
+from testbed.control.protocol import Assign, CapabilityEnquiry, CapabilityReport, Nack, UplinkDone
 from testbed.control.server import ControlServer
 from testbed.errors import ConfigError, LinkError
 from testbed.link.messages import SlotGrant
@@ -32,6 +33,7 @@ from testbed.link.segment import parse
 from testbed.link.tdma import make_schedule
 from testbed.link.tracker import ChannelTracker
 from testbed.node.config import BS_NODE_ID, BsConfig
+from testbed.node.first_info import Orders, UeView, config_orders
 from testbed.node.pump import Failed, OnAir, RadioPump, Received
 from testbed.node.runtime import event, radio_factory
 from testbed.node.sdnotify import Notifier
@@ -55,6 +57,7 @@ class _Round:
     downlink: SlotGrant  # the BS's own slot in every TDMA cycle
     broadcast_mcs: str
     uplink_mcs: dict[str, str]
+    orders: dict[str, Orders]
     started_s: float = field(default_factory=time.monotonic)
     started_wall_s: float = field(default_factory=time.time)
 
@@ -71,11 +74,24 @@ def round_outcome(num_participants: int, num_uploads: int, min_fraction: float) 
     return "skipped", "aborted"
 
 
-class BsDaemon:
-    """The BS: ``run()`` serves until ``num_rounds`` rounds are over or ``stop`` is set; returns the exit code."""
+Assigner = Callable[[Sequence[UeView]], dict[str, Orders]]
 
-    def __init__(self, cfg: BsConfig, training: BsTraining, stop: threading.Event, notifier: Notifier) -> None:
+
+class BsDaemon:
+    """The BS: ``run()`` serves until ``num_rounds`` rounds are over or ``stop`` is set; returns the exit code.
+
+    ``assigner`` gives each round's ASSIGN orders (testbed/node/first_info.py; default: the [assign] fields)."""
+
+    def __init__(
+        self,
+        cfg: BsConfig,
+        training: BsTraining,
+        stop: threading.Event,
+        notifier: Notifier,
+        assigner: Assigner | None = None,
+    ) -> None:
         self.cfg, self.training, self.stop, self.notifier = cfg, training, stop, notifier
+        self.assigner = assigner or (lambda views: config_orders(cfg.assign, [v.ue_id for v in views]))
         self.ue_of_node = {node: ue for ue, node in cfg.bs.ues.items()}
         self.node_of_stream = {node & 0xFF: node for node in cfg.bs.ues.values()}  # PHY header stream id
         self.tracker = ChannelTracker()  # uplink measurements: every frame heard from each UE
@@ -128,8 +144,15 @@ class BsDaemon:
         rnd = self._round
         if ev.kind in ("joined", "gone", "left"):
             event(log, f"ue_{ev.kind}", ue=ev.ue_id, round=ev.round)
-            if ev.kind != "joined" and rnd is not None:
+            if ev.kind == "joined" and ev.ue_id in self.cfg.bs.ues:
+                server.send(ev.ue_id, CapabilityEnquiry())  # first information: what can this UE do?
+            elif ev.kind != "joined" and rnd is not None:
                 rnd.broadcast.forget(ev.ue_id)
+        elif ev.message is not None and isinstance(ev.message.body, CapabilityReport):
+            cap = ev.message.body
+            event(log, "capability", ue=ev.ue_id, cycles_per_sample=cap.cycles_per_sample,
+                  cpu_freq_max_hz=cap.cpu_freq_max_hz, num_local_samples=cap.num_local_samples,
+                  energy_available_j=cap.energy_available_j)  # fmt: skip
         elif ev.kind in ("round_complete", "round_deadline"):
             self._finish(server, pump, ev.kind)
         elif ev.message is not None and rnd is not None and ev.message.round == rnd.number:
@@ -195,16 +218,22 @@ class BsDaemon:
             )
         nodes = [BS_NODE_ID, *(cfg.bs.ues[ue] for ue in slotted)]
         schedule = make_schedule([(node, slot) for node in nodes], air.guard_samples)
-        a, policy = cfg.assign, air.mcs_policy
-        uplink_mcs = {ue: policy.choose(self.tracker.snr_db(cfg.bs.ues[ue], BS_NODE_ID)) for ue in slotted}
+        policy = air.mcs_policy
+        uplink_snr = {ue: self.tracker.snr_db(cfg.bs.ues[ue], BS_NODE_ID) for ue in slotted}
+        uplink_mcs = {ue: policy.choose(uplink_snr[ue]) for ue in slotted}
+        caps = {ue: rec.capability for ue, rec in server.registry.ues.items()}
+        views = [UeView(ue, caps.get(ue), uplink_snr[ue]) for ue in slotted]
+        orders = self.assigner(views)
         for ue in slotted:
-            grant = schedule.grant_for(cfg.bs.ues[ue])
-            assign = Assign("distributed", 0, a.tx_power_dbm, a.energy_budget_j, a.cpu_freq_hz, uplink_mcs[ue], grant)
+            o, grant = orders[ue], schedule.grant_for(cfg.bs.ues[ue])
+            assign = Assign(
+                o.wire_mode, o.group, o.tx_power_dbm, o.energy_budget_j, o.cpu_freq_hz, uplink_mcs[ue], grant
+            )
             server.send(ue, assign)
         downlink_snrs = [self._downlink_snr_db(server, ue) for ue in slotted]  # the broadcast serves the weakest
         broadcast_mcs = policy.choose(None if None in downlink_snrs else min(downlink_snrs))
         number = server.round + 1
-        model = self.training.model_bytes(number)
+        model = self.training.model_bytes(number, orders, views)
         events = server.start_round(hashlib.sha256(model).digest(), len(model), cfg.bs.deadline_s)
         state = server.round_state
         participants = state.participants if state is not None else frozenset()
@@ -216,7 +245,9 @@ class BsDaemon:
         uplinks = {ue: Inbound(BS_NODE_ID, src=node, object_id=object_id, since_sample=pump.cursor, nack_blind=False)
                    for ue, node in receivers.items()}  # fmt: skip
         downlink = schedule.grant_for(BS_NODE_ID)
-        self._round = _Round(number, model, participants, broadcast, uplinks, downlink, broadcast_mcs, uplink_mcs)
+        self._round = _Round(
+            number, model, participants, broadcast, uplinks, downlink, broadcast_mcs, uplink_mcs, orders
+        )
         pump.submit(broadcast.first_job(self._next_job_id(), broadcast_mcs, downlink))
         event(log, "round_started", round=number, participants=sorted(participants), model_bytes=len(model),
               frames=broadcast.sender.count, deadline_s=cfg.bs.deadline_s, mcs=broadcast_mcs)  # fmt: skip
@@ -237,8 +268,7 @@ class BsDaemon:
             except (KeyError, LinkError) as exc:
                 log.error("UE %s reported UPLINK_DONE but its upload is not verified here: %s", ue, exc)
         outcome, status = round_outcome(len(rnd.participants), len(uploads), self.cfg.bs.min_fraction)
-        if outcome != "skipped":
-            self.training.consume(rnd.number, uploads)
+        learned = self.training.consume(rnd.number, uploads) if outcome != "skipped" else {}
         server.end_round(status)
         record = {
             "round": rnd.number,
@@ -257,8 +287,10 @@ class BsDaemon:
             "uplink_nacks_sent": {ue: i.nacks_sent for ue, i in rnd.uplinks.items()},
             "uplink_snr_db": {ue: self.tracker.snr_db(self.cfg.bs.ues[ue], BS_NODE_ID) for ue in rnd.uplinks},
             "downlink_snr_db": {ue: self._downlink_snr_db(server, ue) for ue in rnd.uplinks},
+            "modes": {ue: o.wire_mode for ue, o in rnd.orders.items()},
             "started_unix_s": rnd.started_wall_s,
             "duration_s": time.monotonic() - rnd.started_s,
+            **learned,
         }
         with self.records_path.open("a") as f:
             f.write(json.dumps(record) + "\n")

@@ -153,12 +153,50 @@ class UeControl(Struct, frozen=True, forbid_unknown_fields=True):
     security: Security = Security()
 
 
-class Assignment(Struct, frozen=True, forbid_unknown_fields=True):
-    """What ASSIGN tells each UE until the policy layer decides it per UE."""
+WireMode = Literal["distributed", "centralized-symbols", "centralized-samples", "idle"]  # ASSIGN's names
 
+
+class Assignment(Struct, frozen=True, forbid_unknown_fields=True):
+    """What ASSIGN tells each UE: from ``policy`` (a grouping rule of testbed/policy: mode, CPU frequency and
+    TX power from the UEs' capability reports and the measured uplink SNR) or, with ``policy = ""``, from the
+    fields below (``modes`` overrides ``mode`` per UE id)."""
+
+    policy: Literal["", "joint", "joint_snr", "capability", "channel"] = ""
+    mode: WireMode = "distributed"
+    modes: dict[str, WireMode] = {}
     tx_power_dbm: Annotated[float, Meta(ge=-100.0, le=30.0)] = 0.0
     energy_budget_j: Annotated[float, Meta(ge=0.0, le=1e7)] = 1000.0
     cpu_freq_hz: Annotated[float, Meta(ge=1e6, le=1e10)] = 1.5e9
+    assumed_snr_db: Annotated[float, Meta(ge=-50.0, le=80.0)] = 20.0  # policy input until a UE's frames are heard
+
+
+class TrainingSection(Struct, frozen=True, forbid_unknown_fields=True):
+    """The real training step (testbed/node/training.py); without this section the daemons run the
+    placeholder. BS and UEs must agree on every field (the model shapes and the partition derive from them).
+
+    dataset : testbed.learning.data name (``digits``, ``mnist``, ``folder:PATH``); the BS keeps the stratified
+        ``test_fraction`` split, the rest is cut IID into ``num_shards`` equal shards (seeded by ``seed``); a UE
+        trains on shard ``[ue].shard``.
+    num_symbols, encoder_channels, decoder_hidden : codec sizes (testbed.learning.codec.CodecConfig).
+    local_steps, batch_size, lr : every party's work per round (LocalTraining); server_* : the BS's step.
+    raw_block_samples : raw samples a centralized-samples UE uploads per round (0: all at once).
+    channel_snr_db : SNR of the simulated AWGN the codec's symbols pass through in training and evaluation.
+    """
+
+    dataset: str = "digits"
+    seed: Annotated[int, Meta(ge=0, le=2**31 - 1)] = 0
+    test_fraction: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.2
+    num_shards: Annotated[int, Meta(ge=1, le=4096)] = 2
+    num_symbols: Annotated[int, Meta(ge=1, le=4096)] = 16
+    encoder_channels: tuple[Annotated[int, Meta(ge=1, le=256)], Annotated[int, Meta(ge=1, le=256)]] = (8, 16)
+    decoder_hidden: Annotated[int, Meta(ge=1, le=4096)] = 128
+    local_steps: Annotated[int, Meta(ge=1, le=10_000)] = 5
+    batch_size: Annotated[int, Meta(ge=1, le=4096)] = 32
+    lr: Annotated[float, Meta(gt=0.0, le=100.0)] = 0.1
+    server_optimizer: Literal["sgd", "momentum", "adam"] = "momentum"
+    server_lr: Annotated[float, Meta(gt=0.0, le=100.0)] = 0.1
+    raw_block_samples: Annotated[int, Meta(ge=0, le=1 << 16)] = 64
+    channel_snr_db: Annotated[float, Meta(ge=-20.0, le=60.0)] = 20.0
 
 
 class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
@@ -172,7 +210,7 @@ class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
     round_gap_s : pause between the end of a round and the next ROUND_START.
     nack_gather_s : after the first NACK of a broadcast pass, wait this long for the others before resending.
     state_dir : where rounds.jsonl (one JSON record per finished round) is appended.
-    model_size_bytes, seed : the placeholder training step (testbed/node/training.py).
+    model_size_bytes, seed : the placeholder training step (testbed/node/training.py; no [training]).
     """
 
     ues: dict[Annotated[str, Meta(pattern=UE_ID_PATTERN)], NodeId]
@@ -193,12 +231,18 @@ class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class UeSection(Struct, frozen=True, forbid_unknown_fields=True):
-    """The UE daemon: its control-plane id, its link-layer node id (as in the BS's [bs.ues]) and the size of
-    the placeholder upload."""
+    """The UE daemon: its control-plane id, its link-layer node id (as in the BS's [bs.ues]), the size of
+    the placeholder upload; with [training]: its data shard, the board it is (profiles.toml: cpufreq table,
+    kappa, relative speed), whether that board is simulated (``SimulatedCpuFreq``, the host's measured
+    speed scaled to the board) or this machine (Linux cpufreq), and its energy budget (0: the board's)."""
 
     ue_id: Annotated[str, Meta(pattern=UE_ID_PATTERN)]
     node_id: NodeId
     upload_size_bytes: Annotated[int, Meta(ge=1, le=1 << 30)] = 2048
+    shard: Annotated[int, Meta(ge=0, le=4095)] = 0
+    board: str = "pi_4"
+    simulated_board: bool = True
+    energy_budget_j: Annotated[float, Meta(ge=0.0, le=1e7)] = 0.0
 
 
 class BsConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -207,6 +251,7 @@ class BsConfig(Struct, frozen=True, forbid_unknown_fields=True):
     radio: RadioSection = RadioSection()
     control: BsControl = BsControl()
     assign: Assignment = Assignment()
+    training: TrainingSection | None = None
 
 
 class UeConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -214,6 +259,13 @@ class UeConfig(Struct, frozen=True, forbid_unknown_fields=True):
     air: AirConfig = AirConfig()
     radio: RadioSection = RadioSection()
     control: UeControl = UeControl()
+    training: TrainingSection | None = None
+
+    def __post_init__(self) -> None:
+        if self.training is not None and self.ue.shard >= self.training.num_shards:
+            raise ConfigError(
+                f"[ue] shard={self.ue.shard} must be below [training] num_shards={self.training.num_shards}"
+            )
 
     def client_config(self, heartbeat_interval_s: float = 1.0) -> ClientConfig:
         return ClientConfig(self.ue.ue_id, self.control.server_endpoint, heartbeat_interval_s=heartbeat_interval_s)

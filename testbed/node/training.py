@@ -1,41 +1,238 @@
 """The training step inside a round, as the daemons see it: bytes in, bytes out.
 
-The BS side produces the model bytes to broadcast and consumes the verified uploads of the UEs that made
-the deadline; the UE side turns the received model bytes into its upload. The learning layer's round logic
-(testbed/learning/rounds.py, ``RoundRunner`` with ``UeEndpoint``) plugs in behind these two Protocols; until
-then the daemons run the seeded placeholder below, whose output tests can recompute exactly.
+BS: ``model_bytes(round, orders, views)`` plans the round and returns the broadcast; ``consume(round,
+uploads)`` takes the verified uploads of the UEs that finished in time and returns fields for the round
+record. UE: ``upload_bytes(round, model, assign)`` turns the verified model into its upload.
+
+``LearningBs`` / ``LearningUe`` (a [training] section) run the method: ``RoundRunner.plan_round`` ->
+``wire.encode_model``; at the UE ``wire.decode_model`` -> its mode's local work (``LocalUe``) -> ``wire``
+bytes; back at the BS each upload is decoded against the plan (malformed bytes: refused with the reason,
+the round goes on) and ``RoundRunner.finish_round`` applies the guards and the joint update; the BS then
+evaluates on its test split. ``PlaceholderBs`` / ``PlaceholderUe`` (no [training]) send seeded bytes that a
+test can recompute exactly, for link-level tests.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from typing import Protocol
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
+import torch
+
+from testbed.control.protocol import Assign
+from testbed.errors import LearningError
+from testbed.learning import wire
+from testbed.learning.aggregate import ServerOptimizerConfig
+from testbed.learning.assignment import Mode, UeAssignment
+from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
+from testbed.learning.data import ImageDataset, load_dataset, train_test_split
+from testbed.learning.evaluate import evaluate
+from testbed.learning.modes import LocalTraining, LocalUe
+from testbed.learning.partition import iid
+from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundRunner
+from testbed.node.config import AirConfig, TrainingSection
+from testbed.node.first_info import Orders, UeView, learning_profile
+from testbed.phy.mcs import get_mcs
+from testbed.policy.link_budget import analog_airtime_s, digital_airtime_s
+from testbed.policy.wire import MODE_FROM_WIRE
+
+log = logging.getLogger(__name__)
+
+# Seed streams derived from [training] seed, so BS and UEs agree without talking.
+_SPLIT, _PARTITION, _MODEL, _BS, _UE = 0, 1, 2, 3, 4
 
 
 class BsTraining(Protocol):
     """BS side of a round."""
 
-    def model_bytes(self, round_no: int) -> bytes:
-        """The model to broadcast at the start of round ``round_no``."""
+    def model_bytes(self, round_no: int, orders: Mapping[str, Orders], views: Sequence[UeView]) -> bytes:
+        """The model to broadcast at the start of round ``round_no``; ``orders`` are the participants' ASSIGN."""
         ...
 
-    def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> None:
+    def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
         """The verified uploads (UE id -> bytes) of the UEs that finished in time; called only when the round
-        counts (enough of its participants made the deadline)."""
+        counts. Returns fields for the round record."""
         ...
 
 
 class UeTraining(Protocol):
-    """UE side of a round."""
+    """UE side of a round. ``last_work``: (samples, fraction of a full training step per sample) of the latest
+    upload, for the UE's energy account."""
 
-    def upload_bytes(self, round_no: int, model: bytes) -> bytes:
-        """The upload (gradients, symbols or samples) computed from the verified model of ``round_no``."""
+    last_work: tuple[int, float]
+
+    def upload_bytes(self, round_no: int, model: bytes, assign: Assign) -> bytes:
+        """The upload (update, symbols or samples, per ASSIGN's mode) computed from the verified model."""
         ...
 
 
+# --- the method --------------------------------------------------------------------------------------------
+def training_data(t: TrainingSection) -> tuple[list[ImageDataset], ImageDataset]:
+    """(one IID shard per UE, the BS's test split), identical on every node with the same [training]."""
+    train, test = train_test_split(load_dataset(t.dataset), t.test_fraction, np.random.default_rng([t.seed, _SPLIT]))
+    parts = iid(train.labels.numpy(), [1.0] * t.num_shards, np.random.default_rng([t.seed, _PARTITION]))
+    return [train.subset(idx) for idx in parts], test
+
+
+def codec_config(t: TrainingSection, data: ImageDataset) -> CodecConfig:
+    return CodecConfig(
+        image_size_px=data.image_size_px,
+        num_symbols=t.num_symbols,
+        num_classes=data.num_classes,
+        encoder_channels=t.encoder_channels,
+        decoder_hidden=t.decoder_hidden,
+    )
+
+
+def local_training(t: TrainingSection) -> LocalTraining:
+    return LocalTraining(t.local_steps, t.batch_size, t.lr)
+
+
+def load_optimizers() -> None:
+    """Build one throwaway torch optimizer: the first one in a process loads torch's optimizer machinery
+    (about 1 s here), which must happen before the daemon's event loop runs, not in its first round (a loop
+    stalled for 3 heartbeat intervals is declared gone by its peer)."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+
+
+class LinkAirtime:
+    """The virtual clock's airtime over this air: exact burst lengths at the slowest MCS the air may use."""
+
+    def __init__(self, air: AirConfig) -> None:
+        self.phy, self.mcs = air.phy, get_mcs(air.slowest_mcs)
+
+    def broadcast_s(self, payload_bytes: int, worst_snr_db: float) -> float:
+        return digital_airtime_s(self.phy, payload_bytes, self.mcs)
+
+    def upload_s(self, payload_bytes: int, snr_db: float) -> float:
+        return digital_airtime_s(self.phy, payload_bytes, self.mcs)
+
+    def analog_upload_s(self, num_symbols: int) -> float:
+        return analog_airtime_s(self.phy, num_symbols)
+
+
+class LearningBs:
+    """The BS's half of the method: RoundRunner without endpoints, the test split, accuracy per round."""
+
+    def __init__(self, t: TrainingSection, ues: Sequence[str], air: AirConfig, assumed_snr_db: float) -> None:
+        if len(ues) > t.num_shards:
+            raise LearningError(f"{len(ues)} UEs in [bs.ues] but [training] num_shards={t.num_shards}")
+        shards, self.test = training_data(t)
+        self.t, self.ues, self.assumed_snr_db = t, list(ues), assumed_snr_db
+        self.codec = codec_config(t, self.test)
+        model = SemanticCodec(self.codec, torch.Generator().manual_seed(t.seed * 1000 + _MODEL))
+        cfg = RoundConfig(
+            work=local_training(t),
+            server=ServerOptimizerConfig(t.server_optimizer, t.server_lr),
+            raw_block_samples=t.raw_block_samples,
+        )
+        views = [UeView(ue, None, None) for ue in self.ues]
+        profiles = [learning_profile(v, assumed_snr_db, 0.0) for v in views]
+        sizes = [len(s) for s in shards[: len(self.ues)]]  # shard i = i-th UE of [bs.ues] until it reports
+        gen = torch.Generator().manual_seed(t.seed * 1000 + _BS)
+        self.runner = RoundRunner(model, cfg, profiles, None, sizes, LinkAirtime(air), gen)
+        self._plan: RoundPlan | None = None  # the RoundRunner built the BS's optimizer: torch.optim is loaded
+
+    @property
+    def model(self) -> SemanticCodec:
+        return self.runner.model
+
+    def model_bytes(self, round_no: int, orders: Mapping[str, Orders], views: Sequence[UeView]) -> bytes:
+        for v in views:
+            if v.ue_id in self.ues:
+                size = v.capability.num_local_samples if v.capability is not None else self.runner.registered[v.ue_id]
+                power = orders[v.ue_id].tx_power_dbm if v.ue_id in orders else 0.0
+                self.runner.update_ue(learning_profile(v, self.assumed_snr_db, power), size)
+        assignments = []
+        for ue, prof in zip(self.ues, self.runner.profiles, strict=True):
+            o = orders.get(ue)
+            mode = o.mode if o is not None else Mode.IDLE
+            assignments.append(UeAssignment(mode, prof.cpu_freq_hz, o.tx_power_dbm if o else prof.tx_power_dbm))
+        self._plan = self.runner.plan_round(assignments)
+        return wire.encode_model(self.model, self._plan.round_index, self._plan.raw_requests)
+
+    def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
+        plan, self._plan = self._plan, None
+        if plan is None:
+            raise LearningError(f"round {round_no}: consume without model_bytes")
+        arrived: dict[str, Contribution] = {}
+        refused: dict[str, str] = {}
+        for i, ue in enumerate(self.ues):
+            if ue in uploads and plan.mode_of(i) is not Mode.IDLE:
+                try:
+                    got = self._decode(plan, i, uploads[ue])
+                except LearningError as exc:
+                    refused[ue] = str(exc)
+                    log.warning("round %d: upload of %s refused: %s", round_no, ue, exc)
+                    continue
+                if got is not None:
+                    arrived[ue] = got
+        expected = [ue for i, ue in enumerate(self.ues) if plan.mode_of(i) is not Mode.IDLE]
+        late = [ue for ue in expected if ue not in uploads]
+        report = self.runner.finish_round(plan, arrived, late=late, refused=refused)
+        accuracy, loss = evaluate(self.model, self.test, [self.t.channel_snr_db], self.t.seed)
+        finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        return {"training": {"round_index": report.round_index, "accuracy": accuracy, "loss": loss,
+                             "modes": report.modes, "late": report.late, "refused": report.refused,
+                             "model_finite": finite, "virtual_time_s": report.time_s,
+                             "uplink_bits": report.uplink_bits}}  # fmt: skip
+
+    def _decode(self, plan: RoundPlan, i: int, data: bytes) -> Contribution | None:
+        ue, mode, cfg = self.ues[i], plan.mode_of(i), self.codec
+        if mode is Mode.DISTRIBUTED:
+            reference = {n: p.detach() for n, p in self.model.named_parameters()}
+            return wire.decode_update(data, ue, reference, plan.round_index)
+        if mode is Mode.CENTRALIZED_DECODER:
+            return wire.decode_symbols(data, ue, cfg.num_symbols, cfg.num_classes, plan.round_index)
+        request = plan.raw_requests.get(ue)
+        if request is None:  # nothing left to send: the UE's empty upload says so
+            if data:
+                raise LearningError(f"{ue} sent {len(data)} bytes of raw samples; none were requested")
+            return None
+        return wire.decode_raw(data, ue, cfg.image_size_px, cfg.num_classes, request, plan.round_index)
+
+
+class LearningUe:
+    """A UE's half: its shard, the broadcast model, its mode's local work. ``last_work`` = (samples, fraction
+    of a full training step per sample) of the latest upload, for the energy account."""
+
+    def __init__(self, t: TrainingSection, ue_id: str, shard: int) -> None:
+        shards, _ = training_data(t)
+        data = shards[shard]
+        self.codec = codec_config(t, data)
+        self.ue_id, self.work = ue_id, local_training(t)
+        self.model = SemanticCodec(self.codec, torch.Generator().manual_seed(0))  # replaced by every broadcast
+        self.scratch = SemanticCodec(self.codec, torch.Generator().manual_seed(0))
+        gen = torch.Generator().manual_seed(t.seed * 1000 + _UE * 100 + shard)
+        self.local = LocalUe(ue_id, data, t.channel_snr_db, gen)
+        self.last_work: tuple[int, float] = (0, 1.0)
+        load_optimizers()
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.local.data)
+
+    def upload_bytes(self, round_no: int, model: bytes, assign: Assign) -> bytes:
+        state = wire.decode_model(model, self.model)
+        self.model.load_state_dict(state.tensors)
+        mode, r = MODE_FROM_WIRE[assign.mode], state.round_index
+        self.last_work = (0, 1.0)
+        if mode is Mode.DISTRIBUTED:
+            self.last_work = (self.work.samples_per_round, 1.0)
+            return wire.encode_update(self.local.distributed(self.model, self.scratch, self.work), r)
+        if mode is Mode.CENTRALIZED_DECODER:
+            self.last_work = (self.work.samples_per_round, compute_fractions(self.codec)[0])
+            return wire.encode_symbols(self.local.symbols(self.model, self.work), r)
+        request = state.raw_requests.get(self.ue_id)
+        if mode is Mode.CENTRALIZED_FULL and request is not None:
+            return wire.encode_raw(self.local.raw(*request), request[0], r)
+        return b""  # idle, or no raw samples left: an empty upload completes the round for this UE
+
+
+# --- the placeholder ---------------------------------------------------------------------------------------
 class PlaceholderBs:
     """Model of ``model_size_bytes`` seeded bytes per round; keeps the SHA-256 of what it consumed."""
 
@@ -43,11 +240,14 @@ class PlaceholderBs:
         self.model_size_bytes, self.seed = model_size_bytes, seed
         self.consumed: dict[int, dict[str, str]] = {}
 
-    def model_bytes(self, round_no: int) -> bytes:
+    def model_bytes(
+        self, round_no: int, orders: Mapping[str, Orders] | None = None, views: Sequence[UeView] = ()
+    ) -> bytes:
         return np.random.default_rng([self.seed, round_no]).bytes(self.model_size_bytes)
 
-    def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> None:
+    def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
         self.consumed[round_no] = {ue: hashlib.sha256(data).hexdigest() for ue, data in uploads.items()}
+        return {}
 
 
 class PlaceholderUe:
@@ -56,8 +256,9 @@ class PlaceholderUe:
 
     def __init__(self, ue_id: str, upload_size_bytes: int) -> None:
         self.ue_id, self.upload_size_bytes = ue_id, upload_size_bytes
+        self.last_work: tuple[int, float] = (0, 1.0)
 
-    def upload_bytes(self, round_no: int, model: bytes) -> bytes:
+    def upload_bytes(self, round_no: int, model: bytes, assign: Assign) -> bytes:
         return placeholder_upload(model, self.ue_id, self.upload_size_bytes)
 
 

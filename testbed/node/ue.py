@@ -19,17 +19,27 @@ import msgspec
 
 from testbed.control.client import ControlClient
 from testbed.control.config import Event
-from testbed.control.protocol import Assign, ChannelReport, Nack, RoundEnd, RoundStart, UplinkDone
-from testbed.errors import LinkError
+from testbed.control.protocol import (
+    Assign,
+    CapabilityEnquiry,
+    ChannelReport,
+    Nack,
+    RoundEnd,
+    RoundStart,
+    UplinkDone,
+)
+from testbed.errors import LearningError, LinkError, PolicyError
 from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.segment import parse
 from testbed.link.tracker import ChannelTracker
 from testbed.node.config import BS_NODE_ID, UeConfig
+from testbed.node.first_info import UeFirstInfo
 from testbed.node.pump import Failed, OnAir, RadioPump, Received
 from testbed.node.runtime import event, radio_factory
 from testbed.node.sdnotify import Notifier
 from testbed.node.training import UeTraining
 from testbed.node.transfers import Inbound, Outbound
+from testbed.phy.layout import burst_num_samples
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,7 @@ class _Round:
     download: Inbound
     upload: Outbound | None = None
     compute_time_s: float = 0.0
+    assign: Assign | None = None  # the orders this round's upload was computed under
     reported: bool = False  # UPLINK_DONE sent
 
 
@@ -61,10 +72,21 @@ def control_bounds(report: LinkChannelReport) -> LinkChannelReport:
 
 
 class UeDaemon:
-    """A UE agent: ``run()`` serves until ``stop`` is set; returns the exit code."""
+    """A UE agent: ``run()`` serves until ``stop`` is set; returns the exit code.
 
-    def __init__(self, cfg: UeConfig, training: UeTraining, stop: threading.Event, notifier: Notifier) -> None:
+    ``first_info`` (with [training]): capability reports at registration and on CAPABILITY_ENQUIRY, ASSIGN's
+    CPU frequency applied, energy per round against the budget."""
+
+    def __init__(
+        self,
+        cfg: UeConfig,
+        training: UeTraining,
+        stop: threading.Event,
+        notifier: Notifier,
+        first_info: UeFirstInfo | None = None,
+    ) -> None:
         self.cfg, self.training, self.stop, self.notifier = cfg, training, stop, notifier
+        self.first_info = first_info
         self.node_id = cfg.ue.node_id
         self.rounds_done = 0
         self._assign: Assign | None = None
@@ -114,16 +136,23 @@ class UeDaemon:
         if ev.kind in ("registered", "gone"):
             event(log, f"bs_{ev.kind}", round=ev.round)
             self._drop_round(pump)  # a new registration takes part from the next ROUND_START only
+            if ev.kind == "registered":
+                self._report_capability(client)  # first information, unasked, at start-up
             return
         if ev.message is None:
             return
         body, rnd = ev.message.body, self._round
-        if isinstance(body, Assign):
+        if isinstance(body, CapabilityEnquiry):
+            self._report_capability(client)
+        elif isinstance(body, Assign):
             if body.uplink_slot.node_id != self.node_id:
                 log.error("ASSIGN grants a slot to node %d; this UE is node %d (check [bs.ues] and [ue].node_id)",
                           body.uplink_slot.node_id, self.node_id)  # fmt: skip
                 return
             self._assign = body
+            freq = self.first_info.apply(body) if self.first_info is not None else None
+            event(log, "assigned", round=ev.message.round, mode=body.mode, group=body.group, mcs=body.mcs,
+                  cpu_freq_hz=freq, tx_power_dbm=body.tx_power_dbm)  # fmt: skip
         elif isinstance(body, RoundStart):
             number = ev.message.round
             download = self._early.pop(number & 0xFFFFFFFF, None) or Inbound(
@@ -195,8 +224,10 @@ class UeDaemon:
         if rnd.upload.delivered and not rnd.reported:
             rnd.reported = True
             up = rnd.upload
-            client.send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, rnd.compute_time_s, 0.0))
-            event(log, "uplink_done", round=rnd.number, payload_bytes=up.payload_bytes, passes=up.passes)
+            energy = self._account(rnd)
+            used_j = energy.get("compute_energy_j", 0.0) + energy.get("radio_energy_j", 0.0)
+            client.send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, rnd.compute_time_s, used_j))
+            event(log, "uplink_done", round=rnd.number, payload_bytes=up.payload_bytes, passes=up.passes, **energy)
 
     def _compute(self, rnd: _Round) -> None:
         """The model is verified (its own SHA-256); check it is the one ROUND_START announced, then train."""
@@ -205,14 +236,48 @@ class UeDaemon:
             log.error("round %d: the broadcast model does not match ROUND_START's SHA-256; skipping", rnd.number)
             self._round = None
             return
+        if self._assign is None:
+            log.error("round %d: no ASSIGN received, so no mode; skipping the round", rnd.number)
+            self._round = None
+            return
+        rnd.assign = self._assign
         t0 = time.process_time()
-        data = self.training.upload_bytes(rnd.number, model)
+        try:
+            data = self.training.upload_bytes(rnd.number, model, rnd.assign)
+        except LearningError as exc:
+            log.error("round %d: the model cannot be used (%s); skipping the round", rnd.number, exc)
+            self._round = None
+            return
         rnd.compute_time_s = time.process_time() - t0
         rnd.upload = Outbound(data, src=self.node_id, dsts=[BS_NODE_ID], object_id=rnd.download.object_id,
                               frame_payload_bytes=self.cfg.air.frame_payload_bytes, max_passes=self.cfg.air.max_passes,
                               expect={"bs"})  # fmt: skip
         event(log, "model_received", round=rnd.number, model_bytes=len(model), upload_bytes=len(data),
               compute_time_s=rnd.compute_time_s)  # fmt: skip
+
+    def _report_capability(self, client: ControlClient) -> None:
+        """Measure and send CAPABILITY_REPORT (nothing without [training]: there is no model to time)."""
+        if self.first_info is None:
+            return
+        try:
+            report = self.first_info.capability()
+        except PolicyError as exc:
+            log.error("capability not measured: %s", exc)
+            return
+        client.send(report)
+        event(log, "capability_sent", cycles_per_sample=report.cycles_per_sample,
+              cpu_freq_max_hz=report.cpu_freq_max_hz, num_local_samples=report.num_local_samples)  # fmt: skip
+
+    def _account(self, rnd: _Round) -> dict[str, float]:
+        """Energy of the round (compute at the applied clock, uplink airtime at ASSIGN's power), against the
+        budget; airtime = frames sent x a full frame's burst at the round's MCS (an upper bound)."""
+        if self.first_info is None or rnd.assign is None or rnd.upload is None:
+            return {}
+        air = self.cfg.air
+        burst = burst_num_samples(air.phy, air.frame_payload_bytes, rnd.assign.mcs)
+        airtime_s = rnd.upload.frames_sent * burst / air.sample_rate_hz
+        samples, fraction = self.training.last_work
+        return self.first_info.account(samples, fraction, airtime_s, rnd.assign)
 
     def _drop_round(self, pump: RadioPump) -> None:
         """Forget the current round; uplink frames not yet on the air are cancelled."""

@@ -165,11 +165,12 @@ class NodeRig:
         self.hub_endpoint = json.loads(hub.stdout[0])["endpoint"]
         return hub
 
-    def start_bs(self, env: dict[str, str] | None = None, **bs: Any) -> Proc:
+    def start_bs(self, env: dict[str, str] | None = None, sections: str = "", **bs: Any) -> Proc:
+        """The BS with ``bs`` fields in [bs] and ``sections`` (TOML text, e.g. [training]) appended."""
         ues = ", ".join(f'"ue-{i}" = {i}' for i in range(1, self.num_ues + 1))
         fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in bs.items())
         text = (
-            f'[bs]\nues = {{ {ues} }}\nstate_dir = "{self.root / "state"}"\n{fields}\n{self.air}\n'
+            f'[bs]\nues = {{ {ues} }}\nstate_dir = "{self.root / "state"}"\n{fields}\n{sections}\n{self.air}\n'
             f'[radio]\nendpoint = "{self.hub_endpoint}"\nnode = "bs"\n'
             '[control]\nbind_endpoint = "tcp://127.0.0.1:*"\nheartbeat_interval_s = 0.3\n'
             f"{self._security('bs')}\n"
@@ -179,14 +180,19 @@ class NodeRig:
         self.bs_endpoint = proc.wait_event(lambda r: r.get("event") == "ready", 60, "ready")["endpoint"]
         return proc
 
-    def start_ue(self, i: int, upload_size_bytes: int = 1500) -> Proc:
+    def start_ue(
+        self, i: int, upload_size_bytes: int = 1500, sections: str = "", env: dict[str, str] | None = None, **ue: Any
+    ) -> Proc:
+        """UE ``i`` with ``ue`` fields in [ue] and ``sections`` (TOML text) appended."""
+        fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in ue.items())
         text = (
-            f'[ue]\nue_id = "ue-{i}"\nnode_id = {i}\nupload_size_bytes = {upload_size_bytes}\n{self.air}\n'
+            f'[ue]\nue_id = "ue-{i}"\nnode_id = {i}\nupload_size_bytes = {upload_size_bytes}\n{fields}\n'
+            f"{sections}\n{self.air}\n"
             f'[radio]\nendpoint = "{self.hub_endpoint}"\nnode = "ue-{i}"\n'
             f'[control]\nserver_endpoint = "{self.bs_endpoint}"\n{self._security(f"ue-{i}")}\n'
         )
         (self.root / f"ue-{i}.toml").write_text(text)
-        return self.spawn(f"ue-{i}", ["ue", "--config", f"ue-{i}.toml"])
+        return self.spawn(f"ue-{i}", ["ue", "--config", f"ue-{i}.toml"], env)
 
     def _security(self, name: str) -> str:
         """The [control] security line of node ``name``."""

@@ -1,0 +1,198 @@
+"""First information over the control plane: capability reports, the orders in ASSIGN, energy against budget.
+
+UE side (``UeFirstInfo``): the agent measures its training throughput at start-up and whenever the BS sends
+CAPABILITY_ENQUIRY (``testbed.policy.capability.build_report`` -> ``policy.wire.report_to_wire``), applies
+ASSIGN's CPU frequency through the policy's cpufreq interface (``SimulatedCpuFreq`` for a simulated board,
+Linux cpufreq otherwise) and charges each round's energy (cost.py's CMOS and radio models) next to its budget.
+
+BS side: ``config_orders`` (the [assign] fields) or ``PolicyOrders`` (testbed/policy's grouping and
+allocation, ``PolicyAssignment``, from the capability reports and the measured uplink SNR) give each UE its
+mode, group, CPU frequency, TX power and energy budget for ASSIGN.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from testbed.control import protocol
+from testbed.errors import PolicyError
+from testbed.learning.assignment import Mode
+from testbed.learning.assignment import UeProfile as LearningUe
+from testbed.learning.codec import CodecConfig, SemanticCodec
+from testbed.learning.cost import compute_energy_j, radio_energy_j
+from testbed.learning.modes import LocalTraining
+from testbed.node.config import Assignment, TrainingSection, UeSection
+from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig, codec_work_sizes
+from testbed.policy.capability import CapabilityReport, build_report, measure_throughput
+from testbed.policy.cpufreq import CpuFreqControl, SimulatedCpuFreq, SysfsCpuFreq
+from testbed.policy.grouping import GroupingConfig
+from testbed.policy.profiles import default_profiles
+from testbed.policy.wire import MODE_FROM_WIRE, MODE_TO_WIRE, report_to_wire
+
+log = logging.getLogger(__name__)
+
+GROUP_OF_MODE = {mode: i for i, mode in enumerate(Mode)}  # ASSIGN's group: one group per training mode
+REFERENCE_BOARD = "pi_4"  # profiles.toml's reference board: kappa and speed of a UE that has not reported
+PI4_CYCLES_PER_SAMPLE = 5.58e5  # docs/learning.md board table (default MNIST codec), until a report arrives
+MEASURE_BATCH = 32
+MEASURE_REPEATS = 5  # median of 5 timed passes after one warm-up (capability.py)
+
+
+@dataclass(frozen=True)
+class Orders:
+    """One UE's ASSIGN fields besides MCS and slot."""
+
+    mode: Mode
+    group: int
+    cpu_freq_hz: float
+    tx_power_dbm: float
+    energy_budget_j: float
+
+    @property
+    def wire_mode(self) -> str:
+        return MODE_TO_WIRE[self.mode]
+
+
+@dataclass(frozen=True)
+class UeView:
+    """What the BS holds about one UE when it plans a round."""
+
+    ue_id: str
+    capability: protocol.CapabilityReport | None
+    uplink_snr_db: float | None
+
+
+def config_orders(assign: Assignment, ues: Sequence[str]) -> dict[str, Orders]:
+    """Orders from the [assign] section (``modes`` per UE, else ``mode``)."""
+    out = {}
+    for ue in ues:
+        mode = MODE_FROM_WIRE[assign.modes.get(ue, assign.mode)]
+        out[ue] = Orders(mode, GROUP_OF_MODE[mode], assign.cpu_freq_hz, assign.tx_power_dbm, assign.energy_budget_j)
+    return out
+
+
+def learning_profile(view: UeView, assumed_snr_db: float, tx_power_dbm: float) -> LearningUe:
+    """The learning layer's view of a UE from its CAPABILITY_REPORT (reference board until it reported); kappa
+    from the profiles.toml board with the same maximum clock (it is not on the wire)."""
+    profiles = default_profiles()
+    cap = view.capability
+    snr = assumed_snr_db if view.uplink_snr_db is None else view.uplink_snr_db
+    if cap is None or cap.cycles_per_sample <= 0:
+        ref = profiles.get(REFERENCE_BOARD)
+        f_max, cycles, power = ref.cpu_freq_max_hz, PI4_CYCLES_PER_SAMPLE, tx_power_dbm
+    else:
+        f_max, cycles, power = cap.cpu_freq_max_hz, cap.cycles_per_sample, min(tx_power_dbm, cap.max_tx_power_dbm)
+    board = next((p for p in profiles.profiles.values() if abs(p.cpu_freq_max_hz - f_max) < 1.0), None)
+    kappa = (board or profiles.get(REFERENCE_BOARD)).kappa_j_per_cycle_hz2
+    return LearningUe(view.ue_id, False, snr, power, f_max, f_max, cycles, kappa)
+
+
+class PolicyOrders:
+    """ASSIGN from testbed/policy: grouping rule ``assign.policy`` (threshold: half the median UE), least-energy
+    CPU frequency and TX power; the orders of [assign] when the policy finds no feasible plan (logged)."""
+
+    def __init__(self, assign: Assignment, training: TrainingSection, codec: CodecConfig) -> None:
+        work = LocalTraining(training.local_steps, training.batch_size, training.lr)
+        sizes = codec_work_sizes(codec, work, training.raw_block_samples)
+        grouping = GroupingConfig(assign.policy)
+        self.assign = assign
+        self.policy = PolicyAssignment(
+            PolicyConfig(grouping, sizes, threshold_fraction_of_median=MEDIAN_THRESHOLD_FRACTION)
+        )
+
+    def orders(self, views: Sequence[UeView]) -> dict[str, Orders]:
+        a = self.assign
+        try:
+            plan = self.policy.plan([learning_profile(v, a.assumed_snr_db, a.tx_power_dbm) for v in views])
+        except PolicyError as exc:
+            log.warning("policy found no plan (%s); ASSIGN from [assign]", exc)
+            return config_orders(a, [v.ue_id for v in views])
+        out = {}
+        for v, g, u in zip(views, plan.groups, plan.assignments, strict=True):
+            budget = v.capability.energy_available_j if v.capability is not None else a.energy_budget_j
+            out[v.ue_id] = Orders(u.mode, GROUP_OF_MODE[u.mode], u.cpu_freq_hz, u.tx_power_dbm, budget)
+            log.info("policy: %s -> %s (%s)", v.ue_id, u.mode.value, g.reason)
+        return out
+
+
+class _TrainingPass(torch.nn.Module):
+    """Encoder then decoder at a fixed noise variance: the pass a distributed UE trains (for timing)."""
+
+    def __init__(self, codec: SemanticCodec) -> None:
+        super().__init__()
+        self.codec = codec
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.codec.decoder(self.codec.encoder(images), 0.1)[0]
+
+
+class UeFirstInfo:
+    """The UE agent's capability, CPU frequency and energy account (see module docstring)."""
+
+    def __init__(
+        self, ue: UeSection, codec: SemanticCodec, num_local_samples: int, cpufreq: CpuFreqControl | None = None
+    ) -> None:
+        profiles = default_profiles()
+        self.ue, self.codec, self.num_local_samples = ue, codec, num_local_samples
+        self.profile = profiles.get(ue.board)
+        self.speed_scale = profiles.speed_scale(ue.board) if ue.simulated_board else None
+        if cpufreq is None:
+            cpufreq = SimulatedCpuFreq(self.profile.frequency_table) if ue.simulated_board else SysfsCpuFreq()
+        self.cpufreq = cpufreq
+        self.energy_spent_j = 0.0
+        self.report: CapabilityReport | None = None
+
+    def capability(self) -> protocol.CapabilityReport:
+        """Measure now (timed training passes on a fixed batch) and build the CAPABILITY_REPORT body."""
+        gen = torch.Generator().manual_seed(0)
+        side = self.codec.cfg.image_size_px
+        images = torch.rand(MEASURE_BATCH, 1, side, side, generator=gen)
+        labels = torch.randint(0, self.codec.cfg.num_classes, (MEASURE_BATCH,), generator=gen)
+        measured = measure_throughput(
+            _TrainingPass(self.codec), images, labels, torch.nn.functional.cross_entropy, warmup=1,
+            repeats=MEASURE_REPEATS, clock=time.process_time,
+        )  # fmt: skip  (process CPU time: steadier than wall time on a shared host, docs/policy.md)
+        budget = self.ue.energy_budget_j or None
+        self.report = build_report(
+            self.ue.ue_id, self.profile, measured, self.cpufreq, speed_scale=self.speed_scale, energy_budget_j=budget
+        )
+        return report_to_wire(self.report, self.num_local_samples)
+
+    def apply(self, assign: protocol.Assign) -> float:
+        """Run at ASSIGN's CPU frequency (snapped up to a step); keeps the current one if it cannot be set."""
+        try:
+            return self.cpufreq.set_frequency_hz(assign.cpu_freq_hz)
+        except PolicyError as exc:
+            log.warning("CPU frequency %.0f MHz not applied: %s", assign.cpu_freq_hz / 1e6, exc)
+            return self.cpufreq.current_frequency_hz()
+
+    def account(
+        self, samples: int, cycle_fraction: float, airtime_s: float, assign: protocol.Assign
+    ) -> dict[str, float]:
+        """Charge one round: ``samples`` at ``cycle_fraction`` of a full training step each at the current clock,
+        ``airtime_s`` at ASSIGN's TX power; the round's figures and the running total next to the budget (J)."""
+        f = self.cpufreq.current_frequency_hz()
+        cycles = self.report.cycles_per_sample if self.report is not None else PI4_CYCLES_PER_SAMPLE
+        compute = compute_energy_j(samples, cycles * cycle_fraction, f, self.profile.kappa_j_per_cycle_hz2)
+        radio = radio_energy_j(assign.tx_power_dbm, airtime_s)
+        self.energy_spent_j += compute + radio
+        if self.energy_spent_j > assign.energy_budget_j:
+            log.warning("energy spent %.3g J exceeds the budget of %.3g J", self.energy_spent_j, assign.energy_budget_j)
+        return {
+            "cpu_freq_hz": f,
+            "compute_energy_j": compute,
+            "radio_energy_j": radio,
+            "energy_spent_j": self.energy_spent_j,
+            "energy_budget_j": assign.energy_budget_j,
+        }
+
+
+def views_of(ues: Sequence[str], capabilities: Mapping[str, protocol.CapabilityReport | None],
+             snrs: Mapping[str, float | None]) -> list[UeView]:  # fmt: skip
+    """One view per UE id, in order."""
+    return [UeView(ue, capabilities.get(ue), snrs.get(ue)) for ue in ues]
