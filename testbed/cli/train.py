@@ -24,6 +24,12 @@ def add_scenario_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="mnist | digits | folder:<path>")
     parser.add_argument("--partition", default=None, help="iid | dirichlet | weak_exclusive")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small models: 1 is fastest)")
+    parser.add_argument(
+        "--raw-upload-budget-s",
+        type=float,
+        default=None,
+        help="policy schemes: airtime a weak UE may always spend once on its raw data (default: the scenario's)",
+    )
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
@@ -33,6 +39,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     overrides = {
         "training": {"rounds": args.rounds},
         "data": {"dataset": args.dataset, "partition": args.partition},
+        "policy": {"raw_upload_budget_s": args.raw_upload_budget_s},
     }
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)
     if args.seed is not None:

@@ -91,6 +91,17 @@ class LinkSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         _positive("link", per_slope_db_per_decade=self.per_slope_db_per_decade)
 
 
+class PolicySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Settings of the policy schemes (testbed/policy): ``raw_upload_budget_s`` is the uplink airtime a weak UE
+    may always spend once on its raw data, whatever the cost comparison says (0: none; docs/policy.md)."""
+
+    raw_upload_budget_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.raw_upload_budget_s) and self.raw_upload_budget_s >= 0):
+            raise ValueError(f"policy.raw_upload_budget_s={self.raw_upload_budget_s!r} must be finite and >= 0")
+
+
 class ClockSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     control_latency_s: float = 0.01
     bs_cpu_freq_hz: float = 3.0e9
@@ -133,6 +144,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     training: TrainingSection = TrainingSection()
     link: LinkSection = LinkSection()
     clock: ClockSection = ClockSection()
+    policy: PolicySection = PolicySection()
 
     def __post_init__(self) -> None:
         if not self.ues:

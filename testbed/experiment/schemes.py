@@ -38,6 +38,7 @@ class PolicyInputs:
     airtime: Airtime
     local_samples: Mapping[str, int]
     horizon_rounds: int
+    raw_upload_budget_s: float = 0.0
 
 
 def scenario_allocation(scenario: Scenario) -> AllocationConfig:
@@ -63,6 +64,7 @@ def policy_inputs(
         airtime=airtime,
         local_samples=dict(local_samples),
         horizon_rounds=scenario.training.rounds,
+        raw_upload_budget_s=scenario.policy.raw_upload_budget_s,
     )
 
 
@@ -78,5 +80,6 @@ def build_scheme(name: str, scenario: Scenario, inputs: PolicyInputs) -> Scheme:
         airtime=inputs.airtime,
         local_samples=inputs.local_samples,
         horizon_rounds=inputs.horizon_rounds,
+        raw_upload_budget_s=inputs.raw_upload_budget_s,
     )
     return Scheme(name, variants[name])

@@ -92,6 +92,12 @@ def test_policy_sends_raw_data_when_the_horizon_pays_and_schemes_can_be_passed_a
     modes = Engine(long, "policy").step()["modes"]
     assert [modes[f"ue{i}"] for i in range(4)] == ["centralized_full"] * 4
     assert {modes[f"ue{i}"] for i in range(4, 10)} == {"distributed"}
+    short = Engine(tiny_scenario, "policy").step()["modes"]  # 3 rounds do not pay for the raw upload ...
+    budget = msgspec.structs.replace(
+        tiny_scenario, policy=msgspec.structs.replace(tiny_scenario.policy, raw_upload_budget_s=1.0)
+    )
+    budgeted = Engine(budget, "policy").step()["modes"]  # ... unless it fits the one-time budget
+    assert short["ue0"] == "centralized_decoder" and budgeted["ue0"] == "centralized_full"
     custom = Scheme("all_raw", FixedAssignment(Mode.CENTRALIZED_FULL, Mode.CENTRALIZED_FULL))
     engine = Engine(tiny_scenario, custom)
     assert engine.step()["scheme"] == "all_raw" and set(engine.runner.raw_uploaded) != {0}
