@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -153,10 +153,11 @@ class UeFirstInfo:
         side = self.codec.cfg.image_size_px
         images = torch.rand(MEASURE_BATCH, 1, side, side, generator=gen)
         labels = torch.randint(0, self.codec.cfg.num_classes, (MEASURE_BATCH,), generator=gen)
+        step, loss = _TrainingPass(self.codec), torch.nn.functional.cross_entropy
+        # process CPU time: steadier than wall time on a shared host (docs/policy.md)
         measured = measure_throughput(
-            _TrainingPass(self.codec), images, labels, torch.nn.functional.cross_entropy, warmup=1,
-            repeats=MEASURE_REPEATS, clock=time.process_time,
-        )  # fmt: skip  (process CPU time: steadier than wall time on a shared host, docs/policy.md)
+            step, images, labels, loss, warmup=1, repeats=MEASURE_REPEATS, clock=time.process_time
+        )
         budget = self.ue.energy_budget_j or None
         self.report = build_report(
             self.ue.ue_id, self.profile, measured, self.cpufreq, speed_scale=self.speed_scale, energy_budget_j=budget
@@ -173,26 +174,23 @@ class UeFirstInfo:
 
     def account(
         self, samples: int, cycle_fraction: float, airtime_s: float, assign: protocol.Assign
-    ) -> dict[str, float]:
+    ) -> dict[str, float | bool]:
         """Charge one round: ``samples`` at ``cycle_fraction`` of a full training step each at the current clock,
-        ``airtime_s`` at ASSIGN's TX power; the round's figures and the running total next to the budget (J)."""
+        ``airtime_s`` at ASSIGN's TX power. Returns the round's joules next to ASSIGN's per-round budget, and
+        the total spent since start-up."""
         f = self.cpufreq.current_frequency_hz()
         cycles = self.report.cycles_per_sample if self.report is not None else PI4_CYCLES_PER_SAMPLE
         compute = compute_energy_j(samples, cycles * cycle_fraction, f, self.profile.kappa_j_per_cycle_hz2)
         radio = radio_energy_j(assign.tx_power_dbm, airtime_s)
         self.energy_spent_j += compute + radio
-        if self.energy_spent_j > assign.energy_budget_j:
-            log.warning("energy spent %.3g J exceeds the budget of %.3g J", self.energy_spent_j, assign.energy_budget_j)
+        within = compute + radio <= assign.energy_budget_j
+        if not within:
+            log.warning("round energy %.3g J exceeds the budget of %.3g J", compute + radio, assign.energy_budget_j)
         return {
             "cpu_freq_hz": f,
             "compute_energy_j": compute,
             "radio_energy_j": radio,
-            "energy_spent_j": self.energy_spent_j,
             "energy_budget_j": assign.energy_budget_j,
+            "within_budget": within,
+            "energy_spent_j": self.energy_spent_j,
         }
-
-
-def views_of(ues: Sequence[str], capabilities: Mapping[str, protocol.CapabilityReport | None],
-             snrs: Mapping[str, float | None]) -> list[UeView]:  # fmt: skip
-    """One view per UE id, in order."""
-    return [UeView(ue, capabilities.get(ue), snrs.get(ue)) for ue in ues]

@@ -268,7 +268,7 @@ class UeDaemon:
         event(log, "capability_sent", cycles_per_sample=report.cycles_per_sample,
               cpu_freq_max_hz=report.cpu_freq_max_hz, num_local_samples=report.num_local_samples)  # fmt: skip
 
-    def _account(self, rnd: _Round) -> dict[str, float]:
+    def _account(self, rnd: _Round) -> dict[str, float | bool]:
         """Energy of the round (compute at the applied clock, uplink airtime at ASSIGN's power), against the
         budget; airtime = frames sent x a full frame's burst at the round's MCS (an upper bound)."""
         if self.first_info is None or rnd.assign is None or rnd.upload is None:

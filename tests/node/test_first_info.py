@@ -1,0 +1,119 @@
+"""First information and the training step without radios: ASSIGN orders from the config and from the policy,
+the UE's capability report, CPU frequency and energy account, and the BS refusing malformed uploads while
+the rounds go on with the others."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+import pytest
+import torch
+
+from testbed.control import protocol
+from testbed.learning import wire
+from testbed.learning.assignment import Mode
+from testbed.learning.guards import Update
+from testbed.link.messages import SlotGrant
+from testbed.node.config import BsConfig, UeConfig, parse_config
+from testbed.node.first_info import PolicyOrders, UeFirstInfo, UeView, config_orders
+from testbed.node.training import LearningBs, LearningUe
+from testbed.policy.cpufreq import FrequencyTable, SimulatedCpuFreq
+
+TRAINING = b"""
+[training]
+num_symbols = 4
+encoder_channels = [4, 8]
+decoder_hidden = 16
+local_steps = 2
+batch_size = 16
+raw_block_samples = 20
+num_shards = 3
+"""
+BS = parse_config(b'[bs]\nues = { "ue-1" = 1, "ue-2" = 2, "ue-3" = 3 }\n' + TRAINING, BsConfig)
+
+
+def _ue_config(i: int) -> UeConfig:
+    return parse_config(f'[ue]\nue_id = "ue-{i}"\nnode_id = {i}\nshard = {i - 1}\n'.encode() + TRAINING, UeConfig)
+
+
+def _assign(mode: str, cpu_freq_hz: float = 1.5e9, budget_j: float = 100.0) -> protocol.Assign:
+    return protocol.Assign(mode, 0, 0.0, budget_j, cpu_freq_hz, "qpsk-1/2", SlotGrant(1, 0, 1000))
+
+
+def _capability(cycles_per_sample: float, f_max_hz: float) -> protocol.CapabilityReport:
+    return protocol.CapabilityReport(6e8, f_max_hz, 1e8, cycles_per_sample, 50.0, 7.0, 500, 2**30)
+
+
+def test_config_orders_take_the_per_ue_mode() -> None:
+    assign = msgspec.structs.replace(BS.assign, modes={"ue-2": "centralized-symbols"})
+    orders = config_orders(assign, ["ue-1", "ue-2"])
+    assert orders["ue-1"].mode is Mode.DISTRIBUTED and orders["ue-1"].group == 0
+    assert orders["ue-2"].wire_mode == "centralized-symbols" and orders["ue-2"].group == 1
+    assert orders["ue-2"].cpu_freq_hz == assign.cpu_freq_hz and orders["ue-2"].energy_budget_j == 1000.0
+
+
+def test_policy_sends_the_slow_ue_to_a_centralized_group_and_slows_the_clock_only_to_a_step() -> None:
+    assign = msgspec.structs.replace(BS.assign, policy="joint")
+    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    views = [
+        UeView("ue-1", _capability(3e5, 1.5e9), 25.0),  # Pi 4 class: 5,000 samples/s
+        UeView("ue-2", _capability(3e5, 1.5e9), 25.0),
+        UeView("ue-3", _capability(1e7, 1.0e9), 8.0),  # Pi Zero 2 class: 100 samples/s, poor channel
+    ]
+    orders = PolicyOrders(assign, BS.training, bs.codec).orders(views)
+    assert orders["ue-1"].mode is orders["ue-2"].mode is Mode.DISTRIBUTED
+    assert orders["ue-3"].mode is Mode.CENTRALIZED_DECODER  # weak on a poor channel: symbols
+    for o in orders.values():
+        assert 6e8 <= o.cpu_freq_hz <= 1.5e9 and round(o.cpu_freq_hz / 1e8) * 1e8 == pytest.approx(o.cpu_freq_hz)
+        assert o.energy_budget_j == 50.0  # the UE's reported budget
+
+
+def test_ue_reports_capability_applies_the_clock_and_charges_energy() -> None:
+    cfg = _ue_config(1)
+    ue = LearningUe(cfg.training, "ue-1", 0)
+    cpufreq = SimulatedCpuFreq(FrequencyTable(6e8, 1.5e9, tuple(i * 1e8 for i in range(6, 16))))
+    info = UeFirstInfo(cfg.ue, ue.model, ue.num_samples, cpufreq)
+    report = info.capability()
+    assert report.num_local_samples == ue.num_samples and report.cpu_freq_step_hz == pytest.approx(1e8)
+    assert report.cycles_per_sample > 0 and report.energy_available_j == 60.0  # profiles.toml pi_4
+    assert info.apply(_assign("distributed", cpu_freq_hz=1.23e9)) == pytest.approx(1.3e9)  # snapped up
+    assert info.apply(_assign("distributed", cpu_freq_hz=5e9)) == pytest.approx(1.3e9)  # refused, kept
+    one = info.account(32, 1.0, 0.1, _assign("distributed", budget_j=1e-9))
+    assert one["compute_energy_j"] > 0 and one["radio_energy_j"] == pytest.approx(1e-3 * 0.1)
+    assert one["within_budget"] is False
+    two = info.account(32, 0.5, 0.0, _assign("distributed"))
+    assert two["compute_energy_j"] == pytest.approx(one["compute_energy_j"] / 2) and two["within_budget"]
+    assert two["energy_spent_j"] == pytest.approx(
+        one["compute_energy_j"] + one["radio_energy_j"] + two["compute_energy_j"]
+    )
+
+
+def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
+    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    ues = {f"ue-{i}": LearningUe(BS.training, f"ue-{i}", i - 1) for i in (1, 2, 3)}
+    modes = {"ue-1": "distributed", "ue-2": "centralized-symbols", "ue-3": "centralized-samples"}
+    orders = config_orders(msgspec.structs.replace(BS.assign, modes=modes), list(ues))
+    before = [p.detach().clone() for p in bs.model.parameters()]
+    losses = []
+    for r in range(1, 4):
+        model = bs.model_bytes(r, orders, [])
+        uploads = {ue: u.upload_bytes(r, model, _assign(modes[ue])) for ue, u in ues.items()}
+        if r == 2:  # a poisoned update (the guards refuse it) and bytes that are no message (the wire does)
+            uploads["ue-1"] = wire.encode_update(_nan_update(bs), bs.runner.round_index)
+            uploads["ue-2"] = b"\x93garbage"
+        out = bs.consume(r, uploads)["training"]
+        losses.append(out["loss"])
+        assert out["model_finite"] and math.isfinite(out["loss"]) and 0 <= out["accuracy"] <= 1
+        if r == 2:
+            assert set(out["refused"]) == {"ue-1", "ue-2"}, out["refused"]
+            assert "NaN" in out["refused"]["ue-1"] and "not a valid SymbolsMsg" in out["refused"]["ue-2"]
+        else:
+            assert out["refused"] == {} and out["late"] == []
+    assert bs.runner.raw_uploaded[2] == 60  # three blocks of 20 raw samples from ue-3
+    assert all(not torch.equal(b, p) for b, p in zip(before, bs.model.parameters(), strict=True))
+
+
+def _nan_update(bs: LearningBs) -> Update:
+    tensors = {n: torch.full_like(p, math.nan) for n, p in bs.model.named_parameters()}
+    return Update("ue-1", tensors, 10)
