@@ -253,6 +253,16 @@ class BsConfig(Struct, frozen=True, forbid_unknown_fields=True):
     assign: Assignment = Assignment()
     training: TrainingSection | None = None
 
+    def __post_init__(self) -> None:
+        if self.training is None and self.assign.policy:
+            raise ConfigError(
+                f"[assign] policy = {self.assign.policy!r} needs a [training] section (the codec's sizes)"
+            )
+        if self.training is not None and self.training.num_shards < len(self.bs.ues):
+            raise ConfigError(
+                f"[training] num_shards={self.training.num_shards} is below the {len(self.bs.ues)} UEs of [bs.ues]"
+            )
+
 
 class UeConfig(Struct, frozen=True, forbid_unknown_fields=True):
     ue: UeSection

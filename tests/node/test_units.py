@@ -36,10 +36,15 @@ REPO = Path(__file__).resolve().parents[2]
         (b'[bs]\nues = {}\n[radio]\nkind = "usrp"\n', "radio.kind"),
         (b"[bs]\nues = {}\nunknown_s = 1\n", "unknown_s"),
         (b"[bs\n", "not valid TOML"),
+        (b'[bs]\nues = {}\n[assign]\npolicy = "joint"\n', "needs a .training. section"),
+        (b'[bs]\nues = {}\n[assign]\npolicy = "fastest"\n', "policy"),
+        (b'[bs]\nues = { "ue-1" = 1, "ue-2" = 2 }\n[training]\nnum_shards = 1\n', "num_shards=1"),
+        (b"[bs]\nues = {}\n[training]\nencoder_channels = [0, 8]\n", "encoder_channels"),
+        (b'[bs]\nues = {}\n[assign]\nmodes = { "ue-1" = "split" }\n', "modes"),
     ],
 )
 def test_bad_bs_configs_are_refused_naming_the_field(text: bytes, field: str) -> None:
-    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=field if "section" in field else field.replace(".", r"\.")):
         parse_config(text, BsConfig, source="bs.toml")
 
 
@@ -75,7 +80,8 @@ def test_missing_keys_are_refused_unless_plaintext() -> None:
 def test_example_configs_load(name: str) -> None:
     kind = BsConfig if name == "bs.toml" else UeConfig
     cfg = load_config(REPO / "firmware_cfg" / "nodes" / name, kind)
-    assert cfg.air == load_config(REPO / "firmware_cfg" / "nodes" / "bs.toml", BsConfig).air
+    bs = load_config(REPO / "firmware_cfg" / "nodes" / "bs.toml", BsConfig)
+    assert cfg.air == bs.air and cfg.training == bs.training and bs.training is not None
 
 
 @pytest.mark.parametrize(
