@@ -261,8 +261,7 @@ class Receiver:
         reference = g.pilot_values(0, y.shape[0])
         y_pilots, h_pilots = y[:, g.pilot_pos], est.h[g.pilot_pos]
         track = self.tracker.track(y_pilots, h_pilots, reference, est.noise_var)
-        expected = h_pilots * reference * track.rotation(cfg.pilot_indices, cfg.fft_size)
-        residual = float((np.abs(y_pilots - expected) ** 2).sum()) / y_pilots.size
+        residual = self.tracker.residual_power(y_pilots, h_pilots, reference, track)
         # the residual lacks the noise the phase fit absorbed (one real dimension per averaging window)
         absorbed = 1 / (2 * track.phase_window * cfg.num_pilots)
         pilot_noise = residual / (1 + float(est.error_gain[g.pilot_pos].sum()) / cfg.num_pilots - absorbed)

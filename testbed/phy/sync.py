@@ -86,6 +86,7 @@ class Synchronizer:
         self._fine_pairs = np.concatenate(
             [np.arange(skip, stf - n_fft), np.arange(stf + skip, self.pre.ltf_offset + n_fft)]
         )
+        self._fine_pairs_lagged = self._fine_pairs + n_fft
 
     def detection_metric(self, iq: np.ndarray) -> DetectionMetric:
         """M and P for every candidate start on the STF-period grid of ``iq`` ((n,) complex64)."""
@@ -135,9 +136,10 @@ class Synchronizer:
         if start < 0:
             return None
         pre = iq[start : start + len(self.pre.samples)] - dc
-        pre = pre * phasor(-2 * np.pi * coarse_cfo / n_fft * np.arange(len(pre)))
-        pairs = pre[self._fine_pairs]
-        fine = float(np.angle(np.vdot(pairs, pre[self._fine_pairs + n_fft])) / (2 * np.pi))
+        # pairs n_fft apart: removing the coarse CFO from both turns each product by the same exp(-2j pi cfo),
+        # so the sum is turned once instead of every sample
+        lagged = np.vdot(pre[self._fine_pairs], pre[self._fine_pairs_lagged]) * np.exp(-2j * np.pi * coarse_cfo)
+        fine = float(np.angle(lagged) / (2 * np.pi))
         return SyncResult(arrival - self.backoff, start, coarse_cfo + fine, dc)
 
 

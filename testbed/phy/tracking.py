@@ -100,12 +100,12 @@ class PilotTracker:
 
         noise_var : per-subcarrier noise variance (sets how many symbols the common phase averages).
         """
-        z = (y_pilots * np.conj(h_pilots[None, :] * reference)).astype(np.complex128)  # (n_sym, n_pil)
-        single_var = noise_var / (2 * max(float(np.sum(np.abs(h_pilots) ** 2)), np.finfo(np.float64).tiny))
-        n_sym = z.shape[0]
+        n_sym = y_pilots.shape[0]
         phase, drift = np.empty(n_sym), np.empty(n_sym)
         step, half, error_var = _track_kernel(
-            z,
+            y_pilots,
+            h_pilots,
+            np.ascontiguousarray(reference, np.float32),
             self.pilots,
             self._spacings,
             self._pair_group,
@@ -113,17 +113,47 @@ class PilotTracker:
             MAX_SCO_PPM * 1e-6 * self.cfg.symbol_len,
             self.drift_half_window,
             self.phase_half_window,
-            single_var,
+            float(noise_var),
             phase,
             drift,
         )
         cfo_residual = step / (2 * np.pi * self.cfg.symbol_len / self.cfg.fft_size)
         return PhaseTrack(phase, drift, cfo_residual, 2 * half + 1, error_var)
 
+    def residual_power(
+        self, y_pilots: np.ndarray, h_pilots: np.ndarray, reference: np.ndarray, track: PhaseTrack
+    ) -> float:
+        """Mean ``|y - h p rotation|^2`` per pilot after tracking: the noise plus what tracking cannot follow.
+
+        Arguments as in :meth:`track`; ``track`` is its result.
+        """
+        return _residual_kernel(
+            y_pilots,
+            h_pilots,
+            np.ascontiguousarray(reference, np.float32),
+            track.phase_rad,
+            track.drift_samples,
+            self.pilots,
+            float(self.cfg.fft_size),
+        )
+
+
+@njit(cache=True)
+def _residual_kernel(y, h, reference, phase, drift, pilots, n_fft) -> float:
+    total = 0.0
+    for n in range(y.shape[0]):
+        for p in range(y.shape[1]):
+            expected = h[p] * reference[n, p] * np.exp(1j * (phase[n] + 2 * np.pi * pilots[p] * drift[n] / n_fft))
+            error = y[n, p] - expected
+            total += error.real * error.real + error.imag * error.imag
+    return total / max(y.size, 1)
+
 
 @njit(cache=True)
 def _track_kernel(
-    z: np.ndarray,
+    y: np.ndarray,
+    h: np.ndarray,
+    reference: np.ndarray,
     pilots: np.ndarray,
     spacings: np.ndarray,
     pair_group: np.ndarray,
@@ -131,12 +161,19 @@ def _track_kernel(
     max_drift_per_symbol: float,
     drift_half: int,
     phase_half_max: int,
-    single_var: float,
+    noise_var: float,
     phase: np.ndarray,
     drift: np.ndarray,
 ) -> tuple[float, int, float]:
-    """Steps 2 and 3 of the module docstring; fills phase and drift, returns (CFO step rad/symbol, M, error)."""
-    n_sym, n_pil = z.shape
+    """Steps 1-3 of the module docstring; fills phase and drift, returns (CFO step rad/symbol, M, error)."""
+    n_sym, n_pil = y.shape
+    z = np.empty((n_sym, n_pil), np.complex128)  # 1. maximum-ratio weighted pilot phasors
+    h_power = 0.0
+    for p in range(n_pil):
+        h_power += h[p].real * h[p].real + h[p].imag * h[p].imag
+        for n in range(n_sym):
+            z[n, p] = y[n, p] * np.conj(h[p] * reference[n, p])
+    single_var = noise_var / (2 * max(h_power, 1e-300))  # variance of one symbol's common-phase estimate
     n_groups = len(spacings)
     # 2. drift: neighbouring-pilot products summed per spacing group, then over a centred window of symbols
     acc = np.zeros((n_sym + 1, n_groups), np.complex128)  # prefix sums over symbols
