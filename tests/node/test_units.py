@@ -144,3 +144,9 @@ def test_frame_stream_decodes_a_burst_cut_by_blocks_exactly_once(rng: np.random.
     assert all(h.frame.stream_id == 9 and h.frame.snr_db > 20 for h in heard)
     starts = [h.start_sample - 1000 for h in heard]
     assert starts == [700, 700 + bursts[0].size + 700, 700 + bursts[0].size + 700 + bursts[1].size + 700]
+
+
+def test_ue_shard_must_exist_in_the_partition() -> None:
+    text = b'[ue]\nue_id = "ue-3"\nnode_id = 3\nshard = 2\n[training]\nnum_shards = 2\n'
+    with pytest.raises(ConfigError, match="shard=2 must be below"):
+        parse_config(text, UeConfig, source="ue.toml")
