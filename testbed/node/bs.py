@@ -20,6 +20,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,7 +36,7 @@ from testbed.link.tracker import ChannelTracker
 from testbed.node.config import BS_NODE_ID, BsConfig
 from testbed.node.first_info import Orders, UeView, config_orders
 from testbed.node.pump import Failed, OnAir, RadioPump, Received
-from testbed.node.runtime import event, radio_factory
+from testbed.node.runtime import event, radio_factory, radio_running
 from testbed.node.sdnotify import Notifier
 from testbed.node.training import BsTraining
 from testbed.node.transfers import Inbound, Outbound
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 RoundStatus = Literal["complete", "deadline", "aborted"]
 POLL_S = 0.02  # longest control wait per pass, so radio events are handled promptly
-READY_TIMEOUT_S = 60.0  # longest wait for the radio to open (the hub may still be starting)
 
 
 @dataclass
@@ -106,24 +106,16 @@ class BsDaemon:
         cfg = self.cfg
         security = cfg.control.security.server()  # bad key files fail before the radio is touched
         pump = RadioPump(radio_factory(cfg.radio, cfg.air), cfg.air, stream_id=BS_NODE_ID)
-        server: ControlServer | None = None
-        try:
-            pump.start()
-            if not pump.wait_ready(READY_TIMEOUT_S, self.stop):
-                if self.stop.is_set():
-                    return 0
-                log.error("radio not ready: it failed (see above) or gave no samples within %.0f s", READY_TIMEOUT_S)
-                return 1
-            server = ControlServer(cfg.control.server_config(), security)  # UEs register once the radio runs
-            self.notifier.ready(f"serving on {server.endpoint}")
-            event(log, "ready", endpoint=server.endpoint, radio=cfg.radio.node)
-            return self._loop(server, pump)
-        finally:
-            self.notifier.stopping()
-            if server is not None:
-                server.close()
-            closed = pump.stop(timeout_s=cfg.radio.timeout_s)
-            event(log, "stopped", rounds=self.rounds_done, radio_closed=closed)
+        with radio_running(pump, self.stop, self.notifier, cfg.radio.timeout_s, self._stopped) as ready:
+            if not ready:
+                return 0 if self.stop.is_set() else 1
+            with closing(ControlServer(cfg.control.server_config(), security)) as server:  # once the radio runs
+                self.notifier.ready(f"serving on {server.endpoint}")
+                event(log, "ready", endpoint=server.endpoint, radio=cfg.radio.node)
+                return self._loop(server, pump)
+
+    def _stopped(self, radio_closed: bool) -> None:
+        event(log, "stopped", rounds=self.rounds_done, radio_closed=radio_closed)
 
     def _loop(self, server: ControlServer, pump: RadioPump) -> int:
         while not self.stop.is_set():

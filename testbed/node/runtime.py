@@ -1,4 +1,5 @@
-"""What both daemons need around their event loop: structured logs, stop signals, the radio factory.
+"""What both daemons need around their event loop: structured logs, stop signals, the radio factory and the
+radio's lifetime.
 
 Logs are JSON lines on stderr (journald keeps them as they are): ``ts`` (Unix seconds), ``level``,
 ``node``, ``logger``, ``msg`` and, for events logged through :func:`event`, their fields.
@@ -11,11 +12,18 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from testbed.node.config import AirConfig, RadioSection
+from testbed.node.pump import RadioPump
+from testbed.node.sdnotify import Notifier
 from testbed.radio.base import Radio, RadioConfig
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 60.0  # longest wait for the radio to open (the hub may still be starting)
 
 
 class JsonFormatter(logging.Formatter):
@@ -91,3 +99,24 @@ def radio_factory(section: RadioSection, air: AirConfig) -> Callable[[], Radio]:
         return radio
 
     return open_radio
+
+
+@contextmanager
+def radio_running(
+    pump: RadioPump, stop: threading.Event, notifier: Notifier, timeout_s: float, stopped: Callable[[bool], None]
+) -> Iterator[bool]:
+    """Run the radio pump for the body of the ``with`` and yield whether the radio came up.
+
+    A daemon opens its control endpoint only inside, once the radio can hear, so peers never see a node that
+    cannot take part. On the way out (return, error or signal) systemd hears STOPPING, the pump closes the
+    radio, and ``stopped(radio_closed)`` records the outcome.
+    """
+    try:
+        pump.start()
+        ready = pump.wait_ready(READY_TIMEOUT_S, stop)
+        if not ready and not stop.is_set():
+            log.error("radio not ready: it failed (see above) or gave no samples within %.0f s", READY_TIMEOUT_S)
+        yield ready
+    finally:
+        notifier.stopping()
+        stopped(pump.stop(timeout_s=timeout_s))

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass
 
 import msgspec
@@ -35,7 +36,7 @@ from testbed.link.tracker import ChannelTracker
 from testbed.node.config import BS_NODE_ID, UeConfig
 from testbed.node.first_info import UeFirstInfo
 from testbed.node.pump import Failed, OnAir, RadioPump, Received
-from testbed.node.runtime import event, radio_factory
+from testbed.node.runtime import event, radio_factory, radio_running
 from testbed.node.sdnotify import Notifier
 from testbed.node.training import UeTraining
 from testbed.node.transfers import Inbound, Outbound
@@ -44,7 +45,6 @@ from testbed.phy.layout import burst_num_samples
 log = logging.getLogger(__name__)
 
 POLL_S = 0.02
-READY_TIMEOUT_S = 60.0
 EARLY_OBJECTS = 2  # broadcast objects heard before their ROUND_START that are kept
 
 
@@ -99,24 +99,16 @@ class UeDaemon:
         cfg = self.cfg
         security = cfg.control.security.client()  # bad key files fail before the radio is touched
         pump = RadioPump(radio_factory(cfg.radio, cfg.air), cfg.air, stream_id=self.node_id & 0xFF)
-        client: ControlClient | None = None
-        try:
-            pump.start()
-            if not pump.wait_ready(READY_TIMEOUT_S, self.stop):
-                if self.stop.is_set():
-                    return 0
-                log.error("radio not ready: it failed (see above) or gave no samples within %.0f s", READY_TIMEOUT_S)
-                return 1
-            client = ControlClient(cfg.client_config(), security)  # register only once the radio can hear
-            self.notifier.ready(f"{cfg.ue.ue_id} radio open, registering with {cfg.control.server_endpoint}")
-            event(log, "ready", ue=cfg.ue.ue_id, radio=cfg.radio.node)
-            return self._loop(client, pump)
-        finally:
-            self.notifier.stopping()
-            if client is not None:
-                client.close()
-            closed = pump.stop(timeout_s=cfg.radio.timeout_s)
-            event(log, "stopped", rounds=self.rounds_done, radio_closed=closed)
+        with radio_running(pump, self.stop, self.notifier, cfg.radio.timeout_s, self._stopped) as ready:
+            if not ready:
+                return 0 if self.stop.is_set() else 1
+            with closing(ControlClient(cfg.client_config(), security)) as client:  # register once it can hear
+                self.notifier.ready(f"{cfg.ue.ue_id} radio open, registering with {cfg.control.server_endpoint}")
+                event(log, "ready", ue=cfg.ue.ue_id, radio=cfg.radio.node)
+                return self._loop(client, pump)
+
+    def _stopped(self, radio_closed: bool) -> None:
+        event(log, "stopped", rounds=self.rounds_done, radio_closed=radio_closed)
 
     def _loop(self, client: ControlClient, pump: RadioPump) -> int:
         while not self.stop.is_set():
