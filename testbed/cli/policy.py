@@ -50,7 +50,10 @@ def register(subparsers: Any) -> None:
     bench.set_defaults(func=_bench)
 
     cap = sub.add_parser("capability", help="measure the host's training throughput twice; report the spread")
-    cap.add_argument("--repeats", type=int, default=9, help="timed passes per measurement (median taken)")
+    cap.add_argument("--repeats", type=int, default=7, help="timed blocks per measurement (median block rate)")
+    cap.add_argument(
+        "--block-s", type=float, default=None, help="least time per timed block, s (default 0.07; 0: one pass)"
+    )
     cap.add_argument("--threads", type=int, default=1, help="torch threads (as testbed train; 1 is fastest here)")
     cap.add_argument(
         "--clock", choices=["wall", "cpu"], default="wall", help="wall time, or process CPU time (robust to load)"
@@ -154,10 +157,13 @@ def _capability(args: argparse.Namespace) -> int:
     import torch
 
     from testbed.policy.bench import capability_repeatability
+    from testbed.policy.capability import DEFAULT_BLOCK_S
 
     torch.set_num_threads(max(1, args.threads))
     clock = time.perf_counter if args.clock == "wall" else time.process_time
-    result = capability_repeatability(pairs=2, repeats=args.repeats, clock=clock)
+    result = capability_repeatability(
+        pairs=2, repeats=args.repeats, clock=clock, block_s=DEFAULT_BLOCK_S if args.block_s is None else args.block_s
+    )
     result.update(threads=args.threads, clock=args.clock)
 
     def human(r: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from testbed.policy.allocation import (
     shortest_deadline_s,
 )
 from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig, WorkSizes
-from testbed.policy.capability import ThroughputMeasurement, measure_throughput
+from testbed.policy.capability import DEFAULT_BLOCK_S, ThroughputMeasurement, measure_throughput
 from testbed.policy.grouping import GroupingConfig
 from testbed.policy.profiles import default_profiles
 
@@ -58,8 +58,11 @@ PROFILE_HORIZON_ROUNDS = 60
 PLUTO_POWER_CONTROL_DB = 89.75
 
 
-def measure_host(repeats: int = 7, clock: Callable[[], float] = time.perf_counter) -> ThroughputMeasurement:
-    """The host's training throughput of the default codec (one batch of 32 MNIST-sized images)."""
+def measure_host(
+    repeats: int = 7, clock: Callable[[], float] = time.perf_counter, block_s: float = DEFAULT_BLOCK_S
+) -> ThroughputMeasurement:
+    """The host's training throughput of the default codec (batches of 32 MNIST-sized images; ``repeats`` timed
+    blocks of about ``block_s`` each, measure_throughput)."""
     import torch
 
     from testbed.learning.codec import CodecConfig, SemanticCodec
@@ -80,7 +83,8 @@ def measure_host(repeats: int = 7, clock: Callable[[], float] = time.perf_counte
     gen = torch.Generator().manual_seed(1)
     images = torch.rand(32, 1, cfg.image_size_px, cfg.image_size_px, generator=gen)
     labels = torch.randint(0, cfg.num_classes, (32,), generator=gen)
-    return measure_throughput(_Step(), images, labels, torch.nn.functional.cross_entropy, repeats=repeats, clock=clock)
+    loss = torch.nn.functional.cross_entropy
+    return measure_throughput(_Step(), images, labels, loss, repeats=repeats, block_s=block_s, clock=clock)
 
 
 def profile_scenario(pi4_samples_per_s: float) -> list[LearningUe]:
@@ -181,12 +185,21 @@ def run_allocation_bench(
 
 
 def capability_repeatability(
-    pairs: int = 2, repeats: int = 9, clock: Callable[[], float] = time.perf_counter
+    pairs: int = 2, repeats: int = 7, clock: Callable[[], float] = time.perf_counter, block_s: float = DEFAULT_BLOCK_S
 ) -> dict[str, Any]:
-    """Measure the host's throughput ``pairs`` times back to back; report each and the relative spread."""
-    rates = [measure_host(repeats, clock).samples_per_s for _ in range(pairs)]
+    """Measure the host's throughput ``pairs`` times back to back; report each, the relative spread, and the
+    clock time each measurement took (warm-up included)."""
+    rates, seconds, last = [], [], None
+    for _ in range(pairs):
+        start = time.perf_counter()
+        last = measure_host(repeats, clock, block_s)
+        seconds.append(time.perf_counter() - start)
+        rates.append(last.samples_per_s)
     return {
         "samples_per_s": rates,
         "relative_spread": (max(rates) - min(rates)) / statistics.median(rates),
-        "repeats_per_measurement": repeats,
+        "blocks_per_measurement": repeats,
+        "block_s": block_s,
+        "passes_per_block": last.passes_per_block if last else 0,
+        "wall_s_per_measurement": seconds,
     }

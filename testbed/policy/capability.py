@@ -1,7 +1,8 @@
 """Capability measurement on the UE: how fast it trains, at what CPU frequency, with how much memory and energy.
 
-Throughput is a timed forward + backward pass of the model on a batch (warm-up passes first, then the median
-of repeats; the median ignores the odd descheduled pass on a shared machine). On a board the figure is taken
+Throughput is timed forward + backward passes of the model on a batch: warm-up until the pass time settles,
+then the median rate of several timed blocks of equal work, each long enough (DEFAULT_BLOCK_S) that the
+scheduler's noise averages out within it and the median drops the odd descheduled block. On a board the figure is taken
 at the current cpufreq frequency. In simulation all UEs share the host, so the host's figure is scaled by the
 UE profile's relative speed (profiles.toml) and by f / f_max, which keeps heterogeneity reproducible.
 """
@@ -39,11 +40,33 @@ KAPPA_RANGE = (1e-32, 1e-22)
 
 @dataclass(frozen=True)
 class ThroughputMeasurement:
-    """Training throughput of one model on one batch: the median and every repeat, in samples/s."""
+    """Training throughput of one model on one batch: the median over timed blocks and every block's rate, in
+    samples/s; each block ran ``passes_per_block`` passes after ``warmup_passes`` untimed ones."""
 
     samples_per_s: float
     repeats_samples_per_s: tuple[float, ...]
     batch_size: int
+    passes_per_block: int = 1
+    warmup_passes: int = 0
+
+
+# A timed block lasts at least this long: a ~2 ms pass timed alone swings by tens of percent with the
+# scheduler on a shared 2-core host; 7 blocks of 70 ms (about 0.5 s) agree within a few percent (docs/policy.md).
+DEFAULT_BLOCK_S = 0.07
+SETTLE_TOLERANCE = 0.1  # warm-up ends when a pass takes within 10% of the one before
+MAX_WARMUP_S = 1.0  # ... or when warm-up has taken this long (a machine that never settles)
+
+
+def _timed_pass(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, loss_fn: Callable) -> None:
+    model.zero_grad(set_to_none=True)
+    loss_fn(model(inputs), targets).backward()
+
+
+def _elapsed(start: float, stop: float) -> float:
+    elapsed = stop - start
+    if not elapsed > 0:
+        raise PolicyError(f"timed pass took {elapsed!r} s; the clock must be monotonic and advancing")
+    return elapsed
 
 
 def measure_throughput(
@@ -54,33 +77,50 @@ def measure_throughput(
     *,
     warmup: int = 2,
     repeats: int = 7,
+    block_s: float = DEFAULT_BLOCK_S,
+    max_warmup_s: float = MAX_WARMUP_S,
     clock: Callable[[], float] = time.perf_counter,
 ) -> ThroughputMeasurement:
-    """Time ``warmup + repeats`` forward+backward passes of ``model`` on ``inputs`` (batch first); return the
-    median throughput. Parameters are untouched (no optimizer step) and gradients are cleared afterwards."""
-    if warmup < 0 or repeats < 1:
-        raise PolicyError(f"warmup={warmup} must be >= 0 and repeats={repeats} >= 1")
+    """Training throughput of ``model`` on ``inputs`` (batch first), steady enough to compare two runs.
+
+    Warm-up: at least ``warmup`` passes (one at least, to size the blocks), continued until a pass takes within
+    SETTLE_TOLERANCE of the one before or warm-up has taken ``max_warmup_s``. Then ``repeats`` timed blocks of
+    equal work, each about ``block_s`` long (passes per block from the settled pass time; 0 gives one pass per
+    block); the figure is the median block rate. Parameters are untouched (no optimizer step), gradients are
+    cleared afterwards and the train/eval mode is restored."""
+    if warmup < 0 or repeats < 1 or not block_s >= 0 or not max_warmup_s >= 0:
+        raise PolicyError(
+            f"warmup={warmup} must be >= 0, repeats={repeats} >= 1, block_s={block_s} and "
+            f"max_warmup_s={max_warmup_s} >= 0"
+        )
     batch = int(inputs.shape[0]) if inputs.ndim else 0
     if batch < 1:
         raise PolicyError(f"inputs must hold a batch of at least one sample, got shape {tuple(inputs.shape)}")
     was_training = model.training
     model.train()
-    rates = []
     try:
-        for i in range(warmup + repeats):
-            model.zero_grad(set_to_none=True)
+        times: list[float] = []
+        while len(times) < max(warmup, 1):
             start = clock()
-            loss = loss_fn(model(inputs), targets)
-            loss.backward()
-            elapsed = clock() - start
-            if i >= warmup:
-                if not elapsed > 0:
-                    raise PolicyError(f"timed pass took {elapsed!r} s; the clock must be monotonic and advancing")
-                rates.append(batch / elapsed)
+            _timed_pass(model, inputs, targets, loss_fn)
+            times.append(_elapsed(start, clock()))
+        while abs(times[-1] - times[-2] if len(times) > 1 else math.inf) > SETTLE_TOLERANCE * times[-1]:
+            if sum(times) >= max_warmup_s:
+                break
+            start = clock()
+            _timed_pass(model, inputs, targets, loss_fn)
+            times.append(_elapsed(start, clock()))
+        passes = max(1, math.ceil(block_s / statistics.median(times[-3:])))
+        rates = []
+        for _ in range(repeats):
+            start = clock()
+            for _ in range(passes):
+                _timed_pass(model, inputs, targets, loss_fn)
+            rates.append(batch * passes / _elapsed(start, clock()))
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-    return ThroughputMeasurement(statistics.median(rates), tuple(rates), batch)
+    return ThroughputMeasurement(statistics.median(rates), tuple(rates), batch, passes, len(times))
 
 
 def available_memory_bytes(meminfo_path: Path = MEMINFO_PATH) -> int:

@@ -42,6 +42,28 @@ def test_throughput_is_the_median_of_the_timed_repeats_after_warmup():
     assert len(m.repeats_samples_per_s) == 5 and m.batch_size == 12
 
 
+def test_warmup_runs_until_the_pass_time_settles_then_blocks_of_equal_work_are_timed():
+    model, x, y = _model_and_batch()
+    # warm-up 0.5, 0.3, 0.2, 0.2 s: settled at the 4th pass (within 10% of the 3rd); blocks of 0.5 s hold
+    # ceil(0.5 / 0.2) = 3 passes = 36 samples; block times 0.6, 0.9, 0.6 s -> 60, 40, 60 samples/s.
+    clock = _fake_clock([0.5, 0.3, 0.2, 0.2, 0.6, 0.9, 0.6])
+    m = measure_throughput(
+        model, x, y, nn.functional.cross_entropy, warmup=2, repeats=3, block_s=0.5, max_warmup_s=5.0, clock=clock
+    )
+    assert m.warmup_passes == 4 and m.passes_per_block == 3
+    assert m.repeats_samples_per_s == pytest.approx((60.0, 40.0, 60.0)) and m.samples_per_s == pytest.approx(60.0)
+
+
+def test_warmup_that_never_settles_is_bounded_by_its_time_budget():
+    model, x, y = _model_and_batch()
+    clock = _fake_clock([0.1, 0.3] * 10)  # never within 10% of the previous pass
+    m = measure_throughput(
+        model, x, y, nn.functional.cross_entropy, warmup=1, repeats=1, block_s=0.0, max_warmup_s=1.0, clock=clock
+    )
+    assert m.warmup_passes == 6  # 0.1+0.3+0.1+0.3+0.1+0.3 = 1.2 s >= 1.0 s budget
+    assert m.passes_per_block == 1 and m.samples_per_s == pytest.approx(12 / 0.1)  # 7th pass
+
+
 def test_measurement_leaves_the_model_untouched():
     model, x, y = _model_and_batch()
     model.eval()
@@ -57,6 +79,8 @@ def test_empty_batch_or_zero_repeats_are_refused():
         measure_throughput(model, x[:0], y[:0], nn.functional.cross_entropy)
     with pytest.raises(PolicyError):
         measure_throughput(model, x, y, nn.functional.cross_entropy, repeats=0)
+    with pytest.raises(PolicyError, match="block_s"):
+        measure_throughput(model, x, y, nn.functional.cross_entropy, block_s=-1.0)
 
 
 def test_a_stopped_clock_is_refused_not_divided_by():
