@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +23,7 @@ from testbed.control import protocol
 from testbed.errors import PolicyError
 from testbed.learning.assignment import Mode
 from testbed.learning.assignment import UeProfile as LearningUe
+from testbed.learning.clock import Airtime
 from testbed.learning.codec import CodecConfig, SemanticCodec
 from testbed.learning.cost import compute_energy_j, radio_energy_j
 from testbed.learning.modes import LocalTraining
@@ -40,7 +41,7 @@ GROUP_OF_MODE = {mode: i for i, mode in enumerate(Mode)}  # ASSIGN's group: one 
 REFERENCE_BOARD = "pi_4"  # profiles.toml's reference board: kappa and speed of a UE that has not reported
 PI4_CYCLES_PER_SAMPLE = 5.58e5  # docs/learning.md board table (default MNIST codec), until a report arrives
 MEASURE_BATCH = 32
-MEASURE_REPEATS = 5  # median of 5 timed passes after one warm-up (capability.py)
+MEASURE_REPEATS = 5  # median of 5 timed blocks of DEFAULT_BLOCK_S after a settled warm-up (capability.py)
 
 
 @dataclass(frozen=True)
@@ -94,19 +95,38 @@ def learning_profile(view: UeView, assumed_snr_db: float, tx_power_dbm: float) -
 
 class PolicyOrders:
     """ASSIGN from testbed/policy: grouping rule ``assign.policy`` (threshold: half the median UE), least-energy
-    CPU frequency and TX power; the orders of [assign] when the policy finds no feasible plan (logged)."""
+    CPU frequency and TX power; the orders of [assign] when the policy finds no feasible plan (logged).
 
-    def __init__(self, assign: Assignment, training: TrainingSection, codec: CodecConfig) -> None:
+    The cost-aware ``joint`` rule prices a weak UE's raw upload against symbols over the training: it needs
+    ``airtime`` (the BS's virtual clock, ``LearningBs.runner.airtime``: exact burst lengths over this air),
+    ``horizon_rounds`` ([bs] num_rounds; None while it runs until stopped) and each UE's sample count (its
+    CAPABILITY_REPORT's ``num_local_samples``, else ``shard_samples`` from the BS's own partition). Without
+    them a weak UE sends symbols ("no cost estimate")."""
+
+    def __init__(
+        self,
+        assign: Assignment,
+        training: TrainingSection,
+        codec: CodecConfig,
+        *,
+        airtime: Airtime | None = None,
+        horizon_rounds: int | None = None,
+        shard_samples: Mapping[str, int] | None = None,
+    ) -> None:
         work = LocalTraining(training.local_steps, training.batch_size, training.lr)
         sizes = codec_work_sizes(codec, work, training.raw_block_samples)
         grouping = GroupingConfig(assign.policy)
         self.assign = assign
-        self.policy = PolicyAssignment(
-            PolicyConfig(grouping, sizes, threshold_fraction_of_median=MEDIAN_THRESHOLD_FRACTION)
+        cfg = PolicyConfig(
+            grouping, sizes, threshold_fraction_of_median=MEDIAN_THRESHOLD_FRACTION, horizon_rounds=horizon_rounds
         )
+        self.policy = PolicyAssignment(cfg, airtime=airtime, local_samples=shard_samples)
 
     def orders(self, views: Sequence[UeView]) -> dict[str, Orders]:
         a = self.assign
+        for v in views:  # what a UE reports it holds overrides the BS's partition
+            if v.capability is not None:
+                self.policy.local_samples[v.ue_id] = v.capability.num_local_samples
         try:
             plan = self.policy.plan([learning_profile(v, a.assumed_snr_db, a.tx_power_dbm) for v in views])
         except PolicyError as exc:

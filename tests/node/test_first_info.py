@@ -4,6 +4,7 @@ the rounds go on with the others."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import msgspec
@@ -67,6 +68,43 @@ def test_policy_sends_the_slow_ue_to_a_centralized_group_and_slows_the_clock_onl
     for o in orders.values():
         assert 6e8 <= o.cpu_freq_hz <= 1.5e9 and round(o.cpu_freq_hz / 1e8) * 1e8 == pytest.approx(o.cpu_freq_hz)
         assert o.energy_budget_j == 50.0  # the UE's reported budget
+
+
+def _weak_ue_orders(caplog: pytest.LogCaptureFixture, **priced: object) -> tuple[dict, str]:
+    """Orders for two Pi 4 class UEs and a weak one on a poor channel holding 20 samples; ue-3's logged reason."""
+    assign = msgspec.structs.replace(BS.assign, policy="joint")
+    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    weak = msgspec.structs.replace(_capability(1e7, 1.0e9), num_local_samples=20)
+    views = [UeView("ue-1", _capability(3e5, 1.5e9), 25.0), UeView("ue-2", _capability(3e5, 1.5e9), 25.0)]
+    views.append(UeView("ue-3", weak, 8.0))
+    kwargs = {"airtime": bs.runner.airtime, **priced} if priced else {}
+    with caplog.at_level(logging.INFO, logger="testbed.node.first_info"):
+        orders = PolicyOrders(assign, BS.training, bs.codec, **kwargs).orders(views)
+    reason = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("policy: ue-3"))
+    return orders, reason
+
+
+def test_policy_prices_a_weak_ue_raw_upload_over_the_horizon(caplog: pytest.LogCaptureFixture) -> None:
+    orders, reason = _weak_ue_orders(caplog, horizon_rounds=40)
+    assert orders["ue-1"].mode is orders["ue-2"].mode is Mode.DISTRIBUTED
+    assert orders["ue-3"].mode is Mode.CENTRALIZED_FULL  # 20 raw samples once cost less than symbols 40 times
+    assert "raw data" in reason and "<= symbols" in reason and "over 40 rounds" in reason, reason
+
+
+def test_policy_without_airtime_or_horizon_falls_back_to_symbols(caplog: pytest.LogCaptureFixture) -> None:
+    orders, reason = _weak_ue_orders(caplog)
+    assert orders["ue-3"].mode is Mode.CENTRALIZED_DECODER and "no cost estimate" in reason, reason
+
+
+def test_policy_takes_sample_counts_from_the_partition_until_a_ue_reports(caplog: pytest.LogCaptureFixture) -> None:
+    assign = msgspec.structs.replace(BS.assign, policy="joint")
+    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    policy = PolicyOrders(
+        assign, BS.training, bs.codec, airtime=bs.runner.airtime, horizon_rounds=40, shard_samples=bs.runner.registered
+    )
+    assert policy.policy.local_samples == bs.runner.registered and set(bs.runner.registered) == {"ue-1", "ue-2", "ue-3"}
+    policy.orders([UeView("ue-1", msgspec.structs.replace(_capability(3e5, 1.5e9), num_local_samples=7), 25.0)])
+    assert policy.policy.local_samples["ue-1"] == 7  # the report wins over the partition
 
 
 def test_ue_reports_capability_applies_the_clock_and_charges_energy() -> None:
