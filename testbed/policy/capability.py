@@ -53,7 +53,8 @@ class ThroughputMeasurement:
 # A timed block lasts at least this long: a ~2 ms pass timed alone swings by tens of percent with the
 # scheduler on a shared 2-core host; 7 blocks of 70 ms (about 0.5 s) agree within a few percent (docs/policy.md).
 DEFAULT_BLOCK_S = 0.07
-SETTLE_TOLERANCE = 0.1  # warm-up ends when a pass takes within 10% of the one before
+SETTLE_TOLERANCE = 0.1  # warm-up ends when a pass takes within 10% of the one before ...
+MIN_WARMUP_S = 0.3  # ... and warm-up has lasted this long (a fresh process runs slower for its first ~0.5 s here)
 MAX_WARMUP_S = 1.0  # ... or when warm-up has taken this long (a machine that never settles)
 
 
@@ -78,20 +79,21 @@ def measure_throughput(
     warmup: int = 2,
     repeats: int = 7,
     block_s: float = DEFAULT_BLOCK_S,
+    min_warmup_s: float = MIN_WARMUP_S,
     max_warmup_s: float = MAX_WARMUP_S,
     clock: Callable[[], float] = time.perf_counter,
 ) -> ThroughputMeasurement:
     """Training throughput of ``model`` on ``inputs`` (batch first), steady enough to compare two runs.
 
-    Warm-up: at least ``warmup`` passes (one at least, to size the blocks), continued until a pass takes within
-    SETTLE_TOLERANCE of the one before or warm-up has taken ``max_warmup_s``. Then ``repeats`` timed blocks of
-    equal work, each about ``block_s`` long (passes per block from the settled pass time; 0 gives one pass per
-    block); the figure is the median block rate. Parameters are untouched (no optimizer step), gradients are
-    cleared afterwards and the train/eval mode is restored."""
-    if warmup < 0 or repeats < 1 or not block_s >= 0 or not max_warmup_s >= 0:
+    Warm-up: at least ``warmup`` passes (one at least, to size the blocks) and ``min_warmup_s``, continued
+    until a pass takes within SETTLE_TOLERANCE of the one before, but never past ``max_warmup_s``. Then
+    ``repeats`` timed blocks of equal work, each about ``block_s`` long (passes per block from the settled pass
+    time; 0 gives one pass per block); the figure is the median block rate. Parameters are untouched (no
+    optimizer step), gradients are cleared afterwards and the train/eval mode is restored."""
+    if warmup < 0 or repeats < 1 or not block_s >= 0 or not 0 <= min_warmup_s <= max_warmup_s:
         raise PolicyError(
-            f"warmup={warmup} must be >= 0, repeats={repeats} >= 1, block_s={block_s} and "
-            f"max_warmup_s={max_warmup_s} >= 0"
+            f"warmup={warmup} must be >= 0, repeats={repeats} >= 1, block_s={block_s} >= 0 and "
+            f"0 <= min_warmup_s={min_warmup_s} <= max_warmup_s={max_warmup_s}; pass numbers in those ranges"
         )
     batch = int(inputs.shape[0]) if inputs.ndim else 0
     if batch < 1:
@@ -104,9 +106,10 @@ def measure_throughput(
             start = clock()
             _timed_pass(model, inputs, targets, loss_fn)
             times.append(_elapsed(start, clock()))
-        while abs(times[-1] - times[-2] if len(times) > 1 else math.inf) > SETTLE_TOLERANCE * times[-1]:
-            if sum(times) >= max_warmup_s:
-                break
+        while sum(times) < max_warmup_s and (
+            sum(times) < min_warmup_s
+            or abs(times[-1] - times[-2] if len(times) > 1 else math.inf) > SETTLE_TOLERANCE * times[-1]
+        ):
             start = clock()
             _timed_pass(model, inputs, targets, loss_fn)
             times.append(_elapsed(start, clock()))
