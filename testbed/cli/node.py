@@ -49,7 +49,15 @@ def _bs_training(cfg: BsConfig) -> tuple[BsTraining, Assigner | None]:
     training = LearningBs(cfg.training, list(cfg.bs.ues), cfg.air, cfg.assign.assumed_snr_db)
     if not cfg.assign.policy:
         return training, None
-    return training, PolicyOrders(cfg.assign, cfg.training, training.codec).orders
+    orders = PolicyOrders(
+        cfg.assign,
+        cfg.training,
+        training.codec,
+        airtime=training.runner.airtime,  # the BS's own clock prices raw data against symbols
+        horizon_rounds=cfg.bs.num_rounds or None,
+        shard_samples=training.runner.registered,
+    )
+    return training, orders.orders
 
 
 def _run_ue(args: argparse.Namespace) -> int:
