@@ -15,6 +15,7 @@ from control_helpers import HEARTBEAT_S, KeyRing, client_config, kinds, poll_unt
 from testbed.control.server import ControlServer
 
 AGENT = Path(__file__).with_name("ue_agent.py")
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DIGEST = bytes(range(32))
 SLACK_S = 2 * HEARTBEAT_S  # scheduling noise on a loaded 2-core machine
 LIVENESS_BOUND_S = 3 * HEARTBEAT_S + SLACK_S
@@ -23,7 +24,10 @@ LIVENESS_BOUND_S = 3 * HEARTBEAT_S + SLACK_S
 def start_agent(keys: KeyRing, server: ControlServer, ue_id: str) -> subprocess.Popen[bytes]:
     secret = keys.allowed_dir / f"{ue_id}.key_secret"
     argv = [sys.executable, str(AGENT), server.endpoint, ue_id, str(secret), str(keys.bs_public), str(HEARTBEAT_S)]
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    # The agent runs as a script, so its sys.path starts at tests/control: point it at this checkout's testbed,
+    # not whatever copy happens to be installed.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
 
 
 def stop_agent(proc: subprocess.Popen[bytes]) -> None:
