@@ -30,6 +30,13 @@ def add_scenario_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="policy schemes: airtime a weak UE may always spend once on its raw data (default: the scenario's)",
     )
+    parser.add_argument(
+        "--deadline-factor",
+        type=float,
+        default=None,
+        help="policy schemes: the allocator's round deadline as a multiple of the shortest round (>= 1; 1 = "
+        "fastest rounds, larger = less energy per round; default: the scenario's)",
+    )
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
@@ -39,7 +46,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     overrides = {
         "training": {"rounds": args.rounds},
         "data": {"dataset": args.dataset, "partition": args.partition},
-        "policy": {"raw_upload_budget_s": args.raw_upload_budget_s},
+        "policy": {"raw_upload_budget_s": args.raw_upload_budget_s, "deadline_factor": args.deadline_factor},
     }
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)
     if args.seed is not None:

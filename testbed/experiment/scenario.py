@@ -93,13 +93,20 @@ class LinkSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class PolicySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Settings of the policy schemes (testbed/policy): ``raw_upload_budget_s`` is the uplink airtime a weak UE
-    may always spend once on its raw data, whatever the cost comparison says (0: none; docs/policy.md)."""
+    may always spend once on its raw data, whatever the cost comparison says (0: none); ``deadline_factor`` is
+    the allocator's deadline as a multiple of the shortest round (1: fastest rounds; more: less energy per
+    round, longer rounds). docs/policy.md."""
 
     raw_upload_budget_s: float = 0.0
+    deadline_factor: float = 1.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.raw_upload_budget_s) and self.raw_upload_budget_s >= 0):
             raise ValueError(f"policy.raw_upload_budget_s={self.raw_upload_budget_s!r} must be finite and >= 0")
+        if not (math.isfinite(self.deadline_factor) and self.deadline_factor >= 1):
+            raise ValueError(
+                f"policy.deadline_factor={self.deadline_factor!r} must be finite and >= 1 (1: the shortest round)"
+            )
 
 
 class ClockSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

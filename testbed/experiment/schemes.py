@@ -39,6 +39,7 @@ class PolicyInputs:
     local_samples: Mapping[str, int]
     horizon_rounds: int
     raw_upload_budget_s: float = 0.0
+    deadline_factor: float = 1.0
 
 
 def scenario_allocation(scenario: Scenario) -> AllocationConfig:
@@ -65,6 +66,7 @@ def policy_inputs(
         local_samples=dict(local_samples),
         horizon_rounds=scenario.training.rounds,
         raw_upload_budget_s=scenario.policy.raw_upload_budget_s,
+        deadline_factor=scenario.policy.deadline_factor,
     )
 
 
@@ -81,5 +83,6 @@ def build_scheme(name: str, scenario: Scenario, inputs: PolicyInputs) -> Scheme:
         local_samples=inputs.local_samples,
         horizon_rounds=inputs.horizon_rounds,
         raw_upload_budget_s=inputs.raw_upload_budget_s,
+        deadline_factor=inputs.deadline_factor,
     )
     return Scheme(name, variants[name])

@@ -120,11 +120,15 @@ class PolicyConfig:
     ``threshold_fraction_of_median`` the BS sets the capability threshold from the reports it received:
     that fraction of the median UE throughput at f_max (replacing the grouping's absolute threshold), so the
     split does not depend on the model's size. ``horizon_rounds``: rounds the training runs (the cost-aware
-    grouping prices the symbol path over the rounds remaining)."""
+    grouping prices the symbol path over the rounds remaining). Without ``deadline_s`` the allocator's deadline
+    is ``deadline_factor`` times the round time of the same groups at maximum frequency and power: 1 keeps
+    rounds as short as they can be (allocation only slows UEs that would wait anyway); larger factors trade
+    round time for energy (docs/policy.md, "Measured results")."""
 
     grouping: GroupingConfig
     work: WorkSizes
     deadline_s: float | None = None
+    deadline_factor: float = 1.0
     allocate: bool = True
     tx_power_control_db: float = 0.0
     allocation: AllocationConfig = field(default_factory=AllocationConfig)
@@ -137,6 +141,11 @@ class PolicyConfig:
             raise PolicyError(f"threshold_fraction_of_median={fraction!r} must be finite and > 0 (or None)")
         if self.deadline_s is not None and not (math.isfinite(self.deadline_s) and self.deadline_s > 0):
             raise PolicyError(f"deadline_s={self.deadline_s!r} must be finite and > 0 (or None)")
+        if not (math.isfinite(self.deadline_factor) and self.deadline_factor >= 1):
+            raise PolicyError(
+                f"deadline_factor={self.deadline_factor!r} must be finite and >= 1 (a shorter deadline than the "
+                "max-performance round is infeasible for its slowest UE)"
+            )
         if not (math.isfinite(self.tx_power_control_db) and self.tx_power_control_db >= 0):
             raise PolicyError(f"tx_power_control_db={self.tx_power_control_db!r} must be finite and >= 0")
         if self.horizon_rounds is not None and self.horizon_rounds < 1:
@@ -272,7 +281,8 @@ class PolicyAssignment:
         cfg = self.cfg
         setup = self.round_work(ues, round_index)
         groups, work = setup.groups, setup.work
-        deadline = cfg.deadline_s or max(max_performance(r, w, cfg.allocation).round_time_s for r, w in work)
+        fastest_s = max(max_performance(r, w, cfg.allocation).round_time_s for r, w in work)
+        deadline = cfg.deadline_s or cfg.deadline_factor * fastest_s
         if cfg.allocate:
             plan = allocate_round(work, deadline, cfg.allocation)
             assignments = tuple(
@@ -300,6 +310,7 @@ def policy_variants(
     local_samples: Mapping[str, int] | None = None,
     horizon_rounds: int | None = None,
     raw_upload_budget_s: float = GroupingConfig.raw_upload_budget_s,
+    deadline_factor: float = 1.0,
 ) -> dict[str, PolicyAssignment]:
     """The policy and its ablations (POLICY_VARIANTS) as assignment policies, ready to wrap in schemes.
     Without ``threshold_samples_per_s`` the threshold is MEDIAN_THRESHOLD_FRACTION of the median UE;
@@ -312,7 +323,7 @@ def policy_variants(
         grouping = GroupingConfig(rule, absolute, good_channel_snr_db, raw_upload_budget_s=raw_upload_budget_s)
         cfg = PolicyConfig(
             grouping, work, allocate=allocate, allocation=alloc, threshold_fraction_of_median=fraction,
-            horizon_rounds=horizon_rounds,
+            horizon_rounds=horizon_rounds, deadline_factor=deadline_factor,
         )  # fmt: skip
         return PolicyAssignment(cfg, airtime=airtime, local_samples=local_samples)
 

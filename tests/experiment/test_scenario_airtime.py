@@ -31,6 +31,7 @@ def test_default_scenario_is_the_heterogeneous_one() -> None:
         ({"training": {"learning_rate": 0.1}}, "unknown field"),
         ({"training": {"server_lr": "fast"}}, "Expected `float`"),
         ({"policy": {"raw_upload_budget_s": -1.0}}, "raw_upload_budget_s"),
+        ({"policy": {"deadline_factor": 0.5}}, "deadline_factor"),
     ],
 )
 def test_bad_scenarios_are_refused_with_the_field_named(overrides, message) -> None:

@@ -82,13 +82,29 @@ def test_unlisted_board_gets_a_continuous_range():
     assert 0.4 * 1.8e9 <= a.cpu_freq_hz <= 1.8e9
 
 
+def test_a_longer_deadline_factor_stretches_the_round_and_saves_energy():
+    fastest, relaxed = _policy().plan(UES), _policy(deadline_factor=1.5).plan(UES)
+    assert relaxed.deadline_s == pytest.approx(1.5 * fastest.deadline_s)
+    assert [x.mode for x in relaxed.assignments] == [x.mode for x in fastest.assignments]
+    pi4_fast, pi4_relaxed = fastest.assignments[2], relaxed.assignments[2]
+    assert pi4_fast.cpu_freq_hz == 1.5e9 and pi4_relaxed.cpu_freq_hz < 1.5e9  # the critical UE may now slow down
+
+
 def test_an_infeasible_configured_deadline_is_a_policy_error():
     with pytest.raises(PolicyError, match="cannot meet"):
         _policy(deadline_s=1e-3).assign(0, UES)
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"deadline_s": 0.0}, {"deadline_s": math.nan}, {"tx_power_control_db": -1.0}, {"horizon_rounds": 0}]
+    "kwargs",
+    [
+        {"deadline_s": 0.0},
+        {"deadline_s": math.nan},
+        {"deadline_factor": 0.99},
+        {"deadline_factor": math.inf},
+        {"tx_power_control_db": -1.0},
+        {"horizon_rounds": 0},
+    ],
 )
 def test_bad_policy_config_is_refused(kwargs):
     with pytest.raises(PolicyError):
