@@ -1,7 +1,8 @@
 """First information over the control plane: capability reports, the orders in ASSIGN, energy against budget.
 
 UE side (``UeFirstInfo``): the agent measures its training throughput at start-up and whenever the BS sends
-CAPABILITY_ENQUIRY (``testbed.policy.capability.build_report`` -> ``policy.wire.report_to_wire``), applies
+CAPABILITY_ENQUIRY, in its worker thread (``testbed.policy.capability.measure_codec_throughput``, the
+benchmark's measurement -> ``build_report`` -> ``policy.wire.report_to_wire``), applies
 ASSIGN's CPU frequency through the policy's cpufreq interface (``SimulatedCpuFreq`` for a simulated board,
 Linux cpufreq otherwise) and charges each round's energy (cost.py's CMOS and radio models) next to its budget.
 
@@ -13,11 +14,8 @@ mode, group, CPU frequency, TX power and energy budget for ASSIGN.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-import torch
 
 from testbed.control import protocol
 from testbed.errors import PolicyError
@@ -29,7 +27,7 @@ from testbed.learning.cost import compute_energy_j, radio_energy_j
 from testbed.learning.modes import LocalTraining
 from testbed.node.config import Assignment, TrainingSection, UeSection
 from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig, codec_work_sizes
-from testbed.policy.capability import CapabilityReport, build_report, measure_throughput
+from testbed.policy.capability import CapabilityReport, build_report, measure_codec_throughput
 from testbed.policy.cpufreq import CpuFreqControl, SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.grouping import GroupingConfig
 from testbed.policy.profiles import default_profiles
@@ -40,12 +38,6 @@ log = logging.getLogger(__name__)
 GROUP_OF_MODE = {mode: i for i, mode in enumerate(Mode)}  # ASSIGN's group: one group per training mode
 REFERENCE_BOARD = "pi_4"  # profiles.toml's reference board: kappa and speed of a UE that has not reported
 PI4_CYCLES_PER_SAMPLE = 5.58e5  # docs/learning.md board table (default MNIST codec), until a report arrives
-MEASURE_BATCH = 32
-MEASURE_REPEATS = 5  # median of 5 single timed passes after one warm-up pass (capability.py)
-# The measurement runs inside the UE's event loop, so it stays short: one pass per block and no warm-up time
-# (capability.py's 0.5 s default made tests/node/test_training.py lose a UE's upload); CPU time keeps it steady.
-MEASURE_BLOCK_S = 0.0
-MEASURE_WARMUP_S = 0.0
 
 
 @dataclass(frozen=True)
@@ -144,25 +136,21 @@ class PolicyOrders:
         return out
 
 
-class _TrainingPass(torch.nn.Module):
-    """Encoder then decoder at a fixed noise variance: the pass a distributed UE trains (for timing)."""
-
-    def __init__(self, codec: SemanticCodec) -> None:
-        super().__init__()
-        self.codec = codec
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.codec.decoder(self.codec.encoder(images), 0.1)[0]
-
-
 class UeFirstInfo:
     """The UE agent's capability, CPU frequency and energy account (see module docstring)."""
 
     def __init__(
-        self, ue: UeSection, codec: SemanticCodec, num_local_samples: int, cpufreq: CpuFreqControl | None = None
+        self,
+        ue: UeSection,
+        codec: SemanticCodec,
+        num_local_samples: int,
+        cpufreq: CpuFreqControl | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` None: ``policy.capability.measurement_clock()``, chosen when measuring (a test passes a
+        deterministic one)."""
         profiles = default_profiles()
-        self.ue, self.codec, self.num_local_samples = ue, codec, num_local_samples
+        self.ue, self.codec, self.num_local_samples, self.clock = ue, codec, num_local_samples, clock
         self.profile = profiles.get(ue.board)
         self.speed_scale = profiles.speed_scale(ue.board) if ue.simulated_board else None
         if cpufreq is None:
@@ -172,25 +160,9 @@ class UeFirstInfo:
         self.report: CapabilityReport | None = None
 
     def capability(self) -> protocol.CapabilityReport:
-        """Measure now (timed training passes on a fixed batch) and build the CAPABILITY_REPORT body."""
-        gen = torch.Generator().manual_seed(0)
-        side = self.codec.cfg.image_size_px
-        images = torch.rand(MEASURE_BATCH, 1, side, side, generator=gen)
-        labels = torch.randint(0, self.codec.cfg.num_classes, (MEASURE_BATCH,), generator=gen)
-        step, loss = _TrainingPass(self.codec), torch.nn.functional.cross_entropy
-        # process CPU time: steadier than wall time on a shared host (docs/policy.md)
-        measured = measure_throughput(
-            step,
-            images,
-            labels,
-            loss,
-            warmup=1,
-            repeats=MEASURE_REPEATS,
-            block_s=MEASURE_BLOCK_S,
-            min_warmup_s=MEASURE_WARMUP_S,
-            max_warmup_s=MEASURE_WARMUP_S,
-            clock=time.process_time,
-        )
+        """Measure now and build the CAPABILITY_REPORT body. The full measurement (``measure_codec_throughput``,
+        about 0.8 s of passes): the UE runs it in its worker thread, never in the event loop."""
+        measured = measure_codec_throughput(self.codec, clock=self.clock)
         budget = self.ue.energy_budget_j or None
         self.report = build_report(
             self.ue.ue_id, self.profile, measured, self.cpufreq, speed_scale=self.speed_scale, energy_budget_j=budget

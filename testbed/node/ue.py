@@ -5,6 +5,11 @@ gives the model's SHA-256, size and deadline; the model arrives over the radio (
 NACKed after silence and acknowledged once its SHA-256 matches; the training step turns it into the upload,
 which goes out in the UE's TDMA slot of every cycle until the BS acknowledges it; then UPLINK_DONE.
 A UE that (re)joins during a round is not a participant: it waits for the next ROUND_START.
+
+The training step and the capability measurement run in one worker thread, so the loop keeps sending
+heartbeats and serving NACKs while they compute (torch releases the GIL in its ops). The loop submits a job
+and picks up the finished future in its timers; a round dropped meanwhile (ROUND_END, a new ROUND_START, BS
+gone) forgets its job, so a late result is discarded, never uploaded.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -23,6 +28,7 @@ from testbed.control.config import Event
 from testbed.control.protocol import (
     Assign,
     CapabilityEnquiry,
+    CapabilityReport,
     ChannelReport,
     Nack,
     RoundEnd,
@@ -41,6 +47,7 @@ from testbed.node.sdnotify import Notifier
 from testbed.node.training import UeTraining
 from testbed.node.transfers import Inbound, Outbound
 from testbed.phy.layout import burst_num_samples
+from testbed.policy.capability import measurement_clock
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +55,24 @@ POLL_S = 0.02
 EARLY_OBJECTS = 2  # broadcast objects heard before their ROUND_START that are kept
 
 
+@dataclass(frozen=True)
+class _Trained:
+    """A finished training step (worker thread -> loop)."""
+
+    round: int
+    data: bytes
+    compute_time_s: float  # measurement_clock() around the step, in the worker
+    work: tuple[int, float]  # the step's UeTraining.last_work: (samples, fraction of a full step per sample)
+
+
 @dataclass
 class _Round:
     number: int
     digest: bytes
     download: Inbound
+    job: Future[_Trained | None] | None = None  # the training step in the worker
     upload: Outbound | None = None
-    compute_time_s: float = 0.0
+    trained: _Trained | None = None
     assign: Assign | None = None  # the orders this round's upload was computed under
     reported: bool = False  # UPLINK_DONE sent
 
@@ -94,6 +112,9 @@ class UeDaemon:
         self._early: dict[int, Inbound] = {}
         self.tracker = ChannelTracker()  # downlink measurements: every frame heard from the BS
         self._job_id = 0
+        # training steps and capability measurements, one at a time; its thread starts at the first job
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{cfg.ue.ue_id}-worker")
+        self._capability: Future[CapabilityReport | None] | None = None  # measured or measuring, not yet sent
 
     def run(self) -> int:
         cfg = self.cfg
@@ -105,10 +126,19 @@ class UeDaemon:
             with closing(ControlClient(cfg.client_config(), security)) as client:  # register once it can hear
                 self.notifier.ready(f"{cfg.ue.ue_id} radio open, registering with {cfg.control.server_endpoint}")
                 event(log, "ready", ue=cfg.ue.ue_id, radio=cfg.radio.node)
-                return self._loop(client, pump)
+                return self.serve(client, pump)
 
     def _stopped(self, radio_closed: bool) -> None:
         event(log, "stopped", rounds=self.rounds_done, radio_closed=radio_closed)
+
+    def serve(self, client: ControlClient, pump: RadioPump) -> int:
+        """The event loop with its worker thread, until ``stop`` (0) or a radio failure (1). On the way out
+        queued jobs are cancelled and only the running one is waited for (a job cannot be interrupted). Once
+        per daemon: the worker is shut down on return."""
+        try:
+            return self._loop(client, pump)
+        finally:
+            self._worker.shutdown(wait=True, cancel_futures=True)
 
     def _loop(self, client: ControlClient, pump: RadioPump) -> int:
         while not self.stop.is_set():
@@ -129,13 +159,13 @@ class UeDaemon:
             event(log, f"bs_{ev.kind}", round=ev.round)
             self._drop_round(pump)  # a new registration takes part from the next ROUND_START only
             if ev.kind == "registered":
-                self._report_capability(client)  # first information, unasked, at start-up
+                self._measure_capability()  # first information, unasked, at start-up
             return
         if ev.message is None:
             return
         body, rnd = ev.message.body, self._round
         if isinstance(body, CapabilityEnquiry):
-            self._report_capability(client)
+            self._measure_capability()
         elif isinstance(body, Assign):
             if body.uplink_slot.node_id != self.node_id:
                 log.error("ASSIGN grants a slot to node %d; this UE is node %d (check [bs.ues] and [ue].node_id)",
@@ -192,17 +222,20 @@ class UeDaemon:
 
     # --- timers -----------------------------------------------------------------------------------------
     def _timers(self, client: ControlClient, pump: RadioPump) -> None:
+        self._send_capability(client)
         rnd, air = self._round, self.cfg.air
         if rnd is None or client.round != rnd.number:
             return
         nack = rnd.download.ack_due() or rnd.download.nack_due(pump.cursor, air.quiet_samples)
         if nack is not None:
             client.send(Nack(nack))
-        if rnd.download.complete and rnd.upload is None:
+        if rnd.download.complete and rnd.job is None:
             report = self.tracker.report(BS_NODE_ID, self.node_id)
             if report is not None:
                 client.send(ChannelReport(control_bounds(report)))
-            self._compute(rnd)
+            self._start_training(rnd)
+        if rnd.job is not None and rnd.upload is None and rnd.job.done():
+            self._finish_training(rnd, rnd.job.result())
         assign = self._assign
         if rnd.upload is None or assign is None:
             return
@@ -218,11 +251,13 @@ class UeDaemon:
             up = rnd.upload
             energy = self._account(rnd)
             used_j = energy.get("compute_energy_j", 0.0) + energy.get("radio_energy_j", 0.0)
-            client.send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, rnd.compute_time_s, used_j))
+            compute_time_s = rnd.trained.compute_time_s if rnd.trained is not None else 0.0
+            client.send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, compute_time_s, used_j))
             event(log, "uplink_done", round=rnd.number, payload_bytes=up.payload_bytes, passes=up.passes, **energy)
 
-    def _compute(self, rnd: _Round) -> None:
-        """The model is verified (its own SHA-256); check it is the one ROUND_START announced, then train."""
+    def _start_training(self, rnd: _Round) -> None:
+        """The model is verified (its own SHA-256); check it is the one ROUND_START announced, then hand the
+        training step to the worker."""
         model = rnd.download.deliver()
         if hashlib.sha256(model).digest() != rnd.digest:
             log.error("round %d: the broadcast model does not match ROUND_START's SHA-256; skipping", rnd.number)
@@ -233,28 +268,64 @@ class UeDaemon:
             self._round = None
             return
         rnd.assign = self._assign
-        t0 = time.process_time()
+        rnd.job = self._worker.submit(self._train, rnd.number, model, rnd.assign)
+        event(log, "model_received", round=rnd.number, model_bytes=len(model), mode=rnd.assign.mode)
+
+    def _train(self, number: int, model: bytes, assign: Assign) -> _Trained | None:
+        """Worker thread: the training step, timed by ``measurement_clock()``; None if it failed (logged: the
+        round is skipped, the loop goes on)."""
+        clock = measurement_clock()
+        start = clock()
         try:
-            data = self.training.upload_bytes(rnd.number, model, rnd.assign)
+            data = self.training.upload_bytes(number, model, assign)
         except LearningError as exc:
-            log.error("round %d: the model cannot be used (%s); skipping the round", rnd.number, exc)
+            log.error("round %d: the model cannot be used (%s); skipping the round", number, exc)
+            return None
+        except Exception:
+            log.exception("round %d: the training step failed; skipping the round", number)
+            return None
+        return _Trained(number, data, clock() - start, self.training.last_work)
+
+    def _finish_training(self, rnd: _Round, trained: _Trained | None) -> None:
+        """Loop: the worker finished this round's step; queue the upload (or skip the round if it failed)."""
+        if trained is None or trained.round != rnd.number:
             self._round = None
             return
-        rnd.compute_time_s = time.process_time() - t0
-        rnd.upload = Outbound(data, src=self.node_id, dsts=[BS_NODE_ID], object_id=rnd.download.object_id,
+        rnd.trained = trained
+        rnd.upload = Outbound(trained.data, src=self.node_id, dsts=[BS_NODE_ID], object_id=rnd.download.object_id,
                               frame_payload_bytes=self.cfg.air.frame_payload_bytes, max_passes=self.cfg.air.max_passes,
                               expect={"bs"})  # fmt: skip
-        event(log, "model_received", round=rnd.number, model_bytes=len(model), upload_bytes=len(data),
-              compute_time_s=rnd.compute_time_s)  # fmt: skip
+        event(log, "trained", round=rnd.number, upload_bytes=len(trained.data), compute_time_s=trained.compute_time_s)
 
-    def _report_capability(self, client: ControlClient) -> None:
-        """Measure and send CAPABILITY_REPORT (nothing without [training]: there is no model to time)."""
+    def _measure_capability(self) -> None:
+        """Queue a capability measurement in the worker (nothing without [training]: there is no model to
+        time); one already queued, running or unsent answers this request too."""
         if self.first_info is None:
             return
+        if self._capability is not None:
+            log.debug("capability measurement already under way; not queued again")
+            return
+        self._capability = self._worker.submit(self._capability_report, self.first_info)
+
+    @staticmethod
+    def _capability_report(first_info: UeFirstInfo) -> CapabilityReport | None:
+        """Worker thread: measure and build CAPABILITY_REPORT; None if that failed (logged)."""
         try:
-            report = self.first_info.capability()
+            return first_info.capability()
         except PolicyError as exc:
             log.error("capability not measured: %s", exc)
+        except Exception:
+            log.exception("capability measurement failed; no CAPABILITY_REPORT sent")
+        return None
+
+    def _send_capability(self, client: ControlClient) -> None:
+        """Loop (registered): send the finished measurement's CAPABILITY_REPORT."""
+        job = self._capability
+        if job is None or not job.done():
+            return
+        self._capability = None
+        report = job.result()
+        if report is None:
             return
         client.send(report)
         event(log, "capability_sent", cycles_per_sample=report.cycles_per_sample,
@@ -268,14 +339,23 @@ class UeDaemon:
         air = self.cfg.air
         burst = burst_num_samples(air.phy, air.frame_payload_bytes, rnd.assign.mcs)
         airtime_s = rnd.upload.frames_sent * burst / air.sample_rate_hz
-        samples, fraction = self.training.last_work
+        samples, fraction = rnd.trained.work if rnd.trained is not None else (0, 1.0)
         return self.first_info.account(samples, fraction, airtime_s, rnd.assign)
 
     def _drop_round(self, pump: RadioPump) -> None:
-        """Forget the current round; uplink frames not yet on the air are cancelled."""
+        """Forget the current round; uplink frames not yet on the air are cancelled, and so is its training
+        step if it has not started; one that is running finishes in the worker and its result is discarded."""
         rnd, self._round = self._round, None
-        if rnd is not None and rnd.upload is not None and rnd.upload.job_id is not None:
+        if rnd is None:
+            return
+        if rnd.upload is not None and rnd.upload.job_id is not None:
             pump.cancel(rnd.upload.job_id)
+        if rnd.job is not None and rnd.upload is None:
+            rnd.job.cancel()  # False if it is running: it finishes, nobody picks it up
+            number = rnd.number
+            rnd.job.add_done_callback(
+                lambda job: event(log, "training_discarded", round=number, ran=not job.cancelled())
+            )
 
     def _next_job_id(self) -> int:
         self._job_id += 1

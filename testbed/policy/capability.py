@@ -2,9 +2,12 @@
 
 Throughput is timed forward + backward passes of the model on a batch: warm-up until the pass time settles,
 then the median rate of several timed blocks of equal work, each long enough (DEFAULT_BLOCK_S) that the
-scheduler's noise averages out within it and the median drops the odd descheduled block. On a board the figure is taken
-at the current cpufreq frequency. In simulation all UEs share the host, so the host's figure is scaled by the
-UE profile's relative speed (profiles.toml) and by f / f_max, which keeps heterogeneity reproducible.
+scheduler's noise averages out within it and the median drops the odd descheduled block. The UE and the
+benchmark time the codec through one function, ``measure_codec_throughput``; the UE's clock is
+``measurement_clock()`` (thread CPU time when torch computes in the calling thread, else wall time). On a
+board the figure is taken at the current cpufreq frequency. In simulation all UEs share the host, so the
+host's figure is scaled by the UE profile's relative speed (profiles.toml) and by f / f_max, which keeps
+heterogeneity reproducible.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from testbed.policy.profiles import UeProfile
 if TYPE_CHECKING:
     import torch
 
+    from testbed.learning.codec import SemanticCodec
+
 MEMINFO_PATH = Path("/proc/meminfo")
 POWER_SUPPLY_ROOT = Path("/sys/class/power_supply")
 _UWH_TO_J = 3.6e-3  # power_supply energy_now is in micro-watt-hours (Linux ABI sysfs-class-power)
@@ -41,13 +46,15 @@ KAPPA_RANGE = (1e-32, 1e-22)
 @dataclass(frozen=True)
 class ThroughputMeasurement:
     """Training throughput of one model on one batch: the median over timed blocks and every block's rate, in
-    samples/s; each block ran ``passes_per_block`` passes after ``warmup_passes`` untimed ones."""
+    samples/s; each block ran ``passes_per_block`` passes after ``warmup_passes`` untimed ones, timed by
+    ``clock`` (its function name)."""
 
     samples_per_s: float
     repeats_samples_per_s: tuple[float, ...]
     batch_size: int
     passes_per_block: int = 1
     warmup_passes: int = 0
+    clock: str = "custom"  # the clock's name (thread_time, perf_counter, ...) when known
 
 
 # A timed block lasts at least this long: a ~2 ms pass timed alone swings by tens of percent with the
@@ -56,6 +63,9 @@ DEFAULT_BLOCK_S = 0.07
 SETTLE_TOLERANCE = 0.1  # warm-up ends when a pass takes within 10% of the one before ...
 MIN_WARMUP_S = 0.3  # ... and warm-up has lasted this long (a fresh process runs slower for its first ~0.5 s here)
 MAX_WARMUP_S = 1.0  # ... or when warm-up has taken this long (a machine that never settles)
+# Noise variance of the channel between encoder and decoder in a timed codec pass: any finite value costs
+# the same; 0.1 (10 dB SNR at unit symbol power) is a typical training point.
+CODEC_PASS_NOISE_VAR = 0.1
 
 
 def _timed_pass(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, loss_fn: Callable) -> None:
@@ -123,7 +133,65 @@ def measure_throughput(
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-    return ThroughputMeasurement(statistics.median(rates), tuple(rates), batch, passes, len(times))
+    name = getattr(clock, "__name__", "custom")
+    return ThroughputMeasurement(statistics.median(rates), tuple(rates), batch, passes, len(times), name)
+
+
+def measurement_clock() -> Callable[[], float]:
+    """The clock a UE times its training with, chosen in the thread that will run the passes.
+
+    ``time.thread_time`` (this thread's CPU time) when torch computes in the calling thread
+    (``torch.get_num_threads() == 1``): exact for the pass, blind to the daemon's other threads (a
+    ``process_time`` would also count the event loop polling beside the worker) and to other processes on a
+    shared host (CPU time spreads 0.4-3.3% between back-to-back measurements here, wall time up to 15%,
+    docs/policy.md). With more torch threads, part of every op runs in torch's pool, which thread CPU time
+    misses and process CPU time adds up rather than overlaps, so the wall clock (``time.perf_counter``) is the
+    only honest one."""
+    import torch
+
+    return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+
+
+def measure_codec_throughput(
+    codec: SemanticCodec,
+    *,
+    batch_size: int = 32,
+    repeats: int = 7,
+    block_s: float = DEFAULT_BLOCK_S,
+    clock: Callable[[], float] | None = None,
+    seed: int = 0,
+) -> ThroughputMeasurement:
+    """Training throughput of ``codec`` in samples/s: what the UE reports and the benchmark validates, so both
+    time exactly the same work.
+
+    One pass = encoder, then decoder at noise variance CODEC_PASS_NOISE_VAR, cross-entropy on class scores,
+    backward (the pass a distributed UE trains), on a fixed random batch of ``batch_size`` images in [0, 1]
+    with random labels drawn from ``seed``; timed by ``measure_throughput`` (warm-up, then the median of
+    ``repeats`` blocks of about ``block_s``). ``clock`` None: ``measurement_clock()``. The codec's parameters
+    and train/eval mode are untouched, its gradients cleared."""
+    import torch
+
+    if batch_size < 1:
+        raise PolicyError(f"batch_size={batch_size} must be >= 1; the UE measures on batches of 32")
+    clock = measurement_clock() if clock is None else clock
+    gen = torch.Generator().manual_seed(seed)
+    side, classes = codec.cfg.image_size_px, codec.cfg.num_classes
+    images = torch.rand(batch_size, 1, side, side, generator=gen)  # (batch, 1, side, side) float32 in [0, 1]
+    labels = torch.randint(0, classes, (batch_size,), generator=gen)  # (batch,) int64 class indices
+
+    class CodecPass(torch.nn.Module):
+        """Encoder then decoder's class scores: the codec as one module for ``measure_throughput``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.codec = codec
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.codec.decoder(self.codec.encoder(x), CODEC_PASS_NOISE_VAR)[0]
+
+    step = CodecPass().train(codec.training)  # so measure_throughput restores the codec's own mode
+    loss = torch.nn.functional.cross_entropy
+    return measure_throughput(step, images, labels, loss, repeats=repeats, block_s=block_s, clock=clock)
 
 
 def available_memory_bytes(meminfo_path: Path = MEMINFO_PATH) -> int:

@@ -48,10 +48,14 @@ max_passes = 16
 class Proc:
     """A child process whose stdout/stderr lines are collected by reader threads (JSON lines parsed)."""
 
-    def __init__(self, name: str, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, args: list[str], cwd: Path, env: dict[str, str] | None = None, preamble: str = ""
+    ) -> None:
+        """``preamble``: Python source run before the CLI (a test's monkeypatch inside the child)."""
         self.name = name
         env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-        command = [sys.executable, "-c", "import sys; from testbed.cli import main; sys.exit(main())", *args]
+        code = f"{preamble}\nimport sys; from testbed.cli import main; sys.exit(main())"
+        command = [sys.executable, "-c", code, *args]
         self.popen = subprocess.Popen(
             command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
@@ -181,9 +185,15 @@ class NodeRig:
         return proc
 
     def start_ue(
-        self, i: int, upload_size_bytes: int = 1500, sections: str = "", env: dict[str, str] | None = None, **ue: Any
+        self,
+        i: int,
+        upload_size_bytes: int = 1500,
+        sections: str = "",
+        env: dict[str, str] | None = None,
+        preamble: str = "",
+        **ue: Any,
     ) -> Proc:
-        """UE ``i`` with ``ue`` fields in [ue] and ``sections`` (TOML text) appended."""
+        """UE ``i`` with ``ue`` fields in [ue] and ``sections`` (TOML text) appended; ``preamble``: see Proc."""
         fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in ue.items())
         text = (
             f'[ue]\nue_id = "ue-{i}"\nnode_id = {i}\nupload_size_bytes = {upload_size_bytes}\n{fields}\n'
@@ -192,7 +202,7 @@ class NodeRig:
             f'[control]\nserver_endpoint = "{self.bs_endpoint}"\n{self._security(f"ue-{i}")}\n'
         )
         (self.root / f"ue-{i}.toml").write_text(text)
-        return self.spawn(f"ue-{i}", ["ue", "--config", f"ue-{i}.toml"], env)
+        return self.spawn(f"ue-{i}", ["ue", "--config", f"ue-{i}.toml"], env, preamble)
 
     def _security(self, name: str) -> str:
         """The [control] security line of node ``name``."""
@@ -203,8 +213,8 @@ class NodeRig:
         peers = f'allowed_dir = "{self.keys / "ues"}"' if name == "bs" else f'server_key_file = "{bs_key}"'
         return f"security = {{ {secret}, {peers} }}"
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
-        proc = Proc(name, args, self.root, env)
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None, preamble: str = "") -> Proc:
+        proc = Proc(name, args, self.root, env, preamble)
         self.procs.append(proc)
         return proc
 

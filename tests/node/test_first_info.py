@@ -4,6 +4,7 @@ the rounds go on with the others."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 
@@ -20,6 +21,7 @@ from testbed.node.config import BsConfig, UeConfig, parse_config
 from testbed.node.first_info import PolicyOrders, UeFirstInfo, UeView, config_orders
 from testbed.node.training import LearningBs, LearningUe
 from testbed.policy.cpufreq import FrequencyTable, SimulatedCpuFreq
+from testbed.policy.profiles import default_profiles
 
 TRAINING = b"""
 [training]
@@ -111,9 +113,12 @@ def test_ue_reports_capability_applies_the_clock_and_charges_energy() -> None:
     cfg = _ue_config(1)
     ue = LearningUe(cfg.training, "ue-1", 0)
     cpufreq = SimulatedCpuFreq(FrequencyTable(6e8, 1.5e9, tuple(i * 1e8 for i in range(6, 16))))
-    info = UeFirstInfo(cfg.ue, ue.model, ue.num_samples, cpufreq)
+    readings = itertools.count(step=0.1)  # every timed pass "takes" 0.1 s: 32 / 0.1 = 320 samples/s on the host
+    info = UeFirstInfo(cfg.ue, ue.model, ue.num_samples, cpufreq, clock=lambda: next(readings))
     report = info.capability()
     assert report.num_local_samples == ue.num_samples and report.cpu_freq_step_hz == pytest.approx(1e8)
+    pi4_samples_per_s = 320 * default_profiles().speed_scale("pi_4")  # at f_max: the board starts there
+    assert report.cycles_per_sample == pytest.approx(1.5e9 / pi4_samples_per_s)
     assert report.cycles_per_sample > 0 and report.energy_available_j == 60.0  # profiles.toml pi_4
     assert info.apply(_assign("distributed", cpu_freq_hz=1.23e9)) == pytest.approx(1.3e9)  # snapped up
     assert info.apply(_assign("distributed", cpu_freq_hz=5e9)) == pytest.approx(1.3e9)  # refused, kept

@@ -1,18 +1,23 @@
 import itertools
 import math
+import time
 
 import pytest
 import torch
 from torch import nn
 
 from testbed.errors import PolicyError
+from testbed.learning.codec import CodecConfig, SemanticCodec
 from testbed.policy.capability import (
+    CODEC_PASS_NOISE_VAR,
     CapabilityReport,
     ThroughputMeasurement,
     available_memory_bytes,
     battery_energy_j,
     build_report,
+    measure_codec_throughput,
     measure_throughput,
+    measurement_clock,
 )
 from testbed.policy.cpufreq import SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.link_budget import ChannelReport
@@ -183,3 +188,49 @@ def test_bad_reports_are_refused_with_the_field_named(field, value):
 def test_a_valid_report_becomes_allocator_resources():
     ue = _report().resources(ChannelReport("u", 10.0, 0.0))
     assert ue.cycles_per_sample == pytest.approx(1.5e6) and ue.energy_budget_j == 50.0
+
+
+TINY_CODEC = CodecConfig(image_size_px=8, num_symbols=4, encoder_channels=(4, 8), decoder_hidden=16)
+
+
+def test_codec_throughput_is_the_codec_pass_timed_by_measure_throughput():
+    codec = SemanticCodec(TINY_CODEC, torch.Generator().manual_seed(3))
+    codec.eval()
+    before = [p.detach().clone() for p in codec.parameters()]
+    # every timed pass takes 0.125 s: warm-up until 0.3 s (3 passes), blocks of ceil(0.07 / 0.125) = 1 pass
+    m = measure_codec_throughput(codec, batch_size=16, repeats=5, clock=_fake_clock([0.125] * 8))
+    assert m.samples_per_s == pytest.approx(16 / 0.125) and m.repeats_samples_per_s == pytest.approx((128.0,) * 5)
+    assert m.warmup_passes == 3 and m.passes_per_block == 1 and m.batch_size == 16 and m.clock == "<lambda>"
+    assert all(torch.equal(a, b) for a, b in zip(before, codec.parameters(), strict=True))
+    assert all(p.grad is None for p in codec.parameters()) and not codec.training
+
+
+def test_codec_pass_trains_encoder_and_decoder_on_a_seeded_batch():
+    codec = SemanticCodec(TINY_CODEC, torch.Generator().manual_seed(3))
+    seen = []
+    codec.encoder.register_forward_hook(lambda module, args, out: seen.append(("encoder", args[0].clone())))
+    codec.decoder.register_forward_hook(lambda module, args, out: seen.append(("decoder", args[1])))
+    measure_codec_throughput(codec, batch_size=4, repeats=1, clock=_fake_clock([0.2] * 3), seed=5)
+    encoder_inputs = [x for name, x in seen if name == "encoder"]
+    assert len(encoder_inputs) == 3 and all(torch.equal(encoder_inputs[0], x) for x in encoder_inputs)
+    assert encoder_inputs[0].shape == (4, 1, 8, 8) and 0.0 <= float(encoder_inputs[0].min()) <= 1.0
+    assert [x for name, x in seen if name == "decoder"] == [CODEC_PASS_NOISE_VAR] * 3
+    other = []
+    codec.encoder.register_forward_hook(lambda module, args, out: other.append(args[0].clone()))
+    measure_codec_throughput(codec, batch_size=4, repeats=1, clock=_fake_clock([0.2] * 3), seed=6)
+    assert not torch.equal(other[0], encoder_inputs[0])  # the batch comes from the seed
+
+
+def test_codec_throughput_refuses_an_empty_batch():
+    with pytest.raises(PolicyError, match="batch_size"):
+        measure_codec_throughput(SemanticCodec(TINY_CODEC, torch.Generator().manual_seed(0)), batch_size=0)
+
+
+@pytest.mark.parametrize(("threads", "clock"), [(1, time.thread_time), (2, time.perf_counter)])
+def test_measurement_clock_is_thread_cpu_time_only_when_torch_computes_in_the_calling_thread(threads, clock):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert measurement_clock() is clock
+    finally:
+        torch.set_num_threads(before)
