@@ -9,6 +9,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import msgspec
@@ -60,6 +61,19 @@ class SilentPump:
         pass
 
 
+class RecordingExecutor(ThreadPoolExecutor):
+    """The daemon's worker, telling the test when shutdown has cancelled the queue (before it waits)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="ue-1-worker")
+        self.queue_cancelled = threading.Event()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=cancel_futures)
+        self.queue_cancelled.set()
+        super().shutdown(wait=wait)
+
+
 class Harness:
     """A ControlServer in the test's thread and a UeDaemon serving in another; ``close`` stops both."""
 
@@ -72,6 +86,7 @@ class Harness:
         self.stop = threading.Event()
         training = PlaceholderUe("ue-1", 100)
         self.daemon = UeDaemon(self.cfg, training, self.stop, Notifier({}), self.first_info)
+        self.worker = self.daemon._worker = RecordingExecutor()
         self.exit_code: int | None = None
         self.thread = threading.Thread(target=self._serve, name="ue-1-loop", daemon=True)
         self.thread.start()
@@ -195,3 +210,18 @@ def test_a_failing_measurement_is_logged_with_its_traceback_and_the_loop_goes_on
         events = poll_until(h.server, lambda ev: bool(h.reports(ev)))
     assert h.reports(events)[0].num_local_samples == NUM_SAMPLES
     assert not any(e.kind == "gone" for e in events)
+
+
+def test_stop_waits_for_the_running_job_only(harness_factory) -> None:
+    clock = GatedClock()
+    h = harness_factory(clock)
+    poll_until(h.server, lambda ev: any(e.kind == "joined" for e in ev))
+    assert clock.waiting.wait(15)  # the measurement is running, held at its first reading
+    queued = threading.Event()
+    h.worker.submit(queued.set)  # a job behind it (as a training step would queue)
+    h.stop.set()
+    assert h.worker.queue_cancelled.wait(15)  # the loop ended and shut its worker down, the measurement still held
+    clock.gate.set()  # now the running measurement finishes, and serve returns
+    h.thread.join(15)
+    assert not h.thread.is_alive() and h.exit_code == 0
+    assert not queued.is_set()  # cancelled at shutdown, never run
