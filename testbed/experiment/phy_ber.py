@@ -1,11 +1,18 @@
 """PER and BER versus SNR of the real OFDM receiver, per MCS and channel (issue 2, item 4).
 
-For each MCS the SNR (Es/N0 per data subcarrier) at 10% PER is found by an adaptive search: start near
-the ideal reference, step 1 dB (AWGN) or 2 dB (fading) until the PER crosses 10%, bisect the bracket
-down to 0.5 dB, then interpolate log10(PER) linearly between the two grid points around 10%. A point
-stops early once it has collected ``PER_ERRORS_TO_STOP`` frame errors (it is then clearly above 10% PER), so
-the cost goes to the points that decide the answer. Uncoded constellations are also swept around the
-theoretical SNR for BER 1e-3 and the gap to theory (testbed.phy.theory) is reported.
+For each MCS the SNR (Es/N0 per data subcarrier) at 10% PER is found in two stages, for the real receiver
+and for the perfect-CSI genie (phy_genie.py) alike:
+
+1. Bracket: start near the ideal reference, step 1 dB (AWGN) or 2 dB (fading) until the PER crosses 10%,
+   bisect the bracket down to 0.5 dB, interpolate log10(PER) between the two points around 10%. A point
+   stops early once it has ``PER_ERRORS_TO_STOP`` frame errors (clearly above 10%), so the cost goes to the
+   points that decide the answer. This locates each crossing to a few tenths of a dB.
+2. Refine: ``refine_frames`` frame pairs spread over a few SNRs spanning both rough crossings, receiver and
+   genie over the same channel draw frame by frame; logistic fits give the crossings, the receiver's loss
+   and bootstrap standard errors (phy_crossing.py).
+
+Uncoded constellations are also swept around the theoretical SNR for BER 1e-3 and the gap to theory
+(testbed.phy.theory) is reported.
 """
 
 from __future__ import annotations
@@ -17,8 +24,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import brentq
 
+from testbed.experiment.phy_crossing import PairedPoint, paired_crossings
 from testbed.experiment.phy_genie import GenieTrial
-from testbed.experiment.phy_link import ChannelFactory, FrameTrial, Trial, awgn_only, channel_factory
+from testbed.experiment.phy_link import (
+    ChannelFactory,
+    FrameTrial,
+    Trial,
+    awgn_only,
+    channel_factory,
+    seeded_draw,
+)
 from testbed.experiment.phy_sync import SyncConfig, sync_figures
 from testbed.experiment.phy_targets import targets
 from testbed.phy import MCS_TABLE, OfdmModem
@@ -32,6 +47,11 @@ STEP_DB = {"awgn": 1.0, "multipath": 2.0}  # coarse search step (fading curves a
 BISECT_DB = 0.5  # the bracket around 10% PER is bisected down to this width
 SEARCH_BELOW_DB = 4.0  # search window below the ideal reference
 SEARCH_ABOVE_DB = {"awgn": 12.0, "multipath": 32.0}  # and above it (uncoded frames in fading need ~+25 dB)
+# refinement: points span both rough crossings plus this margin each side; at most this many points
+REFINE_MARGIN_DB = {"awgn": 0.3, "multipath": 0.8}
+REFINE_SHARE = {"awgn": 0.3, "multipath": 1.0}  # of refine_frames: AWGN curves are steep, fading ones shallow
+REFINE_POINTS = 5
+REFINE_SPACING_DB = 0.25  # refinement points at least about this far apart
 BER_OFFSETS_DB = (-1.0, 0.0, 1.0, 2.0)  # grid around the theoretical SNR for TARGET_BER
 BER_MAX_OFFSET_DB = 6.0
 
@@ -151,6 +171,65 @@ def search_snr_at_per(
     return log_crossing(snrs, pers, TARGET_PER, 0.5 / frames), ordered
 
 
+def measure_paired(
+    trial: Trial,
+    genie: Trial,
+    point: PairedPoint,
+    channel: ChannelFactory,
+    channel_seed: int,
+    frames: int,
+    rng: np.random.Generator,
+) -> PairedPoint:
+    """``point`` with ``frames`` more frames of both trials, frame i of both over one channel draw.
+
+    Frame i's channel comes from a generator seeded by (channel_seed, SNR in mdB, i), so the receiver and the
+    genie see the same taps and CFO (common random numbers); their noise comes from ``rng``.
+    """
+    first = point.receiver_failed.size
+    key = int(round(point.snr_db * 1000)) + 1_000_000  # SeedSequence wants non-negative integers
+    rx_failed, genie_failed = np.empty(frames, bool), np.empty(frames, bool)
+    for j in range(frames):
+        draw = seeded_draw(channel, (channel_seed, key, first + j))
+        rx_failed[j] = not trial(point.snr_db, draw, rng).delivered
+        genie_failed[j] = not genie(point.snr_db, draw, rng).delivered
+    point.receiver_failed = np.concatenate([point.receiver_failed, rx_failed])
+    point.genie_failed = np.concatenate([point.genie_failed, genie_failed])
+    return point
+
+
+def refine(
+    trial: Trial,
+    genie: Trial,
+    channel: ChannelFactory,
+    rough_db: tuple[float, float],
+    margin_db: float,
+    frames: int,
+    rng: np.random.Generator,
+) -> tuple[dict, list[PairedPoint]]:
+    """Stage 2 of the module docstring: paired points spanning both crossings, fitted and bootstrapped.
+
+    rough_db : (receiver, genie) crossings from the bracket search. Half the ``frames`` frame pairs go to up to
+    REFINE_POINTS SNRs spanning them plus ``margin_db``; the other half to a span around the crossings
+    fitted from those (the bracket's estimates can be off by a few tenths of a dB), then the final fit.
+    """
+    channel_seed = int(rng.integers(2**32))
+    points: dict[float, PairedPoint] = {}
+    centres, fit = rough_db, {}
+    for share in (frames // 2, frames - frames // 2):
+        lo, hi = min(centres) - margin_db, max(centres) + margin_db
+        n_points = int(np.clip(round((hi - lo) / REFINE_SPACING_DB) + 1, 2, REFINE_POINTS))
+        for x in np.linspace(lo, hi, n_points):
+            key = round(float(x), 2)
+            point = points.setdefault(key, PairedPoint(key, np.empty(0, bool), np.empty(0, bool)))
+            measure_paired(trial, genie, point, channel, channel_seed, max(share // n_points, 1), rng)
+        ordered = [points[k] for k in sorted(points)]
+        fit = paired_crossings(ordered, TARGET_PER, rng)
+        found = tuple(x for x in (fit["receiver_db"], fit["genie_db"]) if x is not None)
+        centres = found if found else centres
+        margin_db /= 2  # the second round concentrates on the crossings
+    return fit, [points[k] for k in sorted(points)]
+
+
 def per_sweep(
     modem: OfdmModem,
     mcs_names: tuple[str, ...],
@@ -159,12 +238,15 @@ def per_sweep(
     payload_bytes: int,
     rng: np.random.Generator,
     progress: Progress,
+    refine_frames: int = 0,
 ) -> dict[str, dict[str, dict]]:
-    """{channel: {mcs: {snr_db_at_per_10pct, ideal_snr_db, gap_db, genie_..., points}}}.
+    """{channel: {mcs: {snr_db_at_per_10pct, ideal_snr_db, gap_db, genie_..., receiver_loss_db, *_se_db, points}}}.
 
     ``snr_db_at_per_10pct`` is the real receiver's; ``genie_snr_db_at_per_10pct`` is the perfect-CSI,
     perfect-sync reference over the same channel profile (GenieTrial), so ``receiver_loss_db`` is what the
-    receiver loses on that channel and genie minus ideal is what the channel itself costs.
+    receiver loses on that channel and genie minus ideal is what the channel itself costs. With
+    ``refine_frames`` > 0 the figures come from the refinement stage and carry bootstrap standard errors
+    (``*_se_db``); otherwise from the bracket search, with no standard error.
     """
     out: dict[str, dict[str, dict]] = {name: {} for name in channel_names}
     for mcs in mcs_names:
@@ -179,18 +261,30 @@ def per_sweep(
             genie_snr, genie_points = search_snr_at_per(
                 genie, channel, round(start), window, rng, frames, STEP_DB[name]
             )
+            fit: dict = {"receiver_se_db": None, "genie_se_db": None, "loss_se_db": None}
+            paired: list[PairedPoint] = []
+            if refine_frames and snr is not None and genie_snr is not None:
+                fit, paired = refine(
+                    trial, genie, channel, (snr, genie_snr), REFINE_MARGIN_DB[name], refine_frames, rng
+                )
+                snr = fit["receiver_db"] if fit["receiver_db"] is not None else snr
+                genie_snr = fit["genie_db"] if fit["genie_db"] is not None else genie_snr
             out[name][mcs] = {
                 "snr_db_at_per_10pct": snr,
+                "snr_se_db": fit["receiver_se_db"],
                 "ideal_snr_db": ideal,
                 "gap_db": _minus(snr, ideal),
                 "genie_snr_db_at_per_10pct": genie_snr,
+                "genie_se_db": fit["genie_se_db"],
                 "receiver_loss_db": _minus(snr, genie_snr),
+                "receiver_loss_se_db": fit["loss_se_db"],
                 "points": [p.as_dict() for p in points],
                 "genie_points": [p.as_dict() for p in genie_points],
+                "paired_points": [p.as_dict() for p in paired],
             }
             progress(
                 f"{name:9s} {mcs:13s} SNR@10%PER {_fmt(snr)} dB (ideal {ideal:.2f}, gap {_fmt(_minus(snr, ideal))}; "
-                f"genie {_fmt(genie_snr)}, receiver loss {_fmt(_minus(snr, genie_snr))})"
+                f"genie {_fmt(genie_snr)}, receiver loss {_fmt(_minus(snr, genie_snr))} +- {_fmt(fit['loss_se_db'])})"
             )
             if snr is not None:
                 start = snr + 1.0  # the next channel is harder: start just above this one
@@ -236,6 +330,7 @@ class BerRunConfig:
     mcs: tuple[str, ...] = tuple(MCS_TABLE)
     channels: tuple[str, ...] = ("awgn", "multipath")
     frames: int = 100  # maximum frames per SNR point of the PER search
+    refine_frames: int = 1000  # frame pairs (receiver + genie) around each multipath crossing (AWGN: 30%); 0: none
     ber_frames: int = 10  # frames per SNR point of the uncoded BER sweep
     payload_bytes: int = 1000
     sync: SyncConfig = SyncConfig()
@@ -245,7 +340,9 @@ class BerRunConfig:
 def run_ber(modem: OfdmModem, cfg: BerRunConfig, progress: Progress) -> dict:
     """Everything ``testbed phy ber`` reports: PER per channel, uncoded BER vs theory, sync, targets."""
     rng = np.random.default_rng(cfg.seed)
-    result: dict = per_sweep(modem, cfg.mcs, cfg.channels, cfg.frames, cfg.payload_bytes, rng, progress)
+    result: dict = per_sweep(
+        modem, cfg.mcs, cfg.channels, cfg.frames, cfg.payload_bytes, rng, progress, cfg.refine_frames
+    )
     result["uncoded"] = {}
     for mcs in cfg.mcs:
         if not MCS_TABLE[mcs].coded:

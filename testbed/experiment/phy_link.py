@@ -60,9 +60,34 @@ def channel_factory(name: str, modem: OfdmModem) -> ChannelFactory:
     return factories[name]()
 
 
+def seeded_draw(channel: ChannelFactory, seed: tuple[int, ...]) -> ChannelFactory:
+    """``channel`` drawn from a fresh generator seeded by ``seed`` on every call, ignoring the trial's generator.
+
+    Two trials given the same seeded draw see the same channel realisation (common random numbers), whatever
+    else they take from their own generators.
+    """
+    return lambda _: channel(np.random.default_rng(seed))
+
+
 def hard_bits(symbols: np.ndarray, bits_per_symbol: int) -> np.ndarray:
     """(n * bits_per_symbol,) bool hard decisions (True = bit 1) of (n,) complex64 equalized symbols."""
     return demap_llr(symbols, 1.0, bits_per_symbol) < 0
+
+
+@dataclass(frozen=True)
+class LinkTruth:
+    """What the simulation knows about one received buffer and a real receiver must estimate.
+
+    clean : (n,) complex64 the buffer after the channel models, before the noise.
+    start : index of the burst's first sample (its first path) in the buffer.
+    models : the channel models applied (their parameters: CFO, taps).
+    noise_var : noise variance per subcarrier at the receiver's FFT output (1/snr).
+    """
+
+    clean: np.ndarray
+    start: int
+    models: tuple[ChannelModel, ...]
+    noise_var: float
 
 
 @dataclass(frozen=True)
@@ -97,6 +122,10 @@ class FrameTrial:
             raise ConfigError(f"the modem does not decode its own noiseless {mcs} burst; fix the PHY first")
         self.reference_bits = hard_bits(clean[0].symbols, self.mcs.bits_per_symbol)
 
+    def receive(self, buf: np.ndarray, truth: LinkTruth) -> list[RxFrame]:
+        """The frames the receiver finds in ``buf`` ((n,) complex64); ``truth`` is for oracle receivers only."""
+        return self.modem.demodulate(buf)
+
     def buffer(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """(n,) complex64 silence + burst + silence with random gaps, and the burst's start index."""
         lead, trail = rng.integers(*GAP_SAMPLES, size=2)
@@ -110,9 +139,10 @@ class FrameTrial:
         models = tuple(channel(rng))
         for model in models:
             buf = model(buf)
+        clean = buf
         buf = Awgn(snr_db, rng, occupied_fraction=self.modem.cfg.occupied_fraction)(buf)
         start += sum(getattr(m, "LATENCY_SAMPLES", 0) for m in models)  # resamplers delay the burst
-        frames = self.modem.demodulate(buf)
+        frames = self.receive(buf, LinkTruth(clean, start, models, 10.0 ** (-snr_db / 10.0)))
         delivered = any(f.crc_ok and f.payload == self.payload for f in frames)
         near = [f for f in frames if abs(f.start - start) <= self.modem.cfg.cp_len]
         frame = min(near, key=lambda f: abs(f.start - start), default=None)

@@ -7,6 +7,9 @@ from testbed.phy import MCS_TABLE
 # issue 2 limits
 AWGN_GAP_DB = 1.5  # coded PER 10% within 1.5 dB of the ideal reference, every MCS
 MULTIPATH_EXTRA_DB = 1.0  # multipath + CFO at most 1 dB worse than AWGN
+# the restatement proposed in docs/results.md (Rayleigh fading itself costs the genie 4-7 dB): the real
+# receiver within 1 dB of the perfect-CSI genie on the same channel draws
+RECEIVER_LOSS_DB = 1.0
 UNCODED_GAP_DB = 0.5  # uncoded BER within 0.5 dB of theory
 DETECTION_RATE = 0.99  # at 4 dB
 FALSE_DETECTIONS_PER_1E7 = 1.0  # fewer than one
@@ -36,6 +39,8 @@ def targets(result: dict) -> dict[str, dict]:
             out[f"multipath_minus_awgn_db[{mcs}]"] = check(
                 None if a is None or m is None else m - a, MULTIPATH_EXTRA_DB, "<="
             )
+        if MCS_TABLE[mcs].coded:
+            out[f"multipath_receiver_loss_db[{mcs}]"] = check(row["receiver_loss_db"], RECEIVER_LOSS_DB, "<=")
     for mcs, row in result.get("uncoded", {}).items():
         gap = row["gap_db"]
         out[f"uncoded_abs_gap_db[{mcs}]"] = check(None if gap is None else abs(gap), UNCODED_GAP_DB, "<=")

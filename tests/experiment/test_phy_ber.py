@@ -61,6 +61,7 @@ def test_tiny_run_has_the_report_shape(modem):
         mcs=("qpsk-1/2", "bpsk-uncoded"),
         channels=("awgn",),
         frames=3,
+        refine_frames=40,
         ber_frames=1,
         payload_bytes=100,
         sync=SyncConfig(frames=2, sco_frames=1, noise_samples=20_000),
@@ -70,7 +71,9 @@ def test_tiny_run_has_the_report_shape(modem):
     assert set(result["awgn"]) == {"qpsk-1/2", "bpsk-uncoded"}
     row = result["awgn"]["qpsk-1/2"]
     expected = {"snr_db_at_per_10pct", "ideal_snr_db", "gap_db", "genie_snr_db_at_per_10pct", "receiver_loss_db"}
-    assert expected <= set(row)
+    assert expected | {"snr_se_db", "genie_se_db", "receiver_loss_se_db", "paired_points"} <= set(row)
+    if row["paired_points"]:  # both rough crossings found: the refinement measured paired frames
+        assert sum(p["frames"] for p in row["paired_points"]) >= 12
     assert all(0.0 <= p["per"] <= 1.0 for p in row["points"])
     assert set(result["uncoded"]) == {"bpsk-uncoded"}
     assert result["sync"]["noise_samples"] == 20_000

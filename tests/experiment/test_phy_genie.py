@@ -1,8 +1,10 @@
+import numpy as np
 import pytest
 
+from testbed.channel import Multipath
 from testbed.experiment.phy_ber import ideal_snr_db, search_snr_at_per
-from testbed.experiment.phy_genie import GenieTrial
-from testbed.experiment.phy_link import awgn_only, multipath_cfo
+from testbed.experiment.phy_genie import GenieTrial, Knowledge, OracleTrial, loss_breakdown
+from testbed.experiment.phy_link import FrameTrial, awgn_only, multipath_cfo, seeded_draw
 from testbed.phy import OfdmModem, PhyConfig
 
 
@@ -25,3 +27,44 @@ def test_genie_is_error_free_at_high_snr(rng):
     genie = GenieTrial(PhyConfig(), "64qam-3/4", 200)
     rx = genie(40.0, awgn_only, rng)
     assert rx.delivered and rx.bit_errors == 0 and rx.bits > 0
+
+
+def _draw(seed):
+    return seeded_draw(multipath_cfo(OfdmModem()), (seed,))
+
+
+def test_an_oracle_told_nothing_is_the_real_receiver(rng):
+    modem = OfdmModem()
+    seed = int(rng.integers(1000))
+    real = FrameTrial(modem, "16qam-1/2", 300, np.random.default_rng(seed))
+    told_nothing = OracleTrial(modem, "16qam-1/2", 300, np.random.default_rng(seed), Knowledge())
+    a_rng, b_rng = np.random.default_rng(seed + 1), np.random.default_rng(seed + 1)
+    for i in range(4):
+        a, b = real(16.0, _draw(i), a_rng), told_nothing(16.0, _draw(i), b_rng)
+        assert (a.delivered, a.bit_errors, a.frame.start) == (b.delivered, b.bit_errors, b.frame.start)
+        np.testing.assert_array_equal(a.frame.channel, b.frame.channel)
+
+
+def test_an_oracle_told_the_channel_reports_the_true_taps_response(rng):
+    modem = OfdmModem()
+    cfg = modem.cfg
+    told = OracleTrial(modem, "qpsk-1/2", 200, rng, Knowledge(timing=True, cfo=True, channel=True, backoff_samples=0))
+    rx = told(30.0, _draw(5), rng)
+    taps = next(m for m in rx.channel_models if isinstance(m, Multipath)).taps
+    truth = np.fft.fft(taps, cfg.fft_size)[cfg.fft_bins(cfg.used_subcarriers)]
+    # up to the carrier phase at the LTF, the told channel is the taps' response: no estimation noise at all
+    match = abs(np.vdot(truth, rx.frame.channel)) / (np.linalg.norm(truth) * np.linalg.norm(rx.frame.channel))
+    assert match > 0.9999
+    estimated = FrameTrial(modem, "qpsk-1/2", 200, rng)(30.0, _draw(5), rng).frame.channel
+    assert abs(np.vdot(truth, estimated)) / (np.linalg.norm(truth) * np.linalg.norm(estimated)) < match
+
+
+def test_loss_breakdown_pairs_every_variant_with_the_plain_receiver():
+    modem = OfdmModem()
+    variants = {"cfo": Knowledge(cfo=True), "all": Knowledge(timing=True, cfo=True, channel=True, noise=True)}
+    out = loss_breakdown(modem, "qpsk-1/2", 30.0, multipath_cfo(modem), 4, seed=3, variants=variants, payload_bytes=100)
+    assert set(out) == {"receiver", "cfo", "all", "genie"}
+    assert out["receiver"] == {"per": out["receiver"]["per"], "fewer_losses": 0, "more_losses": 0}
+    assert all(0.0 <= v["per"] <= 1.0 for v in out.values())
+    hopeless = loss_breakdown(modem, "qpsk-1/2", -5.0, multipath_cfo(modem), 3, 3, variants, 100)
+    assert all(v["per"] == 1.0 for v in hopeless.values())
