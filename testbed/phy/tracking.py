@@ -18,7 +18,8 @@ band edge). All symbols are handled at once, no per-symbol loop:
 3. Common phase: pilots de-rotated by the drift and summed; the mean rotation per symbol (residual CFO) is
    removed, a centred window averages the rest, and the rotation is put back. The window (1 to
    ``2*phase_half_window+1`` symbols) is chosen per frame: the per-symbol estimate noise (from the noise
-   variance) against the phase noise's random walk (from the spread of symbol-to-symbol phase jumps).
+   variance) against the phase noise's random walk (from the spread of symbol-to-symbol phase jumps, counted
+   only where it exceeds the estimate noise significantly: noise alone used to shorten half the windows).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from testbed.phy.numerology import PhyConfig
 
 PHASE_HALF_WINDOW = 6  # at most this many symbols each side are averaged for the common phase
 DRIFT_HALF_WINDOW = 8  # symbols each side averaged for the timing drift
+WALK_SIGNIFICANCE = 3.0  # standard errors by which the symbol-to-symbol phase jumps must exceed noise
 MAX_SCO_PPM = 100.0  # bound on the sampling-clock offset (two +-25 ppm Pluto crystals give at most 50)
 
 
@@ -262,7 +264,15 @@ def _track_kernel(
         level[n + 1] = level[n] + value
         if n > 0:
             jumps += np.angle(value * np.conj(common[n - 1] * np.exp(-1j * step * (n - 1)))) ** 2
-    walk_var = max(jumps / (n_sym - 1) - 2 * single_var, 0.0) if n_sym > 2 else 0.0
+    # random-walk variance: what the jumps show beyond the estimate noise, counted only when that excess
+    # exceeds WALK_SIGNIFICANCE standard errors of the noise-only statistic (jumps e_n - e_{n-1}, var 2s each,
+    # neighbours correlated -1/2: their mean square has standard error 2s sqrt(3/(n-1))); noise alone would
+    # otherwise shorten the window of about half the frames
+    walk_var = 0.0
+    if n_sym > 2:
+        excess = jumps / (n_sym - 1) - 2 * single_var
+        if excess > WALK_SIGNIFICANCE * 2 * single_var * np.sqrt(3.0 / (n_sym - 1)):
+            walk_var = excess
     # window minimising estimate noise / W + random-walk wander M(M+1)(2M+1) / (3 W^2)
     half, error_var = 0, single_var
     for m in range(1, phase_half_max + 1):

@@ -62,3 +62,16 @@ def test_no_clock_offset_gives_little_drift_despite_noise_and_an_imperfect_chann
         noise = np.sqrt(noise_var / 2) * (rng.standard_normal((n_sym, 4)) + 1j * rng.standard_normal((n_sym, 4)))
         end_drift.append(tracker.track(h * ref + noise, h_est, ref, noise_var).drift_samples[-1])
     assert np.sqrt(np.mean(np.square(end_drift))) < 0.09
+
+
+def test_without_phase_noise_a_noisy_frame_still_averages_the_longest_window(rng):
+    # 4 dB, no phase noise: the old rule read the noise in the symbol-to-symbol jumps as a random walk and
+    # shortened the window of about half of such frames (measured 107 of 200 kept the longest)
+    n_sym, noise_var = 170, 0.4
+    ref = grid_for(CFG).pilot_values(0, n_sym)
+    tracker, windows = PilotTracker(CFG), []
+    for _ in range(100):
+        h = np.exp(2j * np.pi * rng.random(CFG.num_pilots))
+        noise = np.sqrt(noise_var / 2) * (rng.standard_normal((n_sym, 4)) + 1j * rng.standard_normal((n_sym, 4)))
+        windows.append(tracker.track(h * ref + noise, h, ref, noise_var).phase_window)
+    assert np.mean(np.array(windows) == 2 * tracker.phase_half_window + 1) >= 0.9
