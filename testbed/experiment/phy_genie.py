@@ -79,6 +79,8 @@ class Knowledge:
     cfo : the true carrier frequency offset.
     channel : the frequency response the noiseless LTF shows (no estimation noise; error gain 0).
     noise : the true noise variance (for the LLR weights).
+    phase : the true CFO and no pilot tracking (the phase is then constant: the sweep channels have no phase
+        noise or clock offset), so the tracker's estimation noise is gone.
     backoff_samples : FFT-window back-off before the first path; None keeps the receiver's (cp/4).
     """
 
@@ -86,6 +88,7 @@ class Knowledge:
     cfo: bool = False
     channel: bool = False
     noise: bool = False
+    phase: bool = False
     backoff_samples: int | None = None
 
 
@@ -97,7 +100,8 @@ BREAKDOWN: dict[str, Knowledge] = {
     "cfo": Knowledge(cfo=True),
     "channel": Knowledge(channel=True),
     "noise": Knowledge(noise=True),
-    "all": Knowledge(timing=True, cfo=True, channel=True, noise=True, backoff_samples=0),
+    "phase": Knowledge(phase=True),
+    "all": Knowledge(timing=True, cfo=True, channel=True, noise=True, phase=True, backoff_samples=0),
 }
 
 
@@ -118,7 +122,7 @@ class _OracleSync(Synchronizer):
         if rx.knowledge.timing:
             arrival = truth.start + rx.preamble.ltf_offset
             sync = replace(sync, window_start=arrival - self.backoff, burst_start=truth.start)
-        if rx.knowledge.cfo:
+        if rx.knowledge.cfo or rx.knowledge.phase:
             offsets = [m.cfo_hz for m in truth.models if isinstance(m, FrequencyOffset)]
             sync = replace(sync, cfo=sum(offsets) / self.cfg.subcarrier_spacing_hz)
         ltf = rx.clean_subcarriers(truth.clean, sync)
@@ -168,6 +172,9 @@ class _OracleReceiver(Receiver):
 
     def _track(self, y: np.ndarray, est: ChannelEstimate) -> tuple[PhaseTrack, float]:
         track, noise_var = super()._track(y, est)
+        if self.knowledge.phase:
+            zero = np.zeros(y.shape[0])
+            track = PhaseTrack(zero, zero, 0.0, y.shape[0], 0.0)
         if self.knowledge.noise and self.truth is not None:
             noise_var = self.truth.noise_var
         return track, noise_var
