@@ -72,7 +72,8 @@ class _Round:
     download: Inbound
     job: Future[_Trained | None] | None = None  # the training step in the worker
     upload: Outbound | None = None
-    trained: _Trained | None = None
+    compute_time_s: float = 0.0
+    work: tuple[int, float] = (0, 1.0)  # the step's UeTraining.last_work, for the energy account
     assign: Assign | None = None  # the orders this round's upload was computed under
     reported: bool = False  # UPLINK_DONE sent
 
@@ -251,8 +252,7 @@ class UeDaemon:
             up = rnd.upload
             energy = self._account(rnd)
             used_j = energy.get("compute_energy_j", 0.0) + energy.get("radio_energy_j", 0.0)
-            compute_time_s = rnd.trained.compute_time_s if rnd.trained is not None else 0.0
-            client.send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, compute_time_s, used_j))
+            client.send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, rnd.compute_time_s, used_j))
             event(log, "uplink_done", round=rnd.number, payload_bytes=up.payload_bytes, passes=up.passes, **energy)
 
     def _start_training(self, rnd: _Round) -> None:
@@ -291,7 +291,7 @@ class UeDaemon:
         if trained is None or trained.round != rnd.number:
             self._round = None
             return
-        rnd.trained = trained
+        rnd.compute_time_s, rnd.work = trained.compute_time_s, trained.work
         rnd.upload = Outbound(trained.data, src=self.node_id, dsts=[BS_NODE_ID], object_id=rnd.download.object_id,
                               frame_payload_bytes=self.cfg.air.frame_payload_bytes, max_passes=self.cfg.air.max_passes,
                               expect={"bs"})  # fmt: skip
@@ -299,10 +299,12 @@ class UeDaemon:
 
     def _measure_capability(self) -> None:
         """Queue a capability measurement in the worker (nothing without [training]: there is no model to
-        time); one already queued, running or unsent answers this request too."""
+        time); one already queued, running or finished but not yet sent answers this request too (a finished
+        one that failed does not)."""
         if self.first_info is None:
             return
-        if self._capability is not None:
+        job = self._capability
+        if job is not None and not (job.done() and job.result() is None):
             log.debug("capability measurement already under way; not queued again")
             return
         self._capability = self._worker.submit(self._capability_report, self.first_info)
@@ -339,7 +341,7 @@ class UeDaemon:
         air = self.cfg.air
         burst = burst_num_samples(air.phy, air.frame_payload_bytes, rnd.assign.mcs)
         airtime_s = rnd.upload.frames_sent * burst / air.sample_rate_hz
-        samples, fraction = rnd.trained.work if rnd.trained is not None else (0, 1.0)
+        samples, fraction = rnd.work
         return self.first_info.account(samples, fraction, airtime_s, rnd.assign)
 
     def _drop_round(self, pump: RadioPump) -> None:
