@@ -245,8 +245,9 @@ def per_sweep(
     ``snr_db_at_per_10pct`` is the real receiver's; ``genie_snr_db_at_per_10pct`` is the perfect-CSI,
     perfect-sync reference over the same channel profile (GenieTrial), so ``receiver_loss_db`` is what the
     receiver loses on that channel and genie minus ideal is what the channel itself costs. With
-    ``refine_frames`` > 0 the figures come from the refinement stage and carry bootstrap standard errors
-    (``*_se_db``); otherwise from the bracket search, with no standard error.
+    ``refine_frames`` > 0 the coded MCSs' figures come from the refinement stage and carry bootstrap standard
+    errors (``*_se_db``); otherwise (and for uncoded MCSs, judged by their BER) from the bracket search, with
+    no standard error.
     """
     out: dict[str, dict[str, dict]] = {name: {} for name in channel_names}
     for mcs in mcs_names:
@@ -263,7 +264,7 @@ def per_sweep(
             )
             fit: dict = {"receiver_se_db": None, "genie_se_db": None, "loss_se_db": None}
             paired: list[PairedPoint] = []
-            if refine_frames and snr is not None and genie_snr is not None:
+            if refine_frames and MCS_TABLE[mcs].coded and snr is not None and genie_snr is not None:
                 fit, paired = refine(
                     trial, genie, channel, (snr, genie_snr), REFINE_MARGIN_DB[name], refine_frames, rng
                 )
