@@ -27,7 +27,7 @@ from testbed.policy.allocation import (
     shortest_deadline_s,
 )
 from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig, WorkSizes
-from testbed.policy.capability import DEFAULT_BLOCK_S, ThroughputMeasurement, measure_throughput
+from testbed.policy.capability import DEFAULT_BLOCK_S, ThroughputMeasurement, measure_codec_throughput
 from testbed.policy.grouping import GroupingConfig
 from testbed.policy.profiles import default_profiles
 
@@ -59,32 +59,16 @@ PLUTO_POWER_CONTROL_DB = 89.75
 
 
 def measure_host(
-    repeats: int = 7, clock: Callable[[], float] = time.perf_counter, block_s: float = DEFAULT_BLOCK_S
+    repeats: int = 7, clock: Callable[[], float] | None = None, block_s: float = DEFAULT_BLOCK_S
 ) -> ThroughputMeasurement:
-    """The host's training throughput of the default codec (batches of 32 MNIST-sized images; ``repeats`` timed
-    blocks of about ``block_s`` each, measure_throughput)."""
+    """The host's training throughput of the default codec, measured exactly as a UE measures itself
+    (measure_codec_throughput; ``clock`` None: the UE's clock, measurement_clock)."""
     import torch
 
     from testbed.learning.codec import CodecConfig, SemanticCodec
 
-    cfg = CodecConfig()
-    codec = SemanticCodec(cfg, torch.Generator().manual_seed(0))
-
-    class _Step(torch.nn.Module):
-        """Encoder then decoder at a fixed noise variance: the pass a distributed UE trains."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.codec = codec
-
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return self.codec.decoder(self.codec.encoder(images), 0.1)[0]
-
-    gen = torch.Generator().manual_seed(1)
-    images = torch.rand(32, 1, cfg.image_size_px, cfg.image_size_px, generator=gen)
-    labels = torch.randint(0, cfg.num_classes, (32,), generator=gen)
-    loss = torch.nn.functional.cross_entropy
-    return measure_throughput(_Step(), images, labels, loss, repeats=repeats, block_s=block_s, clock=clock)
+    codec = SemanticCodec(CodecConfig(), torch.Generator().manual_seed(0))
+    return measure_codec_throughput(codec, repeats=repeats, block_s=block_s, clock=clock)
 
 
 def profile_scenario(pi4_samples_per_s: float) -> list[LearningUe]:
@@ -185,10 +169,10 @@ def run_allocation_bench(
 
 
 def capability_repeatability(
-    pairs: int = 2, repeats: int = 7, clock: Callable[[], float] = time.perf_counter, block_s: float = DEFAULT_BLOCK_S
+    pairs: int = 2, repeats: int = 7, clock: Callable[[], float] | None = None, block_s: float = DEFAULT_BLOCK_S
 ) -> dict[str, Any]:
-    """Measure the host's throughput ``pairs`` times back to back; report each, the relative spread, and the
-    clock time each measurement took (warm-up included)."""
+    """Measure the host's throughput ``pairs`` times back to back (``clock`` None: the UE's clock); report each,
+    the relative spread, the clock used and the wall time each measurement took (warm-up included)."""
     rates, seconds, last = [], [], None
     for _ in range(pairs):
         start = time.perf_counter()
@@ -201,5 +185,6 @@ def capability_repeatability(
         "blocks_per_measurement": repeats,
         "block_s": block_s,
         "passes_per_block": last.passes_per_block if last else 0,
+        "clock": last.clock if last else None,
         "wall_s_per_measurement": seconds,
     }

@@ -52,12 +52,16 @@ def test_bench_refuses_an_unreadable_scenario(capsys, tmp_path):
     assert main(["policy", "bench", "--scenario", str(tmp_path / "missing.toml")]) == 2
 
 
-@pytest.mark.parametrize("clock", ["wall", "cpu"])
-def test_capability_prints_two_measurements_and_their_spread(capsys, clock):
+@pytest.mark.parametrize(
+    ("clock", "name"),
+    [("ue", "thread_time"), ("thread", "thread_time"), ("cpu", "process_time"), ("wall", "perf_counter")],
+)
+def test_capability_prints_two_measurements_and_their_spread(capsys, clock, name):
     assert main(["policy", "capability", "--json", "--repeats", "2", "--block-s", "0.01", "--clock", clock]) == 0
     out = capsys.readouterr().out
     result = json.loads(out)
-    assert out.count("\n") == 1 and result["clock"] == clock and result["blocks_per_measurement"] == 2
+    assert out.count("\n") == 1 and result["blocks_per_measurement"] == 2
+    assert result["clock_option"] == clock and result["clock"] == name  # 'ue' with 1 torch thread: thread CPU
     a, b = result["samples_per_s"]
     assert a > 0 and b > 0 and result["relative_spread"] == pytest.approx(abs(a - b) / ((a + b) / 2))
     assert result["passes_per_block"] >= 1 and len(result["wall_s_per_measurement"]) == 2
