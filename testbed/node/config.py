@@ -159,9 +159,11 @@ WireMode = Literal["distributed", "centralized-symbols", "centralized-samples", 
 class Assignment(Struct, frozen=True, forbid_unknown_fields=True):
     """What ASSIGN tells each UE: from ``policy`` (a grouping rule of testbed/policy: mode, CPU frequency and
     TX power from the UEs' capability reports and the measured uplink SNR) or, with ``policy = ""``, from the
-    fields below (``modes`` overrides ``mode`` per UE id)."""
+    fields below (``modes`` overrides ``mode`` per UE id). ``deadline_factor``: the policy's allocation deadline
+    as a multiple of the shortest round (1: fastest rounds; larger: less energy, docs/policy.md)."""
 
     policy: Literal["", "joint", "joint_snr", "capability", "channel"] = ""
+    deadline_factor: Annotated[float, Meta(ge=1.0, le=100.0)] = 1.0
     mode: WireMode = "distributed"
     modes: dict[str, WireMode] = {}
     tx_power_dbm: Annotated[float, Meta(ge=-100.0, le=30.0)] = 0.0

@@ -114,7 +114,11 @@ class PolicyOrders:
         grouping = GroupingConfig(assign.policy)
         self.assign = assign
         cfg = PolicyConfig(
-            grouping, sizes, threshold_fraction_of_median=MEDIAN_THRESHOLD_FRACTION, horizon_rounds=horizon_rounds
+            grouping,
+            sizes,
+            deadline_factor=assign.deadline_factor,
+            threshold_fraction_of_median=MEDIAN_THRESHOLD_FRACTION,
+            horizon_rounds=horizon_rounds,
         )
         self.policy = PolicyAssignment(cfg, airtime=airtime, local_samples=shard_samples)
 

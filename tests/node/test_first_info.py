@@ -72,6 +72,20 @@ def test_policy_sends_the_slow_ue_to_a_centralized_group_and_slows_the_clock_onl
         assert o.energy_budget_j == 50.0  # the UE's reported budget
 
 
+def test_policy_deadline_factor_lets_the_critical_ue_slow_down() -> None:
+    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    views = [UeView("ue-1", _capability(3e5, 1.5e9), 12.0), UeView("ue-2", _capability(3e5, 1.5e9), 25.0)]
+
+    def clocks(factor: float) -> list[float]:
+        assign = msgspec.structs.replace(BS.assign, policy="joint", deadline_factor=factor)
+        return [o.cpu_freq_hz for o in PolicyOrders(assign, BS.training, bs.codec).orders(views).values()]
+
+    assert clocks(1.0)[0] == 1.5e9  # the UE on the poorer link sets the shortest round: no slack
+    assert clocks(2.0)[0] < 1.5e9 and clocks(2.0)[1] <= clocks(1.0)[1]
+    with pytest.raises(msgspec.ValidationError, match="deadline_factor"):
+        msgspec.convert({"deadline_factor": 0.5}, type(BS.assign))
+
+
 def _weak_ue_orders(caplog: pytest.LogCaptureFixture, **priced: object) -> tuple[dict, str]:
     """Orders for two Pi 4 class UEs and a weak one on a poor channel holding 20 samples; ue-3's logged reason."""
     assign = msgspec.structs.replace(BS.assign, policy="joint")
