@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-from testbed.experiment.phy_crossing import PairedPoint, paired_crossings
+from testbed.experiment.phy_crossing import PairedPoint, logistic_fit, paired_crossings
 from testbed.experiment.phy_genie import GenieTrial
 from testbed.experiment.phy_link import (
     ChannelFactory,
@@ -48,7 +48,9 @@ BISECT_DB = 0.5  # the bracket around 10% PER is bisected down to this width
 SEARCH_BELOW_DB = 4.0  # search window below the ideal reference
 SEARCH_ABOVE_DB = {"awgn": 12.0, "multipath": 32.0}  # and above it (uncoded frames in fading need ~+25 dB)
 # refinement: points span both rough crossings plus this margin each side; at most this many points
-REFINE_MARGIN_DB = {"awgn": 0.3, "multipath": 0.8}
+REFINE_MARGIN_DB = {"awgn": 0.3, "multipath": 1.0}  # first round
+REFINE_SPAN_LOGIT = 1.2  # second round: +-1.2 in log-odds around 10% PER (PER ~0.27 .. ~0.03)
+REFINE_MARGIN_BOUNDS_DB = (0.25, 2.5)
 REFINE_SHARE = {"awgn": 0.3, "multipath": 1.0}  # of refine_frames: AWGN curves are steep, fading ones shallow
 REFINE_POINTS = 5
 REFINE_SPACING_DB = 0.25  # refinement points at least about this far apart
@@ -210,7 +212,8 @@ def refine(
 
     rough_db : (receiver, genie) crossings from the bracket search. Half the ``frames`` frame pairs go to up to
     REFINE_POINTS SNRs spanning them plus ``margin_db``; the other half to a span around the crossings
-    fitted from those (the bracket's estimates can be off by a few tenths of a dB), then the final fit.
+    fitted from those (the bracket's estimates can be off by a few tenths of a dB) wide enough for the fitted
+    slope (REFINE_SPAN_LOGIT), then the final fit.
     """
     channel_seed = int(rng.integers(2**32))
     points: dict[float, PairedPoint] = {}
@@ -226,7 +229,15 @@ def refine(
         fit = paired_crossings(ordered, TARGET_PER, rng)
         found = tuple(x for x in (fit["receiver_db"], fit["genie_db"]) if x is not None)
         centres = found if found else centres
-        margin_db /= 2  # the second round concentrates on the crossings
+        # the second round spans PER ~0.3 .. ~0.03 around the crossings: on a shallow fading curve that is
+        # 2-3 dB, and a narrower span leaves the slope, hence the crossing, poorly fixed
+        slope = logistic_fit(
+            np.array([p.snr_db for p in ordered]),
+            np.array([p.receiver_failed.sum() for p in ordered]),
+            np.array([p.receiver_failed.size for p in ordered]),
+        )
+        if slope is not None and slope[1] < 0:
+            margin_db = float(np.clip(REFINE_SPAN_LOGIT / -slope[1], *REFINE_MARGIN_BOUNDS_DB))
     return fit, [points[k] for k in sorted(points)]
 
 
