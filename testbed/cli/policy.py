@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
     bench.set_defaults(func=_bench)
 
     cap = sub.add_parser("capability", help="measure the host's training throughput twice; report the spread")
-    cap.add_argument("--repeats", type=int, default=7, help="timed blocks per measurement (median block rate)")
+    cap.add_argument("--repeats", type=int, default=7, help="timed blocks per measurement (the fastest block counts)")
     cap.add_argument(
         "--block-s", type=float, default=None, help="least time per timed block, s (default 0.07; 0: one pass)"
     )
