@@ -30,8 +30,9 @@ def register(subparsers: Any) -> None:
         "--deadline-factors",
         type=float,
         nargs="+",
-        default=[1.0, 1.25, 1.5, 2.0],
-        help="deadlines as multiples of the max-performance round time (1.0: the round may not get longer)",
+        default=None,
+        help="deadlines as multiples of the max-performance round time (default 1.0 1.2 1.5 2.0; 1.0: the round "
+        "may not get longer; 1.2: the policy's default deadline factor)",
     )
     bench.add_argument(
         "--threshold-samples-per-s", type=float, default=None, help="capability threshold (default: half the median UE)"
@@ -129,7 +130,7 @@ def _bench(args: argparse.Namespace) -> int:
         inputs.work,
         threshold_samples_per_s=args.threshold_samples_per_s,
         rule=args.rule,
-        deadline_factors=args.deadline_factors,
+        deadline_factors=args.deadline_factors or b.DEADLINE_FACTORS,
         tx_power_control_db=power_db if args.tx_power_control_db is None else args.tx_power_control_db,
         alloc_cfg=inputs.allocation,
         airtime=inputs.airtime,

@@ -24,6 +24,7 @@ from testbed.learning.codec import CodecConfig, forward_macs
 from testbed.learning.modes import LocalTraining
 from testbed.learning.rounds import RoundConfig
 from testbed.phy.numerology import PhyConfig
+from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR
 
 DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "default.toml"
 TRAIN_MACS_PER_FORWARD_MAC = 3.0  # forward + backward ~ 3x forward (see codec.compute_fractions)
@@ -95,10 +96,10 @@ class PolicySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Settings of the policy schemes (testbed/policy): ``raw_upload_budget_s`` is the uplink airtime a weak UE
     may always spend once on its raw data, whatever the cost comparison says (0: none); ``deadline_factor`` is
     the allocator's deadline as a multiple of the shortest round (1: fastest rounds; more: less energy per
-    round, longer rounds). docs/policy.md."""
+    round, longer rounds; default DEFAULT_DEADLINE_FACTOR). docs/policy.md."""
 
     raw_upload_budget_s: float = 0.0
-    deadline_factor: float = 1.0
+    deadline_factor: float = DEFAULT_DEADLINE_FACTOR
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.raw_upload_budget_s) and self.raw_upload_budget_s >= 0):

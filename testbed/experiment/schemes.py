@@ -18,7 +18,7 @@ from testbed.learning import schemes as fixed
 from testbed.learning.clock import Airtime
 from testbed.learning.schemes import Scheme
 from testbed.policy.allocation import AllocationConfig
-from testbed.policy.assign import WorkSizes, codec_work_sizes, policy_variants
+from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR, WorkSizes, codec_work_sizes, policy_variants
 from testbed.policy.variants import POLICY_VARIANTS
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class PolicyInputs:
     local_samples: Mapping[str, int]
     horizon_rounds: int
     raw_upload_budget_s: float = 0.0
-    deadline_factor: float = 1.0
+    deadline_factor: float = DEFAULT_DEADLINE_FACTOR
 
 
 def scenario_allocation(scenario: Scenario) -> AllocationConfig:

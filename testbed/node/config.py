@@ -24,6 +24,7 @@ from testbed.link.segment import HEADER_BYTES, MAX_NODE_ID
 from testbed.phy.layout import burst_num_samples
 from testbed.phy.mcs import CODED_MCS
 from testbed.phy.numerology import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, PhyConfig
+from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR
 
 Seconds = Annotated[float, Meta(gt=0.0, le=86400.0)]
 Samples = Annotated[int, Meta(ge=1, le=1 << 40)]
@@ -163,7 +164,7 @@ class Assignment(Struct, frozen=True, forbid_unknown_fields=True):
     as a multiple of the shortest round (1: fastest rounds; larger: less energy, docs/policy.md)."""
 
     policy: Literal["", "joint", "joint_snr", "capability", "channel"] = ""
-    deadline_factor: Annotated[float, Meta(ge=1.0, le=100.0)] = 1.0
+    deadline_factor: Annotated[float, Meta(ge=1.0, le=100.0)] = DEFAULT_DEADLINE_FACTOR
     mode: WireMode = "distributed"
     modes: dict[str, WireMode] = {}
     tx_power_dbm: Annotated[float, Meta(ge=-100.0, le=30.0)] = 0.0

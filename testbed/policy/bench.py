@@ -26,7 +26,13 @@ from testbed.policy.allocation import (
     max_performance,
     shortest_deadline_s,
 )
-from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig, WorkSizes
+from testbed.policy.assign import (
+    DEFAULT_DEADLINE_FACTOR,
+    MEDIAN_THRESHOLD_FRACTION,
+    PolicyAssignment,
+    PolicyConfig,
+    WorkSizes,
+)
 from testbed.policy.capability import DEFAULT_BLOCK_S, ThroughputMeasurement, measure_codec_throughput
 from testbed.policy.grouping import GroupingConfig
 from testbed.policy.profiles import default_profiles
@@ -56,6 +62,8 @@ PROFILE_LOCAL_SAMPLES = 400
 PROFILE_HORIZON_ROUNDS = 60
 # The Pluto's TX attenuation range (AD9363 datasheet): how far below maximum power control may go.
 PLUTO_POWER_CONTROL_DB = 89.75
+# Deadlines the allocation benchmark compares at: the shortest round, the policy's default, and looser ones.
+DEADLINE_FACTORS = (1.0, DEFAULT_DEADLINE_FACTOR, 1.5, 2.0)
 
 
 def measure_host(
@@ -137,7 +145,7 @@ def run_allocation_bench(
     *,
     threshold_samples_per_s: float | None = None,
     rule: str = "joint",
-    deadline_factors: Sequence[float] = (1.0, 1.25, 1.5, 2.0),
+    deadline_factors: Sequence[float] = DEADLINE_FACTORS,
     tx_power_control_db: float = 0.0,
     alloc_cfg: AllocationConfig | None = None,
     airtime: Airtime | None = None,

@@ -51,7 +51,7 @@ def test_cost_aware_grouping_without_its_inputs_sends_symbols():
 
 
 def test_assigns_modes_frequencies_and_powers_per_ue():
-    a = _policy().assign(0, UES)
+    a = _policy(deadline_factor=1.0).assign(0, UES)
     assert [x.mode for x in a] == [Mode.CENTRALIZED_DECODER, Mode.CENTRALIZED_FULL, Mode.DISTRIBUTED, Mode.DISTRIBUTED]
     assert a[2].cpu_freq_hz == 1.5e9  # the critical UE keeps its maximum clock
     assert a[3].cpu_freq_hz < 2.4e9 and a[3].cpu_freq_hz % 100e6 == 0  # the Pi 5 has slack: a lower step
@@ -83,7 +83,7 @@ def test_unlisted_board_gets_a_continuous_range():
 
 
 def test_a_longer_deadline_factor_stretches_the_round_and_saves_energy():
-    fastest, relaxed = _policy().plan(UES), _policy(deadline_factor=1.5).plan(UES)
+    fastest, relaxed = _policy(deadline_factor=1.0).plan(UES), _policy(deadline_factor=1.5).plan(UES)
     assert relaxed.deadline_s == pytest.approx(1.5 * fastest.deadline_s)
     assert [x.mode for x in relaxed.assignments] == [x.mode for x in fastest.assignments]
     pi4_fast, pi4_relaxed = fastest.assignments[2], relaxed.assignments[2]
