@@ -169,8 +169,9 @@ class NodeRig:
         self.hub_endpoint = json.loads(hub.stdout[0])["endpoint"]
         return hub
 
-    def start_bs(self, env: dict[str, str] | None = None, sections: str = "", **bs: Any) -> Proc:
-        """The BS with ``bs`` fields in [bs] and ``sections`` (TOML text, e.g. [training]) appended."""
+    def start_bs(self, env: dict[str, str] | None = None, sections: str = "", preamble: str = "", **bs: Any) -> Proc:
+        """The BS with ``bs`` fields in [bs] and ``sections`` (TOML text, e.g. [training]) appended;
+        ``preamble``: see Proc."""
         ues = ", ".join(f'"ue-{i}" = {i}' for i in range(1, self.num_ues + 1))
         fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in bs.items())
         text = (
@@ -180,7 +181,7 @@ class NodeRig:
             f"{self._security('bs')}\n"
         )
         (self.root / "bs.toml").write_text(text)
-        proc = self.spawn("bs", ["bs", "--config", "bs.toml"], env)
+        proc = self.spawn("bs", ["bs", "--config", "bs.toml"], env, preamble)
         self.bs_endpoint = proc.wait_event(lambda r: r.get("event") == "ready", 60, "ready")["endpoint"]
         return proc
 
