@@ -327,7 +327,7 @@ class BsDaemon:
     def _consume(self, number: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
         """Worker thread: the training step; its record fields and ``consume_s`` (wall seconds it took). If it
         raises, the exception is logged with its traceback and the fields say ``outcome`` "failed" and the
-        ``error``; the model is whatever the step left (the next round goes on from it)."""
+        ``error``; the next round goes on from the last good model (LearningBs rolls a failed joint update back)."""
         start = time.monotonic()
         try:
             learned = self.training.consume(number, uploads)

@@ -14,6 +14,7 @@ test can recompute exactly, for link-level tests.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,7 @@ from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.evaluate import evaluate
 from testbed.learning.modes import LocalTraining, LocalUe
 from testbed.learning.partition import iid
-from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundRunner
+from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
 from testbed.node.config import AirConfig, TrainingSection
 from testbed.node.first_info import Orders, UeView, learning_profile
 from testbed.phy.mcs import get_mcs
@@ -172,13 +173,26 @@ class LearningBs:
                     arrived[ue] = got
         expected = [ue for i, ue in enumerate(self.ues) if plan.mode_of(i) is not Mode.IDLE]
         late = [ue for ue in expected if ue not in uploads]
-        report = self.runner.finish_round(plan, arrived, late=late, refused=refused)
+        report = self._finish_or_roll_back(plan, arrived, late, refused)
         accuracy, loss = evaluate(self.model, self.test, [self.t.channel_snr_db], self.t.seed)
         finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
         return {"training": {"round_index": report.round_index, "accuracy": accuracy, "loss": loss,
                              "modes": report.modes, "late": report.late, "refused": report.refused,
                              "model_finite": finite, "virtual_time_s": report.time_s,
                              "uplink_bits": report.uplink_bits}}  # fmt: skip
+
+    def _finish_or_roll_back(
+        self, plan: RoundPlan, arrived: Mapping[str, Contribution], late: list[str], refused: dict[str, str]
+    ) -> RoundReport:
+        """The joint update; if it raises part-way, the model and the server optimizer are put back as they were
+        before it, so a failed round leaves the last good model (the daemon records the round as failed)."""
+        saved = copy.deepcopy((self.model.state_dict(), self.runner.optimizer.state_dict()))
+        try:
+            return self.runner.finish_round(plan, arrived, late=late, refused=refused)
+        except BaseException:
+            self.model.load_state_dict(saved[0])
+            self.runner.optimizer.load_state_dict(saved[1])
+            raise
 
     def _decode(self, plan: RoundPlan, i: int, data: bytes) -> Contribution | None:
         ue, mode, cfg = self.ues[i], plan.mode_of(i), self.codec

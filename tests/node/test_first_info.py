@@ -171,6 +171,26 @@ def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
     assert all(not torch.equal(b, p) for b, p in zip(before, bs.model.parameters(), strict=True))
 
 
+def test_a_joint_update_that_fails_part_way_leaves_the_last_good_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    ue = LearningUe(BS.training, "ue-1", 0)
+    orders = config_orders(BS.assign, ["ue-1", "ue-2", "ue-3"])  # all distributed
+    model = bs.model_bytes(1, orders, [])
+    uploads = {"ue-1": ue.upload_bytes(1, model, _assign("distributed"))}
+    before = {n: p.detach().clone() for n, p in bs.model.named_parameters()}
+    finish = bs.runner.finish_round
+
+    def half_then_fail(*args, **kwargs):
+        finish(*args, **kwargs)  # the model and the optimizer's momentum have moved ...
+        raise RuntimeError("disk full")  # ... then the step dies
+
+    monkeypatch.setattr(bs.runner, "finish_round", half_then_fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        bs.consume(1, uploads)
+    assert all(torch.equal(before[n], p) for n, p in bs.model.named_parameters())
+    assert not bs.runner.optimizer.state_dict()["state"]  # no momentum left from the failed step
+
+
 def _nan_update(bs: LearningBs) -> Update:
     tensors = {n: torch.full_like(p, math.nan) for n, p in bs.model.named_parameters()}
     return Update("ue-1", tensors, 10)
