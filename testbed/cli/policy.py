@@ -89,7 +89,7 @@ def _profiles_inputs(pi4: float, continuous: bool) -> tuple[list[Any], Any]:
     from testbed.experiment.schemes import PolicyInputs
     from testbed.policy import bench as b
     from testbed.policy.allocation import AllocationConfig
-    from testbed.policy.assign import codec_work_sizes
+    from testbed.policy.work import codec_work_sizes
 
     alloc = AllocationConfig(snap_to_steps=not continuous)
     airtime = PhyAirtime(

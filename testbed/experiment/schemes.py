@@ -18,8 +18,9 @@ from testbed.learning import schemes as fixed
 from testbed.learning.clock import Airtime
 from testbed.learning.schemes import Scheme
 from testbed.policy.allocation import AllocationConfig
-from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR, WorkSizes, codec_work_sizes, policy_variants
+from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR, policy_variants
 from testbed.policy.variants import POLICY_VARIANTS
+from testbed.policy.work import WorkSizes, codec_work_sizes
 
 if TYPE_CHECKING:
     from testbed.experiment.scenario import Scenario

@@ -26,12 +26,13 @@ from testbed.learning.codec import CodecConfig, SemanticCodec
 from testbed.learning.cost import compute_energy_j, radio_energy_j
 from testbed.learning.modes import LocalTraining
 from testbed.node.config import Assignment, TrainingSection, UeSection
-from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig, codec_work_sizes
+from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig
 from testbed.policy.capability import CapabilityReport, build_report, measure_codec_throughput
 from testbed.policy.cpufreq import CpuFreqControl, SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.grouping import GroupingConfig
 from testbed.policy.profiles import default_profiles
 from testbed.policy.wire import MODE_FROM_WIRE, MODE_TO_WIRE, report_to_wire
+from testbed.policy.work import codec_work_sizes
 
 log = logging.getLogger(__name__)
 

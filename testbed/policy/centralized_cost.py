@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from testbed.errors import PolicyError, TestbedError
 from testbed.learning.clock import Airtime
 from testbed.learning.cost import compute_energy_j, radio_energy_j
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.link_budget import ChannelReport
-
-if TYPE_CHECKING:
-    from testbed.policy.assign import WorkSizes
+from testbed.policy.work import WorkSizes
 
 
 @dataclass(frozen=True)

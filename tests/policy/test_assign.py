@@ -5,8 +5,9 @@ import pytest
 
 from testbed.errors import PolicyError
 from testbed.learning.assignment import Mode, UeProfile
-from testbed.policy.assign import PolicyAssignment, PolicyConfig, WorkSizes
+from testbed.policy.assign import PolicyAssignment, PolicyConfig
 from testbed.policy.grouping import GroupingConfig
+from testbed.policy.work import WorkSizes
 
 WORK = WorkSizes(
     samples_per_round=160, update_bytes=127_016, symbols_per_sample=16, raw_bytes_per_sample=785, encoder_fraction=0.27
@@ -119,7 +120,7 @@ def test_idle_has_no_work():
 def test_work_sizes_follow_the_learning_codec():
     from testbed.learning.codec import CodecConfig
     from testbed.learning.modes import LocalTraining
-    from testbed.policy.assign import codec_work_sizes
+    from testbed.policy.work import codec_work_sizes
 
     w = codec_work_sizes(CodecConfig(num_symbols=8), LocalTraining(steps=2, batch_size=10))
     assert w.samples_per_round == 20 and w.symbols_per_sample == 8 and w.raw_bytes_per_sample == 28 * 28 + 1

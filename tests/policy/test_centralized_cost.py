@@ -6,12 +6,12 @@ import pytest
 
 from testbed.errors import ConfigError, PolicyError
 from testbed.learning.assignment import Mode
-from testbed.policy.assign import WorkSizes
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.centralized_cost import CentralizedCost, centralized_cost
 from testbed.policy.cpufreq import FrequencyTable
 from testbed.policy.grouping import GroupingConfig, UeObservation, group_ues
 from testbed.policy.link_budget import ChannelReport
+from testbed.policy.work import WorkSizes
 
 
 class LinearAirtime:
