@@ -21,12 +21,14 @@ from testbed.errors import ProtocolError
 from testbed.link.messages import MAX_BITMAP_BYTES, SlotGrant
 from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.messages import Nack as LinkNack
+from testbed.mode import Mode
 from testbed.phy.mcs import MCS_TABLE
 
 log = logging.getLogger(__name__)
 
 #: Bumped on every incompatible change; a peer with another version is refused with ERROR bad_version.
-PROTOCOL_VERSION = 1
+#: 2: ASSIGN's modes are testbed.mode.Mode's values (centralized_decoder, centralized_full).
+PROTOCOL_VERSION = 2
 #: Hard cap on one frame, set as ZMQ_MAXMSGSIZE on every socket: libzmq drops a peer that sends more.
 #: The largest message is a CHANNEL_REPORT (about 18.5 KiB); a NACK's bitmap is at most MAX_BITMAP_BYTES (8 KiB).
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -63,7 +65,6 @@ PowerDbm = Annotated[float, Meta(ge=-100.0, le=30.0)]  # Pluto TX tops out near 
 FreqHz = Annotated[float, Meta(ge=1e6, le=1e10)]
 ShortText = Annotated[str, Meta(max_length=256)]
 McsName = Literal[tuple(MCS_TABLE)]  # type: ignore[valid-type]  # the PHY's table is the single source
-Mode = Literal["distributed", "centralized-symbols", "centralized-samples", "idle"]
 #: SHA-256 digest of the serialised model (FIPS 180-4: 32 bytes).
 Digest = Annotated[bytes, Meta(min_length=32, max_length=32)]
 
@@ -134,7 +135,7 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 class Assign(_Body, tag="ASSIGN"):
     """BS -> UE: the UE's resources and mode for rounds from ``envelope.round`` on."""
 
-    mode: Mode
+    mode: Mode  # testbed.mode.Mode: its values are the wire strings
     group: Annotated[int, Meta(ge=0, le=255)]
     tx_power_dbm: PowerDbm
     energy_budget_j: Joules

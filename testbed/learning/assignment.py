@@ -7,22 +7,13 @@ implementations.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from testbed.errors import ConfigError
-
-
-class Mode(enum.StrEnum):
-    """Training mode of one UE in one round."""
-
-    DISTRIBUTED = "distributed"  # trains (phi, theta) locally, uploads its update
-    CENTRALIZED_DECODER = "centralized_decoder"  # runs phi forward, uploads received symbols + labels
-    CENTRALIZED_FULL = "centralized_full"  # uploads raw samples; the BS trains phi and theta
-    IDLE = "idle"  # sits this round out
+from testbed.mode import Mode
 
 
 @dataclass(frozen=True)

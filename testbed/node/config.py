@@ -21,6 +21,7 @@ from testbed.control.security import CurveClientKeys, CurveServerKeys, Plaintext
 from testbed.errors import ConfigError
 from testbed.link.mcs import McsPolicy
 from testbed.link.segment import HEADER_BYTES, MAX_NODE_ID
+from testbed.mode import Mode
 from testbed.phy.layout import burst_num_samples
 from testbed.phy.mcs import CODED_MCS
 from testbed.phy.numerology import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, PhyConfig
@@ -154,9 +155,6 @@ class UeControl(Struct, frozen=True, forbid_unknown_fields=True):
     security: Security = Security()
 
 
-WireMode = Literal["distributed", "centralized-symbols", "centralized-samples", "idle"]  # ASSIGN's names
-
-
 class Assignment(Struct, frozen=True, forbid_unknown_fields=True):
     """What ASSIGN tells each UE: from ``policy`` (a grouping rule of testbed/policy: mode, CPU frequency and
     TX power from the UEs' capability reports and the measured uplink SNR) or, with ``policy = ""``, from the
@@ -165,8 +163,8 @@ class Assignment(Struct, frozen=True, forbid_unknown_fields=True):
 
     policy: Literal["", "joint", "joint_snr", "capability", "channel"] = ""
     deadline_factor: Annotated[float, Meta(ge=1.0, le=100.0)] = DEFAULT_DEADLINE_FACTOR
-    mode: WireMode = "distributed"
-    modes: dict[str, WireMode] = {}
+    mode: Mode = Mode.DISTRIBUTED
+    modes: dict[str, Mode] = {}
     tx_power_dbm: Annotated[float, Meta(ge=-100.0, le=30.0)] = 0.0
     energy_budget_j: Annotated[float, Meta(ge=0.0, le=1e7)] = 1000.0
     cpu_freq_hz: Annotated[float, Meta(ge=1e6, le=1e10)] = 1.5e9
@@ -182,7 +180,7 @@ class TrainingSection(Struct, frozen=True, forbid_unknown_fields=True):
         trains on shard ``[ue].shard``.
     num_symbols, encoder_channels, decoder_hidden : codec sizes (testbed.learning.codec.CodecConfig).
     local_steps, batch_size, lr : every party's work per round (LocalTraining); server_* : the BS's step.
-    raw_block_samples : raw samples a centralized-samples UE uploads per round (0: all at once).
+    raw_block_samples : raw samples a centralized_full UE uploads per round (0: all at once).
     channel_snr_db : SNR of the simulated AWGN the codec's symbols pass through in training and evaluation.
     """
 

@@ -19,19 +19,19 @@ from dataclasses import dataclass
 
 from testbed.control import protocol
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode
 from testbed.learning.assignment import UeProfile as LearningUe
 from testbed.learning.clock import Airtime
 from testbed.learning.codec import CodecConfig, SemanticCodec
 from testbed.learning.cost import compute_energy_j, radio_energy_j
 from testbed.learning.modes import LocalTraining
+from testbed.mode import Mode
 from testbed.node.config import Assignment, TrainingSection, UeSection
 from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig, codec_work_sizes
 from testbed.policy.capability import CapabilityReport, build_report, measure_codec_throughput
 from testbed.policy.cpufreq import CpuFreqControl, SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.grouping import GroupingConfig
 from testbed.policy.profiles import default_profiles
-from testbed.policy.wire import MODE_FROM_WIRE, MODE_TO_WIRE, report_to_wire
+from testbed.policy.wire import report_to_wire
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ class Orders:
     tx_power_dbm: float
     energy_budget_j: float
 
-    @property
-    def wire_mode(self) -> str:
-        return MODE_TO_WIRE[self.mode]
-
 
 @dataclass(frozen=True)
 class UeView:
@@ -68,7 +64,7 @@ def config_orders(assign: Assignment, ues: Sequence[str]) -> dict[str, Orders]:
     """Orders from the [assign] section (``modes`` per UE, else ``mode``)."""
     out = {}
     for ue in ues:
-        mode = MODE_FROM_WIRE[assign.modes.get(ue, assign.mode)]
+        mode = assign.modes.get(ue, assign.mode)
         out[ue] = Orders(mode, GROUP_OF_MODE[mode], assign.cpu_freq_hz, assign.tx_power_dbm, assign.energy_budget_j)
     return out
 
@@ -136,7 +132,7 @@ class PolicyOrders:
         for v, g, u in zip(views, plan.groups, plan.assignments, strict=True):
             budget = v.capability.energy_available_j if v.capability is not None else a.energy_budget_j
             out[v.ue_id] = Orders(u.mode, GROUP_OF_MODE[u.mode], u.cpu_freq_hz, u.tx_power_dbm, budget)
-            log.info("policy: %s -> %s (%s)", v.ue_id, u.mode.value, g.reason)
+            log.info("policy: %s -> %s (%s)", v.ue_id, u.mode, g.reason)
         return out
 
 

@@ -27,18 +27,18 @@ from testbed.control.protocol import Assign
 from testbed.errors import LearningError
 from testbed.learning import wire
 from testbed.learning.aggregate import ServerOptimizerConfig
-from testbed.learning.assignment import Mode, UeAssignment
+from testbed.learning.assignment import UeAssignment
 from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.evaluate import evaluate
 from testbed.learning.modes import LocalTraining, LocalUe
 from testbed.learning.partition import iid
 from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
+from testbed.mode import Mode
 from testbed.node.config import AirConfig, TrainingSection
 from testbed.node.first_info import Orders, UeView, learning_profile
 from testbed.phy.mcs import get_mcs
 from testbed.policy.link_budget import analog_airtime_s, digital_airtime_s
-from testbed.policy.wire import MODE_FROM_WIRE
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class LearningUe:
     def upload_bytes(self, round_no: int, model: bytes, assign: Assign) -> bytes:
         state = wire.decode_model(model, self.model)
         self.model.load_state_dict(state.tensors)
-        mode, r = MODE_FROM_WIRE[assign.mode], state.round_index
+        mode, r = assign.mode, state.round_index
         self.last_work = (0, 1.0)
         if mode is Mode.DISTRIBUTED:
             self.last_work = (self.work.samples_per_round, 1.0)

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode, UeAssignment
+from testbed.learning.assignment import UeAssignment
 from testbed.learning.assignment import UeProfile as LearningUe
 from testbed.learning.clock import Airtime, ClockConfig
+from testbed.mode import Mode
 from testbed.policy.allocation import (
     AllocationConfig,
     AnalogUpload,

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode
+from testbed.mode import Mode
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.centralized_cost import CentralizedCost
 from testbed.policy.decision import ModeDecision, UeChoice

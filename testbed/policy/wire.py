@@ -1,9 +1,8 @@
 """Between the policy's types and the control plane's messages (testbed/control/protocol.py).
 
 The wire CAPABILITY_REPORT describes the CPU by min/max/step and cycles per sample and does not carry kappa
-or the minimum TX power: the BS takes those from the UE's board profile (profiles.toml). Training modes have
-wire names of their own (MODE_TO_WIRE). A table whose steps are not evenly spaced cannot be sent as
-min/max/step and is refused rather than approximated.
+or the minimum TX power: the BS takes those from the UE's board profile (profiles.toml). A table whose steps
+are not evenly spaced cannot be sent as min/max/step and is refused rather than approximated.
 """
 
 from __future__ import annotations
@@ -12,18 +11,9 @@ import math
 
 from testbed.control import protocol
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.cpufreq import FrequencyTable
 
-#: Learning-layer mode -> control-plane mode name.
-MODE_TO_WIRE: dict[Mode, str] = {
-    Mode.DISTRIBUTED: "distributed",
-    Mode.CENTRALIZED_DECODER: "centralized-symbols",
-    Mode.CENTRALIZED_FULL: "centralized-samples",
-    Mode.IDLE: "idle",
-}
-MODE_FROM_WIRE: dict[str, Mode] = {wire: mode for mode, wire in MODE_TO_WIRE.items()}
 _STEP_REL_TOL = 1e-6
 
 

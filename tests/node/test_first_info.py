@@ -14,9 +14,9 @@ import torch
 
 from testbed.control import protocol
 from testbed.learning import wire
-from testbed.learning.assignment import Mode
 from testbed.learning.guards import Update
 from testbed.link.messages import SlotGrant
+from testbed.mode import Mode
 from testbed.node.config import BsConfig, UeConfig, parse_config
 from testbed.node.first_info import PolicyOrders, UeFirstInfo, UeView, config_orders
 from testbed.node.training import LearningBs, LearningUe
@@ -49,10 +49,10 @@ def _capability(cycles_per_sample: float, f_max_hz: float) -> protocol.Capabilit
 
 
 def test_config_orders_take_the_per_ue_mode() -> None:
-    assign = msgspec.structs.replace(BS.assign, modes={"ue-2": "centralized-symbols"})
+    assign = msgspec.structs.replace(BS.assign, modes={"ue-2": Mode.CENTRALIZED_DECODER})
     orders = config_orders(assign, ["ue-1", "ue-2"])
     assert orders["ue-1"].mode is Mode.DISTRIBUTED and orders["ue-1"].group == 0
-    assert orders["ue-2"].wire_mode == "centralized-symbols" and orders["ue-2"].group == 1
+    assert orders["ue-2"].mode is Mode.CENTRALIZED_DECODER and orders["ue-2"].group == 1
     assert orders["ue-2"].cpu_freq_hz == assign.cpu_freq_hz and orders["ue-2"].energy_budget_j == 1000.0
 
 
@@ -149,7 +149,7 @@ def test_ue_reports_capability_applies_the_clock_and_charges_energy() -> None:
 def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
     bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
     ues = {f"ue-{i}": LearningUe(BS.training, f"ue-{i}", i - 1) for i in (1, 2, 3)}
-    modes = {"ue-1": "distributed", "ue-2": "centralized-symbols", "ue-3": "centralized-samples"}
+    modes = {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.CENTRALIZED_DECODER, "ue-3": Mode.CENTRALIZED_FULL}
     orders = config_orders(msgspec.structs.replace(BS.assign, modes=modes), list(ues))
     before = [p.detach().clone() for p in bs.model.parameters()]
     losses = []

@@ -4,7 +4,8 @@ import math
 import pytest
 
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode, UeProfile
+from testbed.learning.assignment import UeProfile
+from testbed.mode import Mode
 from testbed.policy.assign import PolicyAssignment, PolicyConfig, WorkSizes
 from testbed.policy.grouping import GroupingConfig
 

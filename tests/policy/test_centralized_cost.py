@@ -5,7 +5,7 @@ import math
 import pytest
 
 from testbed.errors import ConfigError, PolicyError
-from testbed.learning.assignment import Mode
+from testbed.mode import Mode
 from testbed.policy.assign import WorkSizes
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.centralized_cost import CentralizedCost, centralized_cost

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode
+from testbed.mode import Mode
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.decision import ModeDecision, UeChoice
 from testbed.policy.grouping import GroupingConfig, UeObservation, group_ues, groups

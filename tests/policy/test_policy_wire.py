@@ -4,11 +4,10 @@ import pytest
 
 from testbed.control import protocol
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.cpufreq import FrequencyTable
 from testbed.policy.profiles import default_profiles
-from testbed.policy.wire import MODE_FROM_WIRE, MODE_TO_WIRE, report_from_wire, report_to_wire
+from testbed.policy.wire import report_from_wire, report_to_wire
 
 
 def _report(table=None, **overrides):
@@ -60,7 +59,3 @@ def test_bad_wire_reports_are_refused():
 def _fields(msg):
     return {f: getattr(msg, f) for f in msg.__struct_fields__}
 
-
-def test_every_mode_has_a_wire_name():
-    assert set(MODE_TO_WIRE) == set(Mode)
-    assert all(MODE_FROM_WIRE[w] is m for m, w in MODE_TO_WIRE.items())
