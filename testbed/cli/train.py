@@ -44,16 +44,11 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario
 
     overrides = {
-        "training": {"rounds": args.rounds},
-        "data": {"dataset": args.dataset, "partition": args.partition},
+        "run": {"rounds": args.rounds},
+        "training": {"dataset": args.dataset, "partition": args.partition, "seed": args.seed},
         "policy": {"raw_upload_budget_s": args.raw_upload_budget_s, "deadline_factor": args.deadline_factor},
     }
-    scenario = load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)
-    if args.seed is not None:
-        import msgspec
-
-        scenario = msgspec.structs.replace(scenario, seed=args.seed)
-    return scenario
+    return load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.codec_only:
         return _codec_only(args, scenario)
     engine = Engine(scenario, args.scheme, args.out)
-    rounds = scenario.training.rounds
+    rounds = scenario.run.rounds
     history = engine.resume() if args.resume else engine.start()
     for _ in progress(range(engine.rounds_done, rounds), desc=f"train {args.scheme}"):
         history.append(engine.step())
@@ -116,7 +111,7 @@ def _codec_only(args: argparse.Namespace, scenario: Scenario) -> int:
         for snr in progress(args.codec_only, desc="codec")
     ]
     out = {
-        "dataset": scenario.data.dataset,
+        "dataset": scenario.training.dataset,
         "num_symbols": cfg.num_symbols,
         "steps": args.codec_steps,
         "test_accuracy_by_snr_db": {f"{r.snr_db:g}": r.test_accuracy for r in results},

@@ -27,7 +27,8 @@ from testbed.phy.mcs import MCS_TABLE
 log = logging.getLogger(__name__)
 
 #: Bumped on every incompatible change; a peer with another version is refused with ERROR bad_version.
-#: 2: ASSIGN's modes are testbed.mode.Mode's values (centralized_decoder, centralized_full).
+#: 2: ASSIGN's modes are testbed.mode.Mode's values (centralized_decoder, centralized_full); CAPABILITY_REPORT
+#: carries kappa and the minimum TX power, so the BS holds the UE's whole report.
 PROTOCOL_VERSION = 2
 #: Hard cap on one frame, set as ZMQ_MAXMSGSIZE on every socket: libzmq drops a peer that sends more.
 #: The largest message is a CHANNEL_REPORT (about 18.5 KiB); a NACK's bitmap is at most MAX_BITMAP_BYTES (8 KiB).
@@ -94,7 +95,8 @@ class CapabilityEnquiry(_Body, tag="CAPABILITY_ENQUIRY"):
 
 
 class CapabilityReport(_Body, tag="CAPABILITY_REPORT"):
-    """UE -> BS: what the UE can do (inputs of testbed.learning.cost and the resource allocator)."""
+    """UE -> BS: what the UE can do (inputs of testbed.learning.cost and the resource allocator), whole: the BS
+    needs no board table to plan for it (docs/policy.md, "On the wire")."""
 
     cpu_freq_min_hz: FreqHz
     cpu_freq_max_hz: FreqHz
@@ -104,10 +106,16 @@ class CapabilityReport(_Body, tag="CAPABILITY_REPORT"):
     max_tx_power_dbm: PowerDbm
     num_local_samples: Annotated[int, Meta(ge=0, le=2**31 - 1)]
     memory_bytes: Annotated[int, Meta(ge=0, le=2**40)]
+    kappa_j_per_cycle_hz2: Annotated[float, Meta(ge=1e-32, le=1e-22)]  # CMOS energy model, learning/cost.py
+    min_tx_power_dbm: PowerDbm
 
     def __post_init__(self) -> None:
         if self.cpu_freq_min_hz > self.cpu_freq_max_hz:
             raise ProtocolError(f"cpu_freq_min_hz={self.cpu_freq_min_hz} > cpu_freq_max_hz={self.cpu_freq_max_hz}")
+        if self.min_tx_power_dbm > self.max_tx_power_dbm:
+            raise ProtocolError(
+                f"min_tx_power_dbm={self.min_tx_power_dbm} > max_tx_power_dbm={self.max_tx_power_dbm}"
+            )
 
 
 class ChannelReport(_Body, tag="CHANNEL_REPORT"):

@@ -24,6 +24,8 @@ class UeProfile:
     cpu_freq_hz : nominal CPU clock; cycles_per_sample : cycles for one sample's forward + backward pass.
     kappa : effective switched capacitance [J / (cycle Hz^2)] of the CMOS energy model (cost.py).
     max_cpu_freq_hz : the highest clock a policy may ask for.
+    board : the board's name in the one board table (testbed/policy/profiles.toml; "" when not a listed board),
+        where a policy finds what this profile lacks (cpufreq steps, memory, energy budget).
     """
 
     name: str
@@ -34,6 +36,7 @@ class UeProfile:
     max_cpu_freq_hz: float
     cycles_per_sample: float
     kappa: float
+    board: str = ""
 
     def __post_init__(self) -> None:
         for field in ("snr_db", "tx_power_dbm"):

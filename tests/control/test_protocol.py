@@ -42,7 +42,7 @@ EXAMPLES = [
     Hello(123, "0.1.0"),
     Welcome(123, 456, 0.5, 7),
     CapabilityEnquiry(),
-    CapabilityReport(6e8, 1.5e9, 1e8, 3e6, 5000.0, 7.0, 600, 4 * 2**30),
+    CapabilityReport(6e8, 1.5e9, 1e8, 3e6, 5000.0, 7.0, 600, 4 * 2**30, 1.1e-27, -82.75),
     ChannelReport(LinkChannelReport(0, 3, 12, 14.5, -3.0, 1200.0, 0.95, [1.0, 0.5], [0.0, -0.5])),
     Assign(Mode.CENTRALIZED_DECODER, 2, 5.0, 40.0, 1.2e9, "16qam-1/2", SlotGrant(3, 48_000, 9_600)),
     RoundStart(bytes(range(32)), 1_000_000, 12.5),

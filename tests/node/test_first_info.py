@@ -25,6 +25,7 @@ from testbed.policy.profiles import default_profiles
 
 TRAINING = b"""
 [training]
+dataset = "digits"
 num_symbols = 4
 encoder_channels = [4, 8]
 decoder_hidden = 16
@@ -45,7 +46,7 @@ def _assign(mode: str, cpu_freq_hz: float = 1.5e9, budget_j: float = 100.0) -> p
 
 
 def _capability(cycles_per_sample: float, f_max_hz: float) -> protocol.CapabilityReport:
-    return protocol.CapabilityReport(6e8, f_max_hz, 1e8, cycles_per_sample, 50.0, 7.0, 500, 2**30)
+    return protocol.CapabilityReport(6e8, f_max_hz, 1e8, cycles_per_sample, 50.0, 7.0, 500, 2**30, 1.1e-27, -82.75)
 
 
 def test_config_orders_take_the_per_ue_mode() -> None:
