@@ -73,6 +73,22 @@ def test_policy_sends_the_slow_ue_to_a_centralized_group_and_slows_the_clock_onl
         assert o.energy_budget_j == 50.0  # the UE's reported budget
 
 
+def test_the_bs_plans_with_the_ues_whole_capability_report() -> None:
+    """Minimum clock, step, kappa and budget come from CAPABILITY_REPORT, not from a board table: a 1.5 GHz UE
+    whose cpufreq runs 900-1500 MHz in 300 MHz steps is never ordered to 600-800 MHz (a Pi 4's 100 MHz table,
+    which the BS took from profiles.toml by maximum clock before protocol 2)."""
+    assign = msgspec.structs.replace(BS.assign, policy="joint", deadline_factor=4.0)
+    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    coarse = msgspec.structs.replace(_capability(3e5, 1.5e9), cpu_freq_min_hz=9e8, cpu_freq_step_hz=3e8)
+    views = [UeView("ue-1", coarse, 25.0), UeView("ue-2", _capability(3e5, 1.5e9), 8.0)]
+    policy = PolicyOrders(assign, BS.training, bs.codec)
+    orders = policy.orders(views)
+    assert orders["ue-1"].cpu_freq_hz in (9e8, 1.2e9, 1.5e9), orders["ue-1"]
+    kept = policy.policy.reports["ue-1"]
+    assert kept.frequency_table.steps_hz == (9e8, 1.2e9, 1.5e9) and kept.available_memory_bytes == 2**30
+    assert (kept.kappa_j_per_cycle_hz2, kept.energy_budget_j, kept.min_tx_power_dbm) == (1.1e-27, 50.0, -82.75)
+
+
 def test_policy_deadline_factor_lets_the_critical_ue_slow_down() -> None:
     bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
     views = [UeView("ue-1", _capability(3e5, 1.5e9), 12.0), UeView("ue-2", _capability(3e5, 1.5e9), 25.0)]
