@@ -129,6 +129,8 @@ class ChannelReport(_Body, tag="CHANNEL_REPORT"):
         _check_range("cfo_hz", r.cfo_hz, -1e6, 1e6)
         if r.mean_gain_db is not None:
             _check_range("mean_gain_db", r.mean_gain_db, -200.0, 100.0)
+        if r.tx_power_dbm is not None:
+            _check_range("tx_power_dbm", r.tx_power_dbm, -100.0, 30.0)
         if len(r.channel_re) != len(r.channel_im):
             raise ProtocolError(f"channel_re has {len(r.channel_re)} values, channel_im {len(r.channel_im)}")
         if not all(-1e6 <= v <= 1e6 for v in (*r.channel_re, *r.channel_im)):  # also rejects NaN

@@ -31,6 +31,7 @@ from testbed.errors import PolicyError
 from testbed.learning.assignment import UeAssignment
 from testbed.learning.assignment import UeProfile as LearningUe
 from testbed.learning.clock import Airtime, ClockConfig
+from testbed.link.messages import ChannelReport
 from testbed.mode import Mode
 from testbed.policy.allocation import (
     AllocationConfig,
@@ -46,7 +47,6 @@ from testbed.policy.centralized_cost import CentralizedCost, centralized_cost
 from testbed.policy.cpufreq import FrequencyTable
 from testbed.policy.decision import FirstInformation, choose_mode
 from testbed.policy.grouping import GroupAssignment, GroupingConfig, UeObservation, group_ues
-from testbed.policy.link_budget import ChannelReport
 from testbed.policy.profiles import ProfileSet, default_profiles
 from testbed.policy.variants import POLICY_VARIANTS  # noqa: F401  (re-exported: scheme names)
 
@@ -277,7 +277,7 @@ class PolicyAssignment:
         """UE decisions, centralized costs and BS grouping; then each UE's resources with its group's work."""
         cfg = self.cfg
         reports = [_report(u, cfg, self.profiles, self.reports.get(u.name)) for u in ues]
-        channels = [ChannelReport(u.name, u.snr_db, u.tx_power_dbm) for u in ues]
+        channels = [ChannelReport.assumed(u.snr_db, u.tx_power_dbm, tx_node=i + 1) for i, u in enumerate(ues)]
         grouping = self._grouping(reports)
         info = FirstInformation(
             grouping.capability_threshold_samples_per_s,
