@@ -233,14 +233,14 @@ class PolicyAssignment:
         self.profiles = profiles or default_profiles()
         self.airtime = airtime
         self.local_samples = dict(local_samples or {})
-        self._cache: dict[tuple[LearningUe, ...], PolicyPlan] = {}
+        self._cache: dict[tuple[tuple[LearningUe, CapabilityReport | None], ...], PolicyPlan] = {}
 
     def plan(self, ues: Sequence[LearningUe], round_index: int = 0) -> PolicyPlan:
         """Decisions, grouping and allocation for ``ues`` (PolicyError if no feasible allocation); made when
         these UEs are first seen (``round_index`` then sets the rounds remaining) and kept."""
-        key = tuple(ues)
+        key = tuple((u, self.reports.get(u.name)) for u in ues)  # a new report (another table) replans
         if key not in self._cache:
-            self._cache[key] = self._plan(key, round_index)
+            self._cache[key] = self._plan(tuple(ues), round_index)
         return self._cache[key]
 
     def _grouping(self, reports: Sequence[CapabilityReport]) -> GroupingConfig:
