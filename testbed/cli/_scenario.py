@@ -47,13 +47,8 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario
 
     overrides = {
-        "training": {"rounds": args.rounds},
-        "data": {"dataset": args.dataset, "partition": args.partition},
+        "run": {"rounds": args.rounds},
+        "training": {"dataset": args.dataset, "partition": args.partition, "seed": args.seed},
         "policy": {"raw_upload_budget_s": args.raw_upload_budget_s, "deadline_factor": args.deadline_factor},
     }
-    scenario = load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)
-    if args.seed is not None:
-        import msgspec
-
-        scenario = msgspec.structs.replace(scenario, seed=args.seed)
-    return scenario
+    return load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)

@@ -79,7 +79,7 @@ def _learning_scenario(spec: str, continuous: bool) -> tuple[list[Any], Any, str
     inputs = dataclasses.replace(
         inputs, allocation=dataclasses.replace(inputs.allocation, snap_to_steps=not continuous)
     )
-    deadline = f"fedavg_deadline {scenario.training.deadline_s:g} s"
+    deadline = f"fedavg_deadline {scenario.run.deadline_s:g} s"
     return engine.profiles, inputs, f"scenario {scenario.name!r} (testbed/experiment; {deadline})"
 
 

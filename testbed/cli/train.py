@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.codec_only:
         return _codec_only(args, scenario)
     engine = Engine(scenario, args.scheme, args.out)
-    rounds = scenario.training.rounds
+    rounds = scenario.run.rounds
     history = engine.resume() if args.resume else engine.start()
     for _ in progress(range(engine.rounds_done, rounds), desc=f"train {args.scheme}"):
         history.append(engine.step())
@@ -75,7 +75,7 @@ def _codec_only(args: argparse.Namespace, scenario: Scenario) -> int:
         for snr in progress(args.codec_only, desc="codec")
     ]
     out = {
-        "dataset": scenario.data.dataset,
+        "dataset": scenario.training.dataset,
         "num_symbols": cfg.num_symbols,
         "steps": args.codec_steps,
         "test_accuracy_by_snr_db": {f"{r.snr_db:g}": r.test_accuracy for r in results},

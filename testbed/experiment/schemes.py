@@ -65,7 +65,7 @@ def policy_inputs(
         allocation=scenario_allocation(scenario),
         airtime=airtime,
         local_samples=dict(local_samples),
-        horizon_rounds=scenario.training.rounds,
+        horizon_rounds=scenario.run.rounds,
         raw_upload_budget_s=scenario.policy.raw_upload_budget_s,
         deadline_factor=scenario.policy.deadline_factor,
     )
@@ -74,7 +74,7 @@ def policy_inputs(
 def build_scheme(name: str, scenario: Scenario, inputs: PolicyInputs) -> Scheme:
     """The scheme called ``name`` (any of SCHEME_NAMES) for a run of ``scenario``."""
     if name in fixed.SCHEME_NAMES:
-        return fixed.make_scheme(name, scenario.training.deadline_s)
+        return fixed.make_scheme(name, scenario.run.deadline_s)
     if name not in POLICY_VARIANTS:
         raise ConfigError(f"unknown scheme {name!r}; choose from {', '.join(SCHEME_NAMES)}")
     variants = policy_variants(

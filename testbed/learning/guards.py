@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
+from testbed.learning.spec import DEFAULT_NORM_FACTOR
+
 log = logging.getLogger(__name__)
 
-DEFAULT_NORM_FACTOR = 10.0
 
 
 @dataclass(frozen=True)

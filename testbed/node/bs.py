@@ -254,7 +254,7 @@ class BsDaemon:
         for ue in slotted:
             o, grant = orders[ue], schedule.grant_for(cfg.bs.ues[ue])
             assign = Assign(
-                o.wire_mode, o.group, o.tx_power_dbm, o.energy_budget_j, o.cpu_freq_hz, uplink_mcs[ue], grant
+                o.mode, o.group, o.tx_power_dbm, o.energy_budget_j, o.cpu_freq_hz, uplink_mcs[ue], grant
             )
             server.send(ue, assign)
         downlink_snrs = [self._downlink_snr_db(server, ue) for ue in slotted]  # the broadcast serves the weakest
@@ -314,7 +314,7 @@ class BsDaemon:
             "uplink_nacks_sent": {ue: i.nacks_sent for ue, i in rnd.uplinks.items()},
             "uplink_snr_db": {ue: self.tracker.snr_db(self.cfg.bs.ues[ue], BS_NODE_ID) for ue in rnd.uplinks},
             "downlink_snr_db": {ue: self._downlink_snr_db(server, ue) for ue in rnd.uplinks},
-            "modes": {ue: o.wire_mode for ue, o in rnd.orders.items()},
+            "modes": {ue: o.mode for ue, o in rnd.orders.items()},
             "started_unix_s": rnd.started_wall_s,
         }
         event(log, "round_ended", round=rnd.number, outcome=outcome, status=status, consume=outcome != "skipped")

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from testbed.errors import PolicyError, TestbedError
 from testbed.learning.clock import Airtime
 from testbed.learning.cost import compute_energy_j, radio_energy_j
+from testbed.link.messages import ChannelReport
 from testbed.policy.capability import CapabilityReport
-from testbed.policy.link_budget import ChannelReport
+from testbed.policy.link_budget import validate_channel
 from testbed.policy.work import WorkSizes
 
 
@@ -78,7 +79,7 @@ def centralized_cost(
     Raises PolicyError for an invalid report or a negative sample count or horizon.
     """
     report.validate()
-    channel.validate()
+    validate_channel(report.ue_id, channel)
     if local_samples < 0 or rounds_remaining < 0:
         raise PolicyError(
             f"UE {report.ue_id!r}: local_samples={local_samples} and rounds_remaining={rounds_remaining} must be >= 0"

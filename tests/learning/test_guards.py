@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from testbed.learning.aggregate import ServerOptimizerConfig
-from testbed.learning.assignment import FixedAssignment, Mode, UeAssignment
+from testbed.learning.assignment import FixedAssignment, UeAssignment
 from testbed.learning.evaluate import evaluate
 from testbed.learning.guards import Update, screen, symbol_problem, update_norm
 from testbed.learning.modes import LocalTraining, SymbolUpload
 from testbed.learning.rounds import RoundConfig
+from testbed.mode import Mode
 
 
 def _ref() -> dict[str, torch.Tensor]:
