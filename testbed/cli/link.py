@@ -72,7 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     send.add_argument("--per-channel", default="awgn", help="which channel's curves of --per-curves to use")
     send.add_argument("--frame-bytes", type=int, default=8192, help="PHY payload per frame, segment header included")
-    send.add_argument("--max-repairs", type=int, default=8, help="repair rounds before the transfer fails")
+    send.add_argument("--max-passes", type=int, default=8, help="passes of an object before the transfer fails")
+    send.add_argument("--control-latency-s", type=float, default=0.0, help="NACK delay, receiver to sender")
     send.add_argument("--seed", type=int, default=1, help="seed of payload, channels and losses")
     add_json_flag(send)
     send.set_defaults(func=_send)  # fmt: skip
@@ -95,7 +96,8 @@ def _send(args: argparse.Namespace) -> int:
     phy, link = _make_link(args, snrs, rng)
     cfg = LinkConfig(
         frame_payload_bytes=args.frame_bytes,
-        max_repair_rounds=args.max_repairs,
+        max_passes=args.max_passes,
+        control_latency_s=args.control_latency_s,
         mcs=McsPolicy(fixed_mcs=None if args.mcs == "auto" else args.mcs, margin_db=args.margin_db),
     )
     if args.per_curves:
