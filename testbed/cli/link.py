@@ -74,6 +74,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     send.add_argument("--frame-bytes", type=int, default=8192, help="PHY payload per frame, segment header included")
     send.add_argument("--max-passes", type=int, default=8, help="passes of an object before the transfer fails")
     send.add_argument("--control-latency-s", type=float, default=0.0, help="NACK delay, receiver to sender")
+    send.add_argument(
+        "--tdma-cycle-samples",
+        type=int,
+        help="TDMA cycle of an uplink from several UEs (default: the shortest whose equal slots hold one frame "
+        "at the slowest MCS)",
+    )
     send.add_argument("--seed", type=int, default=1, help="seed of payload, channels and losses")
     add_json_flag(send)
     send.set_defaults(func=_send)  # fmt: skip
@@ -98,6 +104,7 @@ def _send(args: argparse.Namespace) -> int:
         frame_payload_bytes=args.frame_bytes,
         max_passes=args.max_passes,
         control_latency_s=args.control_latency_s,
+        tdma_cycle_samples=args.tdma_cycle_samples,
         mcs=McsPolicy(fixed_mcs=None if args.mcs == "auto" else args.mcs, margin_db=args.margin_db),
     )
     if args.per_curves:
