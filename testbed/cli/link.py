@@ -211,7 +211,8 @@ def _human(r: dict[str, Any]) -> str:
         f"goodput {r['goodput_bps'] / 1e6:.3f} Mbit/s = {r['goodput_over_phy_rate']:.1%} of the "
         f"{r['main_mcs']} PHY rate {r['phy_bit_rate_bps'] / 1e6:.3f} Mbit/s",
         f"frames: {r['frames_sent']} sent, {r['frames_resent']} resent, {r['frames_lost']} lost at receivers, "
-        f"{r['repair_rounds']} repair rounds; MCS use {r['mcs_frames']}",
+        f"{r['repair_rounds']} repair rounds, {r['nacks_sent']} NACKs, {r['acks_sent']} acknowledgements; MCS use "
+        f"{r['mcs_frames']}",
         "",
     ]
     ok = {(d["src"], d["dst"]): d["ok"] for d in r["deliveries"]}
