@@ -70,7 +70,7 @@ class SlotGrant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class SlotSchedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The TDMA plan of one uplink window: slots in time order, none overlapping (``tdma.make_schedule`` builds it)."""
+    """The TDMA plan of one cycle: slots in time order, none overlapping (``tdma.make_schedule`` builds it)."""
 
     window_samples: Samples
     slots: Annotated[list[SlotGrant], msgspec.Meta(max_length=MAX_SLOTS)]
