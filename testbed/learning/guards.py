@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 
-from testbed.learning.spec import DEFAULT_NORM_FACTOR
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def screen(
     updates: Sequence[Update],
     reference: Mapping[str, torch.Tensor],
     max_samples: Mapping[str, int],
-    norm_factor: float = DEFAULT_NORM_FACTOR,
+    norm_factor: float,
     previous_median_norm: float | None = None,
 ) -> tuple[list[Update], dict[str, str], float | None]:
     """Split ``updates`` into (accepted, {source: reason refused}, median norm of the accepted ones).
