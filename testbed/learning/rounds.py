@@ -23,8 +23,8 @@ from testbed.learning.clock import Airtime, ClockConfig, UeCost, round_time_s, u
 from testbed.learning.codec import SemanticCodec, compute_fractions
 from testbed.learning.data import ImageDataset
 from testbed.learning.guards import Update, screen, symbol_problem
-from testbed.learning.spec import DEFAULT_NORM_FACTOR
 from testbed.learning.modes import LocalTraining, RawShard, SymbolUpload, centralized_gradient
+from testbed.learning.spec import DEFAULT_NORM_FACTOR
 from testbed.mode import Mode
 
 
