@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ber.add_argument("--quick", action="store_true", help="fewer frames and 10^6 noise samples: a smoke run")
     ber.add_argument("--mcs", action="append", default=None, help="MCS name to sweep (repeat; default all)")
     ber.add_argument("--noise-samples", type=int, default=None, help="noise-only samples for false detections")
-    ber.add_argument("--seed", type=int, default=1)
+    ber.add_argument("--seed", type=int, default=1, help="seed of every generator (default %(default)s)")
     ber.set_defaults(func=_ber)
 
     loss = sub.add_parser(
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     loss.add_argument("--mcs", required=True, help="MCS name")
     loss.add_argument("--snr-db", type=float, required=True, help="Es/N0 per data subcarrier (near the 10%% PER point)")
     loss.add_argument("--frames", type=int, default=1000, help="frames per variant, the same draws for each")
-    loss.add_argument("--seed", type=int, default=1)
+    loss.add_argument("--seed", type=int, default=1, help="seed of every generator (default %(default)s)")
     loss.set_defaults(func=_loss)
 
     bench = sub.add_parser("bench", help="single-core TX/RX throughput per MCS (Msamples/s)")
