@@ -9,7 +9,6 @@ server and client count. docs/control-protocol.md describes each message, its un
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from typing import Annotated, Literal, get_args
@@ -22,8 +21,6 @@ from testbed.link.messages import MAX_BITMAP_BYTES, SlotGrant
 from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.messages import Nack as LinkNack
 from testbed.phy.mcs import MCS_TABLE
-
-log = logging.getLogger(__name__)
 
 #: Bumped on every incompatible change; a peer with another version is refused with ERROR bad_version.
 PROTOCOL_VERSION = 1
@@ -292,7 +289,6 @@ def decode(data: bytes | memoryview) -> Envelope:
     except Rejected:
         raise
     except Exception as exc:  # noqa: BLE001  (a decoder quirk must cost a count, never the BS)
-        log.warning("decoder raised %s on %d bytes; counted as malformed", type(exc).__name__, len(data))
         raise Rejected("malformed", f"decoder raised {type(exc).__name__}: {exc}") from exc
 
 
