@@ -147,7 +147,11 @@ def test_unroutable_and_full_queues_cost_a_count_not_a_crash(make_server, raw_ue
 def test_refused_messages_are_logged_rate_limited_with_a_count(make_server, raw_ue, caplog):
     server = make_server(heartbeat_interval_s=SLOW_HEARTBEAT_S, reject_log_interval_s=3600.0)
     raw = raw_ue(server.endpoint)
-    deep = b"\x91" * 5000 + b"\xc0"  # 5,000 nested one-element arrays: the kind that made the decoder shout
+    # A HEARTBEAT with a field nested 5,000 arrays deep: the decoder's RecursionError logged a WARNING each
+    heartbeat = msgspec.msgpack.encode(header(body={"type": "HEARTBEAT"}))
+    tail = b"\x81\xa4type\xa9HEARTBEAT"
+    assert heartbeat.endswith(tail)
+    deep = heartbeat[: -len(tail)] + b"\x82\xa4type\xa9HEARTBEAT\xa1x" + b"\x91" * 5000 + b"\xc0"
     with caplog.at_level(logging.WARNING, logger="testbed.control"):
         for _ in range(2000):
             raw.sock.send(deep)
