@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from testbed.cli._output import add_json_flag, emit, format_table, to_jsonable
+from testbed.cli._output import Progress, add_json_flag, emit, format_table, to_jsonable
 from testbed.errors import ConfigError
 
 QUICK_FRAMES = 20
@@ -144,21 +144,20 @@ def _targets_text(targets: dict[str, dict]) -> str:
 
 
 def _loss(args: argparse.Namespace) -> int:
-    from testbed.experiment.phylab.genie import loss_breakdown
+    from testbed.experiment.phylab.genie import BREAKDOWN, loss_breakdown
     from testbed.experiment.phylab.link import multipath_cfo
     from testbed.phy import OfdmModem
 
     _positive("--frames", args.frames)
     (mcs,) = _mcs_list([args.mcs])
     modem = OfdmModem()
-    _progress(f"{mcs} at {args.snr_db} dB: {args.frames} frames per variant on the multipath+CFO profile")
-    result = {
-        "mcs": mcs,
-        "snr_db": args.snr_db,
-        "frames": args.frames,
-        "seed": args.seed,
-        "variants": loss_breakdown(modem, mcs, args.snr_db, multipath_cfo(modem), args.frames, args.seed),
-    }
+    trials = args.frames * (len({"receiver", *BREAKDOWN}) + 1)  # the plain receiver, each variant, the genie
+    with Progress(f"phy loss {mcs} at {args.snr_db:g} dB", trials, unit="frames") as bar:
+        bar.note(f"{args.frames} frames per variant on the multipath+CFO profile")
+        variants = loss_breakdown(
+            modem, mcs, args.snr_db, multipath_cfo(modem), args.frames, args.seed, progress=bar.update
+        )
+    result = {"mcs": mcs, "snr_db": args.snr_db, "frames": args.frames, "seed": args.seed, "variants": variants}
     emit(result, as_json=args.json, human=_loss_text)
     return 0
 

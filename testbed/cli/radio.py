@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from testbed.cli._output import add_json_flag, emit, format_table
+from testbed.cli._output import Progress, add_json_flag, emit, format_table
 from testbed.errors import ConfigError
 
 CHUNK_SAMPLES = 16384
@@ -160,8 +161,12 @@ def _radios(args: argparse.Namespace) -> tuple[Any, Any, Any, bool]:
     return LoopbackRadio(air, args.tx_node), LoopbackRadio(air, args.rx_node), cfg, False
 
 
-def _receive_all(radio: Any, total: int) -> list[Any]:
-    return [radio.receive(min(CHUNK_SAMPLES, total - pos)) for pos in range(0, total, CHUNK_SAMPLES)]
+def _receive_all(radio: Any, total: int, progress: Callable[[int], None] = lambda _n: None) -> list[Any]:
+    blocks = []
+    for pos in range(0, total, CHUNK_SAMPLES):
+        blocks.append(radio.receive(min(CHUNK_SAMPLES, total - pos)))
+        progress(len(blocks[-1].iq))
+    return blocks
 
 
 def _txrx(args: argparse.Namespace) -> int:
@@ -198,17 +203,19 @@ def _txrx(args: argparse.Namespace) -> int:
                 tx.close()  # a hub no longer waits for this node, so the receiver ends and the cause is reported
                 raise
 
-        if concurrent:
-            errors: list[BaseException] = []
-            thread = threading.Thread(target=lambda: _guard(send, errors), daemon=True)
-            thread.start()
-            blocks = _receive_all(rx, total)
-            thread.join()
-            if errors:
-                raise errors[0]
-        else:
-            send()
-            blocks = _receive_all(rx, total)
+        with Progress(f"radio txrx {args.backend}", total, unit="samples") as bar:
+            if concurrent:
+                errors: list[BaseException] = []
+                thread = threading.Thread(target=lambda: _guard(send, errors), daemon=True)
+                thread.start()
+                blocks = _receive_all(rx, total, bar.update)
+                thread.join()
+                if errors:
+                    raise errors[0]
+            else:
+                send()
+                blocks = _receive_all(rx, total, bar.update)
+        bar.note(f"demodulating {args.frames} frames")
         iq = np.concatenate([b.iq for b in blocks])
         frames = [f for f in modem.demodulate(iq) if f.stream_id == 0 and f.seq < args.frames]
         if args.record:
