@@ -44,7 +44,10 @@ def _run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     scenario = scenario_from_args(args)
     result = run_comparison(
-        scenario, args.schemes, args.out, wrap=lambda rounds, name: progress(rounds, desc=f"compare {name}")
+        scenario,
+        args.schemes,
+        args.out,
+        wrap=lambda rounds, name: progress(rounds, desc=f"compare {name}", unit="rounds"),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.items() if k != "histories"}

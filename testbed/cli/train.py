@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     engine = Engine(scenario, args.scheme, args.out)
     rounds = scenario.training.rounds
     history = engine.resume() if args.resume else engine.start(overwrite=args.overwrite)
-    for _ in progress(range(engine.rounds_done, rounds), desc=f"train {args.scheme}"):
+    for _ in progress(range(engine.rounds_done, rounds), desc=f"train {args.scheme}", unit="rounds"):
         history.append(engine.step())
     last = history[-1] if history else {}
     result: dict[str, Any] = {
