@@ -130,9 +130,10 @@ class Engine:
         if self.out_dir is not None:
             earlier = [p.name for p in (self.out_dir / METRICS_FILE, self.out_dir / CHECKPOINT_FILE) if p.exists()]
             if earlier and not overwrite:
+                resume = "pass --resume to continue it, " if CHECKPOINT_FILE in earlier else ""
                 raise ConfigError(
-                    f"{self.out_dir} holds an earlier run ({', '.join(earlier)}); pass --resume to continue it, "
-                    "--overwrite to replace it, or choose another --out"
+                    f"{self.out_dir} holds an earlier run ({', '.join(earlier)}); {resume}pass --overwrite to "
+                    "replace it, or choose another --out"
                 )
             self.out_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temps(self.out_dir)
@@ -216,7 +217,8 @@ class Engine:
                 ue.generator.set_state(g)
             totals = Totals(**state["totals"])
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-            raise StateError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: {exc})"[:300]) from exc
+            detail = " ".join(str(exc).split())[:200]  # one line, whatever torch says
+            raise StateError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: {detail})") from exc
         done = self.runner.round_index
         if manifest.get("round") != done:
             raise StateError(f"checkpoint {path}: manifest says round {manifest.get('round')}, payload {done}")

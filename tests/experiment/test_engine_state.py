@@ -112,6 +112,10 @@ def test_train_refuses_to_overwrite_an_earlier_run_unless_told(tmp_path, capsys)
     temp_path(tmp_path / CHECKPOINT_FILE).write_bytes(b"left by a kill")
     assert main(args) == 2
     assert "holds an earlier run (metrics.jsonl, checkpoint.pt); pass --resume" in capsys.readouterr().err
+    (tmp_path / CHECKPOINT_FILE).rename(tmp_path / "kept.pt")  # killed before its first checkpoint
+    assert main(args) == 2
+    assert "(metrics.jsonl); pass --overwrite to replace it" in capsys.readouterr().err
+    (tmp_path / "kept.pt").rename(tmp_path / CHECKPOINT_FILE)
     assert (tmp_path / METRICS_FILE).read_text() == before
     assert main([*args, "--overwrite"]) == 0
     assert not temp_path(tmp_path / CHECKPOINT_FILE).exists()
