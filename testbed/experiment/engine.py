@@ -1,6 +1,6 @@
 """The fast in-process engine behind ``testbed train``: all UEs in one process, the channel simulated,
-airtime from the PHY's frame sizes. It replaces only the radio and control plane with direct calls;
-every round goes through ``testbed.learning.rounds.RoundRunner``.
+airtime from the link's model of the shared medium (testbed/link/airtime.py). It replaces only the radio and
+control plane with direct calls; every round goes through ``testbed.learning.rounds.RoundRunner``.
 
 Per round it appends one JSON line of metrics and writes a checkpoint atomically (temp file, then
 ``os.replace``) holding the runner's state and every generator, so a resumed run continues exactly.
@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from testbed.errors import ConfigError
-from testbed.experiment.airtime import LinkModel, PhyAirtime
 from testbed.experiment.scenario import Scenario
 from testbed.experiment.schemes import build_scheme, policy_inputs
 from testbed.learning import partition
@@ -71,15 +70,7 @@ class Engine:
             LocalUe(p.name, train.subset(idx), p.snr_db, torch.Generator().manual_seed(seed * 1000 + _UE + i))
             for i, (p, idx) in enumerate(zip(self.profiles, parts, strict=True))
         ]
-        self.airtime = PhyAirtime(
-            scenario.phy_config(),
-            LinkModel(
-                scenario.link.frame_payload_bytes,
-                scenario.link.analog_frame_symbols,
-                scenario.link.mcs_margin_db,
-                scenario.link.per_slope_db_per_decade,
-            ),
-        )
+        self.airtime = scenario.airtime()
         model = SemanticCodec(self.codec_cfg, torch.Generator().manual_seed(seed * 1000 + _MODEL))
         self.runner = RoundRunner(
             model,

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from testbed.errors import LinkError
+from testbed.link.airtime import McsPolicy
 from testbed.link.framelink import FrameLink, TxFrame, Window
-from testbed.link.mcs import McsPolicy
 from testbed.link.messages import ChannelReport
 from testbed.link.repeat import ObjectSender, Reassembler, Verdict
 from testbed.link.segment import parse
