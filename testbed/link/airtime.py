@@ -169,9 +169,9 @@ def thresholds_from_per_sweep(sweep: Mapping[str, Any], channel: str = "awgn") -
 
 @dataclass(frozen=True)
 class Transfer:
-    """What one transfer costs: ``elapsed_s`` from its first slot to the end of its last cycle (whole TDMA
-    cycles), ``on_air_s`` the sender's own bursts (expected repeats included; radio energy), ``frames`` the
-    expected transmissions, ``mcs`` the digital part's MCS (None for none)."""
+    """What one transfer costs: ``elapsed_s`` = ``cycles`` whole TDMA cycles (what a round waits for),
+    ``on_air_s`` the sender's own bursts (expected repeats included; radio energy), ``frames`` the expected
+    transmissions, ``mcs`` the digital part's MCS (None for none)."""
 
     elapsed_s: float
     on_air_s: float
