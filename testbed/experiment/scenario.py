@@ -232,7 +232,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 analog_frame_symbols=k.analog_frame_symbols,
             )  # fmt: skip
         except ConfigError as exc:
-            raise ConfigError(f"scenario {self.name!r} [link]: {exc}") from exc
+            raise ConfigError(f"[link] {exc}") from exc
 
 
 def _train_macs(codec: CodecConfig) -> float:
@@ -254,5 +254,8 @@ def load_scenario(
         scenario = msgspec.convert(raw, Scenario)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"scenario {path}: {exc}") from exc
-    scenario.airtime()  # refuses a shared medium whose slots cannot hold one frame
+    try:
+        scenario.airtime()  # refuses a shared medium whose slots cannot hold one frame
+    except ConfigError as exc:
+        raise ConfigError(f"scenario {path}: {exc}") from exc
     return scenario

@@ -46,7 +46,7 @@ def test_missing_board_and_unreadable_file(tmp_path) -> None:
 
 
 def test_a_scenario_whose_ues_cannot_fit_the_tdma_cycle_is_refused_on_load() -> None:
-    with pytest.raises(ConfigError, match=r"\[link\]: tdma_cycle_samples=200000 .* raise tdma_cycle_samples to"):
+    with pytest.raises(ConfigError, match=r"default.toml: \[link\] tdma_cycle_samples=200000 .* raise tdma_cycle_sam"):
         load_scenario(overrides={"link": {"tdma_cycle_samples": 200_000}})
     with pytest.raises(ConfigError, match="guard_samples"):
         load_scenario(overrides={"link": {"guard_samples": -1}})
@@ -80,3 +80,15 @@ def test_engine_policy_and_bs_make_the_same_mcs_choice() -> None:
         assert by_engine == by_policy == by_bs, at_max
         seen.add(by_bs)
     assert len(seen) == 8  # every coded MCS was chosen somewhere on the sweep
+
+
+def test_the_cli_refuses_a_scenario_that_cannot_fit_the_tdma_cycle_in_one_line(tmp_path, capsys) -> None:
+    from testbed.cli import main
+    from testbed.experiment.scenario import DEFAULT_SCENARIO
+
+    bad = tmp_path / "crowded.toml"
+    bad.write_text(DEFAULT_SCENARIO.read_text().replace("tdma_cycle_samples = 500_000", "tdma_cycle_samples = 300_000"))
+    assert main(["train", "--scenario", str(bad), "--json"]) != 0
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert "crowded.toml: [link] tdma_cycle_samples=300000" in out.err and "at least 448880" in out.err
