@@ -116,7 +116,8 @@ class LearningBs:
         profiles = [learning_profile(v, assumed_snr_db, 0.0) for v in views]
         sizes = [len(s) for s in shards[: len(self.ues)]]  # shard i = i-th UE of [bs.ues] until it reports
         gen = torch.Generator().manual_seed(t.seed * 1000 + _BS)
-        self.runner = RoundRunner(model, cfg, profiles, None, sizes, air.airtime(len(self.ues)), gen)
+        self.airtime = air.airtime(len(self.ues))  # the link's model of this air: the virtual clock and the policy
+        self.runner = RoundRunner(model, cfg, profiles, None, sizes, self.airtime, gen)
         self._plan: RoundPlan | None = None  # the RoundRunner built the BS's optimizer: torch.optim is loaded
 
     @property
