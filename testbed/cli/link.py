@@ -63,8 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.0,
         help="RMS delay spread in samples of Rayleigh multipath, 0 for none (sim backend)",
     )
-    send.add_argument("--mcs", default="auto", help="'auto' (adaptive, with --margin-db) or a fixed MCS name")
-    send.add_argument("--margin-db", type=float, default=3.0, help="SNR margin of adaptive MCS over 10%% PER")
+    send.add_argument(
+        "--mcs", default="auto", help="'auto' (adaptive: the link's chooser, link/airtime.py) or a fixed MCS"
+    )
     send.add_argument(
         "--per-curves",
         type=Path,
@@ -89,8 +90,8 @@ def _send(args: argparse.Namespace) -> int:
     import numpy as np
 
     from testbed.errors import ConfigError
+    from testbed.link.airtime import McsPolicy, default_errors, thresholds_from_per_sweep
     from testbed.link.arq import LinkConfig, TransferIncomplete, broadcast, uplink
-    from testbed.link.mcs import McsPolicy, thresholds_from_per_sweep
     from testbed.phy.layout import phy_bit_rate_bps
 
     if args.ues < 1 or len(args.snr_db) not in (1, args.ues):
@@ -104,7 +105,7 @@ def _send(args: argparse.Namespace) -> int:
         max_passes=args.max_passes,
         control_latency_s=args.control_latency_s,
         tdma_cycle_samples=args.tdma_cycle_samples,
-        mcs=McsPolicy(fixed_mcs=None if args.mcs == "auto" else args.mcs, margin_db=args.margin_db),
+        mcs=McsPolicy.from_errors(default_errors(), args.frame_bytes, None if args.mcs == "auto" else args.mcs),
     )
     if args.per_curves:
         sweep = json.loads(args.per_curves.read_text())

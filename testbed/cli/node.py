@@ -53,7 +53,7 @@ def _bs_training(cfg: BsConfig) -> tuple[BsTraining, Assigner | None]:
         cfg.assign,
         cfg.training,
         training.codec,
-        airtime=training.runner.airtime,  # the BS's own clock prices raw data against symbols
+        airtime=training.airtime,  # the BS's own clock prices raw data against symbols and sizes the allocation
         horizon_rounds=cfg.bs.num_rounds or None,
         shard_samples=training.runner.registered,
     )

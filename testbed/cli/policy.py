@@ -87,17 +87,16 @@ def _learning_scenario(spec: str, continuous: bool) -> tuple[list[Any], Any, str
 
 def _profiles_inputs(pi4: float, continuous: bool) -> tuple[list[Any], Any]:
     """UEs and policy inputs of the profiles scenario (bench.py), priced with the learning clock's airtime."""
-    from testbed.experiment.airtime import LinkModel, PhyAirtime
     from testbed.experiment.schemes import PolicyInputs
+    from testbed.link.airtime import LinkAirtime
+    from testbed.phy.numerology import PhyConfig
     from testbed.policy import bench as b
     from testbed.policy.allocation import AllocationConfig
     from testbed.policy.work import codec_work_sizes
 
-    alloc = AllocationConfig(snap_to_steps=not continuous)
-    airtime = PhyAirtime(
-        alloc.phy, LinkModel(alloc.phy.max_payload_bytes, alloc.analog_frame_symbols, alloc.mcs_margin_db)
-    )
     ues = b.profile_scenario(pi4)
+    airtime = LinkAirtime(PhyConfig(), len(ues))  # the default medium shared by the profile UEs
+    alloc = AllocationConfig(snap_to_steps=not continuous, airtime=airtime)
     inputs = PolicyInputs(
         work=codec_work_sizes(raw_block_samples=b.PROFILE_RAW_BLOCK_SAMPLES),
         allocation=alloc,

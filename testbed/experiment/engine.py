@@ -1,6 +1,6 @@
 """The fast in-process engine behind ``testbed train``: all UEs in one process, the channel simulated,
-airtime from the PHY's frame sizes. It replaces only the radio and control plane with direct calls;
-every round goes through ``testbed.learning.rounds.RoundRunner``.
+airtime from the link's model of the shared medium (testbed/link/airtime.py). It replaces only the radio and
+control plane with direct calls; every round goes through ``testbed.learning.rounds.RoundRunner``.
 
 Per round it appends one JSON line of metrics (fsynced) and then writes a verified checkpoint
 (testbed/learning/checkpoint.py: manifest with scheme, seed, scenario hash and round; atomic) holding the
@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from testbed.errors import ConfigError, StateError
-from testbed.experiment.airtime import LinkModel, PhyAirtime
 from testbed.experiment.scenario import Scenario
 from testbed.experiment.schemes import build_scheme, policy_inputs
 from testbed.learning import partition
@@ -87,15 +86,7 @@ class Engine:
             )
             for i, (p, idx) in enumerate(zip(self.profiles, parts, strict=True))
         ]
-        self.airtime = PhyAirtime(
-            scenario.phy_config(),
-            LinkModel(
-                scenario.link.frame_payload_bytes,
-                scenario.link.analog_frame_symbols,
-                scenario.link.mcs_margin_db,
-                scenario.link.per_slope_db_per_decade,
-            ),
-        )
+        self.airtime = scenario.airtime()
         model = SemanticCodec(self.codec_cfg, torch.Generator().manual_seed(seed * 1000 + _MODEL))
         self.runner = RoundRunner(
             model,

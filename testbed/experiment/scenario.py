@@ -24,6 +24,13 @@ from testbed.learning.clock import ClockConfig
 from testbed.learning.codec import CodecConfig, forward_macs
 from testbed.learning.rounds import RoundConfig
 from testbed.learning.spec import RETIRED_TRAINING_FIELDS, TrainingSpec, refuse_retired
+from testbed.link.airtime import (
+    DEFAULT_ANALOG_FRAME_SYMBOLS,
+    DEFAULT_FRAME_PAYLOAD_BYTES,
+    DEFAULT_GUARD_SAMPLES,
+    DEFAULT_TDMA_CYCLE_SAMPLES,
+    LinkAirtime,
+)
 from testbed.phy.numerology import PhyConfig
 from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR
 from testbed.policy.profiles import UeProfile as Board
@@ -56,16 +63,20 @@ class RunSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class LinkSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """PHY/link parameters for airtime (see testbed/experiment/airtime.py for the PER model)."""
+    """PHY/link parameters of the airtime model (testbed/link/airtime.py): frames, and the shared medium's TDMA
+    cycle with the same names and units as the daemons' [air] (node/config.py AirConfig): every
+    ``tdma_cycle_samples`` the BS's downlink slot, then one equal slot per UE, ``guard_samples`` between."""
 
     sample_rate_hz: float = 2_500_000.0
-    frame_payload_bytes: int = 1500
-    analog_frame_symbols: int = 4800
-    mcs_margin_db: float = 1.0
-    per_slope_db_per_decade: float = 1.0
+    frame_payload_bytes: int = DEFAULT_FRAME_PAYLOAD_BYTES
+    analog_frame_symbols: int = DEFAULT_ANALOG_FRAME_SYMBOLS
+    tdma_cycle_samples: int = DEFAULT_TDMA_CYCLE_SAMPLES
+    guard_samples: int = DEFAULT_GUARD_SAMPLES
 
     def __post_init__(self) -> None:
-        _positive("link", per_slope_db_per_decade=self.per_slope_db_per_decade)
+        _positive("link", sample_rate_hz=self.sample_rate_hz, tdma_cycle_samples=self.tdma_cycle_samples)
+        if self.guard_samples < 0:
+            raise ValueError(f"link: guard_samples={self.guard_samples!r} must be >= 0")
 
 
 class PolicySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -181,6 +192,18 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def phy_config(self) -> PhyConfig:
         return PhyConfig(sample_rate_hz=self.link.sample_rate_hz)
 
+    def airtime(self) -> LinkAirtime:
+        """The shared medium of this scenario's UEs (ConfigError if a slot cannot hold one frame)."""
+        k = self.link
+        try:
+            return LinkAirtime(
+                self.phy_config(), len(self.ues), frame_payload_bytes=k.frame_payload_bytes,
+                tdma_cycle_samples=k.tdma_cycle_samples, guard_samples=k.guard_samples,
+                analog_frame_symbols=k.analog_frame_symbols,
+            )  # fmt: skip
+        except ConfigError as exc:
+            raise ConfigError(f"[link] {exc}") from exc
+
 
 def _train_macs(codec: CodecConfig) -> float:
     return TRAIN_MACS_PER_FORWARD_MAC * sum(forward_macs(codec))
@@ -202,6 +225,11 @@ def load_scenario(
     refuse_retired(raw, RETIRED_SCENARIO_SECTIONS, f"scenario {path}")
     refuse_retired(raw.get("training", {}), RETIRED_TRAINING_FIELDS, f"scenario {path}: [training]")
     try:
-        return msgspec.convert(raw, Scenario)
+        scenario = msgspec.convert(raw, Scenario)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"scenario {path}: {exc}") from exc
+    try:
+        scenario.airtime()  # refuses a shared medium whose slots cannot hold one frame
+    except ConfigError as exc:
+        raise ConfigError(f"scenario {path}: {exc}") from exc
+    return scenario

@@ -4,7 +4,7 @@ The fixed schemes come from testbed/learning/schemes.py (fedavg_all, fedavg_dead
 hybrid); the policy schemes from testbed/policy/assign.py (the full method ``policy`` and its ablations).
 The experiment layer is the one that knows both and the scenario, so the policy gets here what it needs
 from the run: the work sizes of the scenario's codec and training, the allocation config matching the
-scenario's link, the same ``Airtime`` the virtual clock charges, each UE's sample count and the horizon.
+scenario's link, the same airtime model the virtual clock charges, each UE's sample count and the horizon.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from testbed.errors import ConfigError
 from testbed.learning import schemes as fixed
 from testbed.learning.clock import Airtime
 from testbed.learning.schemes import Scheme
+from testbed.link.airtime import LinkAirtime
 from testbed.policy.allocation import AllocationConfig
 from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR, policy_variants
 from testbed.policy.variants import POLICY_VARIANTS
@@ -43,26 +44,15 @@ class PolicyInputs:
     deadline_factor: float = DEFAULT_DEADLINE_FACTOR
 
 
-def scenario_allocation(scenario: Scenario) -> AllocationConfig:
-    """The allocation config matching a scenario's link (frame size, MCS margin, sample rate, analog frames)."""
-    from testbed.phy.numerology import PhyConfig
-
-    link = scenario.link
-    return AllocationConfig(
-        mcs_margin_db=link.mcs_margin_db,
-        phy=PhyConfig(sample_rate_hz=link.sample_rate_hz, max_payload_bytes=link.frame_payload_bytes),
-        analog_frame_symbols=link.analog_frame_symbols,
-    )
-
-
 def policy_inputs(
-    scenario: Scenario, codec: CodecConfig, airtime: Airtime, local_samples: Mapping[str, int]
+    scenario: Scenario, codec: CodecConfig, airtime: LinkAirtime, local_samples: Mapping[str, int]
 ) -> PolicyInputs:
-    """The policy's view of a run of ``scenario`` with ``codec``; ``local_samples`` per UE name."""
+    """The policy's view of a run of ``scenario`` with ``codec``; ``local_samples`` per UE name; ``airtime`` is
+    the run's one model of the shared medium, for the allocation and the grouping alike."""
     rounds = scenario.round_config(codec)
     return PolicyInputs(
         work=codec_work_sizes(codec, rounds.work, rounds.raw_block_samples),
-        allocation=scenario_allocation(scenario),
+        allocation=AllocationConfig(airtime=airtime),
         airtime=airtime,
         local_samples=dict(local_samples),
         horizon_rounds=scenario.run.rounds,

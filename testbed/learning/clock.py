@@ -4,8 +4,10 @@ A round ends when the slowest participant's contribution is in and the BS has us
   UE time   = download (until the model parts it needs have been broadcast) + compute + upload
   round     = max(max over distributed UEs, max over centralized UEs + BS compute) + control latency,
 and with a deadline, contributions later than ``deadline_s`` are dropped and the round lasts the deadline.
-Airtime comes from the caller (``Airtime``; learning never sees a radio). Compute time and energy come
-from testbed/learning/cost.py; radio energy is TX power x uplink airtime.
+Airtime comes from the caller (``Airtime``; learning never sees a radio): a download or upload lasts whole
+cycles of the shared medium (one downlink slot, one uplink slot per UE), so rounds grow with the number of
+UEs. Compute time and energy come from testbed/learning/cost.py; radio energy is TX power x the UE's own
+bursts (``on_air_s``), not the time it waits for its slots.
 """
 
 from __future__ import annotations
@@ -18,19 +20,28 @@ from testbed.errors import ConfigError
 from testbed.learning.cost import compute_energy_j, compute_time_s, radio_energy_j
 
 
-class Airtime(Protocol):
-    """Seconds on air, including expected repairs, as the caller's PHY and link would spend them."""
+class TransferCost(Protocol):
+    """One transfer on the shared medium: ``elapsed_s`` until it is complete (the sender waits for its slots),
+    ``on_air_s`` the sender's own bursts (what its radio spends energy on)."""
 
-    def broadcast_s(self, payload_bytes: int, worst_snr_db: float) -> float:
+    @property
+    def elapsed_s(self) -> float: ...
+
+    @property
+    def on_air_s(self) -> float: ...
+
+
+class Airtime(Protocol):
+    """Seconds on the shared medium, including expected repairs, as the caller's PHY and link would spend them
+    (testbed/link/airtime.py ``LinkAirtime``)."""
+
+    def broadcast(self, payload_bytes: int, worst_snr_db: float) -> TransferCost:
         """Downlink broadcast of ``payload_bytes`` that a receiver at ``worst_snr_db`` decodes."""
         ...
 
-    def upload_s(self, payload_bytes: int, snr_db: float) -> float:
-        """Uplink of ``payload_bytes`` of digital payload from a UE at ``snr_db``."""
-        ...
-
-    def analog_upload_s(self, num_symbols: int) -> float:
-        """Uplink of ``num_symbols`` complex analog symbols (not repaired: noise is part of the task)."""
+    def upload(self, payload_bytes: int, snr_db: float, analog_symbols: int = 0) -> TransferCost:
+        """Uplink of ``payload_bytes`` of digital payload from a UE at ``snr_db`` and ``analog_symbols`` complex
+        analog symbols (not repaired: noise is part of the task)."""
         ...
 
 
@@ -76,6 +87,7 @@ class UeCost:
     upload_s: float = 0.0
     energy_j: float = 0.0
     uplink_bits: float = 0.0
+    on_air_s: float = 0.0
 
     @property
     def total_s(self) -> float:
@@ -90,13 +102,15 @@ def ue_cost(
     cpu_freq_hz: float,
     kappa: float,
     tx_power_dbm: float,
-    upload_s: float,
+    upload: TransferCost,
     uplink_bits: float,
 ) -> UeCost:
     """Time and energy of a UE that processes ``samples`` at ``cycles_per_sample`` each, then uploads."""
     compute_s = compute_time_s(samples, cycles_per_sample, cpu_freq_hz)
-    energy = compute_energy_j(samples, cycles_per_sample, cpu_freq_hz, kappa) + radio_energy_j(tx_power_dbm, upload_s)
-    return UeCost(download_s, compute_s, upload_s, energy, uplink_bits)
+    energy = compute_energy_j(samples, cycles_per_sample, cpu_freq_hz, kappa) + radio_energy_j(
+        tx_power_dbm, upload.on_air_s
+    )
+    return UeCost(download_s, compute_s, upload.elapsed_s, energy, uplink_bits, upload.on_air_s)
 
 
 def round_time_s(distributed: list[float], centralized: list[float], bs_compute_s: float, control_s: float) -> float:

@@ -192,7 +192,7 @@ class RoundRunner:
                 download_s=plan.theta_end_s,
                 samples=self.cfg.work.samples_per_round,
                 cycles_per_sample=prof.cycles_per_sample,
-                upload_s=self.airtime.upload_s(nbytes, snr_db),
+                upload=self.airtime.upload(nbytes, snr_db),
                 uplink_bits=8.0 * nbytes,
                 **common,
             )
@@ -203,7 +203,7 @@ class RoundRunner:
                 download_s=plan.phi_end_s,
                 samples=m,
                 cycles_per_sample=prof.cycles_per_sample * self.encoder_fraction,
-                upload_s=self.airtime.analog_upload_s(m * k) + self.airtime.upload_s(label_bytes, snr_db),
+                upload=self.airtime.upload(label_bytes, snr_db, analog_symbols=m * k),
                 uplink_bits=m * k * clock.analog_bits_per_symbol + 8.0 * label_bytes,
                 **common,
             )
@@ -211,7 +211,7 @@ class RoundRunner:
             side = contribution.image_size_px
             nbytes = len(contribution) * (side * side * clock.bytes_per_pixel + clock.bytes_per_label)
             return ue_cost(
-                download_s=0.0, samples=0, cycles_per_sample=1.0, upload_s=self.airtime.upload_s(nbytes, snr_db),
+                download_s=0.0, samples=0, cycles_per_sample=1.0, upload=self.airtime.upload(nbytes, snr_db),
                 uplink_bits=8.0 * nbytes, **common,
             )  # fmt: skip
         return UeCost()
@@ -282,8 +282,9 @@ class RoundRunner:
             if a.mode in (Mode.DISTRIBUTED, Mode.CENTRALIZED_DECODER)
         ]
         need_theta = [p.snr_db for p, a in zip(self.profiles, assignments, strict=True) if a.mode is Mode.DISTRIBUTED]
-        phi_end = self.airtime.broadcast_s(self.phi_bytes, min(need_phi)) if need_phi else 0.0
-        theta_end = phi_end + (self.airtime.broadcast_s(self.theta_bytes, min(need_theta)) if need_theta else 0.0)
+        air = self.airtime
+        phi_end = air.broadcast(self.phi_bytes, min(need_phi)).elapsed_s if need_phi else 0.0
+        theta_end = phi_end + (air.broadcast(self.theta_bytes, min(need_theta)).elapsed_s if need_theta else 0.0)
         return phi_end, theta_end
 
     def _store_raw(self, i: int, block: ImageDataset) -> None:

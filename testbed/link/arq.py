@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from testbed.errors import LinkError
+from testbed.link.airtime import MOST_ROBUST_MCS, McsPolicy
 from testbed.link.endpoints import Inbound, Outbound, RepairTiming, Verdict
 from testbed.link.framelink import FrameLink, TxFrame, Window
-from testbed.link.mcs import McsPolicy
 from testbed.link.messages import ChannelReport, Nack, SlotGrant
 from testbed.link.placement import BurstPlanner
 from testbed.link.segment import parse
-from testbed.link.tdma import make_schedule
+from testbed.link.tdma import cycle_schedule
 from testbed.link.tracker import ChannelTracker
 
 
@@ -218,20 +218,14 @@ def _check_sessions(sessions: Sequence[Session]) -> None:
 def tdma_slots(link: FrameLink, senders: Sequence[int], cfg: LinkConfig) -> tuple[int, dict[int, SlotGrant | None]]:
     """(cycle samples, slot per sender): one sender has the air to itself (no cycle, no slot); several get
     equal slots of ``cfg.tdma_cycle_samples`` in order, each holding at least one full frame at the slowest
-    MCS the policy may pick. LinkError naming the numbers if they do not fit."""
+    MCS the policy may pick (the daemons' cycle layout, ``cycle_schedule``: ConfigError naming the numbers if they
+    do not fit)."""
     if len(senders) == 1:
         return 0, {senders[0]: None}
-    policy, guard, n = cfg.mcs, cfg.guard_samples, len(senders)
-    candidates = [policy.fixed_mcs] if policy.fixed_mcs is not None else [policy.fallback_mcs, *policy.thresholds_db]
-    longest = max(link.burst_num_samples(cfg.frame_payload_bytes, m) for m in candidates)
+    guard, n = cfg.guard_samples, len(senders)
+    longest = max(link.burst_num_samples(cfg.frame_payload_bytes, m) for m in {MOST_ROBUST_MCS, *cfg.mcs.candidates})
     cycle = cfg.tdma_cycle_samples or n * (longest + guard) + guard
-    slot = (cycle - guard * (n + 1)) // n
-    if slot < longest:
-        raise LinkError(
-            f"{n} senders leave {slot}-sample slots in a {cycle}-sample TDMA cycle, less than one {longest}-sample "
-            "frame; raise tdma_cycle_samples or lower frame_payload_bytes"
-        )
-    schedule = make_schedule([(s, slot) for s in senders], guard)
+    schedule = cycle_schedule(cycle, guard, senders, longest)
     return cycle, {s: schedule.grant_for(s) for s in senders}
 
 

@@ -39,7 +39,7 @@ from testbed.errors import ConfigError, LinkError
 from testbed.link.endpoints import Inbound, Outbound
 from testbed.link.messages import SlotGrant
 from testbed.link.segment import parse
-from testbed.link.tdma import make_schedule
+from testbed.link.tdma import cycle_schedule
 from testbed.link.tracker import ChannelTracker
 from testbed.node.config import BS_NODE_ID, BsConfig
 from testbed.node.first_info import Orders, UeView, config_orders
@@ -237,14 +237,11 @@ class BsDaemon:
         for ue in sorted(set(live) - set(slotted)):
             log.warning("UE %s is not in [bs.ues]: no link node id, no uplink slot", ue)
         # one TDMA cycle: the BS's downlink slot first, then one uplink slot per UE, equal lengths
-        slot = (air.tdma_cycle_samples - air.guard_samples * (len(slotted) + 2)) // (len(slotted) + 1)
-        if slot < air.max_burst_samples:
-            raise ConfigError(
-                f"{len(slotted)} UEs and the BS leave {slot}-sample slots, less than one {air.max_burst_samples}-"
-                "sample frame; raise air.tdma_cycle_samples or lower air.frame_payload_bytes"
-            )
         nodes = [BS_NODE_ID, *(cfg.bs.ues[ue] for ue in slotted)]
-        schedule = make_schedule([(node, slot) for node in nodes], air.guard_samples)
+        try:
+            schedule = cycle_schedule(air.tdma_cycle_samples, air.guard_samples, nodes, air.max_burst_samples)
+        except ConfigError as exc:
+            raise ConfigError(f"[air] {exc}") from exc
         policy = air.mcs_policy
         uplink_snr = {ue: self.tracker.snr_db(cfg.bs.ues[ue], BS_NODE_ID) for ue in slotted}
         uplink_mcs = {ue: policy.choose(uplink_snr[ue]) for ue in slotted}

@@ -22,7 +22,7 @@ from testbed.control.protocol import UE_ID_PATTERN
 from testbed.control.security import CurveClientKeys, CurveServerKeys, Plaintext
 from testbed.errors import ConfigError
 from testbed.learning.spec import RETIRED_TRAINING_FIELDS, TrainingSpec, refuse_retired
-from testbed.link.mcs import McsPolicy
+from testbed.link.airtime import MOST_ROBUST_MCS, LinkAirtime, McsPolicy, default_errors
 from testbed.link.segment import HEADER_BYTES, MAX_NODE_ID
 from testbed.mode import Mode
 from testbed.phy.layout import burst_num_samples
@@ -36,7 +36,6 @@ Samples = Annotated[int, Meta(ge=1, le=1 << 40)]
 NodeId = Annotated[int, Meta(ge=1, le=MAX_NODE_ID)]  # link-layer id of a UE; the BS is node 0
 BS_NODE_ID = 0
 ADAPTIVE = "adaptive"
-ADAPTIVE_FALLBACK_MCS = "bpsk-1/2"  # the slowest coded MCS: for links not measured yet
 
 
 class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -44,7 +43,7 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
     mcs : a coded MCS for every frame, or "adaptive": the BS picks the broadcast MCS from the weakest
         participant's CHANNEL_REPORT and each UE's uplink MCS from its own measurement of that UE's frames
-        (link.mcs.McsPolicy with ``mcs_margin_db``); unmeasured links use bpsk-1/2.
+        (the link's one chooser, link.airtime.McsPolicy, margin MCS_MARGIN_DB); unmeasured links use bpsk-1/2.
     window_samples : one radio receive block; the radio pump demodulates block by block.
     tdma_cycle_samples : the TDMA cycle: the BS's downlink slot, then one uplink slot per UE. ASSIGN's slot
         grant is an offset inside every cycle of the shared sample clock (the hub's clock in simulation).
@@ -57,7 +56,6 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
     center_freq_hz: Annotated[float, Meta(gt=0.0, le=100e9)] = 2.4e9
     frame_payload_bytes: Annotated[int, Meta(ge=HEADER_BYTES + 1, le=8192)] = 1024
     mcs: str = "qpsk-1/2"
-    mcs_margin_db: Annotated[float, Meta(ge=0.0, le=30.0)] = 3.0
     guard_samples: Annotated[int, Meta(ge=0, le=1 << 20)] = 80
     window_samples: Annotated[int, Meta(ge=1024, le=1 << 22)] = 20_000
     tdma_cycle_samples: Annotated[int, Meta(ge=1024, le=1 << 32)] = 200_000
@@ -70,10 +68,22 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError(f"air.mcs={self.mcs!r} is neither {ADAPTIVE!r} nor a coded MCS ({', '.join(CODED_MCS)})")
 
     @property
+    def fixed_mcs(self) -> str | None:
+        return None if self.mcs == ADAPTIVE else self.mcs
+
+    @property
     def mcs_policy(self) -> McsPolicy:
-        """How senders pick the MCS: fixed, or adaptive on measured SNR (fallback for unmeasured links)."""
-        fixed = None if self.mcs == ADAPTIVE else self.mcs
-        return McsPolicy(fixed_mcs=fixed, margin_db=self.mcs_margin_db, fallback_mcs=ADAPTIVE_FALLBACK_MCS)
+        """How senders pick the MCS: fixed, or adaptive on measured SNR (the most robust for unmeasured links),
+        with thresholds for this air's frame size."""
+        return McsPolicy.from_errors(default_errors(), self.frame_payload_bytes, self.fixed_mcs)
+
+    def airtime(self, num_ues: int) -> LinkAirtime:
+        """The link's airtime model of this air shared by ``num_ues`` UEs (the BS's virtual clock, the UE's
+        energy account); ConfigError if a slot cannot hold one frame."""
+        return LinkAirtime(
+            self.phy, num_ues, frame_payload_bytes=self.frame_payload_bytes, tdma_cycle_samples=self.tdma_cycle_samples,
+            guard_samples=self.guard_samples, fixed_mcs=self.fixed_mcs,
+        )  # fmt: skip
 
     @property
     def phy(self) -> PhyConfig:
@@ -87,7 +97,7 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def slowest_mcs(self) -> str:
         """The MCS with the longest bursts this air may use."""
-        return ADAPTIVE_FALLBACK_MCS if self.mcs == ADAPTIVE else self.mcs
+        return self.fixed_mcs or MOST_ROBUST_MCS
 
     @property
     def max_burst_samples(self) -> int:

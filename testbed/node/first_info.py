@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from testbed.control import protocol
 from testbed.errors import PolicyError
 from testbed.learning.assignment import UeProfile as LearningUe
-from testbed.learning.clock import Airtime
 from testbed.learning.codec import CodecConfig, SemanticCodec
 from testbed.learning.cost import compute_energy_j, radio_energy_j
 from testbed.learning.spec import TrainingSpec
+from testbed.link.airtime import LinkAirtime
 from testbed.mode import Mode
 from testbed.node.config import Assignment, UeSection
+from testbed.policy.allocation import AllocationConfig
 from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig
 from testbed.policy.capability import CapabilityReport, build_report, measure_codec_throughput
 from testbed.policy.cpufreq import CpuFreqControl, SimulatedCpuFreq, SysfsCpuFreq
@@ -90,7 +91,8 @@ class PolicyOrders:
     CPU frequency and TX power; the orders of [assign] when the policy finds no feasible plan (logged).
 
     The cost-aware ``joint`` rule prices a weak UE's raw upload against symbols over the training: it needs
-    ``airtime`` (the BS's virtual clock, ``LearningBs.runner.airtime``: exact burst lengths over this air),
+    ``airtime`` (the BS's virtual clock, ``LearningBs.airtime``: the link's model of this air, which the
+    resource allocation then uses too),
     ``horizon_rounds`` ([bs] num_rounds; None while it runs until stopped) and each UE's sample count (its
     CAPABILITY_REPORT's ``num_local_samples``, else ``shard_samples`` from the BS's own partition). Without
     them a weak UE sends symbols ("no cost estimate")."""
@@ -101,7 +103,7 @@ class PolicyOrders:
         training: TrainingSpec,
         codec: CodecConfig,
         *,
-        airtime: Airtime | None = None,
+        airtime: LinkAirtime | None = None,
         horizon_rounds: int | None = None,
         shard_samples: Mapping[str, int] | None = None,
     ) -> None:
@@ -115,6 +117,7 @@ class PolicyOrders:
             deadline_factor=assign.deadline_factor,
             threshold_fraction_of_median=MEDIAN_THRESHOLD_FRACTION,
             horizon_rounds=horizon_rounds,
+            allocation=AllocationConfig(airtime=airtime) if airtime is not None else AllocationConfig(),
         )
         self.policy = PolicyAssignment(cfg, airtime=airtime, local_samples=shard_samples)
 

@@ -37,8 +37,6 @@ from testbed.learning.spec import TrainingSpec
 from testbed.mode import Mode
 from testbed.node.config import AirConfig
 from testbed.node.first_info import Orders, UeView, learning_profile
-from testbed.phy.mcs import get_mcs
-from testbed.policy.link_budget import analog_airtime_s, digital_airtime_s
 
 log = logging.getLogger(__name__)
 
@@ -89,22 +87,6 @@ def load_optimizers() -> None:
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
 
 
-class LinkAirtime:
-    """The virtual clock's airtime over this air: exact burst lengths at the slowest MCS the air may use."""
-
-    def __init__(self, air: AirConfig) -> None:
-        self.phy, self.mcs = air.phy, get_mcs(air.slowest_mcs)
-
-    def broadcast_s(self, payload_bytes: int, worst_snr_db: float) -> float:
-        return digital_airtime_s(self.phy, payload_bytes, self.mcs)
-
-    def upload_s(self, payload_bytes: int, snr_db: float) -> float:
-        return digital_airtime_s(self.phy, payload_bytes, self.mcs)
-
-    def analog_upload_s(self, num_symbols: int) -> float:
-        return analog_airtime_s(self.phy, num_symbols)
-
-
 class LearningBs:
     """The BS's half of the method: RoundRunner without endpoints, the test split, accuracy per round."""
 
@@ -125,7 +107,8 @@ class LearningBs:
         profiles = [learning_profile(v, assumed_snr_db, 0.0) for v in views]
         sizes = [len(s) for s in shards[: len(self.ues)]]  # shard i = i-th UE of [bs.ues] until it reports
         gen = torch.Generator().manual_seed(t.seed * 1000 + _BS)
-        self.runner = RoundRunner(model, cfg, profiles, None, sizes, LinkAirtime(air), gen)
+        self.airtime = air.airtime(len(self.ues))  # the link's model of this air: the virtual clock and the policy
+        self.runner = RoundRunner(model, cfg, profiles, None, sizes, self.airtime, gen)
         self._plan: RoundPlan | None = None  # the RoundRunner built the BS's optimizer: torch.optim is loaded
 
     @property

@@ -47,7 +47,6 @@ from testbed.node.pump import Failed, OnAir, RadioPump, Received
 from testbed.node.runtime import event, radio_factory, radio_running, repair_timing
 from testbed.node.sdnotify import Notifier
 from testbed.node.training import UeTraining
-from testbed.phy.layout import burst_num_samples
 from testbed.policy.capability import measurement_clock
 
 log = logging.getLogger(__name__)
@@ -113,6 +112,7 @@ class UeDaemon:
         self._round: _Round | None = None
         self._early: dict[int, Inbound] = {}
         self.tracker = ChannelTracker()  # downlink measurements: every frame heard from the BS
+        self._airtime = cfg.air.airtime(1)  # the link's burst lengths (they do not depend on the number of UEs)
         self._job_id = 0
         # training steps and capability measurements, one at a time; its thread starts at the first job
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{cfg.ue.ue_id}-worker")
@@ -334,12 +334,11 @@ class UeDaemon:
 
     def _account(self, rnd: _Round) -> dict[str, float | bool]:
         """Energy of the round (compute at the applied clock, uplink airtime at ASSIGN's power), against the
-        budget; airtime = frames sent x a full frame's burst at the round's MCS (an upper bound)."""
+        budget; airtime = frames sent x a full frame's burst at the round's MCS (link.airtime; an upper bound)."""
         if self.first_info is None or rnd.assign is None or rnd.upload is None:
             return {}
         air = self.cfg.air
-        burst = burst_num_samples(air.phy, air.frame_payload_bytes, rnd.assign.mcs)
-        airtime_s = rnd.upload.frames_sent * burst / air.sample_rate_hz
+        airtime_s = rnd.upload.frames_sent * self._airtime.burst_s(air.frame_payload_bytes, rnd.assign.mcs)
         samples, fraction = rnd.work
         return self.first_info.account(samples, fraction, airtime_s, rnd.assign)
 

@@ -7,8 +7,12 @@ time t_u and compute time T - t_u the optimum has closed forms:
 
 - frequency: f = C / (T - t_u), raised to f_min and snapped UP to the next cpufreq step (energy grows with f,
   so the slowest frequency that meets the deadline is the cheapest; snapping up keeps the deadline);
-- power: an MCS whose airtime fits t_u, sent at the least power reaching its SNR + margin (more power at the
+- power: an MCS whose upload fits t_u, sent at the least power reaching its SNR + margin (more power at the
   same MCS buys nothing); the least power for the needed rate is that of the slowest MCS that fits.
+
+Upload time and airtime come from the link's one model (testbed/link/airtime.py, ``AllocationConfig.airtime``):
+the upload lasts whole TDMA cycles of the shared medium (``upload_s``), the radio spends energy on the UE's own
+bursts (``airtime_s``), expected ARQ repeats included.
 
 The one-dimensional search over the split is exact and finite: the cheapest upload that fits t_u changes only
 at MCS airtimes while compute energy rises with t_u, so the optimum is t_u = airtime of some MCS m, and the
@@ -25,17 +29,11 @@ from dataclasses import dataclass, field
 
 from testbed.errors import PolicyError
 from testbed.learning.cost import compute_cycles, compute_energy_j, compute_time_s, radio_energy_j
+from testbed.link.airtime import NOTHING, LinkAirtime, Transfer
 from testbed.link.messages import ChannelReport
-from testbed.phy.layout import MAX_ANALOG_SYMBOLS
 from testbed.phy.numerology import PhyConfig
 from testbed.policy.cpufreq import FrequencyTable
-from testbed.policy.link_budget import (
-    analog_airtime_s,
-    digital_airtime_s,
-    highest_mcs,
-    mcs_power_options,
-    validate_channel,
-)
+from testbed.policy.link_budget import validate_channel
 
 # Bisection stops when the bracket is this fraction of the deadline (1e-4 of a 10 s round is 1 ms).
 _BISECTION_REL_TOL = 1e-4
@@ -113,14 +111,12 @@ class UeResources:
 
 @dataclass(frozen=True)
 class AllocationConfig:
-    """``mcs_margin_db`` is added to each MCS's 10%-PER SNR; ``snap_to_steps`` False treats a stepped CPU as
-    continuous (an idealised bound); True (default) snaps up to the cpufreq steps as a board must. Digital
-    payloads go in frames of ``phy.max_payload_bytes``, analog symbols in frames of ``analog_frame_symbols``."""
+    """``snap_to_steps`` False treats a stepped CPU as continuous (an idealised bound); True (default) snaps up
+    to the cpufreq steps as a board must. ``airtime``: the link's model of the shared medium the UEs upload
+    over (MCS thresholds, frames, TDMA slots; default: one UE on the default medium)."""
 
-    mcs_margin_db: float = 1.0
     snap_to_steps: bool = True
-    phy: PhyConfig = field(default_factory=PhyConfig)
-    analog_frame_symbols: int = MAX_ANALOG_SYMBOLS
+    airtime: LinkAirtime = field(default_factory=lambda: LinkAirtime(PhyConfig(), 1))
 
 
 @dataclass(frozen=True)
@@ -132,14 +128,15 @@ class UeAllocation:
     tx_power_dbm: float
     mcs: str | None  # None for an analog upload or nothing to upload
     compute_time_s: float
-    airtime_s: float
+    airtime_s: float  # the UE's own bursts (radio energy)
+    upload_s: float  # until the upload is complete: whole TDMA cycles
     compute_energy_j: float
     radio_energy_j: float
     energy_budget_j: float
 
     @property
     def round_time_s(self) -> float:
-        return self.compute_time_s + self.airtime_s
+        return self.compute_time_s + self.upload_s
 
     @property
     def energy_j(self) -> float:
@@ -150,20 +147,25 @@ class UeAllocation:
         return self.energy_j <= self.energy_budget_j
 
 
-def _upload_options(ue: UeResources, work: RoundWork, cfg: AllocationConfig) -> list[tuple[str | None, float, float]]:
-    """(mcs name, TX power dBm, airtime s) for every way the UE can upload within its power range."""
-    up = work.upload
+def _upload_options(ue: UeResources, work: RoundWork, cfg: AllocationConfig) -> list[tuple[float, Transfer]]:
+    """(TX power dBm, upload) for every way the UE can upload within its power range: each MCS the link's
+    chooser may use, at the least power that reaches its threshold."""
+    up, air = work.upload, cfg.airtime
     if isinstance(up, AnalogUpload):
         if up.num_symbols == 0:
-            return [(None, ue.max_tx_power_dbm, 0.0)]  # nothing planned; an unplanned send goes at full power
+            return [(ue.max_tx_power_dbm, NOTHING)]  # nothing planned; an unplanned send goes at full power
         power = max(ue.channel.power_for_snr_dbm(up.min_snr_db), ue.min_tx_power_dbm)
         if power > ue.max_tx_power_dbm:
             return []
-        return [(None, power, analog_airtime_s(cfg.phy, up.num_symbols, cfg.analog_frame_symbols))]
+        return [(power, air.upload(0, None, analog_symbols=up.num_symbols))]
     if up.payload_bytes == 0:
-        return [(None, ue.max_tx_power_dbm, 0.0)]  # nothing planned; an unplanned send goes at full power
-    options = mcs_power_options(ue.channel, cfg.mcs_margin_db, ue.min_tx_power_dbm, ue.max_tx_power_dbm)
-    return [(m.name, p, digital_airtime_s(cfg.phy, up.payload_bytes, m)) for m, p in options]
+        return [(ue.max_tx_power_dbm, NOTHING)]  # nothing planned; an unplanned send goes at full power
+    options = []
+    for mcs in air.mcs.candidates:
+        power = max(ue.channel.power_for_snr_dbm(air.mcs.required_snr_db(mcs)), ue.min_tx_power_dbm)
+        if power <= ue.max_tx_power_dbm:
+            options.append((power, air.transfer(up.payload_bytes, mcs, ue.channel.snr_db_at(power))))
+    return options
 
 
 def frequency_for_compute_time(cycles: float, compute_time_s: float, table: FrequencyTable, snap: bool) -> float:
@@ -181,7 +183,13 @@ def frequency_for_compute_time(cycles: float, compute_time_s: float, table: Freq
 
 
 def evaluate(
-    ue: UeResources, work: RoundWork, cpu_freq_hz: float, tx_power_dbm: float, mcs: str | None, airtime_s: float
+    ue: UeResources,
+    work: RoundWork,
+    cpu_freq_hz: float,
+    tx_power_dbm: float,
+    mcs: str | None,
+    airtime_s: float,
+    upload_s: float,
 ) -> UeAllocation:
     """Time and energy of one operating point, from the shared cost model."""
     cycles_per_sample = ue.cycles_per_sample * work.cycle_fraction
@@ -192,6 +200,7 @@ def evaluate(
         mcs=mcs,
         compute_time_s=compute_time_s(work.compute_samples, cycles_per_sample, cpu_freq_hz),
         airtime_s=airtime_s,
+        upload_s=upload_s,
         compute_energy_j=compute_energy_j(
             work.compute_samples, cycles_per_sample, cpu_freq_hz, ue.kappa_j_per_cycle_hz2
         ),
@@ -202,20 +211,20 @@ def evaluate(
 
 def max_performance(ue: UeResources, work: RoundWork, cfg: AllocationConfig) -> UeAllocation:
     """The operating point without allocation: maximum frequency, maximum power and the fastest MCS it allows."""
-    up = work.upload
+    up, air = work.upload, cfg.airtime
+    snr = ue.channel.snr_db_at(ue.max_tx_power_dbm)
     if isinstance(up, DigitalUpload) and up.payload_bytes:
-        mcs = highest_mcs(ue.channel, ue.max_tx_power_dbm, cfg.mcs_margin_db)
-        if mcs is None:
+        if not air.mcs.usable(snr):
             raise PolicyError(
-                f"UE {ue.ue_id!r}: uplink SNR {ue.channel.snr_db_at(ue.max_tx_power_dbm):.1f} dB at maximum power is "
-                "below the most robust MCS; it cannot upload digitally (send it to a centralized group)"
+                f"UE {ue.ue_id!r}: uplink SNR {snr:.1f} dB at maximum power is below the most robust MCS; it cannot "
+                "upload digitally (send it to a centralized group)"
             )
-        name, airtime = mcs.name, digital_airtime_s(cfg.phy, up.payload_bytes, mcs)
+        sent = air.upload(up.payload_bytes, snr)
     elif isinstance(up, AnalogUpload) and up.num_symbols:
-        name, airtime = None, analog_airtime_s(cfg.phy, up.num_symbols, cfg.analog_frame_symbols)
+        sent = air.upload(0, None, analog_symbols=up.num_symbols)
     else:
-        name, airtime = None, 0.0
-    return evaluate(ue, work, ue.frequency_table.max_hz, ue.max_tx_power_dbm, name, airtime)
+        sent = NOTHING
+    return evaluate(ue, work, ue.frequency_table.max_hz, ue.max_tx_power_dbm, sent.mcs, sent.on_air_s, sent.elapsed_s)
 
 
 def allocate_ue(ue: UeResources, work: RoundWork, deadline_s: float, cfg: AllocationConfig) -> UeAllocation:
@@ -230,12 +239,14 @@ def allocate_ue(ue: UeResources, work: RoundWork, deadline_s: float, cfg: Alloca
         )
     cycles = work.cycles(ue.cycles_per_sample)
     best: UeAllocation | None = None
-    for mcs, power, airtime in options:
+    for power, sent in options:
         try:
-            freq = frequency_for_compute_time(cycles, deadline_s - airtime, ue.frequency_table, cfg.snap_to_steps)
+            freq = frequency_for_compute_time(
+                cycles, deadline_s - sent.elapsed_s, ue.frequency_table, cfg.snap_to_steps
+            )
         except PolicyError:
             continue
-        point = evaluate(ue, work, freq, power, mcs, airtime)
+        point = evaluate(ue, work, freq, power, sent.mcs, sent.on_air_s, sent.elapsed_s)
         if point.round_time_s <= deadline_s * (1 + _TIME_REL_TOL) and (best is None or point.energy_j < best.energy_j):
             best = point
     if best is None:
@@ -306,7 +317,7 @@ def shortest_deadline_s(ues: Sequence[tuple[UeResources, RoundWork]], cfg: Alloc
     for ue, work in ues:
         cycles = work.cycles(ue.cycles_per_sample)
         options = _upload_options(ue, work, cfg)
-        longest_air = max((air for *_, air in options), default=0.0)
+        longest_air = max((sent.elapsed_s for _, sent in options), default=0.0)
         limit = max(limit, cycles / ue.frequency_table.min_hz + longest_air)
     while not _feasible(ues, hi, cfg):
         if hi >= limit:

@@ -91,7 +91,7 @@ def record_round(
     round_index: int, applied: AppliedSetting, ue: UeResources, work: RoundWork, airtime_s: float
 ) -> EnergyRecord:
     """Charge the round at the frequency actually set and the airtime actually used (repairs included)."""
-    cost = evaluate(ue, work, applied.cpu_freq_hz, applied.tx_power_dbm, None, airtime_s)
+    cost = evaluate(ue, work, applied.cpu_freq_hz, applied.tx_power_dbm, None, airtime_s, airtime_s)
     record = EnergyRecord(applied.ue_id, round_index, cost.compute_energy_j, cost.radio_energy_j, ue.energy_budget_j)
     if not record.within_budget:
         log.warning(

@@ -5,8 +5,9 @@ in its first round, or ``raw_samples_per_round`` per round) or it runs the encod
 semantic symbols with their labels (centralized_decoder). The grouping (grouping.py) compares the two with the
 numbers the learning layer will charge, so the choice follows the cost model rather than a fixed SNR:
 
-- airtime: the caller's ``testbed.learning.clock.Airtime`` (exact frame lengths from testbed/phy/layout.py at
-  the MCS the UE's SNR affords, including the expected ARQ repairs) at the UE's maximum TX power;
+- airtime: the caller's ``testbed.learning.clock.Airtime`` (testbed/link/airtime.py: exact frame lengths at
+  the MCS the UE's SNR affords, including the expected ARQ repairs) at the UE's maximum TX power; the UE's own
+  bursts (``on_air_s``), not the cycles it waits for its slots;
 - radio energy ``P x airtime``, compute energy ``kappa C f^2`` (testbed/learning/cost.py).
 
 Symbols, per round: the encoder forward on ``samples_per_round`` samples (``encoder_fraction`` of a training
@@ -58,10 +59,10 @@ class CentralizedCost:
         return self.raw_energy_j / self.symbols_energy_j_per_round if self.symbols_energy_j_per_round > 0 else math.inf
 
 
-def _upload_s(airtime: Airtime, payload_bytes: int, snr_db: float) -> float:
-    """Airtime of one upload, inf when the airtime model refuses the link (no usable MCS)."""
+def _upload_s(airtime: Airtime, payload_bytes: int, snr_db: float, analog_symbols: int = 0) -> float:
+    """The UE's bursts of one upload, inf when the airtime model refuses the link (no usable MCS)."""
     try:
-        return airtime.upload_s(payload_bytes, snr_db)
+        return airtime.upload(payload_bytes, snr_db, analog_symbols).on_air_s
     except TestbedError:
         return math.inf
 
@@ -93,9 +94,7 @@ def centralized_cost(
     if rest:
         raw_s += _upload_s(airtime, rest * work.raw_bytes_per_sample, snr_db)
     n = work.samples_per_round
-    symbols_s = airtime.analog_upload_s(n * work.symbols_per_sample) + _upload_s(
-        airtime, n * work.label_bytes_per_sample, snr_db
-    )
+    symbols_s = _upload_s(airtime, n * work.label_bytes_per_sample, snr_db, n * work.symbols_per_sample)
     encoder_j = compute_energy_j(
         n,
         report.cycles_per_sample * work.encoder_fraction,

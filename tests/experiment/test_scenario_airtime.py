@@ -1,14 +1,10 @@
-"""Scenario validation and PHY-exact airtime."""
+"""Scenario validation, and the scenario's shared medium."""
 
 import pytest
 
 from testbed.errors import ConfigError
-from testbed.experiment.airtime import LinkModel, PhyAirtime
 from testbed.experiment.scenario import load_scenario
 from testbed.learning.codec import CodecConfig
-from testbed.phy.layout import analog_burst_num_samples, burst_num_samples
-from testbed.phy.mcs import get_mcs
-from testbed.phy.numerology import PhyConfig
 
 
 def test_default_scenario_is_the_heterogeneous_one() -> None:
@@ -50,35 +46,50 @@ def test_missing_board_and_unreadable_file(tmp_path) -> None:
         load_scenario(tmp_path / "absent.toml")
 
 
-def test_mcs_choice_is_monotone_and_respects_margin() -> None:
-    air = PhyAirtime(PhyConfig(), LinkModel(mcs_margin_db=1.0))
-    rates = [air.choose_mcs(s).data_bits_per_ofdm_symbol(48) for s in range(0, 30)]
-    assert rates == sorted(rates)
-    assert air.choose_mcs(4.5).name == "bpsk-3/4"  # qpsk-1/2 needs 3.6 + 1.0
-    assert air.choose_mcs(4.6).name == "qpsk-1/2"
-    assert air.choose_mcs(30.0).name == "64qam-3/4"
+def test_a_scenario_whose_ues_cannot_fit_the_tdma_cycle_is_refused_on_load() -> None:
+    with pytest.raises(ConfigError, match=r"default.toml: \[link\] tdma_cycle_samples=200000 .* raise tdma_cycle_sam"):
+        load_scenario(overrides={"link": {"tdma_cycle_samples": 200_000}})
+    with pytest.raises(ConfigError, match="guard_samples"):
+        load_scenario(overrides={"link": {"guard_samples": -1}})
 
 
-def test_airtime_is_the_exact_burst_length_when_the_link_is_clean() -> None:
-    phy = PhyConfig()
-    air = PhyAirtime(phy, LinkModel(frame_payload_bytes=1000, analog_frame_symbols=480))
-    mcs = get_mcs("64qam-3/4")
-    expected = (2 * burst_num_samples(phy, 1000, mcs) + burst_num_samples(phy, 500, mcs)) / phy.sample_rate_hz
-    assert air.upload_s(2500, 60.0) == pytest.approx(expected, rel=1e-9)
-    analog = (2 * analog_burst_num_samples(phy, 480) + analog_burst_num_samples(phy, 40)) / phy.sample_rate_hz
-    assert air.analog_upload_s(1000) == pytest.approx(analog)
-    assert air.upload_s(0, 10.0) == 0.0
+def test_the_scenario_medium_is_the_daemons_cycle() -> None:
+    s = load_scenario()
+    air = s.airtime()
+    assert (air.cycle_samples, air.guard_samples, air.num_ues) == (500_000, 80, 10)
+    assert air.slot_samples == (500_000 - 80 * 12) // 11
 
 
-def test_repairs_follow_the_per_model() -> None:
-    phy = PhyConfig()
-    air = PhyAirtime(phy, LinkModel(frame_payload_bytes=1000, mcs_margin_db=0.0, per_slope_db_per_decade=1.0))
-    mcs = air.choose_mcs(3.6)
-    assert mcs.name == "qpsk-1/2"
-    assert air.frame_error_rate(3.6, mcs, 1000) == pytest.approx(0.1)  # the reference point
-    assert air.frame_error_rate(4.6, mcs, 1000) == pytest.approx(0.01)  # one decade per dB
-    assert air.frame_error_rate(3.6, mcs, 2000) == pytest.approx(1 - 0.9**2)
-    clean = burst_num_samples(phy, 1000, mcs) / phy.sample_rate_hz
-    assert air.upload_s(1000, 3.6) == pytest.approx(clean / 0.9)  # 1 / (1 - PER) transmissions
-    with pytest.raises(ConfigError, match="loses"):
-        air.upload_s(1000, -10.0)
+def test_engine_policy_and_bs_make_the_same_mcs_choice() -> None:
+    """One chooser: the engine's clock, the policy's allocation at maximum power and the BS daemon's [air]."""
+    from testbed.node.config import AirConfig
+    from testbed.policy.allocation import AllocationConfig, DigitalUpload, RoundWork, max_performance
+    from tests.policy.policy_helpers import make_ue
+
+    s = load_scenario()
+    engine = s.airtime()
+    policy = AllocationConfig(airtime=engine)
+    bs = AirConfig(sample_rate_hz=s.link.sample_rate_hz, frame_payload_bytes=s.link.frame_payload_bytes, mcs="adaptive")
+    work = RoundWork(10, DigitalUpload(100_000))
+    seen = set()
+    for tenth_db in range(0, 300, 7):
+        ue = make_ue(snr_db=tenth_db / 10 - 7.0)  # measured at 0 dBm, sending at up to 7 dBm
+        at_max = ue.channel.snr_db_at(ue.max_tx_power_dbm)
+        by_engine = engine.upload(100_000, at_max).mcs
+        by_bs = bs.mcs_policy.choose(at_max)
+        by_policy = max_performance(ue, work, policy).mcs if engine.mcs.usable(at_max) else by_bs
+        assert by_engine == by_policy == by_bs, at_max
+        seen.add(by_bs)
+    assert len(seen) == 8  # every coded MCS was chosen somewhere on the sweep
+
+
+def test_the_cli_refuses_a_scenario_that_cannot_fit_the_tdma_cycle_in_one_line(tmp_path, capsys) -> None:
+    from testbed.cli import main
+    from testbed.experiment.scenario import DEFAULT_SCENARIO
+
+    bad = tmp_path / "crowded.toml"
+    bad.write_text(DEFAULT_SCENARIO.read_text().replace("tdma_cycle_samples = 500_000", "tdma_cycle_samples = 300_000"))
+    assert main(["train", "--scenario", str(bad), "--json"]) != 0
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert "crowded.toml: [link] tdma_cycle_samples=300000" in out.err and "at least 448880" in out.err

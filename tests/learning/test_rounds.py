@@ -13,6 +13,7 @@ from testbed.learning.cost import compute_energy_j, radio_energy_j
 from testbed.learning.data import ImageDataset
 from testbed.learning.modes import LocalTraining
 from testbed.learning.rounds import RoundConfig, RoundRunner
+from testbed.link.airtime import Transfer
 from testbed.mode import Mode
 from tests.learning.conftest import TINY, FlatAirtime
 
@@ -82,11 +83,33 @@ def test_tx_power_and_cpu_frequency_from_the_assignment_are_charged(digits_split
     samples = runner.cfg.work.samples_per_round
     assert cost.compute_s == pytest.approx(samples * p.cycles_per_sample / 0.5e9)
     expected = compute_energy_j(samples, p.cycles_per_sample, 0.5e9, p.kappa) + radio_energy_j(
-        p.tx_power_dbm + 3, cost.upload_s
+        p.tx_power_dbm + 3, cost.on_air_s
     )
     assert cost.energy_j == pytest.approx(expected)
     with pytest.raises(LearningError, match="assignments"):
         runner.run_round(slow[:2])
+
+
+def test_rounds_share_the_medium_time_grows_with_the_ues_and_no_uplink_beats_its_mcs(digits_split, make_runner) -> None:
+    """On the shared medium (one downlink slot, one uplink slot per UE) twice the UEs take longer rounds, and
+    no UE's uplink delivers more bits per virtual second than its MCS carries. Fails on the former parallel
+    rule (every uplink on its own channel: the same round time for 4 and for 8 UEs)."""
+    from testbed.link.airtime import LinkAirtime
+    from testbed.phy.numerology import PhyConfig
+
+    times = []
+    for n in (4, 8):
+        air = LinkAirtime(PhyConfig(), n, tdma_cycle_samples=1_000_000)
+        runner = make_runner(digits_split[0], n=n, airtime=air)
+        report = runner.run_round(FixedAssignment(Mode.DISTRIBUTED, Mode.DISTRIBUTED).assign(0, runner.profiles))
+        for name, cost in report.costs.items():
+            snr = next(p.snr_db for p in runner.profiles if p.name == name)
+            mcs = air.mcs.choose(snr)
+            assert cost.uplink_bits / cost.upload_s <= air.rate_bps(mcs), name
+            assert 0 < cost.on_air_s < cost.upload_s
+        assert report.uplink_bits / report.time_s < air.rate_bps("64qam-3/4")  # all uplinks share one channel
+        times.append(report.time_s)
+    assert times[1] > 1.5 * times[0]  # every UE sends the same update: its slot is half as long
 
 
 def test_round_time_rule() -> None:
@@ -95,9 +118,10 @@ def test_round_time_rule() -> None:
     assert round_time_s([], [], bs_compute_s=0.0, control_s=0.1) == pytest.approx(0.1)
     c = ue_cost(
         download_s=1, samples=10, cycles_per_sample=1e6, cpu_freq_hz=1e9, kappa=1e-28, tx_power_dbm=30,
-        upload_s=2, uplink_bits=5,
+        upload=Transfer(elapsed_s=2.0, on_air_s=0.5, frames=1.0, cycles=2, mcs="qpsk-1/2"), uplink_bits=5,
     )  # fmt: skip
-    assert c.total_s == pytest.approx(3.01) and c.energy_j == pytest.approx(1e-28 * 1e7 * 1e18 + 2.0)
+    # the round waits for the whole transfer, the radio spends energy only on the UE's own bursts
+    assert c.total_s == pytest.approx(3.01) and c.energy_j == pytest.approx(1e-28 * 1e7 * 1e18 + 0.5)
     assert UeCost().total_s == 0
     assert ClockConfig().bs_compute_s(0) == 0
 

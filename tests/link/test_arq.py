@@ -3,9 +3,9 @@ from dataclasses import replace
 import pytest
 
 from testbed.errors import LinkError
+from testbed.link.airtime import McsPolicy
 from testbed.link.arq import LinkConfig, TransferIncomplete, broadcast, tdma_slots, uplink
 from testbed.link.framelink import ModelFrameLink
-from testbed.link.mcs import McsPolicy
 from testbed.link.segment import frame_count
 from testbed.phy.numerology import PhyConfig
 

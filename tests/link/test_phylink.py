@@ -4,8 +4,8 @@ import pytest
 
 from testbed.channel import Awgn, Chain, FrequencyOffset, Multipath
 from testbed.errors import LinkError
+from testbed.link.airtime import McsPolicy
 from testbed.link.arq import LinkConfig, broadcast, uplink
-from testbed.link.mcs import McsPolicy
 from testbed.link.medium import SimulatedMedium
 from testbed.link.phylink import PhyFrameLink
 from testbed.link.tracker import ChannelTracker

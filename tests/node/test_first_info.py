@@ -211,3 +211,16 @@ def test_a_joint_update_that_fails_part_way_leaves_the_last_good_model(monkeypat
 def _nan_update(bs: LearningBs) -> Update:
     tensors = {n: torch.full_like(p, math.nan) for n, p in bs.model.named_parameters()}
     return Update("ue-1", tensors, 10)
+
+
+def test_the_bs_clock_policy_and_allocation_share_one_airtime_model() -> None:
+    """The BS's virtual clock is the link's model of its [air], and the policy allocates on that same model."""
+    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    air = bs.runner.airtime
+    assert (air.num_ues, air.cycle_samples, air.frame_payload_bytes) == (
+        len(BS.bs.ues), BS.air.tdma_cycle_samples, BS.air.frame_payload_bytes
+    )  # fmt: skip
+    assign = msgspec.structs.replace(BS.assign, policy="joint")
+    orders = PolicyOrders(assign, BS.training, bs.codec, airtime=air)
+    assert orders.policy.cfg.allocation.airtime is air
+    assert air.mcs.thresholds_db == BS.air.mcs_policy.thresholds_db  # the BS's MCS chooser is the model's

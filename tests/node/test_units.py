@@ -64,7 +64,7 @@ def test_pluto_radio_is_wired_and_a_failed_radio_stops_the_pump(monkeypatch: pyt
 
 
 def test_adaptive_mcs_falls_back_until_measured_and_slots_fit_the_slowest_frame() -> None:
-    adaptive, fixed = AirConfig(mcs="adaptive", mcs_margin_db=3.0), AirConfig(mcs="16qam-1/2")
+    adaptive, fixed = AirConfig(mcs="adaptive"), AirConfig(mcs="16qam-1/2")
     assert adaptive.mcs_policy.choose(None) == "bpsk-1/2" and adaptive.mcs_policy.choose(30.0) == "64qam-3/4"
     assert adaptive.mcs_policy.choose(7.0) == "qpsk-1/2"  # qpsk-1/2 needs 3.6 dB + 3 dB margin, qpsk-3/4 6.1 + 3
     assert fixed.mcs_policy.choose(None) == fixed.mcs_policy.choose(30.0) == "16qam-1/2"

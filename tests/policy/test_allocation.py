@@ -41,16 +41,16 @@ def test_allocation_is_exhaustively_optimal_over_the_feasible_grid():
     deadline = 1.3 * max_performance(ue, WORK, CFG).round_time_s
     best = allocate_ue(ue, WORK, deadline, CFG)
     from testbed.policy.allocation import evaluate
-    from testbed.policy.link_budget import digital_airtime_s, highest_mcs
 
-    brute = math.inf
+    brute, air = math.inf, CFG.airtime
     for f in ue.frequency_table.steps_hz:
         for quarter_db in range(-40, 29):
             p = quarter_db / 4
-            mcs = highest_mcs(ue.channel, p, CFG.mcs_margin_db)
-            if mcs is None:
+            snr = ue.channel.snr_db_at(p)
+            if not air.mcs.usable(snr):
                 continue
-            point = evaluate(ue, WORK, f, p, mcs.name, digital_airtime_s(CFG.phy, 127_016, mcs))
+            sent = air.transfer(127_016, air.mcs.choose(snr), snr)
+            point = evaluate(ue, WORK, f, p, sent.mcs, sent.on_air_s, sent.elapsed_s)
             if point.round_time_s <= deadline:
                 brute = min(brute, point.energy_j)
     assert best.energy_j <= brute + 1e-12
@@ -164,3 +164,19 @@ def test_no_deadline_at_all_when_the_budget_is_below_the_frugal_point():
 def test_bad_work_is_refused(work):
     with pytest.raises(PolicyError):
         work()
+
+
+def test_each_mcs_gets_the_least_power_reaching_its_threshold_within_the_limits():
+    from policy_helpers import make_ue
+
+    from testbed.policy.allocation import _upload_options
+
+    ue = make_ue(snr_db=10.0)  # measured at 0 dBm; the radio spans min_tx_power_dbm..7 dBm
+    air = CFG.airtime
+    options = {sent.mcs: p for p, sent in _upload_options(ue, WORK, CFG)}
+    for mcs in air.mcs.candidates:
+        need = ue.channel.power_for_snr_dbm(air.mcs.required_snr_db(mcs))
+        assert (mcs in options) == (need <= ue.max_tx_power_dbm)
+        if mcs in options:
+            assert options[mcs] == pytest.approx(max(need, ue.min_tx_power_dbm))
+    assert "16qam-1/2" in options and "64qam-3/4" not in options  # 9.67 + 3 dB: 2.7 dBm; 18.4 + 3 dB: 11.4 dBm
