@@ -223,7 +223,8 @@ def tdma_slots(link: FrameLink, senders: Sequence[int], cfg: LinkConfig) -> tupl
     if len(senders) == 1:
         return 0, {senders[0]: None}
     guard, n = cfg.guard_samples, len(senders)
-    longest = max(link.burst_num_samples(cfg.frame_payload_bytes, m) for m in {MOST_ROBUST_MCS, *cfg.mcs.candidates})
+    mcs = cfg.mcs.candidates if cfg.mcs.fixed_mcs is not None else {MOST_ROBUST_MCS, *cfg.mcs.candidates}
+    longest = max(link.burst_num_samples(cfg.frame_payload_bytes, m) for m in mcs)
     cycle = cfg.tdma_cycle_samples or n * (longest + guard) + guard
     schedule = cycle_schedule(cycle, guard, senders, longest)
     return cycle, {s: schedule.grant_for(s) for s in senders}

@@ -51,8 +51,8 @@ def cycle_schedule(cycle_samples: int, guard_samples: int, nodes: Sequence[int],
     if slot < frame_samples:
         need = n * frame_samples + (n + 1) * guard_samples
         raise ConfigError(
-            f"tdma_cycle_samples={cycle_samples} with guard_samples={guard_samples} leaves {n} slots (the BS and "
-            f"{n - 1} UEs) of {slot} samples, less than one {frame_samples}-sample frame; raise tdma_cycle_samples "
+            f"tdma_cycle_samples={cycle_samples} with guard_samples={guard_samples} leaves {n} slots (one per "
+            f"node) of {slot} samples, less than one {frame_samples}-sample frame; raise tdma_cycle_samples "
             f"to at least {need}, lower frame_payload_bytes or use fewer UEs"
         )
     return make_schedule([(node, slot) for node in nodes], guard_samples)

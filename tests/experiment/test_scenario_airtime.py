@@ -1,5 +1,7 @@
 """Scenario validation, and the scenario's shared medium."""
 
+import json
+
 import pytest
 
 from testbed.errors import ConfigError
@@ -91,5 +93,6 @@ def test_the_cli_refuses_a_scenario_that_cannot_fit_the_tdma_cycle_in_one_line(t
     bad.write_text(DEFAULT_SCENARIO.read_text().replace("tdma_cycle_samples = 500_000", "tdma_cycle_samples = 300_000"))
     assert main(["train", "--scenario", str(bad), "--json"]) != 0
     out = capsys.readouterr()
-    assert out.out == "" and out.err.count("\n") == 1
-    assert "crowded.toml: [link] tdma_cycle_samples=300000" in out.err and "at least 448880" in out.err
+    error = json.loads(out.out)["error"]  # --json: the failure is one JSON object on stdout, one line on stderr
+    assert out.err.count("\n") == 1
+    assert "crowded.toml: [link] tdma_cycle_samples=300000" in error and "at least 448880" in error

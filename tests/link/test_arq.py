@@ -2,7 +2,7 @@ from dataclasses import replace
 
 import pytest
 
-from testbed.errors import LinkError
+from testbed.errors import ConfigError, LinkError
 from testbed.link.airtime import McsPolicy
 from testbed.link.arq import LinkConfig, TransferIncomplete, broadcast, tdma_slots, uplink
 from testbed.link.framelink import ModelFrameLink
@@ -142,5 +142,5 @@ def test_uplink_bursts_stay_in_each_senders_slot_of_the_cycle(rng):
         grant = slots[src]
         assert grant is not None and grant.start_sample <= start % cycle
         assert start % cycle + length <= grant.end_sample
-    with pytest.raises(LinkError, match="3 senders leave 2560-sample slots in a 8000-sample TDMA cycle, less than one"):
+    with pytest.raises(ConfigError, match="tdma_cycle_samples=8000 .* leaves 3 slots .* of 2560 samples, less than"):
         tdma_slots(link, list(objects), replace(cfg, tdma_cycle_samples=8000))
