@@ -2,5 +2,6 @@
 
 Entry points: ``arq.broadcast`` / ``arq.uplink`` (``LinkConfig``, ``TransferReport``), the halves
 ``repeat.ObjectSender`` / ``repeat.Reassembler``, control structs in ``messages``, media in ``medium``,
-``phylink`` and ``radiomedium``, gradient codecs in ``compress``.
+``phylink`` and ``radiomedium``, gradient codecs in ``compress``, the PHY abstraction (PER table, EESM) of
+the model medium in ``abstraction``.
 """
