@@ -67,9 +67,11 @@ class PerCurve:
     def __post_init__(self) -> None:
         snr, per = np.asarray(self.snr_db, np.float64), np.asarray(self.per, np.float64)
         if snr.ndim != 1 or snr.size < 2 or per.shape != snr.shape:
-            raise ValueError(f"a PER curve needs >= 2 points and as many PERs as SNRs, got {snr.size} and {per.size}")
-        if np.any(np.diff(snr) <= 0) or np.any(np.diff(per) > 0) or not (np.all(per > 0) and np.all(per <= 1)):
-            raise ValueError("a PER curve needs ascending SNRs and non-increasing PERs in (0, 1]")
+            raise ConfigError(f"a PER curve needs >= 2 points and as many PERs as SNRs, got {snr.size} and {per.size}")
+        if not np.all(np.isfinite(snr)) or np.any(np.diff(snr) <= 0):
+            raise ConfigError("a PER curve needs finite, strictly ascending SNRs")
+        if not (np.all(per > 0) and np.all(per <= 1)) or np.any(np.diff(per) > 0):
+            raise ConfigError("a PER curve needs non-increasing PERs in (0, 1]")
         object.__setattr__(self, "snr_db", snr)
         object.__setattr__(self, "per", per)
         object.__setattr__(self, "frames", np.asarray(self.frames, np.int64).reshape(snr.shape))

@@ -43,6 +43,12 @@ def test_round_trip(tmp_path):
             assert back.frame_error_rate(mcs, n, snr) == pytest.approx(table.frame_error_rate(mcs, n, snr), rel=1e-5)
 
 
+def _with_nan_snr(text: str) -> str:
+    raw = json.loads(text)
+    raw["curves"]["qpsk-1/2"]["100"]["snr_db"][3] = float("nan")
+    return json.dumps(raw)  # Python's json writes and reads NaN
+
+
 def _one_line_naming(err: pytest.ExceptionInfo, path) -> None:
     text = str(err.value)
     assert str(path) in text and "\n" not in text and "testbed phy table" in text
@@ -57,8 +63,9 @@ def _one_line_naming(err: pytest.ExceptionInfo, path) -> None:
         lambda text: json.dumps({**json.loads(text), "curves": {"qpsk-1/2": {"100": {"snr_db": [1.0]}}}}),
         lambda text: json.dumps({**json.loads(text), "beta": {"qpsk-1/2": -1.0, "16qam-1/2": 2.0}}),
         lambda text: "[1, 2]",
+        lambda text: _with_nan_snr(text),
     ],
-    ids=["truncated", "corrupt", "schema", "malformed-curve", "bad-beta", "not-a-table"],
+    ids=["truncated", "corrupt", "schema", "malformed-curve", "bad-beta", "not-a-table", "nan-snr"],
 )
 def test_bad_files_are_refused_with_one_line_naming_the_file(tmp_path, mangle):
     path = tmp_path / "bad.json"
