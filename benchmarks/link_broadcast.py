@@ -1,6 +1,7 @@
 """Broadcast of a large object to several UEs over the OFDM modem and simulated AWGN links, at given
 injected frame-loss rates: bit-exactness (SHA-256 of what each UE got), goodput against the PHY bit rate,
-airtime and resends, and the wall time the full DSP took.
+airtime (and how much of it the NACK waits took) and resends, and the wall time the full DSP took. It runs
+the link engine the daemons run (testbed/link/endpoints.py, driven by arq.run_transfer).
 
 Usage: python benchmarks/link_broadcast.py [--megabytes 10] [--ues 3] [--loss 0.01 0.2] [--snr-db 25] [--json]
 Target (issue 4): every UE bit-exact at each loss; goodput >= 70% of the PHY bit rate at 1% loss.
@@ -44,12 +45,14 @@ def run(megabytes: float, ues: int, loss: float, snr_db: float, seed: int) -> di
         "goodput_bps": rep.goodput_bps,
         "goodput_over_phy_rate": rep.goodput_bps / phy_bit_rate_bps(phy, mcs),
         "airtime_s": rep.airtime_s,
+        "burst_airtime_s": rep.burst_samples / phy.sample_rate_hz,
         "window_samples": rep.window_samples,
         "frames": sum(rep.frame_count.values()),
         "frames_sent": rep.frames_sent,
         "frames_resent": rep.frames_resent,
         "frames_lost": rep.frames_lost,
         "repair_rounds": rep.repair_rounds,
+        "nacks_sent": rep.nacks_sent,
         "snr_db": [c.snr_db for c in rep.channel],
         "wall_s": wall_s,
     }
@@ -69,12 +72,12 @@ def main() -> None:
 
 
 def _human(result: dict) -> str:
-    head = ["loss", "bit-exact", "MCS", "goodput Mb/s", "of PHY rate", "airtime s", "sent", "resent", "rounds",
-            "wall s"]  # fmt: skip
+    head = ["loss", "bit-exact", "MCS", "goodput Mb/s", "of PHY rate", "airtime s", "in bursts s", "sent",
+            "resent", "rounds", "NACKs", "wall s"]  # fmt: skip
     rows = [
         [r["loss"], f"{r['bit_exact_ues']}/{r['ues']}", r["main_mcs"], r["goodput_bps"] / 1e6,
-         f"{r['goodput_over_phy_rate']:.1%}", r["airtime_s"], r["frames_sent"], r["frames_resent"],
-         r["repair_rounds"], r["wall_s"]]
+         f"{r['goodput_over_phy_rate']:.1%}", r["airtime_s"], r["burst_airtime_s"], r["frames_sent"],
+         r["frames_resent"], r["repair_rounds"], r["nacks_sent"], r["wall_s"]]
         for r in result["runs"]
     ]  # fmt: skip
     return format_table(head, rows)

@@ -15,10 +15,10 @@ import numpy as np
 from testbed.channel import Awgn
 from testbed.cli._output import emit, format_table
 from testbed.errors import LinkError
+from testbed.link.endpoints import Inbound, RepairTiming, Verdict
 from testbed.link.framelink import TxFrame
 from testbed.link.medium import SimulatedMedium
 from testbed.link.phylink import PhyFrameLink
-from testbed.link.repeat import Reassembler, Verdict
 from testbed.link.segment import HEADER_BYTES, parse, segment
 from testbed.phy import OfdmModem, PhyConfig
 
@@ -35,7 +35,8 @@ def run_point(snr_db: float, n_frames: int, mcs: str, frame_bytes: int, per_obje
     objects = {oid: rng.bytes(per_object * chunk - 32) for oid in range(n_objects)}
     frames = [f for oid, d in objects.items()
               for f in segment(d, object_id=oid, src=0, dst=1, frame_payload_bytes=frame_bytes)]  # fmt: skip
-    reasm = {oid: Reassembler(1, src=0, object_id=oid) for oid in objects}
+    timing = RepairTiming(quiet_samples=1, sample_rate_hz=phy.sample_rate_hz, max_passes=1)  # no NACKs here
+    reasm = {oid: Inbound(1, src=0, object_id=oid, timing=timing) for oid in objects}
     c = dict.fromkeys(["sent", "detected", "crc_ok", "crc_ok_corrupt", "header_refused", "accepted",
                        "accepted_corrupt"], 0)  # fmt: skip
     burst = link.burst_num_samples(frame_bytes, mcs)
@@ -60,7 +61,7 @@ def run_point(snr_db: float, n_frames: int, mcs: str, frame_bytes: int, per_obje
                 c["header_refused"] += 1
                 continue
             r = reasm.get(head.object_id)
-            if r is not None and r.offer(head, body) is Verdict.NEW:
+            if r is not None and r.offer(head, body, 0) is Verdict.NEW:
                 c["accepted"] += 1
                 c["accepted_corrupt"] += corrupt
     delivered = delivered_wrong = refused = 0

@@ -2,7 +2,7 @@
 
 For every coded MCS, frames of ``--payload-bytes`` go through the real receiver over fresh draws of the channel
 of ``testbed phy ber`` (Rayleigh, rms delay spread 2 samples, CFO within +-1.5 spacings), drawn from the
-validation stream (testbed/experiment/phy_table.py: never the calibration draws), at SNRs 1 dB apart from the
+validation stream (testbed/experiment/phylab/table.py: never the calibration draws), at SNRs 1 dB apart from the
 AWGN PER-0.5 point until the PER falls to 1%. Per point: the measured PER (95% Clopper-Pearson interval) and
 the abstraction's prediction for the same draws (mean over the frames of the table PER at their EESM SNR),
 and their ratio. Per MCS: the SNR shift at equal PER (measured minus predicted SNR at PER 0.3, 0.1, 0.03; >0:
@@ -29,9 +29,9 @@ import numpy as np
 from scipy.stats import beta as beta_dist
 
 from testbed.cli._output import emit, format_table
-from testbed.experiment.phy_ber import log_crossing, measure
-from testbed.experiment.phy_link import FrameTrial, awgn_only
-from testbed.experiment.phy_table import (
+from testbed.experiment.phylab.ber import log_crossing, measure
+from testbed.experiment.phylab.link import FrameTrial, awgn_only
+from testbed.experiment.phylab.table import (
     GRID_DB,
     VALIDATION_STREAM,
     FadingSample,
@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1000, help="maximum frames per SNR point")
     parser.add_argument("--payload-bytes", type=int, default=1500)
     parser.add_argument("--mcs", action="append", default=None, help="MCS to validate (repeat; default all)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the validation draws (stream 1 of phy_table)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the validation draws (phylab/table.py stream 1)")
     parser.add_argument("--awgn-tail", action="store_true", help="check the table's fitted AWGN tail instead")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     args = parser.parse_args()

@@ -14,15 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.cli._output import add_json_flag, emit, format_table, progress, to_jsonable
-from testbed.cli.train import add_scenario_args, scenario_from_args
-
-
-def scheme_names() -> list[str]:
-    """Every scheme name, without importing the numerics (fixed baselines, then the policy variants)."""
-    from testbed.learning.schemes import SCHEME_NAMES
-    from testbed.policy.variants import POLICY_VARIANTS
-
-    return [*SCHEME_NAMES, *POLICY_VARIANTS]
+from testbed.cli._scenario import add_scenario_args, scenario_from_args, scheme_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -72,7 +72,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     send.add_argument("--per-channel", default="awgn", help="which channel's curves of --per-curves to use")
     send.add_argument("--frame-bytes", type=int, default=8192, help="PHY payload per frame, segment header included")
-    send.add_argument("--max-repairs", type=int, default=8, help="repair rounds before the transfer fails")
+    send.add_argument("--max-passes", type=int, default=8, help="passes of an object before the transfer fails")
+    send.add_argument("--control-latency-s", type=float, default=0.0, help="NACK delay, receiver to sender")
+    send.add_argument(
+        "--tdma-cycle-samples",
+        type=int,
+        help="TDMA cycle of an uplink from several UEs (default: the shortest whose equal slots hold one frame "
+        "at the slowest MCS)",
+    )
     send.add_argument("--seed", type=int, default=1, help="seed of payload, channels and losses")
     add_json_flag(send)
     send.set_defaults(func=_send)  # fmt: skip
@@ -95,7 +102,9 @@ def _send(args: argparse.Namespace) -> int:
     phy, link = _make_link(args, snrs, rng)
     cfg = LinkConfig(
         frame_payload_bytes=args.frame_bytes,
-        max_repair_rounds=args.max_repairs,
+        max_passes=args.max_passes,
+        control_latency_s=args.control_latency_s,
+        tdma_cycle_samples=args.tdma_cycle_samples,
         mcs=McsPolicy(fixed_mcs=None if args.mcs == "auto" else args.mcs, margin_db=args.margin_db),
     )
     if args.per_curves:
@@ -202,7 +211,8 @@ def _human(r: dict[str, Any]) -> str:
         f"goodput {r['goodput_bps'] / 1e6:.3f} Mbit/s = {r['goodput_over_phy_rate']:.1%} of the "
         f"{r['main_mcs']} PHY rate {r['phy_bit_rate_bps'] / 1e6:.3f} Mbit/s",
         f"frames: {r['frames_sent']} sent, {r['frames_resent']} resent, {r['frames_lost']} lost at receivers, "
-        f"{r['repair_rounds']} repair rounds; MCS use {r['mcs_frames']}",
+        f"{r['repair_rounds']} repair rounds, {r['nacks_sent']} NACKs, {r['acks_sent']} acknowledgements; MCS use "
+        f"{r['mcs_frames']}",
         "",
     ]
     ok = {(d["src"], d["dst"]): d["ok"] for d in r["deliveries"]}

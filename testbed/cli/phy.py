@@ -101,9 +101,9 @@ def _progress(line: str) -> None:
 
 
 def _ber(args: argparse.Namespace) -> int:
-    from testbed.experiment.phy_ber import BerRunConfig, run_ber
-    from testbed.experiment.phy_plot import plot_ber
-    from testbed.experiment.phy_sync import SyncConfig
+    from testbed.experiment.phylab.ber import BerRunConfig, run_ber
+    from testbed.experiment.phylab.plot import plot_ber
+    from testbed.experiment.phylab.sync import SyncConfig
     from testbed.phy import OfdmModem
 
     _positive("--frames", args.frames)
@@ -167,8 +167,8 @@ def _targets_text(targets: dict[str, dict]) -> str:
 
 
 def _loss(args: argparse.Namespace) -> int:
-    from testbed.experiment.phy_genie import loss_breakdown
-    from testbed.experiment.phy_link import multipath_cfo
+    from testbed.experiment.phylab.genie import loss_breakdown
+    from testbed.experiment.phylab.link import multipath_cfo
     from testbed.phy import OfdmModem
 
     _positive("--frames", args.frames)
@@ -193,7 +193,7 @@ def _loss_text(result: dict[str, Any]) -> str:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from testbed.experiment.phy_bench import BenchConfig, run_bench
+    from testbed.experiment.phylab.bench import BenchConfig, run_bench
     from testbed.phy import OfdmModem
 
     _positive("--repeats", args.repeats)
@@ -213,7 +213,7 @@ def _bench_text(result: dict[str, Any]) -> str:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from testbed.experiment.phy_table import TableRunConfig, run_table
+    from testbed.experiment.phylab.table import TableRunConfig, run_table
     from testbed.phy import MCS_TABLE, OfdmModem, PhyConfig
 
     _positive("--frames", args.frames)

@@ -79,7 +79,7 @@ def _learning_scenario(spec: str, continuous: bool) -> tuple[list[Any], Any, str
     inputs = dataclasses.replace(
         inputs, allocation=dataclasses.replace(inputs.allocation, snap_to_steps=not continuous)
     )
-    deadline = f"fedavg_deadline {scenario.training.deadline_s:g} s"
+    deadline = f"fedavg_deadline {scenario.run.deadline_s:g} s"
     return engine.profiles, inputs, f"scenario {scenario.name!r} (testbed/experiment; {deadline})"
 
 
@@ -89,7 +89,7 @@ def _profiles_inputs(pi4: float, continuous: bool) -> tuple[list[Any], Any]:
     from testbed.experiment.schemes import PolicyInputs
     from testbed.policy import bench as b
     from testbed.policy.allocation import AllocationConfig
-    from testbed.policy.assign import codec_work_sizes
+    from testbed.policy.work import codec_work_sizes
 
     alloc = AllocationConfig(snap_to_steps=not continuous)
     airtime = PhyAirtime(

@@ -11,54 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from testbed.cli._output import add_json_flag, emit, format_table, progress
+from testbed.cli._scenario import add_scenario_args, scenario_from_args, scheme_names
 
 if TYPE_CHECKING:
     from testbed.experiment.scenario import Scenario
 
 
-def add_scenario_args(parser: argparse.ArgumentParser) -> None:
-    """Scenario file and the overrides ``train`` and ``compare`` share."""
-    parser.add_argument("--scenario", type=Path, default=None, help="scenario TOML (default: the built-in one)")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds to run (default: the scenario's)")
-    parser.add_argument("--seed", type=int, default=None, help="override the scenario seed")
-    parser.add_argument("--dataset", default=None, help="mnist | digits | folder:<path>")
-    parser.add_argument("--partition", default=None, help="iid | dirichlet | weak_exclusive")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (small models: 1 is fastest)")
-    parser.add_argument(
-        "--raw-upload-budget-s",
-        type=float,
-        default=None,
-        help="policy schemes: airtime a weak UE may always spend once on its raw data (default: the scenario's)",
-    )
-    parser.add_argument(
-        "--deadline-factor",
-        type=float,
-        default=None,
-        help="policy schemes: the allocator's round deadline as a multiple of the shortest round (>= 1; 1 = "
-        "fastest rounds, larger = less energy per round; default: the scenario's)",
-    )
-
-
-def scenario_from_args(args: argparse.Namespace) -> Scenario:
-    """Load the scenario named by ``args`` with its overrides applied."""
-    from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario
-
-    overrides = {
-        "training": {"rounds": args.rounds},
-        "data": {"dataset": args.dataset, "partition": args.partition},
-        "policy": {"raw_upload_budget_s": args.raw_upload_budget_s, "deadline_factor": args.deadline_factor},
-    }
-    scenario = load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)
-    if args.seed is not None:
-        import msgspec
-
-        scenario = msgspec.structs.replace(scenario, seed=args.seed)
-    return scenario
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from testbed.cli.compare import scheme_names
-
     p = subparsers.add_parser("train", help="train one scheme in process with the virtual clock")
     p.add_argument("--scheme", choices=scheme_names(), default="hybrid", help="a baseline or a policy variant")
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="directory for metrics and checkpoint")
@@ -86,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.codec_only:
         return _codec_only(args, scenario)
     engine = Engine(scenario, args.scheme, args.out)
-    rounds = scenario.training.rounds
+    rounds = scenario.run.rounds
     history = engine.resume() if args.resume else engine.start()
     for _ in progress(range(engine.rounds_done, rounds), desc=f"train {args.scheme}"):
         history.append(engine.step())
@@ -116,7 +75,7 @@ def _codec_only(args: argparse.Namespace, scenario: Scenario) -> int:
         for snr in progress(args.codec_only, desc="codec")
     ]
     out = {
-        "dataset": scenario.data.dataset,
+        "dataset": scenario.training.dataset,
         "num_symbols": cfg.num_symbols,
         "steps": args.codec_steps,
         "test_accuracy_by_snr_db": {f"{r.snr_db:g}": r.test_accuracy for r in results},

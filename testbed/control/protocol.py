@@ -21,12 +21,15 @@ from testbed.errors import ProtocolError
 from testbed.link.messages import MAX_BITMAP_BYTES, SlotGrant
 from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.messages import Nack as LinkNack
+from testbed.mode import Mode
 from testbed.phy.mcs import MCS_TABLE
 
 log = logging.getLogger(__name__)
 
 #: Bumped on every incompatible change; a peer with another version is refused with ERROR bad_version.
-PROTOCOL_VERSION = 1
+#: 2: ASSIGN's modes are testbed.mode.Mode's values (centralized_decoder, centralized_full); CAPABILITY_REPORT
+#: carries kappa and the minimum TX power, so the BS holds the UE's whole report.
+PROTOCOL_VERSION = 2
 #: Hard cap on one frame, set as ZMQ_MAXMSGSIZE on every socket: libzmq drops a peer that sends more.
 #: The largest message is a CHANNEL_REPORT (about 18.5 KiB); a NACK's bitmap is at most MAX_BITMAP_BYTES (8 KiB).
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -63,7 +66,6 @@ PowerDbm = Annotated[float, Meta(ge=-100.0, le=30.0)]  # Pluto TX tops out near 
 FreqHz = Annotated[float, Meta(ge=1e6, le=1e10)]
 ShortText = Annotated[str, Meta(max_length=256)]
 McsName = Literal[tuple(MCS_TABLE)]  # type: ignore[valid-type]  # the PHY's table is the single source
-Mode = Literal["distributed", "centralized-symbols", "centralized-samples", "idle"]
 #: SHA-256 digest of the serialised model (FIPS 180-4: 32 bytes).
 Digest = Annotated[bytes, Meta(min_length=32, max_length=32)]
 
@@ -93,7 +95,8 @@ class CapabilityEnquiry(_Body, tag="CAPABILITY_ENQUIRY"):
 
 
 class CapabilityReport(_Body, tag="CAPABILITY_REPORT"):
-    """UE -> BS: what the UE can do (inputs of testbed.learning.cost and the resource allocator)."""
+    """UE -> BS: what the UE can do (inputs of testbed.learning.cost and the resource allocator), whole: the BS
+    needs no board table to plan for it (docs/policy.md, "On the wire")."""
 
     cpu_freq_min_hz: FreqHz
     cpu_freq_max_hz: FreqHz
@@ -103,10 +106,16 @@ class CapabilityReport(_Body, tag="CAPABILITY_REPORT"):
     max_tx_power_dbm: PowerDbm
     num_local_samples: Annotated[int, Meta(ge=0, le=2**31 - 1)]
     memory_bytes: Annotated[int, Meta(ge=0, le=2**40)]
+    kappa_j_per_cycle_hz2: Annotated[float, Meta(ge=1e-32, le=1e-22)]  # CMOS energy model, learning/cost.py
+    min_tx_power_dbm: PowerDbm
 
     def __post_init__(self) -> None:
         if self.cpu_freq_min_hz > self.cpu_freq_max_hz:
             raise ProtocolError(f"cpu_freq_min_hz={self.cpu_freq_min_hz} > cpu_freq_max_hz={self.cpu_freq_max_hz}")
+        if self.min_tx_power_dbm > self.max_tx_power_dbm:
+            raise ProtocolError(
+                f"min_tx_power_dbm={self.min_tx_power_dbm} > max_tx_power_dbm={self.max_tx_power_dbm}"
+            )
 
 
 class ChannelReport(_Body, tag="CHANNEL_REPORT"):
@@ -120,6 +129,8 @@ class ChannelReport(_Body, tag="CHANNEL_REPORT"):
         _check_range("cfo_hz", r.cfo_hz, -1e6, 1e6)
         if r.mean_gain_db is not None:
             _check_range("mean_gain_db", r.mean_gain_db, -200.0, 100.0)
+        if r.tx_power_dbm is not None:
+            _check_range("tx_power_dbm", r.tx_power_dbm, -100.0, 30.0)
         if len(r.channel_re) != len(r.channel_im):
             raise ProtocolError(f"channel_re has {len(r.channel_re)} values, channel_im {len(r.channel_im)}")
         if not all(-1e6 <= v <= 1e6 for v in (*r.channel_re, *r.channel_im)):  # also rejects NaN
@@ -134,7 +145,7 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 class Assign(_Body, tag="ASSIGN"):
     """BS -> UE: the UE's resources and mode for rounds from ``envelope.round`` on."""
 
-    mode: Mode
+    mode: Mode  # testbed.mode.Mode: its values are the wire strings
     group: Annotated[int, Meta(ge=0, le=255)]
     tx_power_dbm: PowerDbm
     energy_budget_j: Joules

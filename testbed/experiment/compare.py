@@ -37,7 +37,7 @@ def run_comparison(
     out_dir: Path | None,
     wrap: Callable[[range, str], Iterable[int]] = lambda r, _desc: r,
 ) -> dict[str, Any]:
-    """Run every scheme for ``scenario.training.rounds`` rounds; returns summaries and full histories.
+    """Run every scheme for ``scenario.run.rounds`` rounds; returns summaries and full histories.
 
     ``wrap(range, description)`` may decorate each scheme's round loop (a progress bar).
     """
@@ -45,12 +45,12 @@ def run_comparison(
     for name in schemes:
         engine = Engine(scenario, name, out_dir / name if out_dir is not None else None)
         histories[name] = engine.start()
-        for _ in wrap(range(scenario.training.rounds), name):
+        for _ in wrap(range(scenario.run.rounds), name):
             histories[name].append(engine.step())
-    target = scenario.training.target_accuracy
+    target = scenario.run.target_accuracy
     return {
         "scenario": scenario.name,
-        "partition": scenario.data.partition,
+        "partition": scenario.training.partition,
         "seed": scenario.seed,
         "target_accuracy": target,
         "schemes": {name: to_target(h, target) for name, h in histories.items()},

@@ -40,8 +40,8 @@ _SPLIT, _PARTITION, _MODEL, _BS, _EVAL, _UE = 1, 2, 3, 4, 5, 100
 
 def split_for(scenario: Scenario) -> tuple[ImageDataset, ImageDataset]:
     """The scenario's (train, test) split; the test part stays at the BS."""
-    data = load_dataset(scenario.data.dataset)
-    return train_test_split(data, scenario.data.test_fraction, np.random.default_rng([scenario.seed, _SPLIT]))
+    data = load_dataset(scenario.training.dataset)
+    return train_test_split(data, scenario.training.test_fraction, np.random.default_rng([scenario.seed, _SPLIT]))
 
 
 @dataclass
@@ -68,7 +68,12 @@ class Engine:
         self.profiles = scenario.profiles(self.codec_cfg)
         parts = self._partition(train, np.random.default_rng([seed, _PARTITION]))
         self.ues = [
-            LocalUe(p.name, train.subset(idx), p.snr_db, torch.Generator().manual_seed(seed * 1000 + _UE + i))
+            LocalUe(
+                p.name,
+                train.subset(idx),
+                scenario.training.symbol_snr_db(p.snr_db),
+                torch.Generator().manual_seed(seed * 1000 + _UE + i),
+            )
             for i, (p, idx) in enumerate(zip(self.profiles, parts, strict=True))
         ]
         self.airtime = PhyAirtime(
@@ -95,10 +100,10 @@ class Engine:
         )
         self.scheme = scheme if isinstance(scheme, Scheme) else build_scheme(scheme, scenario, self.policy_inputs)
         self.totals = Totals()
-        self.eval_snrs = [p.snr_db for p in self.profiles]
+        self.eval_snrs = [scenario.training.symbol_snr_db(p.snr_db) for p in self.profiles]
 
     def _partition(self, train: ImageDataset, rng: np.random.Generator) -> list[np.ndarray]:
-        d = self.scenario.data
+        d = self.scenario.training
         labels = train.labels.numpy()
         shares = [u.data_share for u in self.scenario.ues]
         if d.partition == "iid":

@@ -1,10 +1,11 @@
 """Typed scenario configuration, loaded from TOML and validated (units in every name).
 
-A scenario fixes the data, the codec, the training hyper-parameters, the PHY used for airtime, the
-clock's fixed costs, the board classes and the UEs. ``scenarios/default.toml`` is the heterogeneous
-default (10 UEs, 4 weak). Compute speed is given per board as ``cycles_per_mac`` and turned into
-``cycles_per_sample`` for the configured codec (3 x forward MACs per training sample), so a different
-codec size is charged consistently.
+A scenario fixes the training (``[training]``: the one training spec of testbed/learning/spec.py, as in
+node configs), what is run (``[run]``), the PHY used for airtime, the clock's fixed costs and the UEs.
+``scenarios/default.toml`` is the heterogeneous default (10 UEs, 4 weak).
+Each UE (and the BS, ``[clock] bs_board``) names a board of the one board table, testbed/policy/profiles.toml:
+its maximum clock, kappa and ``cycles_per_mac``, turned into ``cycles_per_sample`` for the configured codec
+(3 x forward MACs per training sample), so a different codec size is charged consistently.
 """
 
 from __future__ import annotations
@@ -13,20 +14,29 @@ import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
 from testbed.errors import ConfigError
-from testbed.learning.aggregate import ServerOptimizerConfig
 from testbed.learning.assignment import UeProfile
 from testbed.learning.clock import ClockConfig
 from testbed.learning.codec import CodecConfig, forward_macs
-from testbed.learning.modes import LocalTraining
 from testbed.learning.rounds import RoundConfig
+from testbed.learning.spec import RETIRED_TRAINING_FIELDS, TrainingSpec, refuse_retired
 from testbed.phy.numerology import PhyConfig
 from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR
+from testbed.policy.profiles import UeProfile as Board
+from testbed.policy.profiles import default_profiles
 
 DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "default.toml"
+#: Top-level names of the older scenario schema -> where the fact lives now.
+RETIRED_SCENARIO_SECTIONS: dict[str, str] = {
+    "seed": "[training] seed",
+    "data": "[training] (dataset, test_fraction, partition, dirichlet_alpha, exclusive_classes)",
+    "codec": "[training] (num_symbols, encoder_channels, decoder_hidden, recon_weight, snr_side_info)",
+    "boards": "[[ues]] board = a name in testbed/policy/profiles.toml (the one board table)",
+}
 TRAIN_MACS_PER_FORWARD_MAC = 3.0  # forward + backward ~ 3x forward (see codec.compute_fractions)
 
 
@@ -36,47 +46,13 @@ def _positive(owner: str, **values: float) -> None:
             raise ValueError(f"{owner}: {name}={value!r} must be a finite positive number")
 
 
-class DataSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """dataset: mnist | digits | folder:<path>; partition: iid | dirichlet | weak_exclusive."""
+class RunSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What ``compare`` runs and aims for: ``rounds`` per scheme, ``target_accuracy`` for the time/energy-to-target
+    figures, ``deadline_s`` of the fedavg_deadline baseline (stragglers dropped)."""
 
-    dataset: str = "mnist"
-    test_fraction: float = 0.2
-    partition: str = "iid"
-    dirichlet_alpha: float = 0.5
-    exclusive_classes: list[int] = msgspec.field(default_factory=lambda: [6, 7, 8, 9])
-
-    def __post_init__(self) -> None:
-        if self.partition not in ("iid", "dirichlet", "weak_exclusive"):
-            raise ValueError(f"data.partition={self.partition!r}; use iid, dirichlet or weak_exclusive")
-
-
-class CodecSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    num_symbols: int = 16
-    encoder_channels: tuple[int, int] = (8, 16)
-    decoder_hidden: int = 128
-    recon_weight: float = 0.0
-    snr_side_info: bool = False
-
-
-class TrainingSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Per-round work, server optimizer, guards, and what ``compare`` runs and aims for."""
-
-    rounds: int = 60
-    local_steps: int = 5
-    batch_size: int = 32
-    local_lr: float = 0.1
-    server_optimizer: str = "sgd"
-    server_lr: float = 0.1
-    server_momentum: float = 0.9
-    raw_block_samples: int = 0
-    norm_factor: float = 10.0
-    target_accuracy: float = 0.9
-    deadline_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.rounds < 1 or not 0 < self.target_accuracy <= 1:
-            raise ValueError("training.rounds must be >= 1 and target_accuracy in (0, 1]")
-        _positive("training", deadline_s=self.deadline_s)
+    rounds: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 60
+    target_accuracy: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.9
+    deadline_s: Annotated[float, msgspec.Meta(gt=0.0, le=86400.0)] = 1.0
 
 
 class LinkSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -111,24 +87,21 @@ class PolicySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ClockSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``bs_board``: the board the BS trains on (profiles.toml), at its maximum clock."""
+
     control_latency_s: float = 0.01
-    bs_cpu_freq_hz: float = 3.0e9
-    bs_cycles_per_mac: float = 0.42
-
-
-class Board(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A board class: nominal and maximum CPU clock, effective cycles per MAC, CMOS kappa [J/(cycle Hz^2)]."""
-
-    cpu_freq_hz: float
-    max_cpu_freq_hz: float
-    cycles_per_mac: float
-    kappa: float
+    bs_board: str = "laptop"
 
     def __post_init__(self) -> None:
-        _positive(
-            "board", cpu_freq_hz=self.cpu_freq_hz, max_cpu_freq_hz=self.max_cpu_freq_hz,
-            cycles_per_mac=self.cycles_per_mac, kappa=self.kappa,
-        )  # fmt: skip
+        _board(self.bs_board, "clock.bs_board")
+
+
+def _board(name: str, field: str) -> Board:
+    profiles = default_profiles()
+    if name not in profiles.profiles:
+        names = ", ".join(profiles.profiles)
+        raise ValueError(f"{field}={name!r} is not a board of testbed/policy/profiles.toml ({names})")
+    return profiles.get(name)
 
 
 class UeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -144,12 +117,9 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The whole scenario; ``load_scenario`` builds and validates it."""
 
     name: str
-    seed: int
-    boards: dict[str, Board]
     ues: list[UeSection]
-    data: DataSection = DataSection()
-    codec: CodecSection = CodecSection()
-    training: TrainingSection = TrainingSection()
+    training: TrainingSpec = TrainingSpec()
+    run: RunSection = RunSection()
     link: LinkSection = LinkSection()
     clock: ClockSection = ClockSection()
     policy: PolicySection = PolicySection()
@@ -158,52 +128,52 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if not self.ues:
             raise ValueError("a scenario needs at least one [[ues]] entry")
         for ue in self.ues:
-            if ue.board not in self.boards:
-                raise ValueError(f"UE {ue.name}: board {ue.board!r} is not one of {sorted(self.boards)}")
+            _board(ue.board, f"ues {ue.name}: board")
         if len({ue.name for ue in self.ues}) != len(self.ues):
             raise ValueError("UE names must be unique")
+        if self.training.num_shards:
+            raise ValueError("training.num_shards is for the daemons; a scenario cuts one shard per [[ues]] entry")
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (``[training] seed``)."""
+        return self.training.seed
 
     # --- typed configs for the layers below ------------------------------------------------------------
     def codec_config(self, image_size_px: int, num_classes: int) -> CodecConfig:
-        c = self.codec
-        return CodecConfig(
-            image_size_px,
-            c.num_symbols,
-            num_classes,
-            tuple(c.encoder_channels),
-            c.decoder_hidden,
-            c.recon_weight,
-            c.snr_side_info,
-        )
+        return self.training.codec_config(image_size_px, num_classes)
 
     def round_config(self, codec: CodecConfig) -> RoundConfig:
         t, c = self.training, self.clock
+        bs = _board(c.bs_board, "clock.bs_board")
         return RoundConfig(
-            work=LocalTraining(t.local_steps, t.batch_size, t.local_lr),
-            server=ServerOptimizerConfig(t.server_optimizer, t.server_lr, t.server_momentum),
+            work=t.local_training,
+            server=t.server,
             clock=ClockConfig(
                 control_latency_s=c.control_latency_s,
-                bs_cpu_freq_hz=c.bs_cpu_freq_hz,
-                bs_cycles_per_sample=c.bs_cycles_per_mac * _train_macs(codec),
+                bs_cpu_freq_hz=bs.cpu_freq_max_hz,
+                bs_cycles_per_sample=bs.cycles_per_mac * _train_macs(codec),
             ),
             raw_block_samples=t.raw_block_samples,
             norm_factor=t.norm_factor,
         )
 
     def profiles(self, codec: CodecConfig) -> list[UeProfile]:
+        """The UEs as the learning layer sees them: their board at its maximum clock (nominal = maximum)."""
         out = []
         for ue in self.ues:
-            b = self.boards[ue.board]
+            b = _board(ue.board, f"ues {ue.name}: board")
             out.append(
                 UeProfile(
                     ue.name,
                     ue.weak,
                     ue.snr_db,
                     ue.tx_power_dbm,
-                    b.cpu_freq_hz,
-                    b.max_cpu_freq_hz,
+                    b.cpu_freq_max_hz,
+                    b.cpu_freq_max_hz,
                     b.cycles_per_mac * _train_macs(codec),
-                    b.kappa,
+                    b.kappa_j_per_cycle_hz2,
+                    ue.board,
                 )  # fmt: skip
             )
         return out
@@ -219,7 +189,9 @@ def _train_macs(codec: CodecConfig) -> float:
 def load_scenario(
     path: Path | str = DEFAULT_SCENARIO, overrides: Mapping[str, Mapping[str, object]] | None = None
 ) -> Scenario:
-    """Read and validate a scenario TOML; ``overrides`` replace fields per section, e.g. {"training": {"rounds": 5}}."""
+    """Read and validate a scenario TOML; ``overrides`` replace fields per section, e.g. {"run": {"rounds": 5}}.
+    Sections and fields of the older schema ([data], [codec], [boards], top-level seed, [training] lr ...) are
+    refused with where the fact lives now."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -227,6 +199,8 @@ def load_scenario(
         raise ConfigError(f"cannot read scenario {path}: {exc}") from exc
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    refuse_retired(raw, RETIRED_SCENARIO_SECTIONS, f"scenario {path}")
+    refuse_retired(raw.get("training", {}), RETIRED_TRAINING_FIELDS, f"scenario {path}: [training]")
     try:
         return msgspec.convert(raw, Scenario)
     except msgspec.ValidationError as exc:

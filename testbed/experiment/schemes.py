@@ -18,8 +18,9 @@ from testbed.learning import schemes as fixed
 from testbed.learning.clock import Airtime
 from testbed.learning.schemes import Scheme
 from testbed.policy.allocation import AllocationConfig
-from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR, WorkSizes, codec_work_sizes, policy_variants
+from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR, policy_variants
 from testbed.policy.variants import POLICY_VARIANTS
+from testbed.policy.work import WorkSizes, codec_work_sizes
 
 if TYPE_CHECKING:
     from testbed.experiment.scenario import Scenario
@@ -64,7 +65,7 @@ def policy_inputs(
         allocation=scenario_allocation(scenario),
         airtime=airtime,
         local_samples=dict(local_samples),
-        horizon_rounds=scenario.training.rounds,
+        horizon_rounds=scenario.run.rounds,
         raw_upload_budget_s=scenario.policy.raw_upload_budget_s,
         deadline_factor=scenario.policy.deadline_factor,
     )
@@ -73,7 +74,7 @@ def policy_inputs(
 def build_scheme(name: str, scenario: Scenario, inputs: PolicyInputs) -> Scheme:
     """The scheme called ``name`` (any of SCHEME_NAMES) for a run of ``scenario``."""
     if name in fixed.SCHEME_NAMES:
-        return fixed.make_scheme(name, scenario.training.deadline_s)
+        return fixed.make_scheme(name, scenario.run.deadline_s)
     if name not in POLICY_VARIANTS:
         raise ConfigError(f"unknown scheme {name!r}; choose from {', '.join(SCHEME_NAMES)}")
     variants = policy_variants(

@@ -7,22 +7,13 @@ implementations.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from testbed.errors import ConfigError
-
-
-class Mode(enum.StrEnum):
-    """Training mode of one UE in one round."""
-
-    DISTRIBUTED = "distributed"  # trains (phi, theta) locally, uploads its update
-    CENTRALIZED_DECODER = "centralized_decoder"  # runs phi forward, uploads received symbols + labels
-    CENTRALIZED_FULL = "centralized_full"  # uploads raw samples; the BS trains phi and theta
-    IDLE = "idle"  # sits this round out
+from testbed.mode import Mode
 
 
 @dataclass(frozen=True)
@@ -33,6 +24,8 @@ class UeProfile:
     cpu_freq_hz : nominal CPU clock; cycles_per_sample : cycles for one sample's forward + backward pass.
     kappa : effective switched capacitance [J / (cycle Hz^2)] of the CMOS energy model (cost.py).
     max_cpu_freq_hz : the highest clock a policy may ask for.
+    board : the board's name in the one board table (testbed/policy/profiles.toml; "" when not a listed board),
+        where a policy finds what this profile lacks (cpufreq steps, memory, energy budget).
     """
 
     name: str
@@ -43,6 +36,7 @@ class UeProfile:
     max_cpu_freq_hz: float
     cycles_per_sample: float
     kappa: float
+    board: str = ""
 
     def __post_init__(self) -> None:
         for field in ("snr_db", "tx_power_dbm"):

@@ -19,7 +19,6 @@ import torch
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NORM_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def screen(
     updates: Sequence[Update],
     reference: Mapping[str, torch.Tensor],
     max_samples: Mapping[str, int],
-    norm_factor: float = DEFAULT_NORM_FACTOR,
+    norm_factor: float,
     previous_median_norm: float | None = None,
 ) -> tuple[list[Update], dict[str, str], float | None]:
     """Split ``updates`` into (accepted, {source: reason refused}, median norm of the accepted ones).

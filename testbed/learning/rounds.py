@@ -18,12 +18,14 @@ import torch
 
 from testbed.errors import ConfigError, LearningError
 from testbed.learning.aggregate import ServerOptimizerConfig, apply_step, joint_gradient, weighted_mean
-from testbed.learning.assignment import Mode, UeAssignment, UeProfile
+from testbed.learning.assignment import UeAssignment, UeProfile
 from testbed.learning.clock import Airtime, ClockConfig, UeCost, round_time_s, ue_cost
 from testbed.learning.codec import SemanticCodec, compute_fractions
 from testbed.learning.data import ImageDataset
-from testbed.learning.guards import DEFAULT_NORM_FACTOR, Update, screen, symbol_problem
+from testbed.learning.guards import Update, screen, symbol_problem
 from testbed.learning.modes import LocalTraining, RawShard, SymbolUpload, centralized_gradient
+from testbed.learning.spec import DEFAULT_NORM_FACTOR
+from testbed.mode import Mode
 
 
 class UeEndpoint(Protocol):

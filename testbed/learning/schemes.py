@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from testbed.errors import ConfigError
-from testbed.learning.assignment import AssignmentPolicy, FixedAssignment, Mode
+from testbed.learning.assignment import AssignmentPolicy, FixedAssignment
+from testbed.mode import Mode
 
 
 @dataclass(frozen=True)

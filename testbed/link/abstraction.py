@@ -4,7 +4,7 @@ A system-level medium does not run the DSP for every frame: it maps the frame's 
 looks the error rate up (ns-3's table-based Wi-Fi error model; Sionna's PHYAbstraction). Here:
 
 - ``PerTable`` holds, per coded MCS and PHY payload length, PER against SNR (Es/N0 per data subcarrier, dB)
-  on AWGN, measured by ``testbed phy table`` (testbed/experiment/phy_table.py) with the real receiver (timing,
+  on AWGN, measured by ``testbed phy table`` (testbed/experiment/phylab/table.py) with the real receiver (timing,
   CFO and channel estimation included). Between table points PER is interpolated linearly in log10(PER);
   beyond the last point the last segment's slope continues (a waterfall keeps falling); below the first
   point PER is held (it is at least 0.5 there and capped at 1).

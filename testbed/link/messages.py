@@ -70,7 +70,7 @@ class SlotGrant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class SlotSchedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The TDMA plan of one uplink window: slots in time order, none overlapping (``tdma.make_schedule`` builds it)."""
+    """The TDMA plan of one cycle: slots in time order, none overlapping (``tdma.make_schedule`` builds it)."""
 
     window_samples: Samples
     slots: Annotated[list[SlotGrant], msgspec.Meta(max_length=MAX_SLOTS)]
@@ -80,7 +80,8 @@ class SlotSchedule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ChannelReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """What ``rx_node`` measured from ``tx_node`` over its last ``num_frames`` frames.
+    """What ``rx_node`` measured from ``tx_node`` over its last ``num_frames`` frames: the one record of a link's
+    quality (the control plane's CHANNEL_REPORT carries it, the policy's link budget reads it).
 
     snr_db : Es/N0 per subcarrier, dB of the mean linear SNR.
     mean_gain_db : mean |H|^2 over the used subcarriers, dB (None without channel estimates).
@@ -88,6 +89,8 @@ class ChannelReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     frame_success : fraction of those frames whose payload passed the CRC.
     channel_re / channel_im : the last frame's per-used-subcarrier channel coefficients (ascending logical
     index), or empty when none was measured.
+    tx_power_dbm : the sender's TX power while those frames were sent, when known (the BS knows the power it
+        ordered a UE to use); the link budget needs it to move the SNR with the power dB for dB.
     """
 
     tx_node: NodeId
@@ -99,6 +102,30 @@ class ChannelReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     frame_success: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
     channel_re: Annotated[list[float], msgspec.Meta(max_length=MAX_SUBCARRIERS)] = []
     channel_im: Annotated[list[float], msgspec.Meta(max_length=MAX_SUBCARRIERS)] = []
+    tx_power_dbm: float | None = None
+
+    @classmethod
+    def assumed(
+        cls, snr_db: float, tx_power_dbm: float, *, tx_node: int = 1, rx_node: int = 0,
+        mean_gain_db: float | None = None,
+    ) -> ChannelReport:  # fmt: skip
+        """A link nobody has measured yet (``num_frames`` 0): the SNR a scenario or config states, at a power."""
+        return cls(tx_node, rx_node, 0, snr_db, mean_gain_db, 0.0, 1.0, tx_power_dbm=tx_power_dbm)
+
+    def snr_db_at(self, tx_power_dbm: float) -> float:
+        """SNR if the sender transmitted at ``tx_power_dbm`` (path loss and noise do not depend on it)."""
+        return self.snr_db + (tx_power_dbm - self._reference_power_dbm())
+
+    def power_for_snr_dbm(self, snr_db: float) -> float:
+        """TX power at which the SNR reaches ``snr_db``."""
+        return self._reference_power_dbm() + (snr_db - self.snr_db)
+
+    def _reference_power_dbm(self) -> float:
+        if self.tx_power_dbm is None:
+            raise LinkError(
+                f"channel report {self.tx_node} -> {self.rx_node} has no tx_power_dbm: its SNR cannot move with power"
+            )
+        return self.tx_power_dbm
 
     def channel(self) -> np.ndarray:
         """(n_used,) complex64 channel coefficients of the last measured frame."""

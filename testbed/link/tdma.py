@@ -1,5 +1,6 @@
-"""TDMA: the BS splits a window into one slot per transmitting node; a node places its bursts only inside
-its own slot. The schedule (``SlotSchedule``) is control information the BS sends before the window.
+"""TDMA: the BS splits a cycle into one slot per transmitting node; a node places its bursts only inside
+its own slot (testbed/link/placement.py). The schedule (``SlotSchedule``) is control information the BS
+sends (each node's ``SlotGrant``, in ASSIGN).
 """
 
 from __future__ import annotations
@@ -8,11 +9,6 @@ from collections.abc import Sequence
 
 from testbed.errors import LinkError
 from testbed.link.messages import MAX_SLOTS, SlotGrant, SlotSchedule
-
-
-def slot_need(burst_samples: Sequence[int], guard_samples: int) -> int:
-    """Samples a node needs for ``burst_samples`` sent back to back with ``guard_samples`` between them."""
-    return sum(burst_samples) + guard_samples * max(len(burst_samples) - 1, 0)
 
 
 def make_schedule(demands: Sequence[tuple[int, int]], guard_samples: int) -> SlotSchedule:
@@ -33,21 +29,3 @@ def make_schedule(demands: Sequence[tuple[int, int]], guard_samples: int) -> Slo
         slots.append(SlotGrant(node_id, cursor, need))
         cursor += need + guard_samples
     return SlotSchedule(cursor, slots)
-
-
-def place_in_slot(grant: SlotGrant, burst_samples: Sequence[int], guard_samples: int) -> list[int]:
-    """Start samples for bursts sent back to back inside ``grant``.
-
-    Raises LinkError if they do not fit: a node never transmits outside its slot.
-    """
-    need = slot_need(burst_samples, guard_samples)
-    if need > grant.length_samples:
-        raise LinkError(
-            f"node {grant.node_id}: {len(burst_samples)} bursts need {need} samples but the slot holds "
-            f"{grant.length_samples}; ask the BS for a larger slot or send fewer frames"
-        )
-    starts, cursor = [], grant.start_sample
-    for n in burst_samples:
-        starts.append(cursor)
-        cursor += n + guard_samples
-    return starts

@@ -36,6 +36,7 @@ from testbed.control.config import Event
 from testbed.control.protocol import Assign, CapabilityEnquiry, CapabilityReport, Nack, UplinkDone
 from testbed.control.server import ControlServer
 from testbed.errors import ConfigError, LinkError
+from testbed.link.endpoints import Inbound, Outbound
 from testbed.link.messages import SlotGrant
 from testbed.link.segment import parse
 from testbed.link.tdma import make_schedule
@@ -43,10 +44,9 @@ from testbed.link.tracker import ChannelTracker
 from testbed.node.config import BS_NODE_ID, BsConfig
 from testbed.node.first_info import Orders, UeView, config_orders
 from testbed.node.pump import Failed, OnAir, RadioPump, Received
-from testbed.node.runtime import event, radio_factory, radio_running
+from testbed.node.runtime import event, radio_factory, radio_running, repair_timing
 from testbed.node.sdnotify import Notifier
 from testbed.node.training import BsTraining
-from testbed.node.transfers import Inbound, Outbound
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class BsDaemon:
         elif ev.message is not None and rnd is not None and ev.message.round == rnd.number:
             body = ev.message.body
             if isinstance(body, Nack):
-                rnd.broadcast.add_nack(ev.ue_id, body.nack)
+                rnd.broadcast.add_nack(ev.ue_id, body.nack, time.monotonic())
             elif isinstance(body, UplinkDone):
                 event(log, "uplink_done", ue=ev.ue_id, round=rnd.number, payload_bytes=body.payload_bytes,
                       compute_time_s=body.compute_time_s)  # fmt: skip
@@ -191,7 +191,7 @@ class BsDaemon:
         rnd = self._round
         if isinstance(ev, OnAir):
             if rnd is not None:
-                rnd.broadcast.on_air(ev.job_id, ev.end_sample)
+                rnd.broadcast.on_air(ev.job_id, ev.end_sample, time.monotonic())
             return
         node = self.node_of_stream.get(ev.frame.stream_id)
         if node is not None:
@@ -209,7 +209,7 @@ class BsDaemon:
 
     # --- timers -----------------------------------------------------------------------------------------
     def _timers(self, server: ControlServer, pump: RadioPump) -> None:
-        rnd, air = self._round, self.cfg.air
+        rnd = self._round
         if self._consuming is not None:  # the next model is the training step's result: no round before it
             if self._consuming.job.done():
                 self._record_consumed()
@@ -219,14 +219,14 @@ class BsDaemon:
             if time.monotonic() >= self._next_round_s and len(mapped) >= self.cfg.bs.min_ues:
                 self._start(server, pump)
             return
-        job = rnd.broadcast.next_job(self._next_job_id(), rnd.broadcast_mcs, pump.cursor, air.quiet_samples,
-                                     air.sample_rate_hz, self.cfg.bs.nack_gather_s, rnd.downlink)  # fmt: skip
+        job = rnd.broadcast.next_job(self._next_job_id(), rnd.broadcast_mcs, pump.cursor, time.monotonic(),
+                                     rnd.downlink)  # fmt: skip
         if job is not None:
             pump.submit(job)
             event(log, "broadcast_repair", round=rnd.number, frames=len(job.frames), passes=rnd.broadcast.passes)
         live = set(server.live_ues)
         for ue, inbound in rnd.uplinks.items():
-            nack = inbound.ack_due() or inbound.nack_due(pump.cursor, air.quiet_samples)
+            nack = inbound.ack_due() or inbound.nack_due(pump.cursor)
             if nack is not None and ue in live:
                 server.send(ue, Nack(nack))
 
@@ -254,7 +254,7 @@ class BsDaemon:
         for ue in slotted:
             o, grant = orders[ue], schedule.grant_for(cfg.bs.ues[ue])
             assign = Assign(
-                o.wire_mode, o.group, o.tx_power_dbm, o.energy_budget_j, o.cpu_freq_hz, uplink_mcs[ue], grant
+                o.mode, o.group, o.tx_power_dbm, o.energy_budget_j, o.cpu_freq_hz, uplink_mcs[ue], grant
             )
             server.send(ue, assign)
         downlink_snrs = [self._downlink_snr_db(server, ue) for ue in slotted]  # the broadcast serves the weakest
@@ -267,17 +267,20 @@ class BsDaemon:
         receivers = {ue: cfg.bs.ues[ue] for ue in participants if ue in cfg.bs.ues}
         object_id = number & 0xFFFFFFFF
         broadcast = Outbound(model, src=BS_NODE_ID, dsts=sorted(receivers.values()), object_id=object_id,
-                             frame_payload_bytes=air.frame_payload_bytes, max_passes=air.max_passes,
-                             expect=set(receivers))  # fmt: skip
-        uplinks = {ue: Inbound(BS_NODE_ID, src=node, object_id=object_id, since_sample=pump.cursor, nack_blind=False)
+                             frame_payload_bytes=air.frame_payload_bytes, expect=set(receivers),
+                             timing=repair_timing(air, cfg.bs.nack_gather_s))  # fmt: skip
+        uplinks = {ue: Inbound(BS_NODE_ID, src=node, object_id=object_id, timing=repair_timing(air),
+                               since_sample=pump.cursor, nack_blind=False)
                    for ue, node in receivers.items()}  # fmt: skip
         downlink = schedule.grant_for(BS_NODE_ID)
         self._round = _Round(
             number, model, participants, broadcast, uplinks, downlink, broadcast_mcs, uplink_mcs, orders
         )
-        pump.submit(broadcast.first_job(self._next_job_id(), broadcast_mcs, downlink))
+        first = broadcast.next_job(self._next_job_id(), broadcast_mcs, pump.cursor, time.monotonic(), downlink)
+        if first is not None:
+            pump.submit(first)
         event(log, "round_started", round=number, participants=sorted(participants), model_bytes=len(model),
-              frames=broadcast.sender.count, deadline_s=cfg.bs.deadline_s, mcs=broadcast_mcs)  # fmt: skip
+              frames=broadcast.count, deadline_s=cfg.bs.deadline_s, mcs=broadcast_mcs)  # fmt: skip
         for ev in events:
             self._control(server, pump, ev)
 
@@ -285,8 +288,8 @@ class BsDaemon:
         rnd, state = self._round, server.round_state
         if rnd is None or state is None:
             return
-        if rnd.broadcast.job_id is not None:
-            pump.cancel(rnd.broadcast.job_id)  # a repair pass still queued is of no use now
+        for job_id in rnd.broadcast.job_ids:
+            pump.cancel(job_id)  # a repair pass still queued is of no use now
         done = sorted(state.done)
         uploads = {}
         for ue in done:
@@ -314,7 +317,7 @@ class BsDaemon:
             "uplink_nacks_sent": {ue: i.nacks_sent for ue, i in rnd.uplinks.items()},
             "uplink_snr_db": {ue: self.tracker.snr_db(self.cfg.bs.ues[ue], BS_NODE_ID) for ue in rnd.uplinks},
             "downlink_snr_db": {ue: self._downlink_snr_db(server, ue) for ue in rnd.uplinks},
-            "modes": {ue: o.wire_mode for ue, o in rnd.orders.items()},
+            "modes": {ue: o.mode for ue, o in rnd.orders.items()},
             "started_unix_s": rnd.started_wall_s,
         }
         event(log, "round_ended", round=rnd.number, outcome=outcome, status=status, consume=outcome != "skipped")

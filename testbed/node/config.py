@@ -2,13 +2,15 @@
 
 Three parts: ``[air]`` (the air interface; BS and UEs must agree on every field, as on the PHY numerology),
 ``[radio]`` (this node's radio backend) and ``[control]`` (this node's end of the ZeroMQ control plane), plus
-``[bs]`` / ``[ue]`` for the daemon itself. Every number carries its unit in its name; msgspec checks bounds
-while decoding, so a config that loads is in range. Example files: firmware_cfg/nodes/*.toml; reference:
-docs/nodes.md.
+``[bs]`` / ``[ue]`` for the daemon itself, and ``[training]``: the one training spec
+(testbed/learning/spec.py), the same section as in scenario files. Every number carries its unit in its name;
+msgspec checks bounds while decoding, so a config that loads is in range. Example files:
+firmware_cfg/nodes/*.toml; reference: docs/nodes.md.
 """
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -19,12 +21,15 @@ from testbed.control.config import ClientConfig, ServerConfig
 from testbed.control.protocol import UE_ID_PATTERN
 from testbed.control.security import CurveClientKeys, CurveServerKeys, Plaintext
 from testbed.errors import ConfigError
+from testbed.learning.spec import RETIRED_TRAINING_FIELDS, TrainingSpec, refuse_retired
 from testbed.link.mcs import McsPolicy
 from testbed.link.segment import HEADER_BYTES, MAX_NODE_ID
+from testbed.mode import Mode
 from testbed.phy.layout import burst_num_samples
 from testbed.phy.mcs import CODED_MCS
 from testbed.phy.numerology import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, PhyConfig
 from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR
+from testbed.policy.profiles import default_profiles
 
 Seconds = Annotated[float, Meta(gt=0.0, le=86400.0)]
 Samples = Annotated[int, Meta(ge=1, le=1 << 40)]
@@ -154,9 +159,6 @@ class UeControl(Struct, frozen=True, forbid_unknown_fields=True):
     security: Security = Security()
 
 
-WireMode = Literal["distributed", "centralized-symbols", "centralized-samples", "idle"]  # ASSIGN's names
-
-
 class Assignment(Struct, frozen=True, forbid_unknown_fields=True):
     """What ASSIGN tells each UE: from ``policy`` (a grouping rule of testbed/policy: mode, CPU frequency and
     TX power from the UEs' capability reports and the measured uplink SNR) or, with ``policy = ""``, from the
@@ -165,41 +167,12 @@ class Assignment(Struct, frozen=True, forbid_unknown_fields=True):
 
     policy: Literal["", "joint", "joint_snr", "capability", "channel"] = ""
     deadline_factor: Annotated[float, Meta(ge=1.0, le=100.0)] = DEFAULT_DEADLINE_FACTOR
-    mode: WireMode = "distributed"
-    modes: dict[str, WireMode] = {}
+    mode: Mode = Mode.DISTRIBUTED
+    modes: dict[str, Mode] = {}
     tx_power_dbm: Annotated[float, Meta(ge=-100.0, le=30.0)] = 0.0
     energy_budget_j: Annotated[float, Meta(ge=0.0, le=1e7)] = 1000.0
     cpu_freq_hz: Annotated[float, Meta(ge=1e6, le=1e10)] = 1.5e9
     assumed_snr_db: Annotated[float, Meta(ge=-50.0, le=80.0)] = 20.0  # policy input until a UE's frames are heard
-
-
-class TrainingSection(Struct, frozen=True, forbid_unknown_fields=True):
-    """The real training step (testbed/node/training.py); without this section the daemons run the
-    placeholder. BS and UEs must agree on every field (the model shapes and the partition derive from them).
-
-    dataset : testbed.learning.data name (``digits``, ``mnist``, ``folder:PATH``); the BS keeps the stratified
-        ``test_fraction`` split, the rest is cut IID into ``num_shards`` equal shards (seeded by ``seed``); a UE
-        trains on shard ``[ue].shard``.
-    num_symbols, encoder_channels, decoder_hidden : codec sizes (testbed.learning.codec.CodecConfig).
-    local_steps, batch_size, lr : every party's work per round (LocalTraining); server_* : the BS's step.
-    raw_block_samples : raw samples a centralized-samples UE uploads per round (0: all at once).
-    channel_snr_db : SNR of the simulated AWGN the codec's symbols pass through in training and evaluation.
-    """
-
-    dataset: str = "digits"
-    seed: Annotated[int, Meta(ge=0, le=2**31 - 1)] = 0
-    test_fraction: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.2
-    num_shards: Annotated[int, Meta(ge=1, le=4096)] = 2
-    num_symbols: Annotated[int, Meta(ge=1, le=4096)] = 16
-    encoder_channels: tuple[Annotated[int, Meta(ge=1, le=256)], Annotated[int, Meta(ge=1, le=256)]] = (8, 16)
-    decoder_hidden: Annotated[int, Meta(ge=1, le=4096)] = 128
-    local_steps: Annotated[int, Meta(ge=1, le=10_000)] = 5
-    batch_size: Annotated[int, Meta(ge=1, le=4096)] = 32
-    lr: Annotated[float, Meta(gt=0.0, le=100.0)] = 0.1
-    server_optimizer: Literal["sgd", "momentum", "adam"] = "momentum"
-    server_lr: Annotated[float, Meta(gt=0.0, le=100.0)] = 0.1
-    raw_block_samples: Annotated[int, Meta(ge=0, le=1 << 16)] = 64
-    channel_snr_db: Annotated[float, Meta(ge=-20.0, le=60.0)] = 20.0
 
 
 class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
@@ -214,6 +187,7 @@ class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
     nack_gather_s : after the first NACK of a broadcast pass, wait this long for the others before resending.
     state_dir : where rounds.jsonl (one JSON record per finished round) is appended.
     model_size_bytes, seed : the placeholder training step (testbed/node/training.py; no [training]).
+    With [training] the real step runs; its ``num_shards`` 0 means one shard per UE of ``ues``.
     """
 
     ues: dict[Annotated[str, Meta(pattern=UE_ID_PATTERN)], NodeId]
@@ -247,6 +221,11 @@ class UeSection(Struct, frozen=True, forbid_unknown_fields=True):
     simulated_board: bool = True
     energy_budget_j: Annotated[float, Meta(ge=0.0, le=1e7)] = 0.0
 
+    def __post_init__(self) -> None:
+        boards = default_profiles().profiles
+        if self.board not in boards:
+            raise ConfigError(f"[ue] board={self.board!r} is not in testbed/policy/profiles.toml ({', '.join(boards)})")
+
 
 class BsConfig(Struct, frozen=True, forbid_unknown_fields=True):
     bs: BsSection
@@ -254,14 +233,15 @@ class BsConfig(Struct, frozen=True, forbid_unknown_fields=True):
     radio: RadioSection = RadioSection()
     control: BsControl = BsControl()
     assign: Assignment = Assignment()
-    training: TrainingSection | None = None
+    training: TrainingSpec | None = None
 
     def __post_init__(self) -> None:
+        _daemon_training(self.training)
         if self.training is None and self.assign.policy:
             raise ConfigError(
                 f"[assign] policy = {self.assign.policy!r} needs a [training] section (the codec's sizes)"
             )
-        if self.training is not None and self.training.num_shards < len(self.bs.ues):
+        if self.training is not None and 0 < self.training.num_shards < len(self.bs.ues):
             raise ConfigError(
                 f"[training] num_shards={self.training.num_shards} is below the {len(self.bs.ues)} UEs of [bs.ues]"
             )
@@ -272,9 +252,12 @@ class UeConfig(Struct, frozen=True, forbid_unknown_fields=True):
     air: AirConfig = AirConfig()
     radio: RadioSection = RadioSection()
     control: UeControl = UeControl()
-    training: TrainingSection | None = None
+    training: TrainingSpec | None = None
 
     def __post_init__(self) -> None:
+        _daemon_training(self.training)
+        if self.training is not None and self.training.num_shards == 0:
+            raise ConfigError("[training] num_shards must be set on a UE (the number of UEs in the BS's [bs.ues])")
         if self.training is not None and self.ue.shard >= self.training.num_shards:
             raise ConfigError(
                 f"[ue] shard={self.ue.shard} must be below [training] num_shards={self.training.num_shards}"
@@ -284,19 +267,29 @@ class UeConfig(Struct, frozen=True, forbid_unknown_fields=True):
         return ClientConfig(self.ue.ue_id, self.control.server_endpoint, heartbeat_interval_s=heartbeat_interval_s)
 
 
+def _daemon_training(t: TrainingSpec | None) -> None:
+    if t is not None and t.partition != "iid":
+        raise ConfigError(f"[training] partition={t.partition!r}: the daemons cut IID shards; use \"iid\"")
+
+
 C = TypeVar("C", BsConfig, UeConfig)
 
 
 def parse_config(text: str | bytes, kind: type[C], source: str = "<config>") -> C:
-    """Decode and validate TOML text; ConfigError names the file, the field and what is wrong."""
+    """Decode and validate TOML text; ConfigError names the file, the field and what is wrong (a field of the
+    older training schema: where it lives now)."""
     try:
-        return msgspec.toml.decode(text, type=kind)
+        raw = tomllib.loads(text.decode() if isinstance(text, bytes) else text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    if isinstance(raw.get("training"), dict):
+        refuse_retired(raw["training"], RETIRED_TRAINING_FIELDS, f"{source}: [training]")
+    try:
+        return msgspec.convert(raw, type=kind)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: invalid {kind.__name__}: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
 
 
 def load_config(path: str | Path, kind: type[C]) -> C:

@@ -8,7 +8,9 @@ Linux cpufreq otherwise) and charges each round's energy (cost.py's CMOS and rad
 
 BS side: ``config_orders`` (the [assign] fields) or ``PolicyOrders`` (testbed/policy's grouping and
 allocation, ``PolicyAssignment``, from the capability reports and the measured uplink SNR) give each UE its
-mode, group, CPU frequency, TX power and energy budget for ASSIGN.
+mode, group, CPU frequency, TX power and energy budget for ASSIGN. The BS keeps each UE's whole
+CAPABILITY_REPORT (``policy.wire.report_from_wire``): its cpufreq table (minimum, maximum, step), kappa, energy
+budget, TX range and memory; until a UE has reported, it is planned as the reference board (pi_4) by name.
 """
 
 from __future__ import annotations
@@ -19,24 +21,25 @@ from dataclasses import dataclass
 
 from testbed.control import protocol
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode
 from testbed.learning.assignment import UeProfile as LearningUe
 from testbed.learning.clock import Airtime
 from testbed.learning.codec import CodecConfig, SemanticCodec
 from testbed.learning.cost import compute_energy_j, radio_energy_j
-from testbed.learning.modes import LocalTraining
-from testbed.node.config import Assignment, TrainingSection, UeSection
-from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig, codec_work_sizes
+from testbed.learning.spec import TrainingSpec
+from testbed.mode import Mode
+from testbed.node.config import Assignment, UeSection
+from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig
 from testbed.policy.capability import CapabilityReport, build_report, measure_codec_throughput
 from testbed.policy.cpufreq import CpuFreqControl, SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.grouping import GroupingConfig
 from testbed.policy.profiles import default_profiles
-from testbed.policy.wire import MODE_FROM_WIRE, MODE_TO_WIRE, report_to_wire
+from testbed.policy.wire import report_from_wire, report_to_wire
+from testbed.policy.work import codec_work_sizes
 
 log = logging.getLogger(__name__)
 
 GROUP_OF_MODE = {mode: i for i, mode in enumerate(Mode)}  # ASSIGN's group: one group per training mode
-REFERENCE_BOARD = "pi_4"  # profiles.toml's reference board: kappa and speed of a UE that has not reported
+REFERENCE_BOARD = "pi_4"  # profiles.toml's reference board: how a UE that has not reported is planned
 PI4_CYCLES_PER_SAMPLE = 5.58e5  # docs/learning.md board table (default MNIST codec), until a report arrives
 
 
@@ -49,10 +52,6 @@ class Orders:
     cpu_freq_hz: float
     tx_power_dbm: float
     energy_budget_j: float
-
-    @property
-    def wire_mode(self) -> str:
-        return MODE_TO_WIRE[self.mode]
 
 
 @dataclass(frozen=True)
@@ -68,25 +67,22 @@ def config_orders(assign: Assignment, ues: Sequence[str]) -> dict[str, Orders]:
     """Orders from the [assign] section (``modes`` per UE, else ``mode``)."""
     out = {}
     for ue in ues:
-        mode = MODE_FROM_WIRE[assign.modes.get(ue, assign.mode)]
+        mode = assign.modes.get(ue, assign.mode)
         out[ue] = Orders(mode, GROUP_OF_MODE[mode], assign.cpu_freq_hz, assign.tx_power_dbm, assign.energy_budget_j)
     return out
 
 
 def learning_profile(view: UeView, assumed_snr_db: float, tx_power_dbm: float) -> LearningUe:
-    """The learning layer's view of a UE from its CAPABILITY_REPORT (reference board until it reported); kappa
-    from the profiles.toml board with the same maximum clock (it is not on the wire)."""
-    profiles = default_profiles()
+    """The learning layer's view of a UE from its CAPABILITY_REPORT (at its maximum clock), or of the reference
+    board by name until it reported."""
     cap = view.capability
     snr = assumed_snr_db if view.uplink_snr_db is None else view.uplink_snr_db
     if cap is None or cap.cycles_per_sample <= 0:
-        ref = profiles.get(REFERENCE_BOARD)
+        ref = default_profiles().get(REFERENCE_BOARD)
         f_max, cycles, power = ref.cpu_freq_max_hz, PI4_CYCLES_PER_SAMPLE, tx_power_dbm
-    else:
-        f_max, cycles, power = cap.cpu_freq_max_hz, cap.cycles_per_sample, min(tx_power_dbm, cap.max_tx_power_dbm)
-    board = next((p for p in profiles.profiles.values() if abs(p.cpu_freq_max_hz - f_max) < 1.0), None)
-    kappa = (board or profiles.get(REFERENCE_BOARD)).kappa_j_per_cycle_hz2
-    return LearningUe(view.ue_id, False, snr, power, f_max, f_max, cycles, kappa)
+        return LearningUe(view.ue_id, False, snr, power, f_max, f_max, cycles, ref.kappa_j_per_cycle_hz2, ref.name)
+    f_max, power = cap.cpu_freq_max_hz, min(tx_power_dbm, cap.max_tx_power_dbm)
+    return LearningUe(view.ue_id, False, snr, power, f_max, f_max, cap.cycles_per_sample, cap.kappa_j_per_cycle_hz2)
 
 
 class PolicyOrders:
@@ -102,14 +98,14 @@ class PolicyOrders:
     def __init__(
         self,
         assign: Assignment,
-        training: TrainingSection,
+        training: TrainingSpec,
         codec: CodecConfig,
         *,
         airtime: Airtime | None = None,
         horizon_rounds: int | None = None,
         shard_samples: Mapping[str, int] | None = None,
     ) -> None:
-        work = LocalTraining(training.local_steps, training.batch_size, training.lr)
+        work = training.local_training
         sizes = codec_work_sizes(codec, work, training.raw_block_samples)
         grouping = GroupingConfig(assign.policy)
         self.assign = assign
@@ -124,9 +120,14 @@ class PolicyOrders:
 
     def orders(self, views: Sequence[UeView]) -> dict[str, Orders]:
         a = self.assign
-        for v in views:  # what a UE reports it holds overrides the BS's partition
+        for v in views:  # what a UE reports overrides the BS's partition and the board table
             if v.capability is not None:
                 self.policy.local_samples[v.ue_id] = v.capability.num_local_samples
+                try:
+                    self.policy.reports[v.ue_id] = report_from_wire(v.ue_id, v.capability)
+                except PolicyError as exc:
+                    log.warning("capability report of %s not used: %s", v.ue_id, exc)
+                    self.policy.reports.pop(v.ue_id, None)
         try:
             plan = self.policy.plan([learning_profile(v, a.assumed_snr_db, a.tx_power_dbm) for v in views])
         except PolicyError as exc:
@@ -136,7 +137,7 @@ class PolicyOrders:
         for v, g, u in zip(views, plan.groups, plan.assignments, strict=True):
             budget = v.capability.energy_available_j if v.capability is not None else a.energy_budget_j
             out[v.ue_id] = Orders(u.mode, GROUP_OF_MODE[u.mode], u.cpu_freq_hz, u.tx_power_dbm, budget)
-            log.info("policy: %s -> %s (%s)", v.ue_id, u.mode.value, g.reason)
+            log.info("policy: %s -> %s (%s)", v.ue_id, u.mode, g.reason)
         return out
 
 

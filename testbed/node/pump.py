@@ -13,36 +13,23 @@ time (it sleeps when ahead, never catches up by skipping), so airtime in simulat
 
 from __future__ import annotations
 
-import collections
 import logging
-import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from testbed.errors import ConfigError, LinkError, RadioError
 from testbed.link.framelink import Heard
-from testbed.link.messages import SlotGrant
+from testbed.link.placement import BurstPlanner, Job
 from testbed.node.config import AirConfig
 from testbed.phy import OfdmModem
 from testbed.radio.base import Radio, RxBlock
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Job:
-    """Frames to send: ``frames`` are (PHY header seq, payload) pairs, modulated at ``mcs`` with the node's
-    stream id. ``slot``: place them only inside this grant of each TDMA cycle; None: back to back at once."""
-
-    job_id: int
-    frames: Sequence[tuple[int, bytes]]
-    mcs: str
-    slot: SlotGrant | None = None
 
 
 @dataclass(frozen=True)
@@ -70,23 +57,6 @@ class Failed:
 
 
 Event = Received | OnAir | Failed
-
-
-@dataclass(frozen=True)
-class _Planned:
-    """One burst with its start on the receive clock, waiting to be modulated and transmitted."""
-
-    job_id: int
-    start: int
-    length: int
-    seq: int
-    payload: bytes
-    mcs: str
-    last: bool  # the job's last burst: once it is on air the job is reported
-
-    @property
-    def end(self) -> int:
-        return self.start + self.length
 
 
 class FrameStream:
@@ -134,9 +104,6 @@ class RadioPump:
         self._ready = threading.Event()
         self._failed = False
         self._thread = threading.Thread(target=self._run, name="radio-pump", daemon=True)
-        self._planned: collections.deque[_Planned] = collections.deque()  # bursts not yet handed to the radio
-        self._pending: list[OnAir] = []  # jobs fully transmitted whose last burst is not yet behind the clock
-        self._tx_end = 0  # end of the last burst handed to the radio
         self.cursor = 0  # end of the last received block (read by the daemon loop; an int swap is atomic)
 
     # --- daemon side ---------------------------------------------------------------------------------
@@ -204,6 +171,7 @@ class RadioPump:
         air = self.air
         phy = modem.cfg
         stream = FrameStream(modem, air.max_burst_samples + 4 * phy.symbol_len, phy.fft_size)
+        planner = BurstPlanner(air.guard_samples, air.tdma_cycle_samples, modem.burst_num_samples)
         rate_sps = air.sample_rate_hz * air.realtime_factor
         c0: int | None = None  # pacing anchor: the first block's start (a late joiner starts mid-clock)
         t0_s = 0.0
@@ -214,10 +182,10 @@ class RadioPump:
                 except queue.Empty:
                     break
                 if isinstance(request, Job):
-                    self._plan(modem, request)
+                    planner.plan(request, self.cursor)
                 else:
-                    self._planned = collections.deque(b for b in self._planned if b.job_id != request)
-            self._transmit_due(radio, modem)
+                    planner.cancel(request)
+            self._transmit_due(radio, modem, planner)
             if rate_sps > 0 and c0 is not None:
                 ahead_s = t0_s + (self.cursor + air.window_samples - c0) / rate_sps - time.monotonic()
                 if ahead_s > 0 and self._stop.wait(ahead_s):
@@ -231,46 +199,11 @@ class RadioPump:
                 self._events.put(heard)
             self.cursor = block.end_sample
             self._ready.set()  # the clock is known from the first block on: jobs can be placed
-            done = [p for p in self._pending if p.end_sample <= self.cursor]
-            self._pending = [p for p in self._pending if p.end_sample > self.cursor]
-            for p in done:
-                self._events.put(p)
+            for job_id, end_sample in planner.finished(self.cursor):
+                self._events.put(OnAir(job_id, end_sample))
 
-    def _plan(self, modem: OfdmModem, job: Job) -> None:
-        """Give every burst of ``job`` its start sample: back to back after what is planned, or inside the
-        job's slot of successive TDMA cycles."""
-        guard = self.air.guard_samples
-        busy = self._planned[-1].end if self._planned else self._tx_end
-        pos = max(self.cursor, busy + guard if busy else 0)
-        slot_end = None
-        if job.slot is not None:
-            pos, slot_end = self._next_slot(job.slot, pos)
-        for i, (seq, payload) in enumerate(job.frames):
-            n = modem.burst_num_samples(len(payload), job.mcs)
-            if job.slot is not None and slot_end is not None and pos + n > slot_end:
-                if n > job.slot.length_samples:
-                    raise LinkError(
-                        f"a {n}-sample burst cannot fit the {job.slot.length_samples}-sample TDMA slot; "
-                        "raise air.tdma_cycle_samples or lower air.frame_payload_bytes"
-                    )
-                pos, slot_end = self._next_slot(job.slot, slot_end)
-            self._planned.append(_Planned(job.job_id, pos, n, seq, payload, job.mcs, i == len(job.frames) - 1))
-            pos += n + guard
-
-    def _transmit_due(self, radio: Radio, modem: OfdmModem) -> None:
+    def _transmit_due(self, radio: Radio, modem: OfdmModem, planner: BurstPlanner) -> None:
         """Hand the radio every planned burst that starts before the end of the next receive window."""
-        horizon = self.cursor + self.air.window_samples
-        while self._planned and self._planned[0].start < horizon:
-            b = self._planned.popleft()
+        for b in planner.due(self.cursor + self.air.window_samples):
             iq = modem.modulate(b.payload, b.mcs, stream_id=self.stream_id, seq=b.seq & 0xFFFF)
             radio.transmit(iq, at_sample=b.start)
-            self._tx_end = b.end
-            if b.last:
-                self._pending.append(OnAir(b.job_id, b.end))
-
-    def _next_slot(self, slot: SlotGrant, not_before: int) -> tuple[int, int]:
-        """Absolute (start, end) of the first occurrence of ``slot`` starting at or after ``not_before``."""
-        cycle = self.air.tdma_cycle_samples
-        k = max(0, math.ceil((not_before - slot.start_sample) / cycle))
-        start = k * cycle + slot.start_sample
-        return start, start + slot.length_samples

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from testbed.link.endpoints import RepairTiming
 from testbed.node.config import AirConfig, RadioSection
 from testbed.node.pump import RadioPump
 from testbed.node.sdnotify import Notifier
@@ -24,6 +25,12 @@ from testbed.radio.base import Radio, RadioConfig
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0  # longest wait for the radio to open (the hub may still be starting)
+
+
+def repair_timing(air: AirConfig, gather_s: float = 0.0) -> RepairTiming:
+    """The link endpoints' timers for this air: NACK after ``air.quiet_samples``, ``air.max_passes`` passes;
+    ``gather_s``: how long a sender collects NACKs (the BS's broadcast; one receiver needs none)."""
+    return RepairTiming(air.quiet_samples, air.sample_rate_hz, air.max_passes, gather_s)
 
 
 class JsonFormatter(logging.Formatter):

@@ -26,19 +26,19 @@ import torch
 from testbed.control.protocol import Assign
 from testbed.errors import LearningError
 from testbed.learning import wire
-from testbed.learning.aggregate import ServerOptimizerConfig
-from testbed.learning.assignment import Mode, UeAssignment
+from testbed.learning.assignment import UeAssignment
 from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.evaluate import evaluate
-from testbed.learning.modes import LocalTraining, LocalUe
+from testbed.learning.modes import LocalUe
 from testbed.learning.partition import iid
 from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
-from testbed.node.config import AirConfig, TrainingSection
+from testbed.learning.spec import TrainingSpec
+from testbed.mode import Mode
+from testbed.node.config import AirConfig
 from testbed.node.first_info import Orders, UeView, learning_profile
 from testbed.phy.mcs import get_mcs
 from testbed.policy.link_budget import analog_airtime_s, digital_airtime_s
-from testbed.policy.wire import MODE_FROM_WIRE
 
 log = logging.getLogger(__name__)
 
@@ -71,25 +71,15 @@ class UeTraining(Protocol):
 
 
 # --- the method --------------------------------------------------------------------------------------------
-def training_data(t: TrainingSection) -> tuple[list[ImageDataset], ImageDataset]:
-    """(one IID shard per UE, the BS's test split), identical on every node with the same [training]."""
+def training_data(t: TrainingSpec, num_shards: int) -> tuple[list[ImageDataset], ImageDataset]:
+    """(``num_shards`` IID shards, the BS's test split), identical on every node with the same [training]."""
     train, test = train_test_split(load_dataset(t.dataset), t.test_fraction, np.random.default_rng([t.seed, _SPLIT]))
-    parts = iid(train.labels.numpy(), [1.0] * t.num_shards, np.random.default_rng([t.seed, _PARTITION]))
+    parts = iid(train.labels.numpy(), [1.0] * num_shards, np.random.default_rng([t.seed, _PARTITION]))
     return [train.subset(idx) for idx in parts], test
 
 
-def codec_config(t: TrainingSection, data: ImageDataset) -> CodecConfig:
-    return CodecConfig(
-        image_size_px=data.image_size_px,
-        num_symbols=t.num_symbols,
-        num_classes=data.num_classes,
-        encoder_channels=t.encoder_channels,
-        decoder_hidden=t.decoder_hidden,
-    )
-
-
-def local_training(t: TrainingSection) -> LocalTraining:
-    return LocalTraining(t.local_steps, t.batch_size, t.lr)
+def codec_config(t: TrainingSpec, data: ImageDataset) -> CodecConfig:
+    return t.codec_config(data.image_size_px, data.num_classes)
 
 
 def load_optimizers() -> None:
@@ -118,17 +108,18 @@ class LinkAirtime:
 class LearningBs:
     """The BS's half of the method: RoundRunner without endpoints, the test split, accuracy per round."""
 
-    def __init__(self, t: TrainingSection, ues: Sequence[str], air: AirConfig, assumed_snr_db: float) -> None:
-        if len(ues) > t.num_shards:
+    def __init__(self, t: TrainingSpec, ues: Sequence[str], air: AirConfig, assumed_snr_db: float) -> None:
+        if len(ues) > (t.num_shards or len(ues)):
             raise LearningError(f"{len(ues)} UEs in [bs.ues] but [training] num_shards={t.num_shards}")
-        shards, self.test = training_data(t)
+        shards, self.test = training_data(t, t.num_shards or len(ues))
         self.t, self.ues, self.assumed_snr_db = t, list(ues), assumed_snr_db
         self.codec = codec_config(t, self.test)
         model = SemanticCodec(self.codec, torch.Generator().manual_seed(t.seed * 1000 + _MODEL))
         cfg = RoundConfig(
-            work=local_training(t),
-            server=ServerOptimizerConfig(t.server_optimizer, t.server_lr),
+            work=t.local_training,
+            server=t.server,
             raw_block_samples=t.raw_block_samples,
+            norm_factor=t.norm_factor,
         )
         views = [UeView(ue, None, None) for ue in self.ues]
         profiles = [learning_profile(v, assumed_snr_db, 0.0) for v in views]
@@ -174,7 +165,7 @@ class LearningBs:
         expected = [ue for i, ue in enumerate(self.ues) if plan.mode_of(i) is not Mode.IDLE]
         late = [ue for ue in expected if ue not in uploads]
         report = self._finish_or_roll_back(plan, arrived, late, refused)
-        accuracy, loss = evaluate(self.model, self.test, [self.t.channel_snr_db], self.t.seed)
+        accuracy, loss = evaluate(self.model, self.test, [self.t.symbol_snr_db()], self.t.seed)
         finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
         return {"training": {"round_index": report.round_index, "accuracy": accuracy, "loss": loss,
                              "modes": report.modes, "late": report.late, "refused": report.refused,
@@ -213,15 +204,15 @@ class LearningUe:
     """A UE's half: its shard, the broadcast model, its mode's local work. ``last_work`` = (samples, fraction
     of a full training step per sample) of the latest upload, for the energy account."""
 
-    def __init__(self, t: TrainingSection, ue_id: str, shard: int) -> None:
-        shards, _ = training_data(t)
+    def __init__(self, t: TrainingSpec, ue_id: str, shard: int) -> None:
+        shards, _ = training_data(t, t.num_shards)
         data = shards[shard]
         self.codec = codec_config(t, data)
-        self.ue_id, self.work = ue_id, local_training(t)
+        self.ue_id, self.work = ue_id, t.local_training
         self.model = SemanticCodec(self.codec, torch.Generator().manual_seed(0))  # replaced by every broadcast
         self.scratch = SemanticCodec(self.codec, torch.Generator().manual_seed(0))
         gen = torch.Generator().manual_seed(t.seed * 1000 + _UE * 100 + shard)
-        self.local = LocalUe(ue_id, data, t.channel_snr_db, gen)
+        self.local = LocalUe(ue_id, data, t.symbol_snr_db(), gen)
         self.last_work: tuple[int, float] = (0, 1.0)
         load_optimizers()
 
@@ -232,7 +223,7 @@ class LearningUe:
     def upload_bytes(self, round_no: int, model: bytes, assign: Assign) -> bytes:
         state = wire.decode_model(model, self.model)
         self.model.load_state_dict(state.tensors)
-        mode, r = MODE_FROM_WIRE[assign.mode], state.round_index
+        mode, r = assign.mode, state.round_index
         self.last_work = (0, 1.0)
         if mode is Mode.DISTRIBUTED:
             self.last_work = (self.work.samples_per_round, 1.0)

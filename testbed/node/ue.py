@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -36,16 +37,16 @@ from testbed.control.protocol import (
     UplinkDone,
 )
 from testbed.errors import LearningError, LinkError, PolicyError
+from testbed.link.endpoints import Inbound, Outbound
 from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.segment import parse
 from testbed.link.tracker import ChannelTracker
 from testbed.node.config import BS_NODE_ID, UeConfig
 from testbed.node.first_info import UeFirstInfo
 from testbed.node.pump import Failed, OnAir, RadioPump, Received
-from testbed.node.runtime import event, radio_factory, radio_running
+from testbed.node.runtime import event, radio_factory, radio_running, repair_timing
 from testbed.node.sdnotify import Notifier
 from testbed.node.training import UeTraining
-from testbed.node.transfers import Inbound, Outbound
 from testbed.phy.layout import burst_num_samples
 from testbed.policy.capability import measurement_clock
 
@@ -178,15 +179,13 @@ class UeDaemon:
                   cpu_freq_hz=freq, tx_power_dbm=body.tx_power_dbm)  # fmt: skip
         elif isinstance(body, RoundStart):
             number = ev.message.round
-            download = self._early.pop(number & 0xFFFFFFFF, None) or Inbound(
-                self.node_id, src=BS_NODE_ID, object_id=number & 0xFFFFFFFF, since_sample=pump.cursor, nack_blind=True
-            )
+            download = self._early.pop(number & 0xFFFFFFFF, None) or self._download(number & 0xFFFFFFFF, pump.cursor)
             self._early.clear()
             self._drop_round(pump)
             self._round = _Round(number, body.model_digest, download)
             event(log, "round_started", round=number, model_bytes=body.model_size_bytes, deadline_s=body.deadline_s)
         elif isinstance(body, Nack) and rnd is not None and rnd.upload is not None and ev.message.round == rnd.number:
-            rnd.upload.add_nack("bs", body.nack)
+            rnd.upload.add_nack("bs", body.nack, time.monotonic())
         elif isinstance(body, RoundEnd) and rnd is not None and ev.message.round == rnd.number:
             event(log, "round_ended", round=rnd.number, status=body.status, uploaded=rnd.reported)
             self.rounds_done += 1
@@ -197,7 +196,7 @@ class UeDaemon:
         rnd = self._round
         if isinstance(ev, OnAir):
             if rnd is not None and rnd.upload is not None:
-                rnd.upload.on_air(ev.job_id, ev.end_sample)
+                rnd.upload.on_air(ev.job_id, ev.end_sample, time.monotonic())
             return
         if ev.frame.stream_id == BS_NODE_ID & 0xFF:
             self.tracker.add(BS_NODE_ID, self.node_id, ev.frame)
@@ -216,18 +215,22 @@ class UeDaemon:
         if inbound is None:
             while len(self._early) >= EARLY_OBJECTS:
                 self._early.pop(next(iter(self._early)))
-            inbound = self._early[head.object_id] = Inbound(
-                self.node_id, src=BS_NODE_ID, object_id=head.object_id, since_sample=ev.start_sample, nack_blind=True
-            )
+            inbound = self._early[head.object_id] = self._download(head.object_id, ev.start_sample)
         inbound.offer(head, chunk, ev.start_sample)
+
+    def _download(self, object_id: int, since_sample: int) -> Inbound:
+        """The receiving end of the BS's broadcast ``object_id``; it NACKs blind (the UE expects the model)."""
+        timing = repair_timing(self.cfg.air)
+        return Inbound(self.node_id, src=BS_NODE_ID, object_id=object_id, timing=timing, since_sample=since_sample,
+                       nack_blind=True)  # fmt: skip
 
     # --- timers -----------------------------------------------------------------------------------------
     def _timers(self, client: ControlClient, pump: RadioPump) -> None:
         self._send_capability(client)
-        rnd, air = self._round, self.cfg.air
+        rnd = self._round
         if rnd is None or client.round != rnd.number:
             return
-        nack = rnd.download.ack_due() or rnd.download.nack_due(pump.cursor, air.quiet_samples)
+        nack = rnd.download.ack_due() or rnd.download.nack_due(pump.cursor)
         if nack is not None:
             client.send(Nack(nack))
         if rnd.download.complete and rnd.job is None:
@@ -240,11 +243,7 @@ class UeDaemon:
         assign = self._assign
         if rnd.upload is None or assign is None:
             return
-        if rnd.upload.passes == 0:
-            pump.submit(rnd.upload.first_job(self._next_job_id(), assign.mcs, assign.uplink_slot))
-            return
-        job = rnd.upload.next_job(self._next_job_id(), assign.mcs, pump.cursor, air.quiet_samples,
-                                  air.sample_rate_hz, 0.0, assign.uplink_slot)  # fmt: skip
+        job = rnd.upload.next_job(self._next_job_id(), assign.mcs, pump.cursor, time.monotonic(), assign.uplink_slot)
         if job is not None:
             pump.submit(job)
         if rnd.upload.delivered and not rnd.reported:
@@ -293,7 +292,7 @@ class UeDaemon:
             return
         rnd.compute_time_s, rnd.work = trained.compute_time_s, trained.work
         rnd.upload = Outbound(trained.data, src=self.node_id, dsts=[BS_NODE_ID], object_id=rnd.download.object_id,
-                              frame_payload_bytes=self.cfg.air.frame_payload_bytes, max_passes=self.cfg.air.max_passes,
+                              frame_payload_bytes=self.cfg.air.frame_payload_bytes, timing=repair_timing(self.cfg.air),
                               expect={"bs"})  # fmt: skip
         event(log, "trained", round=rnd.number, upload_bytes=len(trained.data), compute_time_s=trained.compute_time_s)
 
@@ -350,8 +349,9 @@ class UeDaemon:
         rnd, self._round = self._round, None
         if rnd is None:
             return
-        if rnd.upload is not None and rnd.upload.job_id is not None:
-            pump.cancel(rnd.upload.job_id)
+        if rnd.upload is not None:
+            for job_id in rnd.upload.job_ids:
+                pump.cancel(job_id)
         if rnd.job is not None and rnd.upload is None:
             rnd.job.cancel()  # False if it is running: it finishes, nobody picks it up
             number = rnd.number

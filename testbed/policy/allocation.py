@@ -25,15 +25,16 @@ from dataclasses import dataclass, field
 
 from testbed.errors import PolicyError
 from testbed.learning.cost import compute_cycles, compute_energy_j, compute_time_s, radio_energy_j
+from testbed.link.messages import ChannelReport
 from testbed.phy.layout import MAX_ANALOG_SYMBOLS
 from testbed.phy.numerology import PhyConfig
 from testbed.policy.cpufreq import FrequencyTable
 from testbed.policy.link_budget import (
-    ChannelReport,
     analog_airtime_s,
     digital_airtime_s,
     highest_mcs,
     mcs_power_options,
+    validate_channel,
 )
 
 # Bisection stops when the bracket is this fraction of the deadline (1e-4 of a 10 s round is 1 ms).
@@ -107,7 +108,7 @@ class UeResources:
                 f"UE {self.ue_id!r}: TX power range {self.min_tx_power_dbm!r}..{self.max_tx_power_dbm!r} dBm must be "
                 "finite and ordered"
             )
-        self.channel.validate()
+        validate_channel(self.ue_id, self.channel)
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,20 @@
-"""The policy as a ``testbed.learning.assignment.AssignmentPolicy``: per round, each UE's mode (UE decision +
-BS grouping), CPU frequency and TX power (resource allocation), from what the BS knows of the UEs.
+"""The policy as a ``testbed.learning.assignment.AssignmentPolicy``: per round, each UE's mode (UE decision + BS
+grouping), CPU frequency and TX power (resource allocation), from what the BS knows of the UEs.
 
-The learning layer describes a UE by its nominal clock, cycles per sample, kappa, SNR and TX power. The
-policy adds what that profile lacks: the cpufreq table and energy budget come from the profiles.toml board
-with the same maximum clock (a board not listed gets a continuous 40-100% range and an unbounded budget;
-logged). ``tx_power_control_db`` says how far below its nominal power a UE may go: the default scenario's
-``tx_power_dbm`` includes the Pluto's circuit draw, which does not shrink with RF output, so power control
-is off (0 dB) unless asked for. Without ``deadline_s`` the deadline is the round time of the same groups at
-maximum frequency and power: allocation then never lengthens a round, it only saves energy.
+The learning layer describes a UE by its nominal clock, cycles per sample, kappa, SNR, TX power and board
+name. The policy adds what that profile lacks: the cpufreq table, memory and energy budget come from the UE's
+own CAPABILITY_REPORT when the BS has one (``reports``), else from its board in profiles.toml by name (a board
+not listed gets a continuous 40-100% range and an unbounded budget; logged). ``tx_power_control_db`` says how
+far below its nominal power a UE may go: the default scenario's ``tx_power_dbm`` includes the Pluto's circuit
+draw, which does not shrink with RF output, so power control is off (0 dB) unless asked for. Without
+``deadline_s`` the deadline is the round time of the same groups at maximum frequency and power: allocation
+then never lengthens a round, it only saves energy.
 
 The default (``joint``) grouping prices each weak UE's centralized options over the training horizon
-(centralized_cost.py); for that the policy needs the caller's ``Airtime`` (the one the virtual clock uses), the
-number of samples each UE holds (reported at registration) and ``horizon_rounds``. The plan is made from the
-first information (the first round it is asked for, with the rounds remaining then) and kept for later rounds
-of the same UEs, so a UE that uploaded its raw data is not switched to symbols as the horizon shrinks.
+(centralized_cost.py); for that the policy needs the caller's ``Airtime`` (the one the virtual clock uses),
+the number of samples each UE holds (reported at registration) and ``horizon_rounds``. The plan is made from
+the first information (the first round it is asked for, with the rounds remaining then) and kept for later
+rounds of the same UEs, so a UE that uploaded its raw data is not switched to symbols as the horizon shrinks.
 """
 
 from __future__ import annotations
@@ -24,16 +25,15 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode, UeAssignment
+from testbed.learning.assignment import UeAssignment
 from testbed.learning.assignment import UeProfile as LearningUe
-from testbed.learning.clock import Airtime, ClockConfig
+from testbed.learning.clock import Airtime
+from testbed.link.messages import ChannelReport
+from testbed.mode import Mode
 from testbed.policy.allocation import (
     AllocationConfig,
-    AnalogUpload,
-    DigitalUpload,
     RoundWork,
     UeResources,
     allocate_round,
@@ -44,13 +44,9 @@ from testbed.policy.centralized_cost import CentralizedCost, centralized_cost
 from testbed.policy.cpufreq import FrequencyTable
 from testbed.policy.decision import FirstInformation, choose_mode
 from testbed.policy.grouping import GroupAssignment, GroupingConfig, UeObservation, group_ues
-from testbed.policy.link_budget import ChannelReport
 from testbed.policy.profiles import ProfileSet, default_profiles
 from testbed.policy.variants import POLICY_VARIANTS  # noqa: F401  (re-exported: scheme names)
-
-if TYPE_CHECKING:
-    from testbed.learning.codec import CodecConfig
-    from testbed.learning.modes import LocalTraining
+from testbed.policy.work import WorkSizes
 
 log = logging.getLogger(__name__)
 
@@ -66,56 +62,6 @@ MEDIAN_THRESHOLD_FRACTION = 0.5
 # flat optimum over 1.15-1.25; rounds are 9% longer than at 1.0 and energy per round 37% below every UE at
 # maximum power and frequency (20% at 1.0, where the slowest UEs have no slack at all).
 DEFAULT_DEADLINE_FACTOR = 1.2
-
-
-@dataclass(frozen=True)
-class WorkSizes:
-    """Per-round work in the learning layer's terms (sizes of one round of each mode)."""
-
-    samples_per_round: int
-    update_bytes: int
-    symbols_per_sample: int
-    raw_bytes_per_sample: int
-    encoder_fraction: float
-    raw_samples_per_round: int = 0  # raw samples a centralized-full UE sends per round (0: all in its first)
-    analog_min_snr_db: float = 5.0  # semantic symbols are sent at >= 5 dB (the codec degrades gracefully below)
-    label_bytes_per_sample: int = 1  # class label sent with each sample's symbols (ClockConfig.bytes_per_label)
-
-    def for_mode(self, mode: Mode) -> RoundWork:
-        """The RoundWork a UE in ``mode`` does each round."""
-        n = self.samples_per_round
-        if mode is Mode.DISTRIBUTED:
-            return RoundWork(n, DigitalUpload(self.update_bytes))
-        if mode is Mode.CENTRALIZED_DECODER:
-            upload = AnalogUpload(n * self.symbols_per_sample, self.analog_min_snr_db)
-            return RoundWork(n, upload, self.encoder_fraction)
-        if mode is Mode.CENTRALIZED_FULL:
-            return RoundWork(0, DigitalUpload(self.raw_samples_per_round * self.raw_bytes_per_sample))
-        raise PolicyError(f"mode {mode!r} has no round work")
-
-
-def codec_work_sizes(
-    codec: CodecConfig | None = None, training: LocalTraining | None = None, raw_block_samples: int = 0
-) -> WorkSizes:
-    """Per-round work of ``codec`` trained as ``training`` says (the learning layer's defaults if None);
-    ``raw_block_samples`` as in testbed.learning.rounds.RoundConfig (0: raw data go up once, in round 0)."""
-    import torch
-
-    from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
-    from testbed.learning.modes import LocalTraining
-
-    cfg = codec or CodecConfig()
-    work, clock = training or LocalTraining(), ClockConfig()
-    n_params = sum(p.numel() for p in SemanticCodec(cfg, torch.Generator().manual_seed(0)).parameters())
-    return WorkSizes(
-        samples_per_round=work.samples_per_round,
-        update_bytes=n_params * clock.bytes_per_param,
-        symbols_per_sample=cfg.num_symbols,
-        raw_bytes_per_sample=cfg.image_size_px**2 * clock.bytes_per_pixel + clock.bytes_per_label,
-        encoder_fraction=compute_fractions(cfg)[0],
-        raw_samples_per_round=raw_block_samples,
-        label_bytes_per_sample=clock.bytes_per_label,
-    )
 
 
 @dataclass(frozen=True)
@@ -157,12 +103,25 @@ class PolicyConfig:
             raise PolicyError(f"horizon_rounds={self.horizon_rounds!r} must be >= 1 (or None)")
 
 
-def _report(ue: LearningUe, cfg: PolicyConfig, profiles: ProfileSet) -> CapabilityReport:
-    board = next((p for p in profiles.profiles.values() if abs(p.cpu_freq_max_hz - ue.max_cpu_freq_hz) < 1.0), None)
+def _report(
+    ue: LearningUe, cfg: PolicyConfig, profiles: ProfileSet, reported: CapabilityReport | None
+) -> CapabilityReport:
+    """The UE's capability: its own report (the BS's CAPABILITY_REPORT: cpufreq table, memory, budget, kappa)
+    with this round's clock and TX power rule, else its board's by name."""
+    power = (ue.tx_power_dbm - cfg.tx_power_control_db, ue.tx_power_dbm)
+    if reported is not None:
+        return dataclasses.replace(
+            reported,
+            samples_per_s=ue.cpu_freq_hz / ue.cycles_per_sample,
+            cpu_freq_hz=ue.cpu_freq_hz,
+            min_tx_power_dbm=max(power[0], reported.min_tx_power_dbm),
+            max_tx_power_dbm=power[1],
+        )
+    board = profiles.profiles.get(ue.board)
     if board is not None:
         table, budget, memory = board.frequency_table, board.energy_budget_j, board.memory_bytes
     else:
-        log.info("UE %s: no %.0f MHz board in profiles.toml; continuous range", ue.name, ue.max_cpu_freq_hz / 1e6)
+        log.info("UE %s: board %r is not in profiles.toml; continuous range", ue.name, ue.board)
         table = FrequencyTable(UNLISTED_BOARD_MIN_FREQ_FRACTION * ue.max_cpu_freq_hz, ue.max_cpu_freq_hz)
         budget, memory = UNLISTED_BOARD_ENERGY_BUDGET_J, UNLISTED_BOARD_MEMORY_BYTES
     return CapabilityReport(
@@ -173,8 +132,8 @@ def _report(ue: LearningUe, cfg: PolicyConfig, profiles: ProfileSet) -> Capabili
         available_memory_bytes=memory,
         energy_budget_j=budget,
         kappa_j_per_cycle_hz2=ue.kappa,
-        min_tx_power_dbm=ue.tx_power_dbm - cfg.tx_power_control_db,
-        max_tx_power_dbm=ue.tx_power_dbm,
+        min_tx_power_dbm=power[0],
+        max_tx_power_dbm=power[1],
     )
 
 
@@ -200,7 +159,9 @@ class PolicyAssignment:
     """Implements ``AssignmentPolicy``; the plan is computed once per distinct set of UE profiles.
 
     ``airtime`` (the virtual clock's or the link's) and ``local_samples`` (samples per UE id) let the
-    ``joint`` rule price raw data against symbols; without them a weak UE sends symbols (reason logged)."""
+    ``joint`` rule price raw data against symbols; without them a weak UE sends symbols (reason logged).
+    ``reports`` (UE id -> the UE's own capability report, e.g. from its CAPABILITY_REPORT) replace what the
+    board table says of that UE."""
 
     def __init__(
         self,
@@ -209,19 +170,21 @@ class PolicyAssignment:
         *,
         airtime: Airtime | None = None,
         local_samples: Mapping[str, int] | None = None,
+        reports: Mapping[str, CapabilityReport] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.reports = dict(reports or {})
         self.profiles = profiles or default_profiles()
         self.airtime = airtime
         self.local_samples = dict(local_samples or {})
-        self._cache: dict[tuple[LearningUe, ...], PolicyPlan] = {}
+        self._cache: dict[tuple[tuple[LearningUe, CapabilityReport | None], ...], PolicyPlan] = {}
 
     def plan(self, ues: Sequence[LearningUe], round_index: int = 0) -> PolicyPlan:
         """Decisions, grouping and allocation for ``ues`` (PolicyError if no feasible allocation); made when
         these UEs are first seen (``round_index`` then sets the rounds remaining) and kept."""
-        key = tuple(ues)
+        key = tuple((u, self.reports.get(u.name)) for u in ues)  # a new report (another table) replans
         if key not in self._cache:
-            self._cache[key] = self._plan(key, round_index)
+            self._cache[key] = self._plan(tuple(ues), round_index)
         return self._cache[key]
 
     def _grouping(self, reports: Sequence[CapabilityReport]) -> GroupingConfig:
@@ -257,8 +220,8 @@ class PolicyAssignment:
     def round_work(self, ues: Sequence[LearningUe], round_index: int = 0) -> RoundSetup:
         """UE decisions, centralized costs and BS grouping; then each UE's resources with its group's work."""
         cfg = self.cfg
-        reports = [_report(u, cfg, self.profiles) for u in ues]
-        channels = [ChannelReport(u.name, u.snr_db, u.tx_power_dbm) for u in ues]
+        reports = [_report(u, cfg, self.profiles, self.reports.get(u.name)) for u in ues]
+        channels = [ChannelReport.assumed(u.snr_db, u.tx_power_dbm, tx_node=i + 1) for i, u in enumerate(ues)]
         grouping = self._grouping(reports)
         info = FirstInformation(
             grouping.capability_threshold_samples_per_s,

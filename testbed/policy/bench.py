@@ -31,11 +31,11 @@ from testbed.policy.assign import (
     MEDIAN_THRESHOLD_FRACTION,
     PolicyAssignment,
     PolicyConfig,
-    WorkSizes,
 )
 from testbed.policy.capability import DEFAULT_BLOCK_S, ThroughputMeasurement, measure_codec_throughput
 from testbed.policy.grouping import GroupingConfig
 from testbed.policy.profiles import default_profiles
+from testbed.policy.work import WorkSizes
 
 #: (UE id, profile, uplink SNR in dB at 0 dBm RF output) of the profiles scenario.
 PROFILE_UES: tuple[tuple[str, str, float], ...] = (

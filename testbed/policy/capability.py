@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from testbed.errors import PolicyError
+from testbed.link.messages import ChannelReport
 from testbed.policy.allocation import UeResources
 from testbed.policy.cpufreq import CpuFreqControl, FrequencyTable
-from testbed.policy.link_budget import TX_POWER_RANGE_DBM, ChannelReport
+from testbed.policy.link_budget import TX_POWER_RANGE_DBM
 from testbed.policy.profiles import UeProfile
 
 if TYPE_CHECKING:

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from testbed.errors import PolicyError, TestbedError
 from testbed.learning.clock import Airtime
 from testbed.learning.cost import compute_energy_j, radio_energy_j
+from testbed.link.messages import ChannelReport
 from testbed.policy.capability import CapabilityReport
-from testbed.policy.link_budget import ChannelReport
-
-if TYPE_CHECKING:
-    from testbed.policy.assign import WorkSizes
+from testbed.policy.link_budget import validate_channel
+from testbed.policy.work import WorkSizes
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ def centralized_cost(
     Raises PolicyError for an invalid report or a negative sample count or horizon.
     """
     report.validate()
-    channel.validate()
+    validate_channel(report.ue_id, channel)
     if local_samples < 0 or rounds_remaining < 0:
         raise PolicyError(
             f"UE {report.ue_id!r}: local_samples={local_samples} and rounds_remaining={rounds_remaining} must be >= 0"

@@ -18,9 +18,9 @@ import math
 from dataclasses import dataclass
 
 from testbed.errors import PolicyError
+from testbed.link.messages import ChannelReport
 from testbed.policy.allocation import AllocationConfig, RoundWork, UeAllocation, allocate_ue, max_performance
 from testbed.policy.capability import CapabilityReport
-from testbed.policy.link_budget import ChannelReport
 
 
 class UeChoice(enum.StrEnum):

@@ -25,11 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode
+from testbed.link.messages import ChannelReport
+from testbed.mode import Mode
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.centralized_cost import CentralizedCost
 from testbed.policy.decision import ModeDecision, UeChoice
-from testbed.policy.link_budget import ChannelReport
+from testbed.policy.link_budget import validate_channel
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def _channel(obs: UeObservation, cfg: GroupingConfig) -> tuple[bool, str]:
     if obs.channel is None:
         return False, "no channel report (treated as poor)"
     try:
-        obs.channel.validate()
+        validate_channel(obs.ue_id, obs.channel)
     except PolicyError as exc:
         return False, f"invalid channel report (treated as poor): {exc}"
     power = obs.channel.tx_power_dbm
@@ -107,7 +108,7 @@ def _channel(obs: UeObservation, cfg: GroupingConfig) -> tuple[bool, str]:
         power = obs.capability.max_tx_power_dbm
     snr = obs.channel.snr_db_at(power)
     good = snr >= cfg.good_channel_snr_db
-    gain = f", gain {obs.channel.gain_db:.1f} dB" if obs.channel.gain_db is not None else ""
+    gain = f", gain {obs.channel.mean_gain_db:.1f} dB" if obs.channel.mean_gain_db is not None else ""
     return good, f"SNR {snr:.1f} dB at {power:.1f} dBm{gain} {'>=' if good else '<'} {cfg.good_channel_snr_db:.1f} dB"
 
 

@@ -11,9 +11,9 @@ at the PHY's sample rate, with payloads split into frames of at most ``max_paylo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from testbed.errors import PolicyError
+from testbed.link.messages import ChannelReport
 from testbed.phy.layout import MAX_ANALOG_SYMBOLS, analog_burst_num_samples, burst_num_samples
 from testbed.phy.mcs import CODED_MCS, Mcs, get_mcs
 from testbed.phy.numerology import PhyConfig
@@ -23,37 +23,18 @@ SNR_RANGE_DB = (-30.0, 60.0)
 TX_POWER_RANGE_DBM = (-100.0, 40.0)
 
 
-@dataclass(frozen=True)
-class ChannelReport:
-    """One UE's uplink as the BS measured it: ``snr_db`` (Es/N0 per data subcarrier) while the UE sent at
-    ``tx_power_dbm``; ``gain_db`` is the channel power gain (path loss as a negative number) when known."""
-
-    ue_id: str
-    snr_db: float
-    tx_power_dbm: float
-    gain_db: float | None = None
-
-    def validate(self) -> None:
-        """Raise PolicyError unless every number is finite and physically plausible."""
-        checks = [("snr_db", self.snr_db, SNR_RANGE_DB), ("tx_power_dbm", self.tx_power_dbm, TX_POWER_RANGE_DBM)]
-        for name, value, (lo, hi) in checks:
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
-                raise PolicyError(
-                    f"channel report of UE {self.ue_id!r}: {name}={value!r} must be finite and within {lo}..{hi}; "
-                    "re-measure the uplink"
-                )
-        if self.gain_db is not None and not (math.isfinite(self.gain_db) and self.gain_db <= 0):
+def validate_channel(ue_id: str, channel: ChannelReport) -> None:
+    """PolicyError unless the report's SNR and TX power are finite and physically plausible (the policy moves
+    the SNR with power, so the power it was measured at must be known)."""
+    checks = [("snr_db", channel.snr_db, SNR_RANGE_DB), ("tx_power_dbm", channel.tx_power_dbm, TX_POWER_RANGE_DBM)]
+    for name, value, (lo, hi) in checks:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
             raise PolicyError(
-                f"channel report of UE {self.ue_id!r}: gain_db={self.gain_db!r} must be finite and <= 0 dB"
+                f"channel report of UE {ue_id!r}: {name}={value!r} must be finite and within {lo}..{hi}; "
+                "re-measure the uplink"
             )
-
-    def snr_db_at(self, tx_power_dbm: float) -> float:
-        """Uplink SNR if the UE transmitted at ``tx_power_dbm``."""
-        return self.snr_db + (tx_power_dbm - self.tx_power_dbm)
-
-    def power_for_snr_dbm(self, snr_db: float) -> float:
-        """TX power at which the uplink SNR reaches ``snr_db``."""
-        return self.tx_power_dbm + (snr_db - self.snr_db)
+    if channel.mean_gain_db is not None and not math.isfinite(channel.mean_gain_db):
+        raise PolicyError(f"channel report of UE {ue_id!r}: mean_gain_db={channel.mean_gain_db!r} must be finite")
 
 
 def required_snr_db(mcs: Mcs, margin_db: float) -> float:

@@ -1,8 +1,9 @@
-"""UE hardware profiles (Pi Zero 2, Pi 3, Pi 4, Pi 5, laptop) loaded from ``profiles.toml``.
+"""The one board table (Pi Zero 2, Pi 3, Pi 4, Pi 5, laptop), loaded from ``profiles.toml``.
 
-In simulation every UE runs on the same host, so a profile turns the host's measured throughput into the
-board's (``relative_speed``) and supplies the board's cpufreq table, power model and radio limits. Each number
-and its source live in the TOML file beside it.
+Scenario UEs, node configs and the policy name a board and look it up here. In the daemons' simulation every
+UE runs on the same host, so a profile turns the host's measured throughput into the board's
+(``relative_speed``); the in-process engine charges ``cycles_per_mac`` instead. Both use the board's cpufreq
+table, kappa and radio limits. Each number and its source live in the TOML file beside it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class UeProfile:
     cpu_freq_max_hz: float
     cpu_freq_step_hz: float
     relative_speed: float  # throughput at cpu_freq_max_hz relative to a Pi 4 at 1.5 GHz
+    cycles_per_mac: float  # effective cycles per multiply-accumulate of codec training (the engine's speed)
     kappa_j_per_cycle_hz2: float
     memory_bytes: int
     max_tx_power_dbm: float
@@ -41,6 +43,7 @@ class UeProfile:
         positive = {
             "cpu_freq_min_hz": self.cpu_freq_min_hz,
             "relative_speed": self.relative_speed,
+            "cycles_per_mac": self.cycles_per_mac,
             "kappa_j_per_cycle_hz2": self.kappa_j_per_cycle_hz2,
             "memory_bytes": self.memory_bytes,
             "energy_budget_j": self.energy_budget_j,
@@ -80,7 +83,9 @@ class ProfileSet:
         try:
             return self.profiles[name]
         except KeyError:
-            raise PolicyError(f"unknown UE profile {name!r}; choose one of {', '.join(self.profiles)}") from None
+            raise PolicyError(
+                f"unknown board {name!r}; choose one of {', '.join(self.profiles)} (testbed/policy/profiles.toml)"
+            ) from None
 
     def speed_scale(self, name: str) -> float:
         """Factor that turns the host's measured samples/s into profile ``name``'s at its maximum frequency."""
@@ -95,6 +100,7 @@ def _profile(name: str, table: dict[str, Any], radio: dict[str, Any]) -> UeProfi
             cpu_freq_max_hz=float(table["cpu_freq_max_mhz"]) * _MHZ,
             cpu_freq_step_hz=float(table["cpu_freq_step_mhz"]) * _MHZ,
             relative_speed=float(table["relative_speed"]),
+            cycles_per_mac=float(table["cycles_per_mac"]),
             kappa_j_per_cycle_hz2=float(table["kappa_j_per_cycle_hz2"]),
             memory_bytes=int(table["memory_mb"]) * 1024 * 1024,
             max_tx_power_dbm=float(table.get("max_tx_power_dbm", radio["max_tx_power_dbm"])),

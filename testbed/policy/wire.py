@@ -1,9 +1,10 @@
 """Between the policy's types and the control plane's messages (testbed/control/protocol.py).
 
-The wire CAPABILITY_REPORT describes the CPU by min/max/step and cycles per sample and does not carry kappa
-or the minimum TX power: the BS takes those from the UE's board profile (profiles.toml). Training modes have
-wire names of their own (MODE_TO_WIRE). A table whose steps are not evenly spaced cannot be sent as
-min/max/step and is refused rather than approximated.
+The wire CAPABILITY_REPORT is the whole report: the CPU by min/max/step and cycles per sample, memory, energy,
+kappa and the TX power range, so the BS plans with what the UE said and needs no board table. Only the
+measured ``samples_per_s`` at the current clock travels as cycles per sample (the BS takes the UE at its maximum
+clock). A table whose steps are not evenly spaced cannot be sent as min/max/step and is refused rather than
+approximated.
 """
 
 from __future__ import annotations
@@ -12,18 +13,9 @@ import math
 
 from testbed.control import protocol
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.cpufreq import FrequencyTable
 
-#: Learning-layer mode -> control-plane mode name.
-MODE_TO_WIRE: dict[Mode, str] = {
-    Mode.DISTRIBUTED: "distributed",
-    Mode.CENTRALIZED_DECODER: "centralized-symbols",
-    Mode.CENTRALIZED_FULL: "centralized-samples",
-    Mode.IDLE: "idle",
-}
-MODE_FROM_WIRE: dict[str, Mode] = {wire: mode for mode, wire in MODE_TO_WIRE.items()}
 _STEP_REL_TOL = 1e-6
 
 
@@ -51,14 +43,13 @@ def report_to_wire(report: CapabilityReport, num_local_samples: int) -> protocol
         max_tx_power_dbm=report.max_tx_power_dbm,
         num_local_samples=num_local_samples,
         memory_bytes=report.available_memory_bytes,
+        kappa_j_per_cycle_hz2=report.kappa_j_per_cycle_hz2,
+        min_tx_power_dbm=report.min_tx_power_dbm,
     )
 
 
-def report_from_wire(
-    ue_id: str, msg: protocol.CapabilityReport, kappa_j_per_cycle_hz2: float, min_tx_power_dbm: float
-) -> CapabilityReport:
-    """The BS's view of a UE from its CAPABILITY_REPORT plus the board's kappa and minimum TX power
-    (validated: PolicyError names the bad field)."""
+def report_from_wire(ue_id: str, msg: protocol.CapabilityReport) -> CapabilityReport:
+    """The BS's view of a UE from its CAPABILITY_REPORT (validated: PolicyError names the bad field)."""
     if not (math.isfinite(msg.cycles_per_sample) and msg.cycles_per_sample > 0):
         raise PolicyError(f"UE {ue_id!r} reported cycles_per_sample={msg.cycles_per_sample!r}; it must be > 0")
     lo, hi, step = msg.cpu_freq_min_hz, msg.cpu_freq_max_hz, msg.cpu_freq_step_hz
@@ -76,8 +67,8 @@ def report_from_wire(
         frequency_table=table,
         available_memory_bytes=msg.memory_bytes,
         energy_budget_j=msg.energy_available_j,
-        kappa_j_per_cycle_hz2=kappa_j_per_cycle_hz2,
-        min_tx_power_dbm=min_tx_power_dbm,
+        kappa_j_per_cycle_hz2=msg.kappa_j_per_cycle_hz2,
+        min_tx_power_dbm=msg.min_tx_power_dbm,
         max_tx_power_dbm=msg.max_tx_power_dbm,
     )
     report.validate()

@@ -9,6 +9,7 @@ from control_helpers import poll_until
 
 from testbed.control.protocol import (
     MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
     Heartbeat,
     Hello,
     UplinkDone,
@@ -23,7 +24,8 @@ SLOW_HEARTBEAT_S = 5.0  # the raw socket sends no heartbeats; keep liveness out 
 
 
 def header(**overrides: object) -> dict[str, object]:
-    return {"version": 1, "ue_id": "ue-1", "seq": 10**9, "corr_id": 0, "round": 0, "timestamp_s": 1.0} | overrides
+    fields = {"version": PROTOCOL_VERSION, "ue_id": "ue-1", "seq": 10**9, "corr_id": 0, "round": 0, "timestamp_s": 1.0}
+    return fields | overrides
 
 
 def bad_frames(rng: np.random.Generator) -> list[bytes]:
@@ -32,7 +34,7 @@ def bad_frames(rng: np.random.Generator) -> list[bytes]:
     makers = [
         lambda i: rng.bytes(int(rng.integers(0, 200))),  # random bytes
         lambda i: pack([1, 2, 3]),  # msgpack, wrong shape
-        lambda i: pack(header(version=2, body={"type": "HEARTBEAT"})),
+        lambda i: pack(header(version=PROTOCOL_VERSION + 1, body={"type": "HEARTBEAT"})),
         lambda i: pack(header(body={"type": "SELF_DESTRUCT"})),
         lambda i: pack(header(body={"type": "HEARTBEAT", "pad": "x" * 4000})),  # oversized for a HEARTBEAT
         lambda i: pack(header(seq=-1, body={"type": "HEARTBEAT"})),

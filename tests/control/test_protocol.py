@@ -36,14 +36,15 @@ from testbed.control.protocol import (
 from testbed.errors import ProtocolError
 from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.messages import SlotGrant, make_nack, nack_missing
+from testbed.mode import Mode
 
 EXAMPLES = [
     Hello(123, "0.1.0"),
     Welcome(123, 456, 0.5, 7),
     CapabilityEnquiry(),
-    CapabilityReport(6e8, 1.5e9, 1e8, 3e6, 5000.0, 7.0, 600, 4 * 2**30),
+    CapabilityReport(6e8, 1.5e9, 1e8, 3e6, 5000.0, 7.0, 600, 4 * 2**30, 1.1e-27, -82.75),
     ChannelReport(LinkChannelReport(0, 3, 12, 14.5, -3.0, 1200.0, 0.95, [1.0, 0.5], [0.0, -0.5])),
-    Assign("centralized-symbols", 2, 5.0, 40.0, 1.2e9, "16qam-1/2", SlotGrant(3, 48_000, 9_600)),
+    Assign(Mode.CENTRALIZED_DECODER, 2, 5.0, 40.0, 1.2e9, "16qam-1/2", SlotGrant(3, 48_000, 9_600)),
     RoundStart(bytes(range(32)), 1_000_000, 12.5),
     UplinkDone(77, 420, 400_000, 3.2, 11.0),
     Nack(make_nack(77, np.array([True, False, False, True, False, False, False, False, True]))),
@@ -76,6 +77,18 @@ def test_nack_carries_the_link_layer_bitmap_unchanged():
     assert nack_missing(env.body.nack, 9).tolist() == [0, 3, 8]
 
 
+@pytest.mark.parametrize("mode", list(Mode))
+def test_assign_carries_the_one_mode_vocabulary(mode: Mode) -> None:
+    body = Assign(mode, 0, 0.0, 1.0, 1e9, "qpsk-1/2", SlotGrant(1, 0, 100))
+    data = encode(make_envelope(body, ue_id="ue-1", seq=1, round=1))
+    assert msgspec.msgpack.decode(data)["body"]["mode"] == mode.value  # the enum's value is the wire string
+    assert decode(data).body.mode is mode
+    renamed = msgspec.msgpack.decode(data)
+    renamed["body"]["mode"] = "centralized-symbols"  # protocol version 1's name
+    with pytest.raises(Rejected, match="mode"):
+        decode(msgspec.msgpack.encode(renamed))
+
+
 def test_reply_is_built_from_the_request():
     request = make_envelope(Heartbeat(), ue_id="ue-3", seq=41, round=2)
     answer = reply_to(request, Heartbeat(), seq=7, round=5)
@@ -88,7 +101,7 @@ def test_reply_is_built_from_the_request():
         (b"", "malformed"),
         (b"\xc1", "malformed"),
         (msgspec.msgpack.encode({"version": 1}), "malformed"),
-        (envelope({"type": "HEARTBEAT"}, version=2), "bad_version"),
+        (envelope({"type": "HEARTBEAT"}, version=PROTOCOL_VERSION + 1), "bad_version"),
         (envelope({"type": "REBOOT"}), "unknown_type"),
         (envelope({"no": "type"}), "malformed"),
         (envelope({"type": "HEARTBEAT", "pad": "x" * 1000}), "oversized"),

@@ -63,7 +63,7 @@ def test_capability_enquiry_is_answered_with_the_request_as_correlation(pair):
     enquiry = pair.server.send("ue-1", CapabilityEnquiry())
     _, ue = pair.pump(lambda bs, ue: messages(ue, "CAPABILITY_ENQUIRY"))
     request = messages(ue, "CAPABILITY_ENQUIRY")[0]
-    report = CapabilityReport(6e8, 1.5e9, 1e8, 3e6, 5000.0, 7.0, 600, 2**32)
+    report = CapabilityReport(6e8, 1.5e9, 1e8, 3e6, 5000.0, 7.0, 600, 2**32, 1.1e-27, -82.75)
     pair.client.reply(request, report)
     bs, _ = pair.pump(lambda bs, ue: messages(bs, "CAPABILITY_REPORT"))
     answer = messages(bs, "CAPABILITY_REPORT")[0]

@@ -6,9 +6,8 @@ import torch
 from testbed.experiment.scenario import Scenario, load_scenario
 
 TINY_OVERRIDES = {
-    "data": {"dataset": "digits"},
-    "codec": {"num_symbols": 8, "decoder_hidden": 32},
-    "training": {"rounds": 3, "local_steps": 2, "batch_size": 16},
+    "training": {"dataset": "digits", "num_symbols": 8, "decoder_hidden": 32, "local_steps": 2, "batch_size": 16},
+    "run": {"rounds": 3},
 }
 
 

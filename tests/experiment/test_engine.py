@@ -86,10 +86,11 @@ def test_compare_runs_baselines_and_policy_schemes_through_one_engine(tmp_path, 
 def test_policy_sends_raw_data_when_the_horizon_pays_and_schemes_can_be_passed_as_objects(tiny_scenario) -> None:
     import msgspec
 
-    from testbed.learning.assignment import FixedAssignment, Mode
+    from testbed.learning.assignment import FixedAssignment
     from testbed.learning.schemes import Scheme
+    from testbed.mode import Mode
 
-    long = msgspec.structs.replace(tiny_scenario, training=msgspec.structs.replace(tiny_scenario.training, rounds=60))
+    long = msgspec.structs.replace(tiny_scenario, run=msgspec.structs.replace(tiny_scenario.run, rounds=60))
     modes = Engine(long, "policy").step()["modes"]
     assert [modes[f"ue{i}"] for i in range(4)] == ["centralized_full"] * 4
     assert {modes[f"ue{i}"] for i in range(4, 10)} == {"distributed"}

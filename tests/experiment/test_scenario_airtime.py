@@ -25,9 +25,11 @@ def test_default_scenario_is_the_heterogeneous_one() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"training": {"rounds": 0}}, "rounds"),
-        ({"training": {"deadline_s": -1.0}}, "deadline_s"),
-        ({"data": {"partition": "stripes"}}, "partition"),
+        ({"run": {"rounds": 0}}, "rounds"),
+        ({"run": {"deadline_s": -1.0}}, "deadline_s"),
+        ({"training": {"partition": "stripes"}}, "partition"),
+        ({"training": {"num_shards": 4}}, "num_shards is for the daemons"),
+        ({"clock": {"bs_board": "cray_1"}}, "cray_1"),
         ({"training": {"learning_rate": 0.1}}, "unknown field"),
         ({"training": {"server_lr": "fast"}}, "Expected `float`"),
         ({"policy": {"raw_upload_budget_s": -1.0}}, "raw_upload_budget_s"),
@@ -41,8 +43,7 @@ def test_bad_scenarios_are_refused_with_the_field_named(overrides, message) -> N
 
 def test_missing_board_and_unreadable_file(tmp_path) -> None:
     bad = tmp_path / "s.toml"
-    bad.write_text('name = "x"\nseed = 1\n[boards]\n[[ues]]\nname = "a"\nboard = "pi_9"\nweak = true\nsnr_db = 5.0\n'
-                   "tx_power_dbm = 20.0\n")  # fmt: skip
+    bad.write_text('name = "x"\n[[ues]]\nname = "a"\nboard = "pi_9"\nweak = true\nsnr_db = 5.0\ntx_power_dbm = 20.0\n')
     with pytest.raises(ConfigError, match="pi_9"):
         load_scenario(bad)
     with pytest.raises(ConfigError, match="cannot read"):

@@ -6,10 +6,11 @@ import torch
 
 from testbed.errors import ConfigError
 from testbed.learning.aggregate import ServerOptimizerConfig, joint_gradient, weighted_mean
-from testbed.learning.assignment import FixedAssignment, Mode
+from testbed.learning.assignment import FixedAssignment
 from testbed.learning.guards import Update
 from testbed.learning.modes import LocalTraining
 from testbed.learning.rounds import RoundConfig
+from testbed.mode import Mode
 
 
 def test_joint_gradient_matches_the_formula(rng: np.random.Generator) -> None:

@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from testbed.learning.aggregate import ServerOptimizerConfig
-from testbed.learning.assignment import FixedAssignment, Mode, UeAssignment
+from testbed.learning.assignment import FixedAssignment, UeAssignment
 from testbed.learning.evaluate import evaluate
 from testbed.learning.guards import Update, screen, symbol_problem, update_norm
 from testbed.learning.modes import LocalTraining, SymbolUpload
 from testbed.learning.rounds import RoundConfig
+from testbed.learning.spec import DEFAULT_NORM_FACTOR as NORM_FACTOR
+from testbed.mode import Mode
 
 
 def _ref() -> dict[str, torch.Tensor]:
@@ -35,7 +37,7 @@ def test_screen_refuses_each_kind_of_poison() -> None:
         _upd("zero", n=0),
         Update("names", {"encoder.w": torch.zeros(3, 2)}, 10),
     ]
-    accepted, refused, median = screen(clean + poisoned, _ref(), {u.source: 100 for u in clean + poisoned})
+    accepted, refused, median = screen(clean + poisoned, _ref(), {u.source: 100 for u in clean + poisoned}, NORM_FACTOR)
     assert [u.source for u in accepted] == [u.source for u in clean]
     assert set(refused) == {u.source for u in poisoned}
     assert "NaN" in refused["nan"] and "norm" in refused["huge"] and "outside 1..100" in refused["count"]
@@ -44,8 +46,8 @@ def test_screen_refuses_each_kind_of_poison() -> None:
 
 def test_previous_median_stops_a_lone_oversized_update() -> None:
     alone = [_upd("huge", 1000.0)]
-    assert screen(alone, _ref(), {"huge": 100})[0] == alone  # no history: it judges itself
-    accepted, refused, _ = screen(alone, _ref(), {"huge": 100}, previous_median_norm=3.0)
+    assert screen(alone, _ref(), {"huge": 100}, NORM_FACTOR)[0] == alone  # no history: it judges itself
+    accepted, refused, _ = screen(alone, _ref(), {"huge": 100}, NORM_FACTOR, previous_median_norm=3.0)
     assert accepted == [] and "norm" in refused["huge"]
 
 

@@ -7,12 +7,13 @@ import torch
 
 from testbed.errors import LearningError
 from testbed.learning import wire
-from testbed.learning.assignment import FixedAssignment, Mode, UeAssignment
+from testbed.learning.assignment import FixedAssignment, UeAssignment
 from testbed.learning.clock import ClockConfig, UeCost, round_time_s, ue_cost
 from testbed.learning.cost import compute_energy_j, radio_energy_j
 from testbed.learning.data import ImageDataset
 from testbed.learning.modes import LocalTraining
 from testbed.learning.rounds import RoundConfig, RoundRunner
+from testbed.mode import Mode
 from tests.learning.conftest import TINY, FlatAirtime
 
 

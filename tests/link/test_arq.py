@@ -1,14 +1,16 @@
+from dataclasses import replace
+
 import pytest
 
 from testbed.errors import LinkError
-from testbed.link.arq import LinkConfig, TransferIncomplete, broadcast, uplink
+from testbed.link.arq import LinkConfig, TransferIncomplete, broadcast, tdma_slots, uplink
 from testbed.link.framelink import ModelFrameLink
 from testbed.link.mcs import McsPolicy
 from testbed.link.segment import frame_count
 from testbed.phy.numerology import PhyConfig
 
 PHY = PhyConfig()
-CFG = LinkConfig(frame_payload_bytes=600, frames_per_window=8)
+CFG = LinkConfig(frame_payload_bytes=600, window_samples=20_000)
 
 
 def test_broadcast_with_loss_is_bit_exact_and_accounted(rng):
@@ -46,7 +48,7 @@ def test_repair_resends_only_the_union_of_what_receivers_miss(rng):
 def test_hopeless_transfer_fails_naming_what_is_missing_and_delivers_nothing(rng):
     data = rng.bytes(10_000)
     link = ModelFrameLink(PHY, rng, loss={(0, 1): 0.0, (0, 2): 0.9})
-    cfg = LinkConfig(frame_payload_bytes=600, max_repair_rounds=2, mcs=McsPolicy(fixed_mcs="qpsk-1/2"))
+    cfg = LinkConfig(frame_payload_bytes=600, max_passes=3, mcs=McsPolicy(fixed_mcs="qpsk-1/2"))
     with pytest.raises(
         TransferIncomplete, match=r"after 2 repair rounds: node 2: object 4 from node 0 is missing"
     ) as e:
@@ -87,5 +89,58 @@ def test_bad_sessions_are_refused(rng):
         uplink(link, {1: b"a", 257: b"b"}, dst=0, object_ids={1: 0, 257: 0}, cfg=CFG)
     with pytest.raises(LinkError, match="max_payload_bytes=8192"):
         broadcast(link, b"x", src=0, receivers=[1], object_id=0, cfg=LinkConfig(frame_payload_bytes=9000))
-    with pytest.raises(LinkError, match="frames_per_window"):
-        LinkConfig(frames_per_window=0)
+    with pytest.raises(LinkError, match="window_samples"):
+        LinkConfig(window_samples=0)
+
+
+class Dropping:
+    """A frame link that loses the first copy of the frames whose PHY seq is in ``drop`` (at every receiver)."""
+
+    def __init__(self, inner: ModelFrameLink, drop: set[int]) -> None:
+        self.inner, self.drop, self.phy, self.air_log = inner, set(drop), inner.phy, inner.air_log
+
+    def burst_num_samples(self, payload_bytes: int, mcs: str) -> int:
+        return self.inner.burst_num_samples(payload_bytes, mcs)
+
+    def exchange(self, frames, receivers, window_samples):
+        win = self.inner.exchange(frames, receivers, window_samples)
+        lost = {i for i, f in enumerate(frames) if f.seq in self.drop}
+        self.drop -= {frames[i].seq for i in lost}
+        heard = {rx: [replace(h, payload=None) if i in lost else h for i, h in enumerate(hs)]
+                 for rx, hs in win.heard.items()}  # fmt: skip
+        return replace(win, heard=heard)
+
+
+@pytest.mark.parametrize(("latency_s", "repair_windows", "ack_windows"), [(0.0, 2, 0), (0.01, 3, 1)])
+def test_repair_waits_for_the_quiet_time_and_the_nack_on_the_control_plane(rng, latency_s, repair_windows,
+                                                                           ack_windows):  # fmt: skip
+    """The receiver NACKs one quiet time (90,000 samples: two 50,000-sample windows) after the pass; the
+    NACK and the acknowledgement reach the sender after the control latency (25,000 samples: the next
+    window); only the lost frame is resent. The old engine resent at once, with no NACK wait or latency."""
+    data = rng.bytes(20_000)
+    cfg = LinkConfig(frame_payload_bytes=600, window_samples=50_000, nack_quiet_samples=90_000,
+                     control_latency_s=latency_s, mcs=McsPolicy(fixed_mcs="qpsk-1/2"))  # fmt: skip
+    link = Dropping(ModelFrameLink(PHY, rng), drop={3})
+    rep = broadcast(link, data, src=0, receivers=[1], object_id=1, cfg=cfg)
+    n = frame_count(len(data), 600 - 26)
+    bursts = link.air_log.bursts
+    assert len(bursts) == rep.frames_sent == n + 1 and rep.frames_resent == 1 and rep.repair_rounds == 1
+    assert bursts[n][1] - bursts[n - 1][1] - bursts[n - 1][2] == repair_windows * 50_000 + cfg.guard_samples
+    # the transfer ends when the acknowledgement of the repaired object arrives
+    assert rep.window_samples == bursts[n][1] + bursts[n][2] + ack_windows * 50_000
+    assert rep.nacks_sent == 1 and rep.acks_sent == 1 and rep.deliveries[0].data == data
+
+
+def test_uplink_bursts_stay_in_each_senders_slot_of_the_cycle(rng):
+    objects = {ue: rng.bytes(8000) for ue in (1, 2, 3)}
+    link = ModelFrameLink(PHY, rng, loss=0.2)
+    cfg = LinkConfig(frame_payload_bytes=600, tdma_cycle_samples=60_000, mcs=McsPolicy(fixed_mcs="qpsk-1/2"))
+    rep = uplink(link, objects, dst=0, object_ids={ue: ue for ue in objects}, cfg=cfg)
+    cycle, slots = tdma_slots(link, list(objects), cfg)
+    assert rep.complete and cycle == 60_000 and link.air_log.overlaps() == []
+    for src, start, length in link.air_log.bursts:
+        grant = slots[src]
+        assert grant is not None and grant.start_sample <= start % cycle
+        assert start % cycle + length <= grant.end_sample
+    with pytest.raises(LinkError, match="3 senders leave 2560-sample slots in a 8000-sample TDMA cycle, less than one"):
+        tdma_slots(link, list(objects), replace(cfg, tdma_cycle_samples=8000))

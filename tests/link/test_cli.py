@@ -23,7 +23,7 @@ def test_link_send_up_on_model_backend_human_output(capsys):
 
 
 def test_link_send_that_cannot_complete_exits_1_naming_the_receiver(capsys):
-    rc = main(["link", "send", "--megabytes", "0.003", "--ues", "2", "--snr-db", "30", "-10", "--max-repairs", "0",
+    rc = main(["link", "send", "--megabytes", "0.003", "--ues", "2", "--snr-db", "30", "-10", "--max-passes", "1",
                "--mcs", "qpsk-1/2", "--json"])  # fmt: skip
     captured = capsys.readouterr()
     assert rc == 1 and not json.loads(captured.out)["complete"]

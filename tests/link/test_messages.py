@@ -4,7 +4,7 @@ import pytest
 
 from testbed.errors import LinkError
 from testbed.link.messages import ChannelReport, Nack, SlotSchedule, make_nack, nack_missing
-from testbed.link.tdma import make_schedule, place_in_slot, slot_need
+from testbed.link.tdma import make_schedule
 
 
 def test_nack_bitmap_round_trips_through_msgpack():
@@ -41,16 +41,11 @@ def test_channel_report_json_round_trip():
     assert np.allclose(back.channel(), [1.0, 0.5 - 0.5j])
 
 
-def test_schedule_slots_are_disjoint_and_bursts_stay_inside():
+def test_schedule_slots_are_disjoint():
     sched = make_schedule([(1, 1000), (2, 0), (3, 500)], guard_samples=80)
     spans = [(s.start_sample, s.end_sample) for s in sched.slots]
     assert spans == [(80, 1080), (1160, 1160), (1240, 1740)]
     assert sched.window_samples == 1820
-    grant = sched.grant_for(3)
-    assert place_in_slot(grant, [200, 220], 80) == [1240, 1520]
-    assert slot_need([200, 220], 80) == 500
-    with pytest.raises(LinkError, match="slot holds 500"):
-        place_in_slot(grant, [200, 221], 80)
     with pytest.raises(LinkError, match="distinct nodes"):
         make_schedule([(1, 10), (1, 10)], 0)
     assert sched.grant_for(9) is None

@@ -12,7 +12,7 @@ from testbed.link.tracker import ChannelTracker
 from testbed.phy import OfdmModem, PhyConfig
 
 PHY = PhyConfig()
-CFG = LinkConfig(frame_payload_bytes=1000, frames_per_window=4)
+CFG = LinkConfig(frame_payload_bytes=1000, window_samples=20_000)
 
 
 def _awgn(snr_db, rng):
@@ -60,7 +60,7 @@ def test_unreachable_receiver_fails_clearly(rng):
     links = {(0, 1): _awgn(30.0, rng), (0, 2): _awgn(-10.0, rng)}
     medium = SimulatedMedium(PHY.sample_rate_hz, links, rng)
     link = PhyFrameLink(OfdmModem(PHY), medium)
-    cfg = LinkConfig(frame_payload_bytes=1000, max_repair_rounds=1, mcs=McsPolicy(fixed_mcs="qpsk-1/2"))
+    cfg = LinkConfig(frame_payload_bytes=1000, max_passes=2, mcs=McsPolicy(fixed_mcs="qpsk-1/2"))
     with pytest.raises(LinkError, match="node 2: no frame of object 5 from node 0 arrived"):
         broadcast(link, rng.bytes(2500), src=0, receivers=[1, 2], object_id=5, cfg=cfg)
 

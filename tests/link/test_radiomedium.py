@@ -38,7 +38,7 @@ def _link() -> tuple[PhyFrameLink, RadioMedium]:
 def test_broadcast_and_uplink_over_loopback_radios(rng):
     link, medium = _link()
     data = rng.bytes(5000)
-    cfg = LinkConfig(frame_payload_bytes=1200, frames_per_window=4)
+    cfg = LinkConfig(frame_payload_bytes=1200, window_samples=20_000)
     rep = broadcast(link, data, src=0, receivers=[1, 2, 3], object_id=1, cfg=cfg)
     assert [d.data == data for d in rep.deliveries] == [True, True, True]
     for c in rep.channel:

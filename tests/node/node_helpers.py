@@ -17,6 +17,7 @@ from typing import Any
 
 from testbed.control.security import generate_keypair
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = """
 seed = 3
 center_freq_hz = 2.4e9
@@ -54,6 +55,8 @@ class Proc:
         """``preamble``: Python source run before the CLI (a test's monkeypatch inside the child)."""
         self.name = name
         env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+        # the child imports this tree's testbed, not whatever an editable install points at (cwd is a tmp dir)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         code = f"{preamble}\nimport sys; from testbed.cli import main; sys.exit(main())"
         command = [sys.executable, "-c", code, *args]
         self.popen = subprocess.Popen(

@@ -14,9 +14,9 @@ import torch
 
 from testbed.control import protocol
 from testbed.learning import wire
-from testbed.learning.assignment import Mode
 from testbed.learning.guards import Update
 from testbed.link.messages import SlotGrant
+from testbed.mode import Mode
 from testbed.node.config import BsConfig, UeConfig, parse_config
 from testbed.node.first_info import PolicyOrders, UeFirstInfo, UeView, config_orders
 from testbed.node.training import LearningBs, LearningUe
@@ -25,6 +25,7 @@ from testbed.policy.profiles import default_profiles
 
 TRAINING = b"""
 [training]
+dataset = "digits"
 num_symbols = 4
 encoder_channels = [4, 8]
 decoder_hidden = 16
@@ -45,14 +46,14 @@ def _assign(mode: str, cpu_freq_hz: float = 1.5e9, budget_j: float = 100.0) -> p
 
 
 def _capability(cycles_per_sample: float, f_max_hz: float) -> protocol.CapabilityReport:
-    return protocol.CapabilityReport(6e8, f_max_hz, 1e8, cycles_per_sample, 50.0, 7.0, 500, 2**30)
+    return protocol.CapabilityReport(6e8, f_max_hz, 1e8, cycles_per_sample, 50.0, 7.0, 500, 2**30, 1.1e-27, -82.75)
 
 
 def test_config_orders_take_the_per_ue_mode() -> None:
-    assign = msgspec.structs.replace(BS.assign, modes={"ue-2": "centralized-symbols"})
+    assign = msgspec.structs.replace(BS.assign, modes={"ue-2": Mode.CENTRALIZED_DECODER})
     orders = config_orders(assign, ["ue-1", "ue-2"])
     assert orders["ue-1"].mode is Mode.DISTRIBUTED and orders["ue-1"].group == 0
-    assert orders["ue-2"].wire_mode == "centralized-symbols" and orders["ue-2"].group == 1
+    assert orders["ue-2"].mode is Mode.CENTRALIZED_DECODER and orders["ue-2"].group == 1
     assert orders["ue-2"].cpu_freq_hz == assign.cpu_freq_hz and orders["ue-2"].energy_budget_j == 1000.0
 
 
@@ -70,6 +71,22 @@ def test_policy_sends_the_slow_ue_to_a_centralized_group_and_slows_the_clock_onl
     for o in orders.values():
         assert 6e8 <= o.cpu_freq_hz <= 1.5e9 and round(o.cpu_freq_hz / 1e8) * 1e8 == pytest.approx(o.cpu_freq_hz)
         assert o.energy_budget_j == 50.0  # the UE's reported budget
+
+
+def test_the_bs_plans_with_the_ues_whole_capability_report() -> None:
+    """Minimum clock, step, kappa and budget come from CAPABILITY_REPORT, not from a board table: a 1.5 GHz UE
+    whose cpufreq runs 900-1500 MHz in 300 MHz steps is never ordered to 600-800 MHz (a Pi 4's 100 MHz table,
+    which the BS took from profiles.toml by maximum clock before protocol 2)."""
+    assign = msgspec.structs.replace(BS.assign, policy="joint", deadline_factor=4.0)
+    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    coarse = msgspec.structs.replace(_capability(3e5, 1.5e9), cpu_freq_min_hz=9e8, cpu_freq_step_hz=3e8)
+    views = [UeView("ue-1", coarse, 25.0), UeView("ue-2", _capability(3e5, 1.5e9), 8.0)]
+    policy = PolicyOrders(assign, BS.training, bs.codec)
+    orders = policy.orders(views)
+    assert orders["ue-1"].cpu_freq_hz in (9e8, 1.2e9, 1.5e9), orders["ue-1"]
+    kept = policy.policy.reports["ue-1"]
+    assert kept.frequency_table.steps_hz == (9e8, 1.2e9, 1.5e9) and kept.available_memory_bytes == 2**30
+    assert (kept.kappa_j_per_cycle_hz2, kept.energy_budget_j, kept.min_tx_power_dbm) == (1.1e-27, 50.0, -82.75)
 
 
 def test_policy_deadline_factor_lets_the_critical_ue_slow_down() -> None:
@@ -149,7 +166,7 @@ def test_ue_reports_capability_applies_the_clock_and_charges_energy() -> None:
 def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
     bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
     ues = {f"ue-{i}": LearningUe(BS.training, f"ue-{i}", i - 1) for i in (1, 2, 3)}
-    modes = {"ue-1": "distributed", "ue-2": "centralized-symbols", "ue-3": "centralized-samples"}
+    modes = {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.CENTRALIZED_DECODER, "ue-3": Mode.CENTRALIZED_FULL}
     orders = config_orders(msgspec.structs.replace(BS.assign, modes=modes), list(ues))
     before = [p.detach().clone() for p in bs.model.parameters()]
     losses = []

@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
         (b'[bs]\nues = { "ue-1" = 1, "ue-2" = 2 }\n[training]\nnum_shards = 1\n', "num_shards=1"),
         (b"[bs]\nues = {}\n[training]\nencoder_channels = [0, 8]\n", "encoder_channels"),
         (b'[bs]\nues = {}\n[assign]\nmodes = { "ue-1" = "split" }\n', "modes"),
+        (b'[bs]\nues = {}\n[assign]\nmode = "centralized-symbols"\n', "assign.mode"),  # protocol 1's name
     ],
 )
 def test_bad_bs_configs_are_refused_naming_the_field(text: bytes, field: str) -> None:

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from testbed.link.messages import ChannelReport
 from testbed.policy.allocation import UeResources
-from testbed.policy.link_budget import ChannelReport
 from testbed.policy.profiles import default_profiles
 
 
@@ -52,5 +52,5 @@ def make_ue(
         min_tx_power_dbm=p.min_tx_power_dbm,
         max_tx_power_dbm=p.max_tx_power_dbm,
         energy_budget_j=p.energy_budget_j if energy_budget_j is None else energy_budget_j,
-        channel=ChannelReport(ue_id, snr_db, 0.0),
+        channel=ChannelReport.assumed(snr_db, 0.0),
     )

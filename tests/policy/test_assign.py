@@ -4,19 +4,21 @@ import math
 import pytest
 
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode, UeProfile
-from testbed.policy.assign import PolicyAssignment, PolicyConfig, WorkSizes
+from testbed.learning.assignment import UeProfile
+from testbed.mode import Mode
+from testbed.policy.assign import PolicyAssignment, PolicyConfig
 from testbed.policy.grouping import GroupingConfig
+from testbed.policy.work import WorkSizes
 
 WORK = WorkSizes(
     samples_per_round=160, update_bytes=127_016, symbols_per_sample=16, raw_bytes_per_sample=785, encoder_fraction=0.27
 )
 # Like the learning layer's default scenario: tx_power_dbm is the nominal (and maximum) draw.
 UES = [
-    UeProfile("weak_poor", True, 5.0, 29.0, 1.0e9, 1.0e9, 1.32e6, 1.4e-27),
-    UeProfile("weak_good", True, 25.0, 29.0, 1.2e9, 1.2e9, 1.32e6, 1.33e-27),
-    UeProfile("pi4", False, 14.0, 29.0, 1.5e9, 1.5e9, 5.58e5, 1.1e-27),
-    UeProfile("pi5", False, 22.0, 29.0, 2.4e9, 2.4e9, 4.04e5, 3.6e-28),
+    UeProfile("weak_poor", True, 5.0, 29.0, 1.0e9, 1.0e9, 1.32e6, 1.4e-27, "pi_zero_2"),
+    UeProfile("weak_good", True, 25.0, 29.0, 1.2e9, 1.2e9, 1.32e6, 1.33e-27, "pi_3"),
+    UeProfile("pi4", False, 14.0, 29.0, 1.5e9, 1.5e9, 5.58e5, 1.1e-27, "pi_4"),
+    UeProfile("pi5", False, 22.0, 29.0, 2.4e9, 2.4e9, 4.04e5, 3.6e-28, "pi_5"),
 ]
 
 
@@ -119,7 +121,7 @@ def test_idle_has_no_work():
 def test_work_sizes_follow_the_learning_codec():
     from testbed.learning.codec import CodecConfig
     from testbed.learning.modes import LocalTraining
-    from testbed.policy.assign import codec_work_sizes
+    from testbed.policy.work import codec_work_sizes
 
     w = codec_work_sizes(CodecConfig(num_symbols=8), LocalTraining(steps=2, batch_size=10))
     assert w.samples_per_round == 20 and w.symbols_per_sample == 8 and w.raw_bytes_per_sample == 28 * 28 + 1

@@ -8,6 +8,7 @@ from torch import nn
 
 from testbed.errors import PolicyError
 from testbed.learning.codec import CodecConfig, SemanticCodec
+from testbed.link.messages import ChannelReport
 from testbed.policy.capability import (
     CODEC_PASS_NOISE_VAR,
     CapabilityReport,
@@ -20,7 +21,6 @@ from testbed.policy.capability import (
     measurement_clock,
 )
 from testbed.policy.cpufreq import SimulatedCpuFreq, SysfsCpuFreq
-from testbed.policy.link_budget import ChannelReport
 from testbed.policy.profiles import default_profiles
 
 
@@ -183,11 +183,11 @@ def test_bad_reports_are_refused_with_the_field_named(field, value):
     with pytest.raises(PolicyError, match=field.split("_")[0]):
         _report(**{field: value}).validate()
     with pytest.raises(PolicyError):
-        _report(**{field: value}).resources(ChannelReport("u", 10.0, 0.0))
+        _report(**{field: value}).resources(ChannelReport.assumed(10.0, 0.0))
 
 
 def test_a_valid_report_becomes_allocator_resources():
-    ue = _report().resources(ChannelReport("u", 10.0, 0.0))
+    ue = _report().resources(ChannelReport.assumed(10.0, 0.0))
     assert ue.cycles_per_sample == pytest.approx(1.5e6) and ue.energy_budget_j == 50.0
 
 

@@ -5,13 +5,13 @@ import math
 import pytest
 
 from testbed.errors import ConfigError, PolicyError
-from testbed.learning.assignment import Mode
-from testbed.policy.assign import WorkSizes
+from testbed.link.messages import ChannelReport
+from testbed.mode import Mode
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.centralized_cost import CentralizedCost, centralized_cost
 from testbed.policy.cpufreq import FrequencyTable
 from testbed.policy.grouping import GroupingConfig, UeObservation, group_ues
-from testbed.policy.link_budget import ChannelReport
+from testbed.policy.work import WorkSizes
 
 
 class LinearAirtime:
@@ -31,7 +31,7 @@ class LinearAirtime:
 
 # 1,000 samples/s at 1 GHz -> 1e6 cycles per sample; lowest clock 0.5 GHz; 30 dBm = 1 W at maximum power.
 REPORT = CapabilityReport("weak", 1000.0, 1e9, FrequencyTable(0.5e9, 1e9), 2**30, 100.0, 1e-27, 0.0, 30.0)
-CHANNEL = ChannelReport("weak", 5.0, 30.0)
+CHANNEL = ChannelReport.assumed(5.0, 30.0)
 WORK = WorkSizes(
     samples_per_round=100, update_bytes=10_000, symbols_per_sample=10, raw_bytes_per_sample=100, encoder_fraction=0.25
 )
@@ -87,7 +87,7 @@ def test_streamed_raw_data_are_priced_block_by_block_within_the_horizon():
 
 
 def test_a_link_without_a_usable_mcs_makes_raw_data_infinite_and_sends_symbols():
-    poor = ChannelReport("weak", -10.0, 30.0)
+    poor = ChannelReport.assumed(-10.0, 30.0)
     c = _cost(1000, channel=poor)
     assert math.isinf(c.raw_energy_j) and math.isinf(c.break_even_rounds)
     obs = UeObservation("weak", REPORT, poor, None, c)
@@ -113,7 +113,7 @@ def test_default_scenario_weak_ue_pays_off_after_44_rounds():
     table = default_profiles().get("pi_zero_2").frequency_table  # 600..1000 MHz
     ue0 = CapabilityReport("ue0", 1e9 / 1.32e6, 1e9, table, 2**29, 40.0, 1.4e-27, 29.0, 29.0)
     work = WorkSizes(160, 127_016, 16, 785, 0.275)
-    c = centralized_cost(ue0, ChannelReport("ue0", 5.0, 29.0), work, 400, 60, air)
+    c = centralized_cost(ue0, ChannelReport.assumed(5.0, 29.0), work, 400, 60, air)
     assert c.raw_airtime_s == pytest.approx(air.upload_s(400 * 785, 5.0))  # qpsk-1/2, ARQ repairs included
     assert c.raw_airtime_s == pytest.approx(1.7388, abs=1e-4)
     assert c.raw_energy_j == pytest.approx(10 ** (-0.1) * c.raw_airtime_s)

@@ -4,10 +4,10 @@ import math
 import pytest
 
 from testbed.errors import PolicyError
+from testbed.link.messages import ChannelReport
 from testbed.policy.allocation import DigitalUpload, RoundWork
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.decision import FirstInformation, UeChoice, choose_mode
-from testbed.policy.link_budget import ChannelReport
 from testbed.policy.profiles import default_profiles
 
 WORK = RoundWork(160, DigitalUpload(127_016))
@@ -29,7 +29,7 @@ def _report(profile="pi_4", samples_per_s=2500.0, budget=None, ue_id="u"):
 
 
 INFO = FirstInformation(capability_threshold_samples_per_s=1000.0, deadline_s=2.0, distributed_work=WORK)
-GOOD = ChannelReport("u", 20.0, 0.0)
+GOOD = ChannelReport.assumed(20.0, 0.0)
 
 
 def test_a_strong_ue_trains_locally_at_its_least_energy_point():
@@ -56,7 +56,7 @@ def test_missing_the_deadline_even_at_best_goes_centralized():
 
 
 def test_a_channel_too_poor_to_upload_goes_centralized():
-    d = choose_mode(INFO, _report(), ChannelReport("u", -20.0, 0.0))
+    d = choose_mode(INFO, _report(), ChannelReport.assumed(-20.0, 0.0))
     assert d.choice is UeChoice.CENTRALIZED and "cannot upload" in d.reason
 
 

@@ -4,11 +4,11 @@ import math
 import pytest
 
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode
+from testbed.link.messages import ChannelReport
+from testbed.mode import Mode
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.decision import ModeDecision, UeChoice
 from testbed.policy.grouping import GroupingConfig, UeObservation, group_ues, groups
-from testbed.policy.link_budget import ChannelReport
 from testbed.policy.profiles import default_profiles
 
 
@@ -19,8 +19,12 @@ def _cap(ue_id, samples_per_s):
     )
 
 
+def _ch(snr_db: float) -> ChannelReport:
+    return ChannelReport.assumed(snr_db, 0.0)
+
+
 def _obs(ue_id, samples_per_s, snr_db, decision=None):
-    return UeObservation(ue_id, _cap(ue_id, samples_per_s), ChannelReport(ue_id, snr_db, 0.0), decision)
+    return UeObservation(ue_id, _cap(ue_id, samples_per_s), ChannelReport.assumed(snr_db, 0.0), decision)
 
 
 # Threshold 1000 samples/s; good channel >= 15 dB at the UE's 7 dBm maximum, i.e. >= 8 dB at 0 dBm.
@@ -59,8 +63,8 @@ def test_joint_rule_prices_weak_ues_and_ignores_the_snr_threshold():
                                 symbols_energy_j_per_round=0.03)  # fmt: skip
     dear_raw = CentralizedCost(10, 1.7, 1.4, 0.003, 0.03)
     obs = [
-        UeObservation("weak_poor_cheap", _cap("weak_poor_cheap", 600.0), ChannelReport("x", 2.0, 0.0), None, cheap_raw),
-        UeObservation("weak_good_dear", _cap("weak_good_dear", 600.0), ChannelReport("y", 20.0, 0.0), None, dear_raw),
+        UeObservation("weak_poor_cheap", _cap("weak_poor_cheap", 600.0), _ch(2.0), None, cheap_raw),
+        UeObservation("weak_good_dear", _cap("weak_good_dear", 600.0), _ch(20.0), None, dear_raw),
     ]
     a = group_ues(obs, GroupingConfig("joint", 1000.0, 15.0))
     assert [x.mode for x in a] == [Mode.CENTRALIZED_FULL, Mode.CENTRALIZED_DECODER]
@@ -92,7 +96,7 @@ def test_every_ue_gets_a_logged_reason(caplog):
 
 def test_invalid_or_missing_reports_fall_back_to_weak_and_poor():
     obs = [
-        UeObservation("nan_cap", _cap("nan_cap", math.nan), ChannelReport("nan_cap", 20.0, 0.0)),
+        UeObservation("nan_cap", _cap("nan_cap", math.nan), ChannelReport.assumed(20.0, 0.0)),
         UeObservation("no_channel", _cap("no_channel", 600.0), None),
         UeObservation("nothing"),
     ]

@@ -4,11 +4,10 @@ import pytest
 
 from testbed.control import protocol
 from testbed.errors import PolicyError
-from testbed.learning.assignment import Mode
 from testbed.policy.capability import CapabilityReport
 from testbed.policy.cpufreq import FrequencyTable
 from testbed.policy.profiles import default_profiles
-from testbed.policy.wire import MODE_FROM_WIRE, MODE_TO_WIRE, report_from_wire, report_to_wire
+from testbed.policy.wire import report_from_wire, report_to_wire
 
 
 def _report(table=None, **overrides):
@@ -29,11 +28,13 @@ def test_a_report_survives_the_wire_round_trip(table):
     assert msg.cpu_freq_step_hz == (0.0 if table else 100e6) and msg.num_local_samples == 400
     envelope = protocol.Envelope(protocol.PROTOCOL_VERSION, "ue4", 1, 0, 0, 0.0, msg)
     decoded = protocol.decode(protocol.encode(envelope)).body  # over the real wire codec with its bounds
-    back = report_from_wire("ue4", decoded, report.kappa_j_per_cycle_hz2, report.min_tx_power_dbm)
+    back = report_from_wire("ue4", decoded)
     assert back.frequency_table == report.frequency_table
     assert back.samples_per_s_at(1.5e9) == pytest.approx(report.samples_per_s_at(1.5e9))
     assert back.cycles_per_sample == pytest.approx(report.cycles_per_sample)
-    assert (back.energy_budget_j, back.max_tx_power_dbm) == (60.0, 7.0)
+    # the whole report crosses: nothing is taken from a board table at the BS
+    assert (back.energy_budget_j, back.max_tx_power_dbm, back.min_tx_power_dbm) == (60.0, 7.0, -82.75)
+    assert (back.kappa_j_per_cycle_hz2, back.available_memory_bytes) == (1.1e-27, 2**31)
 
 
 def test_a_poisoned_report_never_leaves_the_ue():
@@ -54,13 +55,9 @@ def test_bad_wire_reports_are_refused():
         protocol.CapabilityReport(**{**_fields(msg), "cpu_freq_step_hz": 70e6}),  # 900 MHz is not 70 MHz steps
     ):
         with pytest.raises(PolicyError):
-            report_from_wire("ue4", bad, 1.1e-27, -82.75)
+            report_from_wire("ue4", bad)
 
 
 def _fields(msg):
     return {f: getattr(msg, f) for f in msg.__struct_fields__}
 
-
-def test_every_mode_has_a_wire_name():
-    assert set(MODE_TO_WIRE) == set(Mode)
-    assert all(MODE_FROM_WIRE[w] is m for m, w in MODE_TO_WIRE.items())

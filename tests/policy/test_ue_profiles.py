@@ -47,6 +47,7 @@ def test_negative_numbers_in_a_profile_are_refused(tmp_path):
     path.write_text(
         'host_profile = "a"\n[radio]\nmax_tx_power_dbm = 7.0\nmin_tx_power_dbm = -80.0\n[profiles.a]\n'
         "cpu_freq_min_mhz = 600\ncpu_freq_max_mhz = 1500\ncpu_freq_step_mhz = 100\nrelative_speed = -1.0\n"
+        "cycles_per_mac = 1.5\n"
         'kappa_j_per_cycle_hz2 = 1e-27\nmemory_mb = 1024\nenergy_budget_j = 10.0\nsource = "test"\n'
     )
     with pytest.raises(PolicyError, match="relative_speed"):

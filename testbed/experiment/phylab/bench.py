@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from testbed.channel import Awgn
-from testbed.experiment.phy_ber import ideal_snr_db
-from testbed.experiment.phy_targets import RX_MSPS_16QAM_1_2, TX_MSPS, check
+from testbed.experiment.phylab.ber import ideal_snr_db
+from testbed.experiment.phylab.targets import RX_MSPS_16QAM_1_2, TX_MSPS, check
 from testbed.phy import MCS_TABLE, OfdmModem
 
 BENCH_SNR_DB = 20.0

@@ -1,4 +1,4 @@
-from testbed.experiment.phy_bench import BenchConfig, median_seconds, run_bench
+from testbed.experiment.phylab.bench import BenchConfig, median_seconds, run_bench
 from testbed.phy import OfdmModem
 
 

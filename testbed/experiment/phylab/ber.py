@@ -1,7 +1,7 @@
 """PER and BER versus SNR of the real OFDM receiver, per MCS and channel (issue 2, item 4).
 
 For each MCS the SNR (Es/N0 per data subcarrier) at 10% PER is found in two stages, for the real receiver
-and for the perfect-CSI genie (phy_genie.py) alike:
+and for the perfect-CSI genie (genie.py) alike:
 
 1. Bracket: start near the ideal reference, step 1 dB (AWGN) or 2 dB (fading) until the PER crosses 10%,
    bisect the bracket down to 0.5 dB, interpolate log10(PER) between the two points around 10%. A point
@@ -9,7 +9,7 @@ and for the perfect-CSI genie (phy_genie.py) alike:
    points that decide the answer. This locates each crossing to a few tenths of a dB.
 2. Refine: ``refine_frames`` frame pairs spread over a few SNRs spanning both rough crossings, receiver and
    genie over the same channel draw frame by frame; logistic fits give the crossings, the receiver's loss
-   and bootstrap standard errors (phy_crossing.py).
+   and bootstrap standard errors (crossing.py).
 
 Uncoded constellations are also swept around the theoretical SNR for BER 1e-3 and the gap to theory
 (testbed.phy.theory) is reported.
@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-from testbed.experiment.phy_crossing import PairedPoint, logistic_fit, paired_crossings
-from testbed.experiment.phy_genie import GenieTrial
-from testbed.experiment.phy_link import (
+from testbed.experiment.phylab.crossing import PairedPoint, logistic_fit, paired_crossings
+from testbed.experiment.phylab.genie import GenieTrial
+from testbed.experiment.phylab.link import (
     ChannelFactory,
     FrameTrial,
     Trial,
@@ -34,8 +34,8 @@ from testbed.experiment.phy_link import (
     channel_factory,
     seeded_draw,
 )
-from testbed.experiment.phy_sync import SyncConfig, sync_figures
-from testbed.experiment.phy_targets import targets
+from testbed.experiment.phylab.sync import SyncConfig, sync_figures
+from testbed.experiment.phylab.targets import targets
 from testbed.phy import MCS_TABLE, OfdmModem
 from testbed.phy.layout import CRC_BYTES
 from testbed.phy.theory import uncoded_ber

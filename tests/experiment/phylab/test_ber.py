@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from testbed.experiment.phy_ber import (
+from testbed.experiment.phylab.ber import (
     TARGET_PER,
     BerRunConfig,
     ideal_snr_db,
@@ -12,8 +12,8 @@ from testbed.experiment.phy_ber import (
     run_ber,
     theory_snr_db,
 )
-from testbed.experiment.phy_link import FrameTrial, awgn_only, multipath_cfo
-from testbed.experiment.phy_sync import SyncConfig
+from testbed.experiment.phylab.link import FrameTrial, awgn_only, multipath_cfo
+from testbed.experiment.phylab.sync import SyncConfig
 from testbed.phy import OfdmModem
 from testbed.phy.theory import uncoded_ber
 

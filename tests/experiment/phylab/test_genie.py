@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from testbed.channel import Multipath
-from testbed.experiment.phy_ber import ideal_snr_db, search_snr_at_per
-from testbed.experiment.phy_genie import GenieTrial, Knowledge, OracleTrial, loss_breakdown
-from testbed.experiment.phy_link import FrameTrial, awgn_only, multipath_cfo, seeded_draw
+from testbed.experiment.phylab.ber import ideal_snr_db, search_snr_at_per
+from testbed.experiment.phylab.genie import GenieTrial, Knowledge, OracleTrial, loss_breakdown
+from testbed.experiment.phylab.link import FrameTrial, awgn_only, multipath_cfo, seeded_draw
 from testbed.phy import OfdmModem, PhyConfig
 
 

@@ -1,14 +1,14 @@
 """Measure the PHY abstraction's PER table (testbed/link/abstraction.py): ``testbed phy table``.
 
-1. AWGN curves, per coded MCS and payload length, with the real receiver (FrameTrial of phy_link.py: random
+1. AWGN curves, per coded MCS and payload length, with the real receiver (FrameTrial of link.py: random
    burst position, timing, CFO and channel estimation all done by the receiver). From a point with PER >=
    ``HIGH_PER`` the SNR walks up in ``GRID_DB`` steps, each point measured until ``ERRORS_TO_STOP`` frame
    errors or ``frames`` frames, until a point has PER <= ``LOW_PER``. A point with at least
    ``PRECISE_ERRORS`` errors keeps its measured PER; the points with fewer, and a tail extended down to
-   ``TAIL_PER``, take a logistic fit (log-odds linear in dB, phy_crossing.logistic_fit) of the points at
+   ``TAIL_PER``, take a logistic fit (log-odds linear in dB, crossing.logistic_fit) of the points at
    PER <= ``TAIL_FIT_MAX_PER``: the tail is fitted, not measured, below about 10 / frames.
 2. EESM calibration, per MCS: frames of ``calibration_payload_bytes`` over fresh draws of the multipath + CFO
-   channel of ``testbed phy ber`` (phy_link.multipath_cfo), at SNRs 1 dB apart from the AWGN SNR at PER 0.5
+   channel of ``testbed phy ber`` (link.multipath_cfo), at SNRs 1 dB apart from the AWGN SNR at PER 0.5
    until the PER falls to ``FADING_LOW_PER``. Each frame keeps its data subcarriers' |H_k|^2. beta minimises
    sum_j w_j (ln PER_measured_j - ln mean_i PER_AWGN(EESM_beta(SNR_j |H_i|^2)))^2 over the points j with
    PER in ``FIT_PER_RANGE``, w_j = errors_j / (1 - PER_j) (the inverse variance of ln PER_measured_j).
@@ -28,9 +28,9 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from testbed.channel import Multipath
-from testbed.experiment.phy_ber import Point, ideal_snr_db, measure
-from testbed.experiment.phy_crossing import logistic_fit
-from testbed.experiment.phy_link import ChannelFactory, FrameTrial, awgn_only, multipath_cfo
+from testbed.experiment.phylab.ber import Point, ideal_snr_db, measure
+from testbed.experiment.phylab.crossing import logistic_fit
+from testbed.experiment.phylab.link import ChannelFactory, FrameTrial, awgn_only, multipath_cfo
 from testbed.link.abstraction import PerCurve, PerTable, eesm_linear, numerology_of, subcarrier_snr
 from testbed.phy import OfdmModem
 from testbed.phy.mcs import CODED_MCS, MCS_TABLE
@@ -242,7 +242,7 @@ def run_table(modem: OfdmModem, cfg: TableRunConfig, progress: Progress) -> tupl
         "command": "testbed phy table",
         "config": asdict(cfg),
         "run_s": round(run_s, 1),
-        "calibration_channel": "multipath_cfo (phy_link.py), channel stream 0",
+        "calibration_channel": "multipath_cfo (experiment/phylab/link.py), channel stream 0",
         "calibration": {m: {k: v for k, v in c.items() if k != "points"} for m, c in calibration.items()},
     }
     table = PerTable(numerology_of(modem.cfg), curves, beta, provenance)

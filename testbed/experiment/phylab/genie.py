@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from testbed.channel import FrequencyOffset, Multipath
-from testbed.experiment.phy_link import ChannelFactory, FrameTrial, LinkTruth, Reception, seeded_draw
+from testbed.experiment.phylab.link import ChannelFactory, FrameTrial, LinkTruth, Reception, seeded_draw
 from testbed.phy import MCS_TABLE, OfdmModem, PhyConfig, RxFrame
 from testbed.phy.convcode import conv_encode, depuncture, puncture, viterbi_decode
 from testbed.phy.estimation import ChannelEstimate, ChannelEstimator

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from testbed.cli import main
-from testbed.experiment.phy_ber import Point, measure
-from testbed.experiment.phy_link import FrameTrial, awgn_only
-from testbed.experiment.phy_table import (
+from testbed.experiment.phylab.ber import Point, measure
+from testbed.experiment.phylab.link import FrameTrial, awgn_only
+from testbed.experiment.phylab.table import (
     PRECISE_ERRORS,
     TAIL_PER,
     FadingSample,

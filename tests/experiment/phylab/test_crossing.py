@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from testbed.channel import Multipath
-from testbed.experiment.phy_ber import measure_paired, refine
-from testbed.experiment.phy_crossing import PairedPoint, fitted_crossing, logistic_fit, paired_crossings
-from testbed.experiment.phy_link import Reception, multipath_cfo
+from testbed.experiment.phylab.ber import measure_paired, refine
+from testbed.experiment.phylab.crossing import PairedPoint, fitted_crossing, logistic_fit, paired_crossings
+from testbed.experiment.phylab.link import Reception, multipath_cfo
 from testbed.phy import OfdmModem
 
 

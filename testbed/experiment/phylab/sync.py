@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from testbed.channel import ChannelModel, SamplingClockOffset
-from testbed.experiment.phy_link import FrameTrial, awgn_only, random_cfo
+from testbed.experiment.phylab.link import FrameTrial, awgn_only, random_cfo
 from testbed.phy import OfdmModem
 
 # Operating points named by issue 2 ("Must reach")

@@ -1,0 +1,54 @@
+"""What ``testbed train`` and ``testbed compare`` share: the scenario file with its overrides, and the scheme
+names (listed without importing the numerics, so ``testbed --help`` stays fast)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from testbed.experiment.scenario import Scenario
+
+
+def scheme_names() -> list[str]:
+    """Every scheme name, without importing the numerics (fixed baselines, then the policy variants)."""
+    from testbed.learning.schemes import SCHEME_NAMES
+    from testbed.policy.variants import POLICY_VARIANTS
+
+    return [*SCHEME_NAMES, *POLICY_VARIANTS]
+
+
+def add_scenario_args(parser: argparse.ArgumentParser) -> None:
+    """Scenario file and the overrides ``train`` and ``compare`` share."""
+    parser.add_argument("--scenario", type=Path, default=None, help="scenario TOML (default: the built-in one)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds to run (default: the scenario's)")
+    parser.add_argument("--seed", type=int, default=None, help="override the scenario seed")
+    parser.add_argument("--dataset", default=None, help="mnist | digits | folder:<path>")
+    parser.add_argument("--partition", default=None, help="iid | dirichlet | weak_exclusive")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (small models: 1 is fastest)")
+    parser.add_argument(
+        "--raw-upload-budget-s",
+        type=float,
+        default=None,
+        help="policy schemes: airtime a weak UE may always spend once on its raw data (default: the scenario's)",
+    )
+    parser.add_argument(
+        "--deadline-factor",
+        type=float,
+        default=None,
+        help="policy schemes: the allocator's round deadline as a multiple of the shortest round (>= 1; 1 = "
+        "fastest rounds, larger = less energy per round; default: the scenario's)",
+    )
+
+
+def scenario_from_args(args: argparse.Namespace) -> Scenario:
+    """Load the scenario named by ``args`` with its overrides applied."""
+    from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+
+    overrides = {
+        "run": {"rounds": args.rounds},
+        "training": {"dataset": args.dataset, "partition": args.partition, "seed": args.seed},
+        "policy": {"raw_upload_budget_s": args.raw_upload_budget_s, "deadline_factor": args.deadline_factor},
+    }
+    return load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)

@@ -1,1 +1,0 @@
-"""emu layer (see docs/architecture.md)."""

@@ -1,0 +1,38 @@
+"""The control plane imports light: a UE agent or a BS shell that only talks ZeroMQ does not load the modem."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import testbed
+
+HEAVY = ("numba", "torch", "testbed.phy.receiver", "testbed.phy.modem")
+ROOT = Path(testbed.__file__).resolve().parent.parent  # the checkout under test, not another install
+
+
+def _loaded_after(statement: str) -> list[str]:
+    """Which of HEAVY a fresh interpreter has in sys.modules after ``statement``."""
+    probe = f"import json, sys\n{statement}\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "module", ["testbed.control", "testbed.control.protocol", "testbed.control.server", "testbed.control.client"]
+)
+def test_control_plane_loads_no_numerics(module):
+    assert _loaded_after(f"import {module}") == []
+
+
+def test_the_phy_names_still_load_on_first_use():
+    assert _loaded_after("from testbed.phy import OfdmModem") != []
+    assert _loaded_after("import testbed.phy.mcs") == []
