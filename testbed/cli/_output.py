@@ -1,7 +1,9 @@
 """Shared output rules for every command that reports figures.
 
-With ``--json`` a command prints exactly one JSON object on stdout; progress bars and logs go to stderr.
-Non-finite floats become ``null`` so the output is strict JSON that any tool can parse.
+With ``--json`` a command prints exactly one JSON object on stdout; progress and logs go to stderr.
+Non-finite floats become ``null`` so the output is strict JSON that any tool can parse. Progress is a bar only
+when stderr is a terminal; redirected to a file or a journal it is a plain line at most every
+``PLAIN_INTERVAL_S`` and one at the end, never carriage returns.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ import argparse
 import json
 import math
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, TextIO, TypeVar
 
 from tqdm import tqdm
 
 T = TypeVar("T")
+PLAIN_INTERVAL_S = 10.0
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -47,9 +52,85 @@ def emit(result: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, An
     sys.stdout.flush()
 
 
-def progress(items: Iterable[T], *, desc: str, total: int | None = None) -> Iterator[T]:
-    """A progress bar on stderr (never stdout, which belongs to the result)."""
-    yield from tqdm(items, desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True)
+class Progress:
+    """Progress of a long command on stderr: a tqdm bar on a terminal, else plain lines (the first update, then
+    at most one per ``interval_s``, and a last one on close) that a log file or journal can hold."""
+
+    def __init__(
+        self,
+        desc: str,
+        total: int | None = None,
+        *,
+        unit: str = "it",
+        stream: TextIO | None = None,
+        interval_s: float = PLAIN_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.desc, self.total, self.unit, self.done = desc, total, unit, 0
+        self._stream = sys.stderr if stream is None else stream
+        self._interval_s, self._clock = interval_s, clock
+        self._start_s = clock()
+        self._next_s = -math.inf
+        self._shown = -1
+        isatty = getattr(self._stream, "isatty", None)
+        self._bar = (
+            tqdm(desc=desc, total=total, unit=unit, file=self._stream, leave=False, dynamic_ncols=True)
+            if isatty is not None and isatty()
+            else None
+        )
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more units done."""
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        now = self._clock()
+        if now >= self._next_s:
+            self._next_s = now + self._interval_s
+            self._line()
+
+    def note(self, text: str) -> None:
+        """A line about a stage or a partial result, above the bar (or among the plain lines)."""
+        if self._bar is not None:
+            self._bar.write(f"{self.desc}: {text}", file=self._stream)
+        else:
+            self._stream.write(f"{self.desc}: {text}\n")
+            self._stream.flush()
+
+    def _line(self, final: bool = False) -> None:
+        self._shown = self.done
+        of = f"/{self.total}" if self.total is not None else ""
+        pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        end = " done" if final else ""
+        elapsed = self._clock() - self._start_s
+        self._stream.write(f"{self.desc}: {self.done}{of} {self.unit}{pct}{end}, {elapsed:.1f} s\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        """End the bar, or write the last plain line (unless nothing happened since the previous one)."""
+        if self._bar is not None:
+            self._bar.close()
+        elif self.done and self.done != self._shown:
+            self._line(final=True)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def progress(items: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+    """``items`` with a :class:`Progress` on stderr (never stdout, which belongs to the result)."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with Progress(desc, total, unit=unit) as bar:
+        for item in items:
+            yield item
+            bar.update()
 
 
 def format_table(header: list[str], rows: list[list[Any]]) -> str:

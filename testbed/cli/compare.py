@@ -19,8 +19,16 @@ from testbed.cli._scenario import add_scenario_args, scenario_from_args, scheme_
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     names = scheme_names()
-    p = subparsers.add_parser("compare", help="run every scheme on one scenario; time/energy/bits to target")
-    p.add_argument("--schemes", nargs="+", choices=names, default=names, help="default: all")
+    p = subparsers.add_parser(
+        "compare",
+        help="run every scheme on one scenario; time/energy/bits to target",
+        description="Run every scheme (the fixed baselines and the policy with its ablations) on the same scenario "
+        "and seed in process; print final accuracy and the virtual time, UE energy and uplink bits each needed to "
+        "reach the scenario's target accuracy; write per-scheme metrics, summary.json and two plots to --out "
+        "(replacing an earlier comparison there).",
+    )
+    p.add_argument("--schemes", nargs="+", choices=names, default=names, metavar="SCHEME",
+                   help=f"schemes to run (default: all of {', '.join(names)})")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="directory for metrics and plots")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     add_scenario_args(p)
@@ -36,7 +44,10 @@ def _run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     scenario = scenario_from_args(args)
     result = run_comparison(
-        scenario, args.schemes, args.out, wrap=lambda rounds, name: progress(rounds, desc=f"compare {name}")
+        scenario,
+        args.schemes,
+        args.out,
+        wrap=lambda rounds, name: progress(rounds, desc=f"compare {name}", unit="rounds"),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.items() if k != "histories"}

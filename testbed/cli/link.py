@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from testbed.cli._output import add_json_flag, emit, format_table
+from testbed.cli._output import Progress, add_json_flag, emit, format_table
 
 BACKENDS = ("sim", "model", "loopback", "hub")
 
@@ -88,7 +88,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _send(args: argparse.Namespace) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     from testbed.errors import ConfigError
     from testbed.link.arq import LinkConfig, TransferIncomplete, broadcast, uplink
@@ -113,7 +112,7 @@ def _send(args: argparse.Namespace) -> int:
         thresholds = thresholds_from_per_sweep(sweep, args.per_channel)
         cfg = replace(cfg, mcs=replace(cfg.mcs, thresholds_db=thresholds))
     ues = list(range(1, args.ues + 1))
-    with tqdm(desc=f"link {args.direction}", unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
+    with Progress(f"link {args.direction}", unit="frames") as bar:
         try:
             if args.direction == "down":
                 report = broadcast(link, data, src=0, receivers=ues, object_id=1, cfg=cfg, progress=bar.update)

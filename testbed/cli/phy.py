@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from testbed.cli._output import add_json_flag, emit, format_table, to_jsonable
+from testbed.cli._output import Progress, add_json_flag, emit, format_table, to_jsonable
 from testbed.errors import ConfigError
 
 QUICK_FRAMES = 20
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ber.add_argument("--quick", action="store_true", help="fewer frames and 10^6 noise samples: a smoke run")
     ber.add_argument("--mcs", action="append", default=None, help="MCS name to sweep (repeat; default all)")
     ber.add_argument("--noise-samples", type=int, default=None, help="noise-only samples for false detections")
-    ber.add_argument("--seed", type=int, default=1)
+    ber.add_argument("--seed", type=int, default=1, help="seed of every generator (default %(default)s)")
     ber.set_defaults(func=_ber)
 
     loss = sub.add_parser(
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     loss.add_argument("--mcs", required=True, help="MCS name")
     loss.add_argument("--snr-db", type=float, required=True, help="Es/N0 per data subcarrier (near the 10%% PER point)")
     loss.add_argument("--frames", type=int, default=1000, help="frames per variant, the same draws for each")
-    loss.add_argument("--seed", type=int, default=1)
+    loss.add_argument("--seed", type=int, default=1, help="seed of every generator (default %(default)s)")
     loss.set_defaults(func=_loss)
 
     bench = sub.add_parser("bench", help="single-core TX/RX throughput per MCS (Msamples/s)")
@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="payload length (repeat; default 100 1024 1500)",
     )
-    table.add_argument("--seed", type=int, default=1)
+    table.add_argument("--seed", type=int, default=1, help="seed of the noise and of the calibration channel draws")
     table.set_defaults(func=_table)
 
 
@@ -167,21 +167,20 @@ def _targets_text(targets: dict[str, dict]) -> str:
 
 
 def _loss(args: argparse.Namespace) -> int:
-    from testbed.experiment.phylab.genie import loss_breakdown
+    from testbed.experiment.phylab.genie import BREAKDOWN, loss_breakdown
     from testbed.experiment.phylab.link import multipath_cfo
     from testbed.phy import OfdmModem
 
     _positive("--frames", args.frames)
     (mcs,) = _mcs_list([args.mcs])
     modem = OfdmModem()
-    _progress(f"{mcs} at {args.snr_db} dB: {args.frames} frames per variant on the multipath+CFO profile")
-    result = {
-        "mcs": mcs,
-        "snr_db": args.snr_db,
-        "frames": args.frames,
-        "seed": args.seed,
-        "variants": loss_breakdown(modem, mcs, args.snr_db, multipath_cfo(modem), args.frames, args.seed),
-    }
+    trials = args.frames * (len({"receiver", *BREAKDOWN}) + 1)  # the plain receiver, each variant, the genie
+    with Progress(f"phy loss {mcs} at {args.snr_db:g} dB", trials, unit="frames") as bar:
+        bar.note(f"{args.frames} frames per variant on the multipath+CFO profile")
+        variants = loss_breakdown(
+            modem, mcs, args.snr_db, multipath_cfo(modem), args.frames, args.seed, progress=bar.update
+        )
+    result = {"mcs": mcs, "snr_db": args.snr_db, "frames": args.frames, "seed": args.seed, "variants": variants}
     emit(result, as_json=args.json, human=_loss_text)
     return 0
 

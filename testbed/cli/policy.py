@@ -7,7 +7,9 @@ import argparse
 import dataclasses
 from typing import Any
 
-from testbed.cli._output import add_json_flag, emit, format_table
+from testbed.cli._output import Progress, add_json_flag, emit, format_table
+
+CAPABILITY_PAIRS = 2  # measurements back to back: their spread is the figure
 
 
 def register(subparsers: Any) -> None:
@@ -109,34 +111,28 @@ def _profiles_inputs(pi4: float, continuous: bool) -> tuple[list[Any], Any]:
 def _bench(args: argparse.Namespace) -> int:
     from testbed.policy import bench as b
 
-    if args.scenario == "profiles":
-        if args.measure:
-            from testbed.policy.profiles import default_profiles
+    with Progress("policy bench", 2, unit="steps") as bar:  # the scenario, then grouping and allocation
+        if args.scenario == "profiles":
+            if args.measure:
+                from testbed.policy.profiles import default_profiles
 
-            profiles = default_profiles()
-            pi4 = b.measure_host().samples_per_s * profiles.speed_scale("pi_4")
-            source = "measured on this host"
+                bar.note("measuring this host's codec training throughput")
+                profiles = default_profiles()
+                pi4 = b.measure_host().samples_per_s * profiles.speed_scale("pi_4")
+                source = "measured on this host"
+            else:
+                pi4 = args.pi4_samples_per_s or b.REFERENCE_PI4_SAMPLES_PER_S
+                source = "reference figure"
+            ues, inputs = _profiles_inputs(pi4, args.continuous)
+            power_db = b.PLUTO_POWER_CONTROL_DB
+            described = f"profiles scenario, Pi 4 at {pi4:.0f} samples/s ({source})"
         else:
-            pi4 = args.pi4_samples_per_s or b.REFERENCE_PI4_SAMPLES_PER_S
-            source = "reference figure"
-        ues, inputs = _profiles_inputs(pi4, args.continuous)
-        power_db = b.PLUTO_POWER_CONTROL_DB
-        described = f"profiles scenario, Pi 4 at {pi4:.0f} samples/s ({source})"
-    else:
-        ues, inputs, described = _learning_scenario(args.scenario, args.continuous)
-        power_db = 0.0
-    result = b.run_allocation_bench(
-        ues,
-        inputs.work,
-        threshold_samples_per_s=args.threshold_samples_per_s,
-        rule=args.rule,
-        deadline_factors=args.deadline_factors or b.DEADLINE_FACTORS,
-        tx_power_control_db=power_db if args.tx_power_control_db is None else args.tx_power_control_db,
-        alloc_cfg=inputs.allocation,
-        airtime=inputs.airtime,
-        local_samples=inputs.local_samples,
-        horizon_rounds=inputs.horizon_rounds,
-    )
+            bar.note(f"building scenario {args.scenario!r} (data set, partition, airtime)")
+            ues, inputs, described = _learning_scenario(args.scenario, args.continuous)
+            power_db = 0.0
+        bar.update()
+        result = _allocate(args, b, ues, inputs, power_db)
+        bar.update()
     result["scenario"] = described
 
     def human(r: dict[str, Any]) -> str:
@@ -156,6 +152,22 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _allocate(args: argparse.Namespace, b: Any, ues: list[Any], inputs: Any, power_db: float) -> dict[str, Any]:
+    """Group ``ues`` and compare the allocation with maximum power at the requested deadlines."""
+    return b.run_allocation_bench(
+        ues,
+        inputs.work,
+        threshold_samples_per_s=args.threshold_samples_per_s,
+        rule=args.rule,
+        deadline_factors=args.deadline_factors or b.DEADLINE_FACTORS,
+        tx_power_control_db=power_db if args.tx_power_control_db is None else args.tx_power_control_db,
+        alloc_cfg=inputs.allocation,
+        airtime=inputs.airtime,
+        local_samples=inputs.local_samples,
+        horizon_rounds=inputs.horizon_rounds,
+    )
+
+
 def _capability(args: argparse.Namespace) -> int:
     import time
 
@@ -166,9 +178,9 @@ def _capability(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     clock = {"ue": None, "thread": time.thread_time, "cpu": time.process_time, "wall": time.perf_counter}[args.clock]
-    result = capability_repeatability(
-        pairs=2, repeats=args.repeats, clock=clock, block_s=DEFAULT_BLOCK_S if args.block_s is None else args.block_s
-    )
+    block_s = DEFAULT_BLOCK_S if args.block_s is None else args.block_s
+    with Progress("policy capability", CAPABILITY_PAIRS, unit="measurements") as bar:
+        result = capability_repeatability(CAPABILITY_PAIRS, args.repeats, clock, block_s, progress=bar.update)
     result.update(threads=args.threads, clock_option=args.clock)
 
     def human(r: dict[str, Any]) -> str:

@@ -5,12 +5,31 @@ from __future__ import annotations
 
 import argparse
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from testbed.cli._output import add_json_flag, emit, format_table
+from testbed.cli._output import Progress, add_json_flag, emit, format_table
 from testbed.errors import ConfigError
 
 CHUNK_SAMPLES = 16384
+BACKENDS = ("pluto", "hub", "loopback")
+DEFAULT_TX_NODE, DEFAULT_RX_NODE = "bs", "ue-1"  # the node ids of firmware_cfg/nodes/scenario.toml
+#: Radio settings only the Pluto backend takes from the command line: (flag, default, unit).
+PLUTO_SETTINGS = (
+    ("--center-freq-hz", 2.4e9, "Hz"),
+    ("--sample-rate-hz", 2.5e6, "Hz"),
+    ("--tx-power-dbm", -10.0, "dBm"),
+)
+#: Which backends honour each backend-specific option; any other backend refuses it (never ignored).
+HONOURED_BY = {
+    "tx_uri": ("pluto",),
+    "rx_uri": ("pluto",),
+    "endpoint": ("hub",),
+    "scenario": ("hub", "loopback"),
+    "tx_node": ("hub", "loopback"),
+    "rx_node": ("hub", "loopback"),
+    **{flag[2:].replace("-", "_"): ("pluto",) for flag, _, _ in PLUTO_SETTINGS},
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,24 +50,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "use a two-node scenario or wait_for_all_nodes = false), loopback (in-process, --scenario). The hub "
         "and loopback backends take carrier, rate and TX power from the scenario (the hub tells its own).",
     )
-    txrx.add_argument("--backend", choices=("pluto", "hub", "loopback"), required=True)
+    txrx.add_argument("--backend", choices=BACKENDS, required=True, help="which radios carry the frames")
     txrx.add_argument("--tx-uri", help="pluto: transmitting board")
     txrx.add_argument("--rx-uri", help="pluto: receiving board")
     txrx.add_argument("--endpoint", help="hub: the hub's endpoint (tcp://127.0.0.1:PORT or ipc://PATH)")
     txrx.add_argument(
         "--scenario", help="loopback: scenario TOML (required); hub: optional, the hub is asked when it is omitted"
     )
-    txrx.add_argument("--tx-node", default="bs", help="hub/loopback: transmitting node id (default %(default)s)")
-    txrx.add_argument("--rx-node", default="ue1", help="hub/loopback: receiving node id (default %(default)s)")
-    txrx.add_argument("--frames", type=int, default=20)
-    txrx.add_argument("--payload-bytes", type=int, default=200)
-    txrx.add_argument("--mcs", default="qpsk-1/2")
+    txrx.add_argument("--tx-node", help=f"hub/loopback: transmitting node id (default {DEFAULT_TX_NODE})")
+    txrx.add_argument(
+        "--rx-node", help=f"hub/loopback: receiving node id (default {DEFAULT_RX_NODE}, as in firmware_cfg/nodes/)"
+    )
+    txrx.add_argument("--frames", type=int, default=20, help="frames to send (default %(default)s)")
+    txrx.add_argument("--payload-bytes", type=int, default=200, help="payload per frame (default %(default)s)")
+    txrx.add_argument("--mcs", default="qpsk-1/2", help="modulation and code rate (default %(default)s)")
     txrx.add_argument("--gap-samples", type=int, default=2000, help="silence between bursts")
-    txrx.add_argument("--center-freq-hz", type=float, default=2.4e9, help="pluto only (see above)")
-    txrx.add_argument("--sample-rate-hz", type=float, default=2.5e6, help="pluto only (see above)")
-    txrx.add_argument("--tx-power-dbm", type=float, default=-10.0, help="pluto only (see above)")
-    txrx.add_argument("--rx-gain-db", type=float, default=30.0)
-    txrx.add_argument("--rx-gain-mode", default="manual")
+    for flag, default, unit in PLUTO_SETTINGS:
+        txrx.add_argument(flag, type=float, help=f"pluto only (default {default:g} {unit}; hub and loopback take it "
+                          "from the scenario)")  # fmt: skip
+    txrx.add_argument("--rx-gain-db", type=float, default=30.0, help="receiver gain (default %(default)s dB)")
+    txrx.add_argument("--rx-gain-mode", default="manual", help="manual | slow_attack | fast_attack | hybrid")
     txrx.add_argument("--seed", type=int, default=0, help="payload generator seed")
     txrx.add_argument("--record", help="record the receiver to SigMF files with this path stem")
     add_json_flag(txrx)
@@ -70,10 +91,25 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_backend_options(args: argparse.Namespace) -> None:
+    """Refuse an option the chosen backend would ignore, and fill in the defaults of those it takes."""
+    for dest, backends in HONOURED_BY.items():
+        if getattr(args, dest) is not None and args.backend not in backends:
+            flag = "--" + dest.replace("_", "-")
+            raise ConfigError(f"{flag} applies to --backend {' or '.join(backends)}, not {args.backend}; drop it")
+    if args.backend != "pluto":
+        args.tx_node, args.rx_node = args.tx_node or DEFAULT_TX_NODE, args.rx_node or DEFAULT_RX_NODE
+    for flag, default, _unit in PLUTO_SETTINGS:
+        dest = flag[2:].replace("-", "_")
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+
+
 def _radios(args: argparse.Namespace) -> tuple[Any, Any, Any, bool]:
     """(tx radio, rx radio, RadioConfig for both, run tx and rx concurrently?)."""
     from testbed.radio.base import RadioConfig
 
+    _check_backend_options(args)
     cfg = RadioConfig(
         center_freq_hz=args.center_freq_hz,
         sample_rate_hz=args.sample_rate_hz,
@@ -125,8 +161,12 @@ def _radios(args: argparse.Namespace) -> tuple[Any, Any, Any, bool]:
     return LoopbackRadio(air, args.tx_node), LoopbackRadio(air, args.rx_node), cfg, False
 
 
-def _receive_all(radio: Any, total: int) -> list[Any]:
-    return [radio.receive(min(CHUNK_SAMPLES, total - pos)) for pos in range(0, total, CHUNK_SAMPLES)]
+def _receive_all(radio: Any, total: int, progress: Callable[[int], None] = lambda _n: None) -> list[Any]:
+    blocks = []
+    for pos in range(0, total, CHUNK_SAMPLES):
+        blocks.append(radio.receive(min(CHUNK_SAMPLES, total - pos)))
+        progress(len(blocks[-1].iq))
+    return blocks
 
 
 def _txrx(args: argparse.Namespace) -> int:
@@ -163,17 +203,19 @@ def _txrx(args: argparse.Namespace) -> int:
                 tx.close()  # a hub no longer waits for this node, so the receiver ends and the cause is reported
                 raise
 
-        if concurrent:
-            errors: list[BaseException] = []
-            thread = threading.Thread(target=lambda: _guard(send, errors), daemon=True)
-            thread.start()
-            blocks = _receive_all(rx, total)
-            thread.join()
-            if errors:
-                raise errors[0]
-        else:
-            send()
-            blocks = _receive_all(rx, total)
+        with Progress(f"radio txrx {args.backend}", total, unit="samples") as bar:
+            if concurrent:
+                errors: list[BaseException] = []
+                thread = threading.Thread(target=lambda: _guard(send, errors), daemon=True)
+                thread.start()
+                blocks = _receive_all(rx, total, bar.update)
+                thread.join()
+                if errors:
+                    raise errors[0]
+            else:
+                send()
+                blocks = _receive_all(rx, total, bar.update)
+        bar.note(f"demodulating {args.frames} frames")
         iq = np.concatenate([b.iq for b in blocks])
         frames = [f for f in modem.demodulate(iq) if f.stream_id == 0 and f.seq < args.frames]
         if args.record:

@@ -1,7 +1,7 @@
 """``testbed train``: run one scheme for N rounds in process (simulated channel, PHY-exact airtime).
 
-Writes metrics.jsonl (one line per round) and checkpoint.pt (atomic, every round) to ``--out``;
-``--resume`` continues a checkpoint exactly.
+Writes metrics.jsonl (one line per round) and checkpoint.pt (verified, atomic, every round) to ``--out``;
+``--resume`` continues a checkpoint exactly; an earlier run in ``--out`` is kept unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,19 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train", help="train one scheme in process with the virtual clock")
+    p = subparsers.add_parser(
+        "train",
+        help="train one scheme in process with the virtual clock",
+        description="Train one scheme for N rounds, all UEs in this process (simulated channel, airtime from the "
+        "PHY's exact frame sizes). Writes metrics.jsonl (one line per round) and a verified checkpoint.pt to --out "
+        "every round; --resume continues exactly where a stopped or killed run left off.",
+    )
     p.add_argument("--scheme", choices=scheme_names(), default="hybrid", help="a baseline or a policy variant")
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="directory for metrics and checkpoint")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (same scheme, "
+                      "seed and scenario; --rounds may grow)")  # fmt: skip
+    mode.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     p.add_argument(
         "--codec-only",
         type=float,
@@ -46,8 +55,8 @@ def _run(args: argparse.Namespace) -> int:
         return _codec_only(args, scenario)
     engine = Engine(scenario, args.scheme, args.out)
     rounds = scenario.run.rounds
-    history = engine.resume() if args.resume else engine.start()
-    for _ in progress(range(engine.rounds_done, rounds), desc=f"train {args.scheme}"):
+    history = engine.resume() if args.resume else engine.start(overwrite=args.overwrite)
+    for _ in progress(range(engine.rounds_done, rounds), desc=f"train {args.scheme}", unit="rounds"):
         history.append(engine.step())
     last = history[-1] if history else {}
     result: dict[str, Any] = {

@@ -38,7 +38,7 @@ from testbed.control.protocol import (
     reply_to,
 )
 from testbed.control.security import PLAINTEXT_WARNING, CurveClientKeys, Plaintext, harden, secure_client
-from testbed.errors import ProtocolError
+from testbed.errors import ConfigError, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,11 @@ class ControlClient:
             raise Rejected("wrong_ue_id", f"addressed to {env.ue_id!r}, this is {self.config.ue_id!r}")
         if isinstance(body, Welcome):
             return self._welcome(env, body, now)
+        if isinstance(body, Error) and body.code == "wrong_ue_id" and env.corr_id == self._hello_seq:
+            raise ConfigError(
+                f"the BS refused ue_id {self.config.ue_id!r}: {body.detail}; give this UE the ue_id its key is "
+                "allow-listed under, or the secret key of that id"
+            )
         if self.state != "registered":
             raise Rejected("unexpected", f"{env.type} before WELCOME")
         if env.seq <= self._server_seq:

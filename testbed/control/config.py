@@ -28,9 +28,11 @@ class ServerConfig:
     max_message_bytes: int = MAX_MESSAGE_BYTES
     queue_limit_messages: int = 1000  # ZMQ_SNDHWM / ZMQ_RCVHWM
     max_batch_messages: int = 1000  # messages handled per loop pass before timers are checked again
+    reject_log_interval_s: float = 10.0  # at most one WARNING about refused messages per interval
 
     def __post_init__(self) -> None:
         _check_interval("heartbeat_interval_s", self.heartbeat_interval_s, high_s=60.0)
+        _check_interval("reject_log_interval_s", self.reject_log_interval_s, high_s=86400.0)
         if not 2 <= self.liveness_intervals <= 100:
             raise ConfigError(f"liveness_intervals={self.liveness_intervals} must be in [2, 100]")
         if not 1024 <= self.max_message_bytes <= MAX_MESSAGE_BYTES:

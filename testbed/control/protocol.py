@@ -9,7 +9,6 @@ server and client count. docs/control-protocol.md describes each message, its un
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from typing import Annotated, Literal, get_args
@@ -23,8 +22,6 @@ from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.messages import Nack as LinkNack
 from testbed.mode import Mode
 from testbed.phy.mcs import MCS_TABLE
-
-log = logging.getLogger(__name__)
 
 #: Bumped on every incompatible change; a peer with another version is refused with ERROR bad_version.
 #: 2: ASSIGN's modes are testbed.mode.Mode's values (centralized_decoder, centralized_full); CAPABILITY_REPORT
@@ -303,7 +300,6 @@ def decode(data: bytes | memoryview) -> Envelope:
     except Rejected:
         raise
     except Exception as exc:  # noqa: BLE001  (a decoder quirk must cost a count, never the BS)
-        log.warning("decoder raised %s on %d bytes; counted as malformed", type(exc).__name__, len(data))
         raise Rejected("malformed", f"decoder raised {type(exc).__name__}: {exc}") from exc
 
 

@@ -56,9 +56,18 @@ class CurveServerKeys:
 
     @classmethod
     def from_files(cls, secret_file: Path, allowed_dir: Path) -> CurveServerKeys:
-        """Load the BS key pair and every ``<ue_id>.key`` in ``allowed_dir`` (the BS's own key is skipped)."""
+        """Load the BS key pair and every ``<ue_id>.key`` in ``allowed_dir`` (the BS's own key is skipped).
+
+        An allow-list without UE keys is legal (UEs may be added later) but warned about: every UE is refused."""
         public, secret = load_secret(secret_file)
         allowed = {key: ue_id for key, ue_id in load_allow_list(allowed_dir).items() if key != public}
+        if not allowed:
+            log.warning(
+                "allow-list %s holds no UE key (<ue_id>%s): every UE will be refused; copy the UEs' public key "
+                "files there",
+                allowed_dir,
+                PUBLIC_SUFFIX,
+            )
         return cls(public, secret, allowed)
 
 
@@ -74,7 +83,7 @@ class CurveClientKeys:
     def from_files(cls, secret_file: Path, server_public_file: Path) -> CurveClientKeys:
         """Load the UE key pair and the BS public key."""
         public, secret = load_secret(secret_file)
-        server_public, _ = zmq.auth.load_certificate(server_public_file)
+        server_public, _ = read_key_file(server_public_file, "BS public key")
         return cls(public, secret, server_public)
 
 
@@ -105,6 +114,33 @@ def generate_keypair(directory: Path, name: str, *, overwrite: bool = False) -> 
     return KeyFiles(public_file, secret_file, public_key)
 
 
+def _is_z85_key(key: bytes | None) -> bool:
+    """A CURVE key in Z85 is 40 characters that decode to 32 bytes."""
+    if key is None or len(key) != 40:
+        return False
+    try:
+        return len(z85.decode(key)) == 32
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def read_key_file(path: Path, what: str) -> tuple[bytes, bytes | None]:
+    """(public, secret or None) of a key file, refusing a missing, unreadable or malformed one in one line.
+
+    ``what`` names the file's role in the message ("BS public key", "allow-list key", "secret key")."""
+    path = Path(path)
+    regenerate = "generate key pairs with `testbed keys DIR bs ue-1 ...` (docs/control-protocol.md)"
+    if not path.is_file():
+        raise ConfigError(f"{what} file {path} does not exist or is not a file; {regenerate}")
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (OSError, ValueError, IndexError) as exc:  # unreadable, no public-key line, a line without '='
+        raise ConfigError(f"{what} file {path} is not a CURVE key file ({exc}); {regenerate}") from exc
+    if not _is_z85_key(public) or (secret is not None and not _is_z85_key(secret)):
+        raise ConfigError(f"{what} file {path} holds a malformed key (not 40 Z85 characters); {regenerate}")
+    return public, secret
+
+
 def load_secret(path: Path) -> tuple[bytes, bytes]:
     """Load a key pair from a secret-key file, refusing one that group or others can read."""
     path = Path(path)
@@ -114,7 +150,7 @@ def load_secret(path: Path) -> tuple[bytes, bytes]:
         raise ConfigError(f"cannot read secret key {path}: {exc}; generate one with `testbed keys`") from exc
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"secret key {path} has mode {stat.filemode(mode)}; run `chmod 600 {path}`")
-    public, secret = zmq.auth.load_certificate(path)
+    public, secret = read_key_file(path, "secret key")
     if secret is None:
         raise ConfigError(f"{path} holds no secret key; pass the {SECRET_SUFFIX} file, not the public one")
     return public, secret
@@ -127,7 +163,7 @@ def load_allow_list(directory: Path) -> dict[bytes, str]:
         raise ConfigError(f"allow-list directory {directory} does not exist; put the UEs' <ue_id>.key files there")
     allowed: dict[bytes, str] = {}
     for file in sorted(directory.glob(f"*{PUBLIC_SUFFIX}")):
-        public, _ = zmq.auth.load_certificate(file)
+        public, _ = read_key_file(file, "allow-list key")
         if public in allowed:
             raise ConfigError(f"{file} repeats the key of UE {allowed[public]!r}; each UE needs its own key pair")
         allowed[public] = file.stem

@@ -3,15 +3,18 @@
 A daemon (or a test) calls :meth:`ControlServer.poll` in a loop; each pass waits at most one heartbeat
 interval for messages, handles them (HELLO, HEARTBEAT and BYE itself; everything else is reported), then
 expires silent UEs and checks the round deadline (STYLE.md #13). Every refused message is counted in
-``rejections`` by reason and never reaches the application.
+``rejections`` by reason and never reaches the application; the log gets at most one WARNING per
+``reject_log_interval_s`` saying how many were refused and why, so a hostile client cannot fill it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from types import TracebackType
 from typing import Literal
 
@@ -47,8 +50,38 @@ from testbed.errors import ProtocolError
 log = logging.getLogger(__name__)
 
 #: Refusals the sender can act on get an ERROR reply; the rest (garbage, replays) are dropped silently so
-#: a misbehaving peer gains nothing by sending more.
-_ANSWERED_REASONS: frozenset[Reason] = frozenset({"not_registered"})
+#: a misbehaving peer gains nothing by sending more. A wrong UE id is answered: the sender holds an
+#: allow-listed key, and without the reply a misconfigured UE would wait forever for its WELCOME.
+_ANSWERED_REASONS: frozenset[Reason] = frozenset({"not_registered", "wrong_ue_id"})
+
+
+class RejectLog:
+    """Rate-limited WARNINGs about refused messages: the first at once, then at most one per ``interval_s``
+    summing what was refused since the last (count per reason and the latest detail)."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._pending: Counter[str] = Counter()
+        self._last_detail = ""
+        self._next_s = -math.inf
+
+    def note(self, reason: str, detail: str) -> None:
+        """Count one refusal; log if the interval since the last line has passed."""
+        self._pending[reason] += 1
+        self._last_detail = detail
+        self.flush(force=False)
+
+    def flush(self, *, force: bool = True) -> None:
+        """Log what is pending (if the interval passed, or always when ``force``)."""
+        now = self._clock()
+        if not self._pending or (not force and now < self._next_s):
+            return
+        total = sum(self._pending.values())
+        reasons = ", ".join(f"{r} {n}" for r, n in self._pending.most_common())
+        log.warning("refused %d control message(s) (%s); latest: %s", total, reasons, self._last_detail[:200])
+        self._pending.clear()
+        self._next_s = now + self.interval_s
 
 
 class ControlServer:
@@ -60,6 +93,7 @@ class ControlServer:
         self.session_id = secrets.randbits(63)  # a nonce, not experiment randomness: no seed wanted
         self.registry = Registry()
         self.rejections: Counter[str] = Counter()
+        self.reject_log = RejectLog(config.reject_log_interval_s)
         self.transport: Counter[str] = Counter()  # socket-monitor events (ACCEPTED, HANDSHAKE_FAILED_*, ...)
         self._seq = 0
         self._closed = False
@@ -101,6 +135,7 @@ class ControlServer:
                     break
                 events += self._handle(frames)
         events += self.registry.expire(time.monotonic(), timeout)
+        self.reject_log.flush(force=False)
         for event in events:
             if event.kind in ("gone", "left"):
                 log.info("UE %s %s", event.ue_id, event.kind)
@@ -150,7 +185,7 @@ class ControlServer:
 
     def _reject(self, reason: Reason, detail: str) -> list[Event]:
         self.rejections[reason] += 1
-        log.debug("rejected (%s): %s", reason, detail)
+        self.reject_log.note(reason, detail)
         return []
 
     def _drain_monitor(self) -> None:
@@ -247,6 +282,7 @@ class ControlServer:
         if self._closed:
             return
         self._closed = True
+        self.reject_log.flush()
         linger_ms = 0
         if say_bye and hasattr(self, "endpoint"):
             for ue_id in self.live_ues:

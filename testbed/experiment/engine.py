@@ -2,27 +2,38 @@
 airtime from the PHY's frame sizes. It replaces only the radio and control plane with direct calls;
 every round goes through ``testbed.learning.rounds.RoundRunner``.
 
-Per round it appends one JSON line of metrics and writes a checkpoint atomically (temp file, then
-``os.replace``) holding the runner's state and every generator, so a resumed run continues exactly.
+Per round it appends one JSON line of metrics (fsynced) and then writes a verified checkpoint
+(testbed/learning/checkpoint.py: manifest with scheme, seed, scenario hash and round; atomic) holding the
+runner's state and every generator, so a resumed run continues exactly, and a damaged or foreign checkpoint is
+refused with one line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import torch
 
-from testbed.errors import ConfigError
+from testbed.errors import ConfigError, StateError
 from testbed.experiment.airtime import LinkModel, PhyAirtime
 from testbed.experiment.scenario import Scenario
 from testbed.experiment.schemes import build_scheme, policy_inputs
 from testbed.learning import partition
+from testbed.learning.checkpoint import (
+    append_jsonl,
+    load_checkpoint,
+    read_jsonl,
+    remove_stale_temps,
+    save_checkpoint,
+    write_atomic,
+)
 from testbed.learning.codec import SemanticCodec
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.evaluate import evaluate
@@ -117,11 +128,22 @@ class Engine:
     def rounds_done(self) -> int:
         return self.runner.round_index
 
-    def start(self) -> list[dict]:
-        """Begin a fresh run (an existing metrics file in ``out_dir`` is emptied); returns no history."""
+    def start(self, *, overwrite: bool = True) -> list[dict]:
+        """Begin a fresh run in ``out_dir``; returns no history.
+
+        An earlier run there (metrics or checkpoint) is replaced if ``overwrite``, else refused."""
         if self.out_dir is not None:
+            earlier = [p.name for p in (self.out_dir / METRICS_FILE, self.out_dir / CHECKPOINT_FILE) if p.exists()]
+            if earlier and not overwrite:
+                resume = "pass --resume to continue it, " if CHECKPOINT_FILE in earlier else ""
+                raise ConfigError(
+                    f"{self.out_dir} holds an earlier run ({', '.join(earlier)}); {resume}pass --overwrite to "
+                    "replace it, or choose another --out"
+                )
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / METRICS_FILE).write_text("")
+            remove_stale_temps(self.out_dir)
+            (self.out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+            write_atomic(self.out_dir / METRICS_FILE, b"")
         return []
 
     def step(self) -> dict[str, Any]:
@@ -130,8 +152,7 @@ class Engine:
         report = self.runner.run_round(self.scheme.policy.assign(r, self.profiles), self.scheme.deadline_s)
         metrics = self._metrics(report)
         if self.out_dir is not None:
-            with (self.out_dir / METRICS_FILE).open("a") as f:
-                f.write(json.dumps(metrics) + "\n")
+            append_jsonl(self.out_dir / METRICS_FILE, metrics)  # first: a round in the checkpoint has its line
             self._checkpoint()
         return metrics
 
@@ -166,31 +187,53 @@ class Engine:
         }
 
     # --- checkpoints -----------------------------------------------------------------------------------
+    def _identity(self) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed by this engine (the round count may change)."""
+        fixed = msgspec.to_builtins(self.scenario)
+        del fixed["run"]["rounds"]
+        return {
+            "scheme": self.scheme.name,
+            "seed": self.scenario.seed,
+            "scenario_sha256": hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest(),
+        }
+
     def _checkpoint(self) -> None:
         state = {
-            "scheme": self.scheme.name,
             "runner": self.runner.state_dict(),
             "ue_generators": [u.generator.get_state() for u in self.ues],
             "totals": vars(self.totals).copy(),
         }
-        path = self.out_dir / CHECKPOINT_FILE
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        identity = {**self._identity(), "round": self.runner.round_index}
+        save_checkpoint(self.out_dir / CHECKPOINT_FILE, state, identity)
 
     def resume(self) -> list[dict]:
-        """Restore the checkpoint in ``out_dir``; returns the metrics of the rounds it covers."""
-        if self.out_dir is None or not (self.out_dir / CHECKPOINT_FILE).exists():
+        """Restore the checkpoint in ``out_dir``; returns the metrics of the rounds it covers.
+
+        Refuses (:class:`StateError`, one line) a damaged checkpoint, one of another scheme, seed or scenario,
+        and a metrics log with fewer rounds than the checkpoint; drops a torn last metrics line."""
+        path = None if self.out_dir is None else self.out_dir / CHECKPOINT_FILE
+        if path is None or not path.exists():
             raise ConfigError(f"nothing to resume: no {CHECKPOINT_FILE} in {self.out_dir}; run without --resume")
-        state = torch.load(self.out_dir / CHECKPOINT_FILE, weights_only=False)
-        if state["scheme"] != self.scheme.name:
-            raise ConfigError(f"checkpoint is for scheme {state['scheme']!r}, not {self.scheme.name!r}")
-        self.runner.load_state_dict(state["runner"])
-        for ue, g in zip(self.ues, state["ue_generators"], strict=True):
-            ue.generator.set_state(g)
-        self.totals = Totals(**state["totals"])
+        remove_stale_temps(self.out_dir)
+        manifest, state = load_checkpoint(path, self._identity())
+        try:
+            self.runner.load_state_dict(state["runner"])
+            for ue, g in zip(self.ues, state["ue_generators"], strict=True):
+                ue.generator.set_state(g)
+            totals = Totals(**state["totals"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            detail = " ".join(str(exc).split())[:200]  # one line, whatever torch says
+            raise StateError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: {detail})") from exc
         done = self.runner.round_index
-        lines = (self.out_dir / METRICS_FILE).read_text().splitlines()
-        history = [json.loads(line) for line in lines if line.strip()][:done]
-        (self.out_dir / METRICS_FILE).write_text("".join(json.dumps(m) + "\n" for m in history))
+        if manifest.get("round") != done:
+            raise StateError(f"checkpoint {path}: manifest says round {manifest.get('round')}, payload {done}")
+        self.totals = totals
+        history = read_jsonl(self.out_dir / METRICS_FILE)
+        if len(history) < done or [m.get("round") for m in history[:done]] != list(range(done)):
+            raise StateError(
+                f"{self.out_dir / METRICS_FILE} does not hold rounds 0..{done - 1} of the checkpoint; "
+                "start a fresh run with another --out"
+            )
+        history = history[:done]  # a round logged but not checkpointed is run again
+        write_atomic(self.out_dir / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in history).encode())
         return history

@@ -177,16 +177,22 @@ def run_allocation_bench(
 
 
 def capability_repeatability(
-    pairs: int = 2, repeats: int = 7, clock: Callable[[], float] | None = None, block_s: float = DEFAULT_BLOCK_S
+    pairs: int = 2,
+    repeats: int = 7,
+    clock: Callable[[], float] | None = None,
+    block_s: float = DEFAULT_BLOCK_S,
+    progress: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Measure the host's throughput ``pairs`` times back to back (``clock`` None: the UE's clock); report each,
-    the relative spread, the clock used and the wall time each measurement took (warm-up included)."""
+    the relative spread, the clock used and the wall time each measurement took (warm-up included).
+    ``progress()`` is called after each measurement."""
     rates, seconds, last = [], [], None
     for _ in range(pairs):
         start = time.perf_counter()
         last = measure_host(repeats, clock, block_s)
         seconds.append(time.perf_counter() - start)
         rates.append(last.samples_per_s)
+        progress()
     return {
         "samples_per_s": rates,
         "relative_spread": (max(rates) - min(rates)) / statistics.median(rates),

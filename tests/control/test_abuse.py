@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import msgspec
 import numpy as np
 import zmq
@@ -142,3 +144,44 @@ def test_unroutable_and_full_queues_cost_a_count_not_a_crash(make_server, raw_ue
 
     poll_until(server, send_once_more)  # ROUTER_MANDATORY reports the vanished route; the server stays up
     assert server.transport["send_unroutable"] >= 1
+
+
+def test_refused_messages_are_logged_rate_limited_with_a_count(make_server, raw_ue, caplog):
+    server = make_server(heartbeat_interval_s=SLOW_HEARTBEAT_S, reject_log_interval_s=3600.0)
+    raw = raw_ue(server.endpoint)
+    # A HEARTBEAT with a field nested 5,000 arrays deep: the decoder's RecursionError logged a WARNING each
+    heartbeat = msgspec.msgpack.encode(header(body={"type": "HEARTBEAT"}))
+    tail = b"\x81\xa4type\xa9HEARTBEAT"
+    assert heartbeat.endswith(tail)
+    deep = heartbeat[: -len(tail)] + b"\x82\xa4type\xa9HEARTBEAT\xa1x" + b"\x91" * 5000 + b"\xc0"
+    with caplog.at_level(logging.WARNING, logger="testbed.control"):
+        for _ in range(2000):
+            raw.sock.send(deep)
+        poll_until(server, lambda ev: server.rejections["malformed"] >= 2000)
+        server.close(say_bye=False)  # reports what is pending
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("refused 1 control message(s) (malformed 1)")
+    assert lines[1].startswith("refused 1999 control message(s) (malformed 1999)")
+
+
+def test_reject_log_sums_per_interval():
+    from testbed.control.server import RejectLog
+
+    now = [0.0]
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("testbed.control.server").addHandler(handler)
+    try:
+        rl = RejectLog(10.0, clock=lambda: now[0])
+        for t in range(25):  # one refusal per second for 25 s: a line at 0, 10 and 20 s
+            now[0] = float(t)
+            rl.note("malformed" if t % 2 else "replayed_seq", f"detail {t}")
+    finally:
+        logging.getLogger("testbed.control.server").removeHandler(handler)
+    assert [r.getMessage().split(";")[0] for r in records] == [
+        "refused 1 control message(s) (replayed_seq 1)",
+        "refused 10 control message(s) (malformed 5, replayed_seq 5)",
+        "refused 10 control message(s) (malformed 5, replayed_seq 5)",
+    ]

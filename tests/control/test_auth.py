@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import time
 
+import pytest
 from control_helpers import WAIT_S, client_config, kinds, poll_until
 
 from testbed.control.client import ControlClient
 from testbed.control.protocol import Heartbeat, Hello
 from testbed.control.security import PLAINTEXT_WARNING, CurveClientKeys, Plaintext
+from testbed.errors import ConfigError
 
 OBSERVE_S = 3.0
 RECONNECT_IVL_S = 0.5
@@ -62,7 +64,9 @@ def test_allowed_key_registers_and_its_user_id_is_its_ue_id(make_server, keys, s
 def test_claiming_another_ue_id_is_rejected_and_counted(make_server, raw_ue):
     server = make_server()
     raw = raw_ue(server.endpoint, "ue-1")
-    raw.send(Hello(42), ue_id="ue-2", seq=1)  # ue-1's key, ue-2's name
+    raw.send(Hello(42), ue_id="ue-2", seq=1)  # ue-1's key, ue-2's name: told why (it holds a listed key)
+    error = raw.recv(server)
+    assert error.type == "ERROR" and error.body.code == "wrong_ue_id" and "belongs to 'ue-1'" in error.body.detail
     raw.send(Hello(43), ue_id="ue-1", seq=2)  # then honestly: it gets in as itself only
     assert raw.recv(server).type == "WELCOME"
     raw.send(Heartbeat(), ue_id="ue-2", seq=3)
@@ -81,3 +85,17 @@ def test_plaintext_mode_warns_on_every_start(make_server, caplog):
             client.close(say_bye=False)
     warnings = [r for r in caplog.records if r.getMessage() == PLAINTEXT_WARNING]
     assert len(warnings) == 2  # one for the server, one for the client
+
+
+def test_a_ue_whose_id_does_not_match_its_key_fails_with_one_clear_error(make_server, keys):
+    server = make_server()
+    client = ControlClient(client_config("ue-2", server.endpoint), keys.client("ue-1"))  # ue-1's key
+    try:
+        end = time.monotonic() + WAIT_S
+        with pytest.raises(ConfigError, match="the BS refused ue_id 'ue-2': claims 'ue-2', key belongs to 'ue-1'"):
+            while time.monotonic() < end:
+                server.poll(0.02)
+                client.poll(0.02)
+    finally:
+        client.close(say_bye=False)
+    assert server.live_ues == []

@@ -12,6 +12,7 @@ import zmq.auth
 
 from testbed.cli import main
 from testbed.control.security import (
+    CurveClientKeys,
     CurveServerKeys,
     generate_keypair,
     load_allow_list,
@@ -77,3 +78,43 @@ def test_keys_command_writes_pairs_and_prints_one_json_object(tmp_path, capsys):
         assert zmq.auth.load_certificate(secret)[0].decode() == key["public_key"]
     assert main(["keys", str(tmp_path), "ue-1"]) == 2  # exists: refused without --force
     assert main(["keys", str(tmp_path), "Not An Id"]) == 2
+
+
+GARBAGE = {
+    "empty": b"",
+    "binary": bytes(range(256)) * 4,
+    "no '=' after public-key": b"public-key\n",
+    "short key": b'public-key = "abc"\n',
+    "bad z85": b'public-key = "' + b"\x7f" * 40 + b'"\n',
+}
+
+
+@pytest.mark.parametrize("content", GARBAGE.values(), ids=GARBAGE.keys())
+def test_garbage_or_missing_key_files_are_one_line_config_errors(tmp_path, content):
+    bs = generate_keypair(tmp_path / "bs", "bs")
+    ue = generate_keypair(tmp_path / "ues", "ue-1")
+    bad = tmp_path / "bad.key"
+    bad.write_bytes(content)
+    bad_secret = tmp_path / "bad.key_secret"
+    bad_secret.write_bytes(content)
+    bad_secret.chmod(0o600)
+    cases = [
+        (lambda: CurveClientKeys.from_files(ue.secret_file, bad), "BS public key file"),  # server key
+        (lambda: CurveClientKeys.from_files(ue.secret_file, tmp_path / "nope.key"), "does not exist"),
+        (lambda: CurveClientKeys.from_files(bad_secret, bs.public_file), "secret key file"),
+        (lambda: CurveServerKeys.from_files(bad_secret, tmp_path / "ues"), "secret key file"),
+        (lambda: CurveServerKeys.from_files(tmp_path / "nope", tmp_path / "ues"), "cannot read secret key"),
+    ]
+    (tmp_path / "ues" / "ue-9.key").write_bytes(content)  # a garbage allow-list key
+    cases.append((lambda: CurveServerKeys.from_files(bs.secret_file, tmp_path / "ues"), "allow-list key file"))
+    for load, what in cases:
+        with pytest.raises(ConfigError, match=what) as info:
+            load()
+        assert "\n" not in str(info.value)
+
+
+def test_an_empty_allow_list_warns(tmp_path, caplog):
+    bs = generate_keypair(tmp_path, "bs")  # the BS's own key is skipped: no UE is listed
+    with caplog.at_level("WARNING", logger="testbed.control.security"):
+        assert CurveServerKeys.from_files(bs.secret_file, tmp_path).allowed == {}
+    assert "holds no UE key" in caplog.text and "every UE will be refused" in caplog.text

@@ -22,11 +22,11 @@ wait_for_all_nodes = false
 id = "bs"
 position_m = [0.0, 0.0]
 [[nodes]]
-id = "ue1"
+id = "ue-1"
 position_m = [25.0, 0.0]
 crystal_ppm = 3.0
 [[nodes]]
-id = "ue2"
+id = "ue-2"
 position_m = [0.0, 400.0]
 """
 
@@ -54,14 +54,14 @@ def test_txrx_loopback_reports_per_snr_cfo_and_records(scenario_file, tmp_path, 
     r = _json(capsys)
     sc = load_scenario(scenario_file)
     assert r["frames_ok"] == 4 and r["per"] == 0.0
-    assert abs(r["cfo_hz_mean"] - sc.cfo_hz("bs", "ue1")) < 500
+    assert abs(r["cfo_hz_mean"] - sc.cfo_hz("bs", "ue-1")) < 500
     rec = sigmf.fromfile(str(tmp_path / "rec-rx"))
     assert [a["core:label"] for a in rec.get_annotations()] == [f"frame {k}" for k in range(4)]
 
 
 def test_txrx_loopback_far_node_loses_frames(scenario_file, capsys):
     args = ["radio", "txrx", "--backend", "loopback", "--scenario", str(scenario_file), "--frames", "3"]
-    assert main([*args, "--rx-node", "ue2", "--mcs", "64qam-3/4", "--json"]) == 0
+    assert main([*args, "--rx-node", "ue-2", "--mcs", "64qam-3/4", "--json"]) == 0
     assert _json(capsys)["per"] > 0.0
 
 
@@ -88,7 +88,7 @@ def test_txrx_sessions_in_a_row_over_one_hub(scenario_hub, scenario_file, capsys
         results.append(_json(capsys))
     assert [r["frames_ok"] for r in results] == [3, 3, 3]
     assert results[0] == results[1] == results[2]  # each session on a fresh air: the same samples
-    assert main([*args, "--tx-node", "ue1", "--rx-node", "bs"]) == 0
+    assert main([*args, "--tx-node", "ue-1", "--rx-node", "bs"]) == 0
     assert _json(capsys)["frames_ok"] == 3
 
 
@@ -97,7 +97,7 @@ def test_txrx_joins_an_air_that_is_already_running(scenario_hub, capsys):
     stop, heard = threading.Event(), []
 
     def listener():
-        with HubRadio(scenario_hub.endpoint, "ue2", timeout_s=20) as radio:
+        with HubRadio(scenario_hub.endpoint, "ue-2", timeout_s=20) as radio:
             radio.configure(RADIO)
             while not stop.is_set():
                 heard.append(radio.receive(4096))
@@ -133,7 +133,7 @@ def test_probe_against_fake_pluto(monkeypatch, capsys):
     assert main(["radio", "probe", "--uri", "ip:192.168.2.1", "--json"]) == 0
     info = _json(capsys)
     assert info["fw_version"] == "v0.38" and info["lo_range_hz"] == [325e6, 3.8e9]
-    assert main(["radio", "probe", "--uri", "ip:192.168.9.9"]) == 2  # absent radio: one-line error, exit 2
+    assert main(["radio", "probe", "--uri", "ip:192.168.9.9"]) == 1  # absent radio: one line, a runtime failure
     assert "No device found" in capsys.readouterr().err
 
 
@@ -158,3 +158,31 @@ def test_txrx_pluto_path_runs_against_fake_boards(monkeypatch, capsys):
     assert [c for c in tx_board.calls if c.startswith("tx(")] == ["tx(3360)", "tx(3360)"]  # 200-byte QPSK-1/2 bursts
     assert tx_board.calls[-3:] == ["tx_gain=-89.75", "tx_destroy", "rx_destroy"]
     assert rx_board.calls[-3:] == ["tx_gain=-89.75", "tx_destroy", "rx_destroy"]
+
+
+def test_txrx_refuses_options_its_backend_would_ignore(scenario_file, capsys):
+    loopback = ["radio", "txrx", "--backend", "loopback", "--scenario", str(scenario_file), "--frames", "1"]
+    for extra, flag in (
+        (["--center-freq-hz", "915e6"], "--center-freq-hz applies to --backend pluto, not loopback"),
+        (["--tx-power-dbm", "0"], "--tx-power-dbm applies to --backend pluto, not loopback"),
+        (["--endpoint", "tcp://127.0.0.1:1"], "--endpoint applies to --backend hub, not loopback"),
+        (["--tx-uri", "ip:192.168.2.1"], "--tx-uri applies to --backend pluto, not loopback"),
+    ):
+        assert main([*loopback, *extra]) == 2
+        assert flag in capsys.readouterr().err
+    pluto = ["radio", "txrx", "--backend", "pluto", "--tx-uri", "ip:a", "--rx-uri", "ip:b", "--rx-node", "ue-1"]
+    assert main(pluto) == 2
+    assert "--rx-node applies to --backend hub or loopback, not pluto" in capsys.readouterr().err
+
+
+def test_txrx_default_nodes_are_those_of_the_shipped_scenario(capsys):
+    from pathlib import Path
+
+    from testbed.cli.radio import DEFAULT_RX_NODE, DEFAULT_TX_NODE
+
+    shipped = load_scenario(Path(__file__).parents[2] / "firmware_cfg" / "nodes" / "scenario.toml")
+    ids = [n.id for n in shipped.nodes]
+    assert DEFAULT_TX_NODE in ids and DEFAULT_RX_NODE in ids
+    path = Path(__file__).parents[2] / "firmware_cfg" / "nodes" / "scenario.toml"
+    assert main(["radio", "txrx", "--backend", "loopback", "--scenario", str(path), "--frames", "2", "--json"]) == 0
+    assert _json(capsys)["frames_ok"] == 2

@@ -10,6 +10,7 @@ from what the real receiver loses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -194,6 +195,11 @@ class OracleTrial(FrameTrial):
         return self.receiver.demodulate(buf)
 
 
+def _counted(lost: bool, progress: Callable[[int], None]) -> bool:
+    progress(1)
+    return lost
+
+
 def loss_breakdown(
     modem: OfdmModem,
     mcs: str,
@@ -203,6 +209,7 @@ def loss_breakdown(
     seed: int,
     variants: dict[str, Knowledge] | None = None,
     payload_bytes: int = 1000,
+    progress: Callable[[int], None] = lambda _n: None,
 ) -> dict[str, dict]:
     """PER at ``snr_db`` of the receiver told each variant's knowledge, and of the genie, over the same frames.
 
@@ -210,6 +217,7 @@ def loss_breakdown(
     position and noise; so the variants differ only in what they were told. Returns {variant: {per,
     fewer_losses, more_losses}} where the last two count the frames the variant delivered and the plain
     receiver lost, and the reverse (a paired comparison: their difference is what the knowledge is worth).
+    ``progress(n)`` is told each frame trial done: ``frames * (len(variants) + 2)`` in all.
     """
     variants = BREAKDOWN if variants is None else variants
     failed: dict[str, np.ndarray] = {}
@@ -217,10 +225,10 @@ def loss_breakdown(
         rng = np.random.default_rng(seed)
         trial = OracleTrial(modem, mcs, payload_bytes, rng, knowledge)
         draws = (seeded_draw(channel, (seed, i)) for i in range(frames))
-        failed[name] = np.array([not trial(snr_db, draw, rng).delivered for draw in draws])
+        failed[name] = np.array([_counted(not trial(snr_db, draw, rng).delivered, progress) for draw in draws])
     genie, rng = GenieTrial(modem.cfg, mcs, payload_bytes), np.random.default_rng(seed)
     failed["genie"] = np.array(
-        [not genie(snr_db, seeded_draw(channel, (seed, i)), rng).delivered for i in range(frames)]
+        [_counted(not genie(snr_db, seeded_draw(channel, (seed, i)), rng).delivered, progress) for i in range(frames)]
     )
     base = failed["receiver"]
     return {
