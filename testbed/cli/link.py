@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--backend",
         choices=BACKENDS,
         default="sim",
-        help="sim: OFDM modem over simulated channels; model: frame-level model, exact airtime, no DSP; "
+        help="sim: OFDM modem over simulated channels; model: frame-level model, exact airtime, no DSP, frames "
+        "lost at the PHY abstraction's PER for the link SNR (plus --loss); "
         "loopback: modem over in-process testbed.radio radios of --scenario; hub: modem over radios of a running "
         "'testbed hub --scenario FILE' at --endpoint",
     )
@@ -155,11 +156,13 @@ def _make_link(args: argparse.Namespace, snrs: list[float], rng: Any) -> tuple[A
         return _radio_link(args)
     phy = PhyConfig()
     if args.backend == "model":
+        from testbed.link.abstraction import load_per_table
         from testbed.link.framelink import ModelFrameLink
 
         pairs = [(0, ue) for ue in range(1, args.ues + 1)] + [(ue, 0) for ue in range(1, args.ues + 1)]
         snr_map = {p: snrs[max(p) - 1] for p in pairs}
-        return phy, ModelFrameLink(phy, rng, loss=args.loss, snr_db=snr_map)
+        table = load_per_table(phy=phy)  # frames lost as the real receiver loses them at each link's SNR
+        return phy, ModelFrameLink(phy, rng, loss=args.loss, snr_db=snr_map, per_table=table)
     from testbed.link.medium import SimulatedMedium, star_links
     from testbed.link.phylink import PhyFrameLink
     from testbed.phy import OfdmModem

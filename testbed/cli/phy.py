@@ -1,4 +1,5 @@
-"""``testbed phy ber`` and ``testbed phy bench``: measure the OFDM PHY against the issue-2 targets."""
+"""``testbed phy ber``, ``loss``, ``bench`` and ``table``: measure the OFDM PHY against the issue-2 targets and
+measure the PER table of the PHY abstraction (testbed/link/abstraction.py)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--mcs", action="append", default=None, help="MCS name to time (repeat; default all)")
     bench.add_argument("--repeats", type=int, default=7, help="timed runs per figure (median reported)")
     bench.set_defaults(func=_bench)
+
+    table = sub.add_parser(
+        "table", help="measure the PHY abstraction's PER table (AWGN curves per MCS and length, EESM betas)"
+    )
+    add_json_flag(table)
+    table.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/phy-table/per_table.json"),
+        help="where to write the table (the shipped one: testbed/link/per_table.json)",
+    )
+    table.add_argument("--frames", type=int, default=None, help="maximum frames per SNR point (default 1000)")
+    table.add_argument("--mcs", action="append", default=None, help="coded MCS to measure (repeat; default all)")
+    table.add_argument(
+        "--payload-bytes",
+        type=int,
+        action="append",
+        default=None,
+        help="payload length (repeat; default 100 1024 1500)",
+    )
+    table.add_argument("--seed", type=int, default=1, help="seed of the noise and of the calibration channel draws")
+    table.set_defaults(func=_table)
 
 
 def _mcs_list(names: list[str] | None) -> tuple[str, ...]:
@@ -186,3 +209,40 @@ def _bench_text(result: dict[str, Any]) -> str:
     ]
     table = format_table(["mcs", "TX Msamples/s", "RX Msamples/s", "decoded"], rows)
     return f"{table}\n\n{_targets_text(result['targets'])}\n(one core, median of {result['config']['repeats']})"
+
+
+def _table(args: argparse.Namespace) -> int:
+    from testbed.experiment.phylab.table import TableRunConfig, run_table
+    from testbed.phy import MCS_TABLE, OfdmModem, PhyConfig
+
+    _positive("--frames", args.frames)
+    mcs = _mcs_list(args.mcs) if args.mcs else TableRunConfig.mcs
+    uncoded = [m for m in mcs if not MCS_TABLE[m].coded]
+    if uncoded:
+        raise ConfigError(f"--mcs {', '.join(uncoded)}: the PER table holds coded MCSs only")
+    lengths = tuple(args.payload_bytes) if args.payload_bytes else TableRunConfig.payload_bytes
+    bad = [n for n in lengths if not 1 <= n <= PhyConfig().max_payload_bytes]
+    if bad:
+        raise ConfigError(f"--payload-bytes {bad[0]} must be in 1..{PhyConfig().max_payload_bytes}")
+    cfg = TableRunConfig(
+        mcs=mcs,
+        payload_bytes=lengths,
+        frames=args.frames or TableRunConfig.frames,
+        calibration_payload_bytes=max(lengths) if args.payload_bytes else TableRunConfig.calibration_payload_bytes,
+        seed=args.seed,
+    )
+    table, summary = run_table(OfdmModem(), cfg, _progress)
+    table.save(args.out)
+    summary["file"] = str(args.out)
+    emit(summary, as_json=args.json, human=_table_text)
+    return 0
+
+
+def _table_text(summary: dict[str, Any]) -> str:
+    lengths = sorted({n for per in summary["snr_db_at_per_10pct"].values() for n in per})
+    rows = [
+        [mcs, *(per.get(n) for n in lengths), summary["beta"][mcs], summary["calibration"][mcs]["rms_log_error"]]
+        for mcs, per in summary["snr_db_at_per_10pct"].items()
+    ]
+    header = ["mcs", *(f"10% PER {n} B dB" for n in lengths), "EESM beta", "rms ln-PER err"]
+    return f"{format_table(header, rows)}\n\nwrote {summary['file']} in {summary['run_s']:.0f} s"

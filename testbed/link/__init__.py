@@ -4,5 +4,5 @@ The one link engine: ``endpoints.Outbound`` / ``endpoints.Inbound`` (no I/O, clo
 ``placement.BurstPlanner``; the daemons drive them over radios and the control plane, ``arq.run_transfer``
 (``broadcast`` / ``uplink``, ``LinkConfig``, ``TransferReport``) over a ``framelink.FrameLink`` in one
 process. Control structs in ``messages``, media in ``medium``, ``phylink`` and ``radiomedium``, gradient
-codecs in ``compress``.
+codecs in ``compress``, the PHY abstraction (PER table, EESM) of the model medium in ``abstraction``.
 """

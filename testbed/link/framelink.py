@@ -3,8 +3,9 @@
 A ``FrameLink`` takes the frames of one window (who sends which payload at which sample, with which MCS)
 and returns what each receiver decoded. Two implementations: ``PhyFrameLink`` (testbed/link/phylink.py:
 the OFDM modem over a sample-level medium) and ``ModelFrameLink`` here, which charges the exact burst
-lengths of testbed/phy/layout.py but decides reception by a seeded coin per frame and receiver. The model
-is for fast experiments and for testing ARQ logic; the benchmarks use the real modem.
+lengths of testbed/phy/layout.py but decides reception by a seeded coin per frame and receiver: a fixed loss
+probability (for testing ARQ logic), or the PHY abstraction's PER at the link's SNR (testbed/link/abstraction.py:
+the AWGN table measured with the real receiver, EESM for per-subcarrier SNRs), the calibrated fast medium.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from testbed.errors import LinkError
+from testbed.link.abstraction import PerTable
 from testbed.phy.layout import burst_num_samples
 from testbed.phy.numerology import PhyConfig
 
@@ -128,7 +130,10 @@ class ModelFrameLink:
 
     phy : numerology (burst lengths come from testbed/phy/layout.py).
     rng : decides losses. loss : probability a frame is lost at a receiver (one number, or per (src, dst)).
-    snr_db : what receivers report as measured SNR, per (src, dst) or one number for all.
+    snr_db : Es/N0 per data subcarrier of each link, per (src, dst) or one number for all; receivers report it.
+    per_table : if given, a frame is also lost with the table's PER for its MCS and length at the link's SNR
+        (independently of ``loss``): at ``snr_db``, or, for a link in ``subcarrier_snr``, at the EESM
+        effective SNR of its (n_data,) linear per-subcarrier SNRs (then the reported SNR is their mean).
     Overlapping bursts at a receiver (a broken schedule) destroy each other.
     """
 
@@ -136,6 +141,8 @@ class ModelFrameLink:
     rng: np.random.Generator
     loss: float | Mapping[tuple[int, int], float] = 0.0
     snr_db: float | Mapping[tuple[int, int], float] = 30.0
+    per_table: PerTable | None = None
+    subcarrier_snr: Mapping[tuple[int, int], np.ndarray] = field(default_factory=dict)
     air_log: AirLog = field(default_factory=AirLog)
 
     def burst_num_samples(self, payload_bytes: int, mcs: str) -> int:
@@ -143,6 +150,19 @@ class ModelFrameLink:
 
     def _per_link(self, value: float | Mapping[tuple[int, int], float], src: int, dst: int) -> float:
         return float(value) if not isinstance(value, Mapping) else float(value.get((src, dst), 0.0))
+
+    def _channel(self, frame: TxFrame, dst: int) -> tuple[float, float]:
+        """(reported SNR in dB, the abstraction's PER, 0 without a table) of ``frame`` at receiver ``dst``."""
+        sub = self.subcarrier_snr.get((frame.src, dst))
+        if sub is not None:
+            snr = float(10.0 * np.log10(np.mean(sub)))
+        else:
+            snr = self._per_link(self.snr_db, frame.src, dst)
+        if self.per_table is None:
+            return snr, 0.0
+        if sub is not None:
+            return snr, self.per_table.frame_error_rate_on_channel(frame.mcs, len(frame.payload), sub)
+        return snr, self.per_table.frame_error_rate(frame.mcs, len(frame.payload), snr)
 
     def exchange(self, frames: Sequence[TxFrame], receivers: Sequence[int], window_samples: int) -> Window:
         lengths = [self.burst_num_samples(len(f.payload), f.mcs) for f in frames]
@@ -155,8 +175,10 @@ class ModelFrameLink:
             out = []
             for i, hit in zip(idx, collided, strict=True):
                 f = frames[i]
-                lost = hit or self.rng.random() < self._per_link(self.loss, f.src, rx)
-                snr = self._per_link(self.snr_db, f.src, rx)
+                snr, per = self._channel(f, rx)
+                p_lost = self._per_link(self.loss, f.src, rx)
+                p_lost = p_lost if per == 0.0 else 1.0 - (1.0 - p_lost) * (1.0 - per)
+                lost = hit or self.rng.random() < p_lost
                 out.append(Heard(None if lost else f.payload, f.stream_id, f.mcs, snr, 0.0))
             heard[rx] = out
         return Window(heard, window_samples)

@@ -56,3 +56,13 @@ def test_link_send_over_loopback_radios_of_a_scenario(capsys, tmp_path):
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["complete"] and out["sample_rate_hz"] == 1e6
     assert abs(out["channel"][0]["cfo_hz"] + 7200.0) < 50.0  # ue1's crystal is 3 ppm off at 2.4 GHz
+
+
+def test_model_backend_loses_frames_at_the_table_rate_like_the_modem(capsys):
+    """At 3.5 dB, QPSK 1/2, 1500-byte frames (table PER about 0.3) one pass leaves the object incomplete on
+    both backends; the old model backend (loss 0 unless injected) delivered it."""
+    for backend in ("model", "sim"):
+        rc = main(["link", "send", "--megabytes", "0.03", "--ues", "1", "--snr-db", "3.5", "--mcs", "qpsk-1/2",
+                   "--frame-bytes", "1500", "--max-passes", "1", "--backend", backend, "--json"])  # fmt: skip
+        captured = capsys.readouterr()
+        assert rc == 1 and not json.loads(captured.out)["complete"], backend

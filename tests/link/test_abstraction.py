@@ -1,0 +1,211 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from testbed.errors import ConfigError, LinkError
+from testbed.link.abstraction import (
+    SHIPPED_TABLE,
+    PerCurve,
+    PerTable,
+    load_per_table,
+    numerology_of,
+    subcarrier_snr,
+)
+from testbed.link.framelink import ModelFrameLink, TxFrame
+from testbed.phy import PhyConfig
+from testbed.phy.mcs import CODED_MCS
+
+PHY = PhyConfig()
+
+
+def _curve(start_db: float) -> PerCurve:
+    snr = start_db + 0.25 * np.arange(8)
+    per = 10.0 ** (-0.5 * np.arange(8) ** 1.2)  # 1 .. ~1e-6, steepening
+    return PerCurve(snr, per, np.full(8, 100), np.round(per * 100).astype(int))
+
+
+def _table(numerology: dict | None = None) -> PerTable:
+    curves = {"qpsk-1/2": {100: _curve(2.0), 1500: _curve(3.0)}, "16qam-1/2": {1500: _curve(9.0)}}
+    return PerTable(numerology or numerology_of(PHY), curves, {"qpsk-1/2": 2.0, "16qam-1/2": 6.0}, {"seed": 1})
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "t.json"
+    table = _table()
+    table.save(path)
+    back = load_per_table(path)
+    assert back.beta == table.beta
+    assert back.provenance == {"seed": 1}
+    for snr in (1.0, 3.3, 4.1, 9.6, 20.0):
+        for mcs, n in (("qpsk-1/2", 100), ("qpsk-1/2", 1500), ("qpsk-1/2", 700), ("16qam-1/2", 1500)):
+            assert back.frame_error_rate(mcs, n, snr) == pytest.approx(table.frame_error_rate(mcs, n, snr), rel=1e-5)
+
+
+def _with_nan_snr(text: str) -> str:
+    raw = json.loads(text)
+    raw["curves"]["qpsk-1/2"]["100"]["snr_db"][3] = float("nan")
+    return json.dumps(raw)  # Python's json writes and reads NaN
+
+
+def _one_line_naming(err: pytest.ExceptionInfo, path) -> None:
+    text = str(err.value)
+    assert str(path) in text and "\n" not in text and "testbed phy table" in text
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda text: text[: len(text) // 2],  # truncated
+        lambda text: "\x00garbage{",  # corrupt
+        lambda text: text.replace('"schema_version": 1', '"schema_version": 99'),
+        lambda text: json.dumps({**json.loads(text), "curves": {"qpsk-1/2": {"100": {"snr_db": [1.0]}}}}),
+        lambda text: json.dumps({**json.loads(text), "beta": {"qpsk-1/2": -1.0, "16qam-1/2": 2.0}}),
+        lambda text: "[1, 2]",
+        lambda text: _with_nan_snr(text),
+    ],
+    ids=["truncated", "corrupt", "schema", "malformed-curve", "bad-beta", "not-a-table", "nan-snr"],
+)
+def test_bad_files_are_refused_with_one_line_naming_the_file(tmp_path, mangle):
+    path = tmp_path / "bad.json"
+    _table().save(path)
+    path.write_text(mangle(path.read_text()))
+    with pytest.raises(ConfigError) as err:
+        load_per_table(path)
+    _one_line_naming(err, path)
+
+
+def test_other_numerology_is_refused(tmp_path):
+    path = tmp_path / "cp32.json"
+    _table(numerology_of(PhyConfig(cp_len=32))).save(path)
+    with pytest.raises(ConfigError, match="cp_len") as err:
+        load_per_table(path)
+    _one_line_naming(err, path)
+    assert load_per_table(path, PhyConfig(cp_len=32)).beta["qpsk-1/2"] == 2.0
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(ConfigError, match="nope.json"):
+        load_per_table(tmp_path / "nope.json")
+
+
+def test_interpolation_is_log_linear_and_extrapolates_the_tail():
+    table = _table()
+    curve = table.curve("qpsk-1/2", 1500)[1]
+    mid = 0.5 * (curve.snr_db[2] + curve.snr_db[3])
+    assert table.frame_error_rate("qpsk-1/2", 1500, mid) == pytest.approx(math.sqrt(curve.per[2] * curve.per[3]))
+    assert table.frame_error_rate("qpsk-1/2", 1500, curve.snr_db[0] - 5) == pytest.approx(curve.per[0])
+    slope = np.log10(curve.per[-1] / curve.per[-2]) / 0.25
+    beyond = table.frame_error_rate("qpsk-1/2", 1500, curve.snr_db[-1] + 0.5)
+    assert math.log10(beyond) == pytest.approx(math.log10(curve.per[-1]) + 0.5 * slope)
+    for per in (0.3, 0.05, 1e-3, 1e-7):
+        assert table.frame_error_rate("qpsk-1/2", 1500, table.snr_db_at_per("qpsk-1/2", per, 1500)) == pytest.approx(
+            per, rel=1e-6
+        )
+
+
+def test_length_rule_only_for_unmeasured_lengths():
+    table = _table()
+    for snr in (3.2, 3.9, 4.4):
+        p1500 = table.frame_error_rate("qpsk-1/2", 1500, snr)
+        assert table.frame_error_rate("qpsk-1/2", 3000, snr) == pytest.approx(1 - (1 - p1500) ** 2)
+        p100 = table.frame_error_rate("qpsk-1/2", 100, snr)
+        assert table.frame_error_rate("qpsk-1/2", 150, snr) == pytest.approx(1 - (1 - p100) ** 1.5)
+    # a measured length uses its own curve, not the rule: the 100-byte curve here is 1 dB better than the rule
+    p1500 = table.frame_error_rate("qpsk-1/2", 1500, 3.5)
+    assert table.frame_error_rate("qpsk-1/2", 100, 3.5) < 0.5 * (1 - (1 - p1500) ** (100 / 1500))
+    snr = table.snr_db_at_per("qpsk-1/2", 0.1, 3000)
+    assert table.frame_error_rate("qpsk-1/2", 3000, snr) == pytest.approx(0.1, rel=1e-6)
+
+
+def test_eesm_of_a_flat_channel_is_its_snr_and_fading_costs():
+    table = _table()
+    rng = np.random.default_rng(3)
+    for mcs in ("qpsk-1/2", "16qam-1/2"):
+        for snr_db in (-3.0, 4.0, 25.0):
+            flat = np.full(PHY.num_data, 10.0 ** (snr_db / 10.0))
+            assert table.effective_snr_db(mcs, flat) == pytest.approx(snr_db, abs=1e-9)
+            assert table.frame_error_rate_on_channel(mcs, 1500, flat) == pytest.approx(
+                table.frame_error_rate(mcs, 1500, snr_db)
+            )
+        faded = subcarrier_snr(PHY, (rng.standard_normal(21) + 1j * rng.standard_normal(21)) * 0.15, 10.0)
+        assert table.effective_snr_db(mcs, faded) < 10 * math.log10(faded.mean())
+    # a bigger beta forgives deep fades more: EESM moves from the worst subcarrier towards the mean
+    faded = np.array([0.01, 10.0, 10.0, 10.0])
+    assert table.effective_snr_db("qpsk-1/2", faded) < table.effective_snr_db("16qam-1/2", faded)
+
+
+def test_bad_arguments_are_link_errors():
+    table = _table()
+    with pytest.raises(LinkError, match="64qam-3/4"):
+        table.frame_error_rate("64qam-3/4", 100, 10.0)
+    with pytest.raises(LinkError, match="per="):
+        table.snr_db_at_per("qpsk-1/2", 1.5, 100)
+    with pytest.raises(LinkError, match="subcarrier_snr"):
+        table.effective_snr_db("qpsk-1/2", np.array([1.0, np.nan]))
+
+
+def test_shipped_table_covers_every_coded_mcs_and_is_monotone():
+    table = load_per_table()
+    assert SHIPPED_TABLE.name == "per_table.json"
+    assert set(table.mcs_names) == set(CODED_MCS)
+    grid = np.arange(-5.0, 35.0, 0.05)
+    for mcs in CODED_MCS:
+        assert {100, 1024, 1500} <= set(table.payload_lengths(mcs))
+        for n in (100, 700, 1024, 1500, 4000):
+            per = table.frame_error_rates(mcs, n, grid)
+            assert np.all(np.diff(per) <= 0) and per[0] > 0.5 and per[-1] < 1e-3
+        # longer frames need more SNR, and faster MCSs more than slower ones of the same modulation
+        assert table.snr_db_at_per(mcs, 0.1, 100) < table.snr_db_at_per(mcs, 0.1, 1500)
+    assert table.snr_db_at_per("qpsk-1/2", 0.1, 1500) < table.snr_db_at_per("qpsk-3/4", 0.1, 1500)
+    assert table.beta["bpsk-1/2"] < table.beta["64qam-3/4"]
+
+
+def _frames(n: int, payload_bytes: int, mcs: str) -> list[TxFrame]:
+    burst = ModelFrameLink(PHY, np.random.default_rng(0)).burst_num_samples(payload_bytes, mcs)
+    return [TxFrame(0, i * burst, bytes(payload_bytes), mcs, seq=i) for i in range(n)]
+
+
+def _lost_fraction(link: ModelFrameLink, frames: list[TxFrame]) -> float:
+    burst = link.burst_num_samples(len(frames[0].payload), frames[0].mcs)
+    heard = link.exchange(frames, [1], len(frames) * burst).heard[1]
+    return sum(h.payload is None for h in heard) / len(heard)
+
+
+def test_model_frame_link_loses_frames_at_the_table_rate():
+    """Fails on the old ModelFrameLink (no per_table: every frame arrives)."""
+    table = load_per_table()
+    n = 4000
+    for mcs, payload, per in (("qpsk-1/2", 100, 0.2), ("16qam-3/4", 1500, 0.05)):
+        snr = table.snr_db_at_per(mcs, per, payload)
+        link = ModelFrameLink(PHY, np.random.default_rng(11), snr_db=snr, per_table=table)
+        lost = _lost_fraction(link, _frames(n, payload, mcs))
+        assert abs(lost - per) < 5 * math.sqrt(per * (1 - per) / n)  # a rate 25% off is > 5 sigma away
+
+
+def test_model_frame_link_uses_eesm_for_per_subcarrier_snr():
+    table = load_per_table()
+    rng = np.random.default_rng(5)
+    taps = (rng.standard_normal(21) + 1j * rng.standard_normal(21)) * np.sqrt(np.exp(-np.arange(21) / 2) / 2)
+    taps /= np.sqrt(np.sum(np.abs(taps) ** 2))
+    base = table.snr_db_at_per("qpsk-1/2", 0.15, 1024)
+    sub = subcarrier_snr(PHY, taps, base)
+    eff_per = table.frame_error_rate_on_channel("qpsk-1/2", 1024, sub)
+    assert eff_per > 0.3  # the same mean SNR on a selective channel loses more than on a flat one
+    n = 3000
+    link = ModelFrameLink(PHY, np.random.default_rng(2), per_table=table, subcarrier_snr={(0, 1): sub})
+    frames = _frames(n, 1024, "qpsk-1/2")
+    burst = link.burst_num_samples(1024, "qpsk-1/2")
+    heard = link.exchange(frames, [1], n * burst).heard[1]
+    lost = sum(h.payload is None for h in heard) / n
+    assert abs(lost - eff_per) < 5 * math.sqrt(eff_per * (1 - eff_per) / n)
+    assert heard[0].snr_db == pytest.approx(10 * math.log10(sub.mean()))
+
+
+def test_model_frame_link_fixed_loss_adds_to_the_table():
+    table = load_per_table()
+    snr = table.snr_db_at_per("qpsk-1/2", 0.2, 100)
+    link = ModelFrameLink(PHY, np.random.default_rng(4), loss=0.5, snr_db=snr, per_table=table)
+    lost = _lost_fraction(link, _frames(4000, 100, "qpsk-1/2"))
+    assert abs(lost - 0.6) < 5 * math.sqrt(0.24 / 4000)  # 1 - 0.5 * 0.8
