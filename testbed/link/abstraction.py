@@ -6,8 +6,8 @@ looks the error rate up (ns-3's table-based Wi-Fi error model; Sionna's PHYAbstr
 - ``PerTable`` holds, per coded MCS and PHY payload length, PER against SNR (Es/N0 per data subcarrier, dB)
   on AWGN, measured by ``testbed phy table`` (testbed/experiment/phylab/table.py) with the real receiver (timing,
   CFO and channel estimation included). Between table points PER is interpolated linearly in log10(PER);
-  beyond the last point the last segment's slope continues (a waterfall keeps falling); below the first
-  point PER is held (it is at least 0.5 there and capped at 1).
+  beyond the last point the last segment's slope continues (a waterfall keeps falling), and below the first
+  point the first segment's slope continues up to PER 1 (a link far below the table loses every frame).
 - A payload length that was not measured is scaled from the nearest measured one L0 by the first-order rule
   PER_L = 1 - (1 - PER_L0)^(L / L0). It is an approximation: bit errors of one Viterbi error event are not
   independent across a short frame, so measure the lengths that are used.
@@ -82,19 +82,26 @@ class PerCurve:
         x = np.asarray(snr_db, np.float64)
         logs = np.log10(self.per)
         inside = np.interp(x, self.snr_db, logs)  # holds the end values outside the table
-        tail_slope = (logs[-1] - logs[-2]) / (self.snr_db[-1] - self.snr_db[-2])
+        head_slope, tail_slope = self._end_slopes(logs)
+        below = logs[0] + head_slope * (x - self.snr_db[0])
         beyond = logs[-1] + tail_slope * (x - self.snr_db[-1])
-        out = np.where(x > self.snr_db[-1], beyond, inside)
+        out = np.where(x > self.snr_db[-1], beyond, np.where(x < self.snr_db[0], below, inside))
         return np.clip(10.0**out, PER_FLOOR, 1.0)
 
+    def _end_slopes(self, logs: np.ndarray) -> tuple[float, float]:
+        """d log10(PER) / d SNR of the first and of the last segment (both <= 0 on a waterfall)."""
+        head = (logs[1] - logs[0]) / (self.snr_db[1] - self.snr_db[0])
+        tail = (logs[-1] - logs[-2]) / (self.snr_db[-1] - self.snr_db[-2])
+        return float(head), float(tail)
+
     def snr_at(self, per: float) -> float:
-        """SNR in dB where the curve falls to ``per`` (the inverse of :meth:`per_at`; below the table: its start)."""
+        """SNR in dB where the curve falls to ``per`` (the inverse of :meth:`per_at`, end segments extended)."""
         logs, target = np.log10(self.per), math.log10(max(per, PER_FLOOR))
-        if target >= logs[0]:
-            return float(self.snr_db[0])
+        head_slope, tail_slope = self._end_slopes(logs)
+        if target > logs[0]:
+            return float(self.snr_db[0] + ((target - logs[0]) / head_slope if head_slope < 0 else 0.0))
         if target < logs[-1]:
-            slope = (logs[-1] - logs[-2]) / (self.snr_db[-1] - self.snr_db[-2])
-            return float(self.snr_db[-1] + (target - logs[-1]) / slope) if slope < 0 else float(self.snr_db[-1])
+            return float(self.snr_db[-1] + ((target - logs[-1]) / tail_slope if tail_slope < 0 else 0.0))
         # logs is non-increasing: interpolate on the reversed arrays (np.interp wants ascending x)
         return float(np.interp(target, logs[::-1], self.snr_db[::-1]))
 

@@ -4,8 +4,8 @@ Used by the engine's virtual clock (it implements ``testbed.learning.clock.Airti
 power, airtime per UE) and the daemons (the BS's MCS choice, its virtual clock, the UE's energy account).
 
 - Frame errors come from an ``ErrorModel`` plug-in (``frame_error_rate``, ``snr_db_at_per``); callers use only
-  those two methods. ``Waterfall`` is the interim analytic one; ``default_errors()`` is the one every caller
-  gets (the single place where a measured PER table replaces it).
+  those two methods. ``default_errors()`` is the one every caller gets: the PER table measured with this
+  project's receiver (testbed/link/abstraction.py ``PerTable``; AWGN-equivalent SNR, EESM for a channel).
 - MCS: ranked by information bits per data subcarrier; a coded MCS is usable on a link when its SNR for 10%
   PER on frames of the link's size (``snr_db_at_per(mcs, 0.1, frame_payload_bytes)``) plus ``MCS_MARGIN_DB``
   is at most the link's SNR. The fastest usable one is chosen; none usable, or no SNR measured: the most
@@ -20,6 +20,7 @@ power, airtime per UE) and the daemons (the BS's MCS choice, its virtual clock, 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from fractions import Fraction
 from typing import Any, Protocol
 
 from testbed.errors import ConfigError, LinkError
+from testbed.link.abstraction import NUMEROLOGY_FIELDS, load_per_table
 from testbed.link.tdma import cycle_schedule, frames_per_slot
 from testbed.phy.layout import MAX_ANALOG_SYMBOLS, analog_burst_num_samples, burst_num_samples, phy_bit_rate_bps
 from testbed.phy.mcs import CODED_MCS, MCS_TABLE
@@ -39,7 +41,6 @@ MCS_MARGIN_DB = 3.0
 THRESHOLD_PER = 0.1  # the PER that defines an MCS's threshold SNR
 MOST_ROBUST_MCS = CODED_MCS[0]  # bpsk-1/2: links not measured yet, or below every threshold
 MAX_USABLE_PER = 0.99  # beyond this a link is refused rather than charged 100+ repeats per frame
-REFERENCE_FRAME_BYTES = 1000  # frame size of the reference SNRs in testbed/phy/mcs.py
 # Defaults of the engine's scenario ([link]) and of a medium built without one (policy unit tests)
 DEFAULT_FRAME_PAYLOAD_BYTES = 1500
 DEFAULT_TDMA_CYCLE_SAMPLES = 500_000  # 200 ms at 2.5 MS/s: 11 slots (BS + 10 UEs) hold a 1500-byte bpsk-1/2 frame
@@ -59,37 +60,17 @@ class ErrorModel(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Waterfall:
-    """Interim analytic PER: a waterfall through each MCS's reference point (10% PER at
-    ``ideal_snr_db_per_10pct`` on 1000-byte frames, ideal receiver), ``slope_db_per_decade`` dB per decade,
-    PER_1000(snr) = min(1, 0.1 * 10^(-(snr - snr_10) / slope)); a frame of L bytes: 1 - (1 - PER_1000)^(L/1000)
-    (independent byte errors). Optimistic on multipath; a measured table replaces it."""
-
-    slope_db_per_decade: float = 1.0
-
-    def frame_error_rate(self, mcs: str, payload_bytes: int, snr_db: float) -> float:
-        excess_db = snr_db - _reference_snr_db(mcs)
-        per_ref = min(1.0, THRESHOLD_PER * 10.0 ** (-excess_db / self.slope_db_per_decade))
-        return 1.0 - (1.0 - per_ref) ** (payload_bytes / REFERENCE_FRAME_BYTES)
-
-    def snr_db_at_per(self, mcs: str, per: float, payload_bytes: int) -> float:
-        if not 0 < per < 1 or payload_bytes < 1:
-            raise LinkError(f"snr_db_at_per needs 0 < per < 1 and payload_bytes >= 1, got {per!r}, {payload_bytes!r}")
-        per_ref = 1.0 - (1.0 - per) ** (REFERENCE_FRAME_BYTES / payload_bytes)
-        return _reference_snr_db(mcs) - self.slope_db_per_decade * math.log10(per_ref / THRESHOLD_PER)
+@functools.cache
+def _shipped_table(numerology: tuple) -> ErrorModel:
+    return load_per_table(phy=PhyConfig(**dict(numerology)))
 
 
-def _reference_snr_db(mcs: str) -> float:
-    ref = MCS_TABLE[mcs].ideal_snr_db_per_10pct if mcs in MCS_TABLE else None
-    if ref is None:
-        raise LinkError(f"MCS {mcs!r} has no PER model; use a coded MCS ({', '.join(CODED_MCS)})")
-    return ref
-
-
-def default_errors() -> ErrorModel:
-    """The error model every caller uses unless it passes its own."""
-    return Waterfall()
+def default_errors(phy: PhyConfig | None = None) -> ErrorModel:
+    """The error model every caller uses unless it passes its own: the PER table this project's receiver
+    measured (testbed/link/per_table.json, ``testbed phy table`` regenerates it), checked against ``phy``'s
+    numerology (ConfigError naming the file if it was measured for another one). Loaded once per numerology."""
+    phy = phy if phy is not None else PhyConfig()
+    return _shipped_table(tuple((name, getattr(phy, name)) for name in NUMEROLOGY_FIELDS))
 
 
 def bits_per_subcarrier(mcs: str) -> Fraction:
@@ -108,13 +89,14 @@ class McsPolicy:
     """The MCS chooser: the fastest MCS whose 10%-PER SNR plus ``MCS_MARGIN_DB`` is at most the link's SNR.
 
     fixed_mcs : use this MCS always (experiments); None for adaptive.
-    thresholds_db : 10%-PER SNR per MCS name, the candidates (default: ``default_errors()`` at 1000-byte frames;
-        ``from_errors`` for a given frame size, ``thresholds_from_per_sweep`` for measured curves).
+    thresholds_db : 10%-PER SNR per MCS name, the candidates (default: ``default_errors()`` at
+        ``DEFAULT_FRAME_PAYLOAD_BYTES``; ``from_errors`` for a given frame size, ``thresholds_from_per_sweep`` for
+        measured curves).
     """
 
     fixed_mcs: str | None = None
     thresholds_db: Mapping[str, float] = field(
-        default_factory=lambda: thresholds_db(default_errors(), REFERENCE_FRAME_BYTES)
+        default_factory=lambda: thresholds_db(default_errors(), DEFAULT_FRAME_PAYLOAD_BYTES)
     )
 
     def __post_init__(self) -> None:
@@ -210,7 +192,7 @@ class LinkAirtime:
         self.phy, self.num_ues = phy, num_ues
         self.frame_payload_bytes, self.analog_frame_symbols = frame_payload_bytes, analog_frame_symbols
         self.guard_samples, self.cycle_samples = guard_samples, tdma_cycle_samples
-        self.errors = errors if errors is not None else default_errors()
+        self.errors = errors if errors is not None else default_errors(phy)
         self.mcs = McsPolicy.from_errors(self.errors, frame_payload_bytes, fixed_mcs)
         longest = max(
             burst_num_samples(phy, frame_payload_bytes, fixed_mcs or MOST_ROBUST_MCS),

@@ -3,17 +3,18 @@
 import pytest
 
 from testbed.errors import ConfigError, LinkError
+from testbed.link.abstraction import PerTable
 from testbed.link.airtime import (
     MCS_MARGIN_DB,
     LinkAirtime,
     McsPolicy,
-    Waterfall,
     bits_per_subcarrier,
+    default_errors,
     thresholds_from_per_sweep,
 )
 from testbed.link.tdma import cycle_schedule
 from testbed.phy.layout import analog_burst_num_samples, burst_num_samples
-from testbed.phy.mcs import CODED_MCS
+from testbed.phy.mcs import CODED_MCS, MCS_TABLE
 from testbed.phy.numerology import PhyConfig
 
 PHY = PhyConfig()  # 2.5 MS/s, 48 data subcarriers
@@ -23,22 +24,21 @@ def _air(num_ues: int = 1, **kwargs) -> LinkAirtime:
     return LinkAirtime(PHY, num_ues, **kwargs)
 
 
-def test_waterfall_passes_its_reference_points_and_inverts():
-    w = Waterfall()
-    assert w.frame_error_rate("qpsk-1/2", 1000, 3.6) == pytest.approx(0.1)  # the reference point
-    assert w.frame_error_rate("qpsk-1/2", 1000, 4.6) == pytest.approx(0.01)  # one decade per dB
-    assert w.frame_error_rate("qpsk-1/2", 2000, 3.6) == pytest.approx(1 - 0.9**2)
-    for mcs in CODED_MCS:
-        for size in (100, 1000, 1500):
-            snr = w.snr_db_at_per(mcs, 0.1, size)
-            assert w.frame_error_rate(mcs, size, snr) == pytest.approx(0.1)
-    assert w.snr_db_at_per("qpsk-1/2", 0.1, 1500) > 3.6  # longer frames need more SNR
-    with pytest.raises(LinkError, match="no PER model"):
-        w.frame_error_rate("qpsk-uncoded", 100, 10.0)
+def test_every_caller_gets_the_measured_per_table_checked_against_its_numerology():
+    errors = default_errors()
+    assert isinstance(errors, PerTable) and errors is default_errors(PhyConfig(sample_rate_hz=1e6))  # loaded once
+    assert _air().errors is errors
+    for mcs in CODED_MCS:  # the real receiver on AWGN sits within 0.5 dB of the ideal coded link's 10%-PER point
+        assert abs(errors.snr_db_at_per(mcs, 0.1, 1000) - MCS_TABLE[mcs].ideal_snr_db_per_10pct) < 0.5
+    with pytest.raises(ConfigError, match="per_table.json"):
+        default_errors(PhyConfig(cp_len=32))  # another numerology: the shipped table does not describe it
+
+
+IDEAL = {m: float(MCS_TABLE[m].ideal_snr_db_per_10pct) for m in CODED_MCS}  # reference thresholds, exact numbers
 
 
 def test_adaptive_choice_respects_thresholds_and_the_one_margin():
-    p = McsPolicy()  # thresholds at 1000-byte frames: the reference table
+    p = McsPolicy(thresholds_db=IDEAL)  # the reference table's thresholds
     assert MCS_MARGIN_DB == 3.0
     assert p.choose(None) == "bpsk-1/2"
     assert p.choose(-5.0) == "bpsk-1/2"
