@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    base = msgspec.structs.replace(load_scenario(), seed=args.seed)
+    base = load_scenario(overrides={"training": {"seed": args.seed}})
     cycle = shortest_cycle_samples(base, max(args.ues))
     air = scenario_with(base, max(args.ues), cycle).airtime()
     runs = [run(base, n, cycle) for n in args.ues]
