@@ -194,7 +194,8 @@ class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
     min_fraction : share of a round's participants whose upload must arrive by the deadline for the round
         to count; otherwise it is skipped (ROUND_END aborted, nothing consumed).
     round_gap_s : pause between the end of a round and the next ROUND_START.
-    nack_gather_s : after the first NACK of a broadcast pass, wait this long for the others before resending.
+    nack_gather_s : after the first NACK of a broadcast pass, wait at most this long for the others before resending
+        (the resend goes at once when every receiver still expected has answered).
     state_dir : where rounds.jsonl (one JSON record per finished round) is appended.
     model_size_bytes, seed : the placeholder training step (testbed/node/training.py; no [training]).
     With [training] the real step runs; its ``num_shards`` 0 means one shard per UE of ``ues``.
