@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from testbed.control import protocol
-from testbed.errors import PolicyError
+from testbed.errors import ConfigError, PolicyError
 from testbed.learning.assignment import UeProfile as LearningUe
 from testbed.learning.codec import CodecConfig, SemanticCodec
 from testbed.learning.cost import compute_energy_j, radio_energy_j
@@ -162,7 +162,7 @@ class UeFirstInfo:
         self.profile = profiles.get(ue.board)
         self.speed_scale = profiles.speed_scale(ue.board) if ue.simulated_board else None
         if cpufreq is None:
-            cpufreq = SimulatedCpuFreq(self.profile.frequency_table) if ue.simulated_board else SysfsCpuFreq()
+            cpufreq = SimulatedCpuFreq(self.profile.frequency_table) if ue.simulated_board else _host_cpufreq()
         self.cpufreq = cpufreq
         self.energy_spent_j = 0.0
         self.report: CapabilityReport | None = None
@@ -207,3 +207,15 @@ class UeFirstInfo:
             "within_budget": within,
             "energy_spent_j": self.energy_spent_j,
         }
+
+
+def _host_cpufreq() -> SysfsCpuFreq:
+    """This machine's cpufreq (``simulated_board = false``); a host without it is a config error, so the message
+    says which field to change rather than failing later in a round."""
+    try:
+        return SysfsCpuFreq()
+    except PolicyError as exc:
+        raise ConfigError(
+            f"[ue] simulated_board = false, but {exc}; to run this UE on a machine that is not its board, set "
+            "simulated_board = true in [ue]"
+        ) from exc

@@ -106,7 +106,7 @@ class SysfsCpuFreq:
         if not cpus:
             raise PolicyError(
                 f"no cpufreq directories under {self._root} (expected cpuN/cpufreq/); this kernel or container "
-                "has no CPU frequency scaling: use SimulatedCpuFreq or enable a cpufreq driver"
+                "has no CPU frequency scaling: enable a cpufreq driver (or simulate the board)"
             )
         self._dirs = cpus
 

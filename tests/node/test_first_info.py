@@ -13,14 +13,16 @@ import pytest
 import torch
 
 from testbed.control import protocol
+from testbed.errors import ConfigError
 from testbed.learning import wire
 from testbed.learning.guards import Update
 from testbed.link.messages import SlotGrant
 from testbed.mode import Mode
+from testbed.node import first_info
 from testbed.node.config import BsConfig, UeConfig, parse_config
 from testbed.node.first_info import PolicyOrders, UeFirstInfo, UeView, config_orders
 from testbed.node.training import LearningBs, LearningUe
-from testbed.policy.cpufreq import FrequencyTable, SimulatedCpuFreq
+from testbed.policy.cpufreq import FrequencyTable, SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.profiles import default_profiles
 
 TRAINING = b"""
@@ -161,6 +163,18 @@ def test_ue_reports_capability_applies_the_clock_and_charges_energy() -> None:
     assert two["energy_spent_j"] == pytest.approx(
         one["compute_energy_j"] + one["radio_energy_j"] + two["compute_energy_j"]
     )
+
+
+def test_ue_on_a_host_without_cpufreq_names_the_config_field(tmp_path, monkeypatch) -> None:
+    """``simulated_board = false`` where the kernel has no cpufreq: a config error (exit 2) naming the field to
+    set, not a hint at a Python class (a PolicyError, exit 1, on the old code)."""
+    monkeypatch.setattr(first_info, "SysfsCpuFreq", lambda: SysfsCpuFreq(tmp_path))  # an empty sysfs tree
+    cfg = _ue_config(1)
+    board = msgspec.structs.replace(cfg.ue, simulated_board=False)
+    ue = LearningUe(cfg.training, "ue-1", 0)
+    with pytest.raises(ConfigError, match=r"simulated_board = true in \[ue\]") as caught:
+        UeFirstInfo(board, ue.model, ue.num_samples)
+    assert caught.value.exit_status == 2 and "SimulatedCpuFreq" not in str(caught.value)
 
 
 def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
