@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
         "energy_j": last.get("energy_j"),
         "uplink_bits": last.get("uplink_bits"),
         "metrics": str(args.out / "metrics.jsonl"),
-        "ue_links": {p.name: engine.airtime.describe(p.snr_db) for p in engine.profiles},
+        "ue_links": {p.name: engine.airtime.describe(p.snr_db, p.channel_gain) for p in engine.profiles},
     }
     emit(result, as_json=args.json, human=_human)
     return 0

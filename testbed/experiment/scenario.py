@@ -6,6 +6,10 @@ node configs), what is run (``[run]``), the PHY used for airtime, the clock's fi
 Each UE (and the BS, ``[clock] bs_board``) names a board of the one board table, testbed/policy/profiles.toml:
 its maximum clock, kappa and ``cycles_per_mac``, turned into ``cycles_per_sample`` for the configured codec
 (3 x forward MACs per training sample), so a different codec size is charged consistently.
+Each UE's link is ``snr_db`` (mean Es/N0 per data subcarrier) over a ``channel``: "flat" (the default), or
+"multipath", the exponential-profile Rayleigh/Rician tapped delay line of ``testbed phy ber`` and the hub
+(testbed/channel/multipath.py; ``rms_delay_spread_samples``, ``k_factor_db``), one quasi-static draw per UE from
+the seed, scaled to mean gain 1; the airtime model charges it by its EESM effective SNR (docs/learning.md).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from pathlib import Path
 from typing import Annotated
 
 import msgspec
+import numpy as np
 
+from testbed.channel.multipath import Multipath
 from testbed.errors import ConfigError
 from testbed.learning.assignment import UeProfile
 from testbed.learning.clock import ClockConfig
@@ -30,6 +36,7 @@ from testbed.link.airtime import (
     DEFAULT_GUARD_SAMPLES,
     DEFAULT_TDMA_CYCLE_SAMPLES,
     LinkAirtime,
+    channel_gain,
 )
 from testbed.phy.numerology import PhyConfig
 from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR
@@ -45,6 +52,10 @@ RETIRED_SCENARIO_SECTIONS: dict[str, str] = {
     "boards": "[[ues]] board = a name in testbed/policy/profiles.toml (the one board table)",
 }
 TRAIN_MACS_PER_FORWARD_MAC = 3.0  # forward + backward ~ 3x forward (see codec.compute_fractions)
+CHANNELS = ("flat", "multipath")  # a UE's [[ues]] channel
+#: Seed stream of the UEs' channel draws, apart from engine.py's (split 1, partition 2, model 3, BS 4, eval 5, UE 100+)
+CHANNEL_SEED_STREAM = 6
+MAX_RMS_DELAY_SPREAD_SAMPLES = 64.0  # as the hub's scenario (testbed/radio/scenario.py); 16-sample CP at 64
 
 
 def _positive(owner: str, **values: float) -> None:
@@ -122,6 +133,28 @@ class UeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     snr_db: float
     tx_power_dbm: float
     data_share: float = 1.0
+    channel: str = "flat"
+    rms_delay_spread_samples: float | None = None  # multipath only: rms delay spread of the mean profile
+    k_factor_db: float | None = None  # multipath only: Rician K of the first tap; unset = Rayleigh
+
+    def __post_init__(self) -> None:
+        where = f"ues {self.name}"
+        if self.channel not in CHANNELS:
+            raise ValueError(f"{where}: channel={self.channel!r} is not one of {', '.join(CHANNELS)}")
+        if self.channel == "flat":
+            for field in ("rms_delay_spread_samples", "k_factor_db"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"{where}: {field} is for channel = \"multipath\"; remove it or set the channel")
+            return
+        tau = self.rms_delay_spread_samples
+        if tau is None or not (math.isfinite(tau) and 0 < tau <= MAX_RMS_DELAY_SPREAD_SAMPLES):
+            raise ValueError(
+                f"{where}: channel = \"multipath\" needs rms_delay_spread_samples in (0, "
+                f"{MAX_RMS_DELAY_SPREAD_SAMPLES:g}], got {tau!r}"
+            )
+        k = self.k_factor_db
+        if k is not None and not (math.isfinite(k) and -30.0 <= k <= 60.0):
+            raise ValueError(f"{where}: k_factor_db={k!r} must be in [-30, 60] dB (or unset for Rayleigh)")
 
 
 class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -169,10 +202,24 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             norm_factor=t.norm_factor,
         )
 
+    def channel_gains(self) -> list[tuple[float, ...] | None]:
+        """Per UE, its channel's |H_k|^2 on the data subcarriers (mean 1), None for a flat one. A multipath UE
+        gets one draw from its own stream [seed, CHANNEL_SEED_STREAM, index]: same seed, same channels."""
+        phy, out = self.phy_config(), []
+        for i, ue in enumerate(self.ues):
+            if ue.channel == "flat":
+                out.append(None)
+                continue
+            rng = np.random.default_rng([self.seed, CHANNEL_SEED_STREAM, i])
+            taps = Multipath(float(ue.rms_delay_spread_samples), rng, ue.k_factor_db, block_fading=False).taps
+            out.append(channel_gain(phy, taps))
+        return out
+
     def profiles(self, codec: CodecConfig) -> list[UeProfile]:
-        """The UEs as the learning layer sees them: their board at its maximum clock (nominal = maximum)."""
+        """The UEs as the learning layer sees them: their board at its maximum clock (nominal = maximum), their
+        channel drawn (``channel_gains``)."""
         out = []
-        for ue in self.ues:
+        for ue, gain in zip(self.ues, self.channel_gains(), strict=True):
             b = _board(ue.board, f"ues {ue.name}: board")
             out.append(
                 UeProfile(
@@ -185,6 +232,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                     b.cycles_per_mac * _train_macs(codec),
                     b.kappa_j_per_cycle_hz2,
                     ue.board,
+                    gain,
                 )  # fmt: skip
             )
         return out

@@ -26,6 +26,8 @@ class UeProfile:
     max_cpu_freq_hz : the highest clock a policy may ask for.
     board : the board's name in the one board table (testbed/policy/profiles.toml; "" when not a listed board),
         where a policy finds what this profile lacks (cpufreq steps, memory, energy budget).
+    channel_gain : |H_k|^2 of its channel per data subcarrier, mean 1 (``snr_db`` stays the mean); None: flat.
+        Opaque here: only the airtime model reads it (testbed/link/airtime.py, EESM).
     """
 
     name: str
@@ -37,6 +39,7 @@ class UeProfile:
     cycles_per_sample: float
     kappa: float
     board: str = ""
+    channel_gain: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         for field in ("snr_db", "tx_power_dbm"):

@@ -13,6 +13,7 @@ bursts (``on_air_s``), not the time it waits for its slots.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,13 +36,19 @@ class Airtime(Protocol):
     """Seconds on the shared medium, including expected repairs, as the caller's PHY and link would spend them
     (testbed/link/airtime.py ``LinkAirtime``)."""
 
-    def broadcast(self, payload_bytes: int, worst_snr_db: float) -> TransferCost:
-        """Downlink broadcast of ``payload_bytes`` that a receiver at ``worst_snr_db`` decodes."""
+    def broadcast(
+        self, payload_bytes: int, worst_snr_db: float, channels: Sequence[tuple[float, Sequence[float]]] = ()
+    ) -> TransferCost:
+        """Downlink broadcast of ``payload_bytes`` that a flat receiver at ``worst_snr_db`` and the
+        frequency-selective receivers ``channels`` ((mean SNR dB, per-subcarrier gain) each) decode."""
         ...
 
-    def upload(self, payload_bytes: int, snr_db: float, analog_symbols: int = 0) -> TransferCost:
-        """Uplink of ``payload_bytes`` of digital payload from a UE at ``snr_db`` and ``analog_symbols`` complex
-        analog symbols (not repaired: noise is part of the task)."""
+    def upload(
+        self, payload_bytes: int, snr_db: float, analog_symbols: int = 0, gain: Sequence[float] | None = None
+    ) -> TransferCost:
+        """Uplink of ``payload_bytes`` of digital payload from a UE at ``snr_db`` (over a channel of per-subcarrier
+        ``gain``, None: flat) and ``analog_symbols`` complex analog symbols (not repaired: noise is part of the
+        task)."""
         ...
 
 

@@ -192,7 +192,7 @@ class RoundRunner:
                 download_s=plan.theta_end_s,
                 samples=self.cfg.work.samples_per_round,
                 cycles_per_sample=prof.cycles_per_sample,
-                upload=self.airtime.upload(nbytes, snr_db),
+                upload=self.airtime.upload(nbytes, snr_db, gain=prof.channel_gain),
                 uplink_bits=8.0 * nbytes,
                 **common,
             )
@@ -203,7 +203,7 @@ class RoundRunner:
                 download_s=plan.phi_end_s,
                 samples=m,
                 cycles_per_sample=prof.cycles_per_sample * self.encoder_fraction,
-                upload=self.airtime.upload(label_bytes, snr_db, analog_symbols=m * k),
+                upload=self.airtime.upload(label_bytes, snr_db, analog_symbols=m * k, gain=prof.channel_gain),
                 uplink_bits=m * k * clock.analog_bits_per_symbol + 8.0 * label_bytes,
                 **common,
             )
@@ -211,7 +211,8 @@ class RoundRunner:
             side = contribution.image_size_px
             nbytes = len(contribution) * (side * side * clock.bytes_per_pixel + clock.bytes_per_label)
             return ue_cost(
-                download_s=0.0, samples=0, cycles_per_sample=1.0, upload=self.airtime.upload(nbytes, snr_db),
+                download_s=0.0, samples=0, cycles_per_sample=1.0,
+                upload=self.airtime.upload(nbytes, snr_db, gain=prof.channel_gain),
                 uplink_bits=8.0 * nbytes, **common,
             )  # fmt: skip
         return UeCost()
@@ -277,15 +278,22 @@ class RoundRunner:
     def _broadcast_ends(self, assignments: Sequence[UeAssignment]) -> tuple[float, float]:
         """Seconds until phi, then theta, have been broadcast to every UE that needs them."""
         need_phi = [
-            p.snr_db
+            p
             for p, a in zip(self.profiles, assignments, strict=True)
             if a.mode in (Mode.DISTRIBUTED, Mode.CENTRALIZED_DECODER)
         ]
-        need_theta = [p.snr_db for p, a in zip(self.profiles, assignments, strict=True) if a.mode is Mode.DISTRIBUTED]
-        air = self.airtime
-        phi_end = air.broadcast(self.phi_bytes, min(need_phi)).elapsed_s if need_phi else 0.0
-        theta_end = phi_end + (air.broadcast(self.theta_bytes, min(need_theta)).elapsed_s if need_theta else 0.0)
-        return phi_end, theta_end
+        need_theta = [p for p, a in zip(self.profiles, assignments, strict=True) if a.mode is Mode.DISTRIBUTED]
+        phi_end = self._broadcast_s(self.phi_bytes, need_phi)
+        return phi_end, phi_end + self._broadcast_s(self.theta_bytes, need_theta)
+
+    def _broadcast_s(self, payload_bytes: int, receivers: Sequence[UeProfile]) -> float:
+        """Seconds to broadcast ``payload_bytes`` to ``receivers``, charged at the worst of them: the flat ones
+        by the least mean SNR, a frequency-selective one by its channel (its mean SNR as a flat stand-in is
+        never worse than its channel, so taking every mean SNR into the minimum changes nothing)."""
+        if not receivers:
+            return 0.0
+        channels = [(p.snr_db, p.channel_gain) for p in receivers if p.channel_gain is not None]
+        return self.airtime.broadcast(payload_bytes, min(p.snr_db for p in receivers), channels).elapsed_s
 
     def _store_raw(self, i: int, block: ImageDataset) -> None:
         old = self.raw_store[i]

@@ -6,13 +6,18 @@ power, airtime per UE) and the daemons (the BS's MCS choice, its virtual clock, 
 - Frame errors come from an ``ErrorModel`` plug-in (``frame_error_rate``, ``snr_db_at_per``); callers use only
   those two methods. ``default_errors()`` is the one every caller gets: the PER table measured with this
   project's receiver (testbed/link/abstraction.py ``PerTable``; AWGN-equivalent SNR, EESM for a channel).
+- A link is its mean SNR plus, for a frequency-selective channel, ``gain``: (n_data,) |H_k|^2 per data
+  subcarrier, mean 1 (``channel_gain``). With a gain, the MCS choice and the frame errors use the EESM effective
+  SNR at each candidate MCS (``ErrorModel.effective_snr_db``, beta per MCS); without one (flat) the mean SNR is
+  used as is, exactly as before.
 - MCS: ranked by information bits per data subcarrier; a coded MCS is usable on a link when its SNR for 10%
   PER on frames of the link's size (``snr_db_at_per(mcs, 0.1, frame_payload_bytes)``) plus ``MCS_MARGIN_DB``
-  is at most the link's SNR. The fastest usable one is chosen; none usable, or no SNR measured: the most
+  is at most the link's (effective) SNR. The fastest usable one is chosen; none usable, or no SNR measured: the most
   robust (bpsk-1/2). ``McsPolicy`` is that chooser (docs/link.md, "MCS").
 - A digital transfer is cut into frames of ``frame_payload_bytes``; each frame costs 1/(1-PER) transmissions
-  on average (selective-repeat ARQ repeats a lost frame until it arrives). A broadcast is charged at its
-  worst receiver. Analog frames (semantic symbols, ``analog_frame_symbols`` per frame) are sent once.
+  on average (selective-repeat ARQ repeats a lost frame until it arrives). A broadcast goes at the slowest MCS
+  its receivers' chooser picks and is charged at its worst receiver (lowest effective SNR at that MCS).
+  Analog frames (semantic symbols, ``analog_frame_symbols`` per frame) are sent once.
 - Burst lengths are exact (testbed/phy/layout.py). The medium is the daemons' TDMA cycle
   (testbed/link/tdma.py ``cycle_schedule``): a node sends only in its own slot, as many bursts as fit, so a
   transfer takes whole cycles (``elapsed_s``) while its sender's radio is on for its bursts only (``on_air_s``).
@@ -22,13 +27,15 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
 
+import numpy as np
+
 from testbed.errors import ConfigError, LinkError
-from testbed.link.abstraction import NUMEROLOGY_FIELDS, load_per_table
+from testbed.link.abstraction import NUMEROLOGY_FIELDS, load_per_table, subcarrier_snr
 from testbed.link.tdma import cycle_schedule, frames_per_slot
 from testbed.phy.layout import MAX_ANALOG_SYMBOLS, analog_burst_num_samples, burst_num_samples, phy_bit_rate_bps
 from testbed.phy.mcs import CODED_MCS, MCS_TABLE
@@ -48,6 +55,10 @@ DEFAULT_GUARD_SAMPLES = 80  # one OFDM symbol (64 + 16 CP)
 DEFAULT_ANALOG_FRAME_SYMBOLS = 4800  # 100 OFDM symbols of 48 data subcarriers: shorter than a bpsk-1/2 frame
 
 
+#: A link's per-subcarrier channel: (n_data,) float |H_k|^2, mean 1, data subcarriers in PhyConfig order; None: flat
+Gain = Sequence[float] | np.ndarray | None
+
+
 class ErrorModel(Protocol):
     """Frame error rate of one MCS on one link; a measured PER table or an analytic curve."""
 
@@ -57,6 +68,11 @@ class ErrorModel(Protocol):
 
     def snr_db_at_per(self, mcs: str, per: float, payload_bytes: int) -> float:
         """The SNR at which frames of ``payload_bytes`` at ``mcs`` are lost with probability ``per``."""
+        ...
+
+    def effective_snr_db(self, mcs: str, subcarrier_snr: np.ndarray) -> float:
+        """AWGN-equivalent SNR (dB) at ``mcs`` of a channel given as (n_data,) linear per-subcarrier SNRs (EESM).
+        Needed only for frequency-selective links (a ``gain``)."""
         ...
 
 
@@ -116,20 +132,23 @@ class McsPolicy:
             raise LinkError(f"MCS {mcs!r} is not a candidate; candidates: {', '.join(self.thresholds_db)}")
         return self.thresholds_db[mcs] + MCS_MARGIN_DB
 
-    def usable(self, snr_db: float) -> list[str]:
-        """Candidate MCSs a link at ``snr_db`` supports, slowest first."""
-        return [n for n in self.candidates if self.required_snr_db(n) <= snr_db]
+    def usable(self, snr_db: float, effective_db: Mapping[str, float] | None = None) -> list[str]:
+        """Candidate MCSs a link at ``snr_db`` supports, slowest first. ``effective_db``: {MCS: the link's
+        effective SNR at that MCS} for a frequency-selective link (replaces ``snr_db`` per MCS)."""
+        snr = effective_db if effective_db is not None else dict.fromkeys(self.candidates, snr_db)
+        return [n for n in self.candidates if self.required_snr_db(n) <= snr[n]]
 
     @property
     def candidates(self) -> list[str]:
         """Every MCS this chooser may return, slowest first."""
         return [self.fixed_mcs] if self.fixed_mcs is not None else sorted(self.thresholds_db, key=bits_per_subcarrier)
 
-    def choose(self, snr_db: float | None) -> str:
-        """MCS for a link whose measured SNR is ``snr_db`` (None: not measured yet)."""
+    def choose(self, snr_db: float | None, effective_db: Mapping[str, float] | None = None) -> str:
+        """MCS for a link whose measured SNR is ``snr_db`` (None: not measured yet); ``effective_db`` as in
+        :meth:`usable`."""
         if self.fixed_mcs is not None:
             return self.fixed_mcs
-        ok = self.usable(snr_db) if snr_db is not None else []
+        ok = self.usable(snr_db, effective_db) if snr_db is not None else []
         return ok[-1] if ok else MOST_ROBUST_MCS
 
 
@@ -163,6 +182,15 @@ class Transfer:
 
 
 NOTHING = Transfer(0.0, 0.0, 0.0, 0, None)
+
+
+def channel_gain(phy: PhyConfig, taps: np.ndarray) -> tuple[float, ...]:
+    """(n_data,) |H_k|^2 of a tapped delay line on ``phy``'s data subcarriers, scaled to mean 1: the link's
+    mean SNR stays its ``snr_db`` and the channel adds only its frequency selectivity."""
+    g = subcarrier_snr(phy, taps, 0.0)
+    if not np.all(np.isfinite(g)) or g.mean() <= 0:
+        raise LinkError("channel taps have no power on the data subcarriers")
+    return tuple(float(v) for v in g / g.mean())
 
 
 class LinkAirtime:
@@ -223,20 +251,49 @@ class LinkAirtime:
             )
         return k
 
-    # --- the Airtime protocol --------------------------------------------------------------------------
-    def broadcast(self, payload_bytes: int, worst_snr_db: float | None) -> Transfer:
-        """The BS's downlink broadcast of ``payload_bytes`` that a receiver at ``worst_snr_db`` decodes."""
-        return self.transfer(payload_bytes, self.mcs.choose(worst_snr_db), worst_snr_db)
+    # --- channels ----------------------------------------------------------------------------------
+    def effective_snr_db(self, mcs: str, snr_db: float, gain: Gain = None) -> float:
+        """The link's AWGN-equivalent SNR at ``mcs``: ``snr_db`` itself on a flat link (``gain`` None), else the
+        EESM of ``gain`` x ``snr_db`` with ``mcs``'s beta (at most ``snr_db`` for a mean-1 gain)."""
+        if gain is None:
+            return snr_db
+        g = np.asarray(gain, np.float64)
+        if g.shape != (self.phy.num_data,):
+            raise LinkError(f"gain must hold one |H_k|^2 per data subcarrier ({self.phy.num_data}), got {g.shape}")
+        return self.errors.effective_snr_db(mcs, g * 10.0 ** (snr_db / 10.0))
 
-    def upload(self, payload_bytes: int, snr_db: float | None, analog_symbols: int = 0) -> Transfer:
-        """A UE's uplink: ``payload_bytes`` of digital payload at the MCS its ``snr_db`` affords, plus
-        ``analog_symbols`` complex semantic symbols in analog frames, in the UE's own slots."""
-        return self.transfer(payload_bytes, self.mcs.choose(snr_db), snr_db, analog_symbols)
+    def choose(self, snr_db: float | None, gain: Gain = None) -> str:
+        """The one chooser (``McsPolicy``) on the link's effective SNR at each candidate MCS."""
+        if gain is None or snr_db is None:
+            return self.mcs.choose(snr_db)
+        return self.mcs.choose(snr_db, {m: self.effective_snr_db(m, snr_db, gain) for m in self.mcs.candidates})
+
+    # --- the Airtime protocol --------------------------------------------------------------------------
+    def broadcast(
+        self, payload_bytes: int, worst_snr_db: float | None, channels: Sequence[tuple[float, Gain]] = ()
+    ) -> Transfer:
+        """The BS's downlink broadcast of ``payload_bytes`` that a flat receiver at ``worst_snr_db`` and every
+        frequency-selective receiver in ``channels`` ((snr_db, gain) each) decode: at the slowest MCS the chooser
+        gives any of them, charged at the receiver with the lowest effective SNR at that MCS."""
+        if worst_snr_db is None:
+            return self.transfer(payload_bytes, self.mcs.choose(None), None)
+        receivers: list[tuple[float, Gain]] = [(worst_snr_db, None), *channels]
+        mcs = min((self.choose(s, g) for s, g in receivers), key=bits_per_subcarrier)
+        worst = min(self.effective_snr_db(mcs, s, g) for s, g in receivers)
+        return self.transfer(payload_bytes, mcs, worst)
+
+    def upload(self, payload_bytes: int, snr_db: float | None, analog_symbols: int = 0, gain: Gain = None) -> Transfer:
+        """A UE's uplink: ``payload_bytes`` of digital payload at the MCS its ``snr_db`` (and channel ``gain``)
+        affords, plus ``analog_symbols`` complex semantic symbols in analog frames, in the UE's own slots."""
+        return self.transfer(payload_bytes, self.choose(snr_db, gain), snr_db, analog_symbols, gain)
 
     # --- one transfer ----------------------------------------------------------------------------------
-    def transfer(self, payload_bytes: int, mcs: str, snr_db: float | None, analog_symbols: int = 0) -> Transfer:
-        """``payload_bytes`` at ``mcs`` over a link at ``snr_db`` (None: unknown, no loss charged) plus
-        ``analog_symbols`` analog symbols, sent by one node in its slot of successive cycles.
+    def transfer(
+        self, payload_bytes: int, mcs: str, snr_db: float | None, analog_symbols: int = 0, gain: Gain = None
+    ) -> Transfer:
+        """``payload_bytes`` at ``mcs`` over a link at ``snr_db`` (None: unknown, no loss charged; ``gain``: its
+        per-subcarrier channel, frames lost at the EESM effective SNR) plus ``analog_symbols`` analog symbols,
+        sent by one node in its slot of successive cycles.
 
         Raises ConfigError when the link loses more than MAX_USABLE_PER of its frames."""
         if payload_bytes < 0 or analog_symbols < 0:
@@ -244,14 +301,15 @@ class LinkAirtime:
         if payload_bytes == 0 and analog_symbols == 0:
             return NOTHING
         fs, size = self.phy.sample_rate_hz, self.frame_payload_bytes
+        snr = self.effective_snr_db(mcs, snr_db, gain) if snr_db is not None and payload_bytes else snr_db
         frames = samples = slots = 0.0
         full, rest = divmod(payload_bytes, size)
         for nbytes, count in ((size, full), (rest, 1 if rest else 0)):
             if count:
-                per = self.errors.frame_error_rate(mcs, nbytes, snr_db) if snr_db is not None else 0.0
+                per = self.errors.frame_error_rate(mcs, nbytes, snr) if snr is not None else 0.0
                 if per > MAX_USABLE_PER:
                     raise ConfigError(
-                        f"a link at {snr_db:.1f} dB loses {per:.1%} of {nbytes}-byte frames even at {mcs}; "
+                        f"a link at {snr:.1f} dB (effective) loses {per:.1%} of {nbytes}-byte frames even at {mcs}; "
                         "raise its SNR or TX power"
                     )
                 sent, burst = count / (1.0 - per), burst_num_samples(self.phy, nbytes, mcs)
@@ -268,7 +326,7 @@ class LinkAirtime:
         cycles = math.ceil(slots - 1e-9)  # a burst takes 1/k of a slot that holds k of its size
         return Transfer(cycles * self.cycle_s, samples / fs, frames, cycles, mcs if payload_bytes else None)
 
-    def describe(self, snr_db: float) -> str:
-        """'qpsk-3/4 @ 4.50 Mbit/s' for a link at ``snr_db`` (for logs and tables)."""
-        mcs = self.mcs.choose(snr_db)
+    def describe(self, snr_db: float, gain: Gain = None) -> str:
+        """'qpsk-3/4 @ 4.50 Mbit/s' for a link at ``snr_db`` with channel ``gain`` (for logs and tables)."""
+        mcs = self.choose(snr_db, gain)
         return f"{mcs} @ {self.rate_bps(mcs) / 1e6:.2f} Mbit/s"

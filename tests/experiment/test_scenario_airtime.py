@@ -1,11 +1,13 @@
 """Scenario validation, and the scenario's shared medium."""
 
 import json
+import tomllib
 
+import msgspec
 import pytest
 
 from testbed.errors import ConfigError
-from testbed.experiment.scenario import load_scenario
+from testbed.experiment.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
 from testbed.learning.codec import CodecConfig
 
 
@@ -96,3 +98,70 @@ def test_the_cli_refuses_a_scenario_that_cannot_fit_the_tdma_cycle_in_one_line(t
     error = json.loads(out.out)["error"]  # --json: the failure is one JSON object on stdout, one line on stderr
     assert out.err.count("\n") == 1
     assert "crowded.toml: [link] tdma_cycle_samples=300000" in error and "at least 448880" in error
+
+
+SELECTIVE = {"channel": "multipath", "rms_delay_spread_samples": 1.0}
+
+
+def _with_ue0(**fields) -> dict:
+    """Overrides that replace ue0 of the default scenario by itself plus ``fields``."""
+    raw = load_scenario()
+    ues = [
+        {k: getattr(u, k) for k in ("name", "board", "weak", "snr_db", "tx_power_dbm")} | (fields if i == 0 else {})
+        for i, u in enumerate(raw.ues)
+    ]
+    return {"ues": ues}
+
+
+def _load(overrides: dict, seed: int = 1) -> Scenario:
+    raw = tomllib.loads(DEFAULT_SCENARIO.read_text()) | overrides
+    raw["training"]["seed"] = seed
+    return msgspec.convert(raw, Scenario)
+
+
+def test_the_default_scenario_is_flat_and_a_multipath_ue_gets_a_seeded_channel() -> None:
+    assert all(g is None for g in load_scenario().channel_gains())
+    a, b, c = (_load(_with_ue0(**SELECTIVE), seed) for seed in (1, 1, 2))
+    ga, gb, gc = (s.channel_gains()[0] for s in (a, b, c))
+    assert ga == gb and ga != gc  # same seed, same draw
+    assert ga is not None and len(ga) == a.phy_config().num_data and a.channel_gains()[1:] == [None] * 9
+    assert a.profiles(CodecConfig())[0].channel_gain == ga
+
+
+def test_a_selective_ue_is_charged_more_airtime_than_at_the_same_mean_snr_flat() -> None:
+    """Fails on the code before EESM in the engine: a UE's channel was not a scenario field."""
+    flat, sel = load_scenario(), load_scenario("testbed/experiment/scenarios/selective.toml")
+    pf, ps = flat.profiles(CodecConfig()), sel.profiles(CodecConfig())
+    air = sel.airtime()
+    longer = 0
+    for f, s in zip(pf, ps, strict=True):
+        assert f.snr_db == s.snr_db
+        up_f = air.upload(60_000, f.snr_db, gain=f.channel_gain)
+        up_s = air.upload(60_000, s.snr_db, gain=s.channel_gain)
+        assert up_s.elapsed_s >= up_f.elapsed_s
+        longer += up_s.elapsed_s > up_f.elapsed_s
+        assert (s.channel_gain is not None) == s.weak  # selective.toml: the weak UEs are the selective ones
+    assert longer >= 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"channel": "rayleigh"}, "ues ue0: channel='rayleigh' is not one of flat, multipath"),
+        ({"channel": "multipath"}, "ues ue0: channel = \"multipath\" needs rms_delay_spread_samples"),
+        ({**SELECTIVE, "rms_delay_spread_samples": 100.0}, "rms_delay_spread_samples in"),
+        ({**SELECTIVE, "rms_delay_spread_samples": -1.0}, "rms_delay_spread_samples in"),
+        ({**SELECTIVE, "k_factor_db": 99.0}, "k_factor_db=99.0"),
+        ({"rms_delay_spread_samples": 1.0}, "rms_delay_spread_samples is for channel"),
+        ({"delay_spread": 1.0}, "unknown field"),
+    ],
+)
+def test_bad_channel_fields_are_refused_with_the_field_named(fields, message, tmp_path) -> None:
+    text = DEFAULT_SCENARIO.read_text().replace('snr_db = 5.0\n', 'snr_db = 5.0\n' + "".join(
+        f"{k} = {json.dumps(v)}\n" for k, v in fields.items()), 1)
+    assert tomllib.loads(text)["ues"][0]["name"] == "ue0"
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as err:
+        load_scenario(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)

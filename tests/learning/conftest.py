@@ -20,10 +20,10 @@ class FlatAirtime:
     """1 Mbit/s everywhere, analog symbols at 1 MS/s, no waiting for slots (elapsed = on air): enough to check
     the clock's bookkeeping."""
 
-    def broadcast(self, payload_bytes: int, worst_snr_db: float) -> Transfer:
+    def broadcast(self, payload_bytes: int, worst_snr_db: float, channels=()) -> Transfer:
         return _flat(8e-6 * payload_bytes)
 
-    def upload(self, payload_bytes: int, snr_db: float, analog_symbols: int = 0) -> Transfer:
+    def upload(self, payload_bytes: int, snr_db: float, analog_symbols: int = 0, gain=None) -> Transfer:
         return _flat(8e-6 * payload_bytes * (2.0 if snr_db < 10 else 1.0) + 1e-6 * analog_symbols)
 
 

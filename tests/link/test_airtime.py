@@ -1,7 +1,9 @@
 """The one airtime and MCS model: error-model plug-in, the chooser, exact bursts, repeats and the TDMA medium."""
 
+import numpy as np
 import pytest
 
+from testbed.channel.multipath import Multipath
 from testbed.errors import ConfigError, LinkError
 from testbed.link.abstraction import PerTable
 from testbed.link.airtime import (
@@ -9,6 +11,7 @@ from testbed.link.airtime import (
     LinkAirtime,
     McsPolicy,
     bits_per_subcarrier,
+    channel_gain,
     default_errors,
     thresholds_from_per_sweep,
 )
@@ -141,3 +144,48 @@ def test_no_uplink_carries_more_bits_per_second_than_its_mcs_and_time_grows_with
         assert sent.on_air_s <= sent.elapsed_s
         times.append(sent.elapsed_s)
     assert times == sorted(times) and times[-1] > times[0]
+
+
+# --- frequency-selective links: the chooser and the errors on the EESM effective SNR ---------------------------
+def _selective_gain(seed: int = 3) -> tuple[float, ...]:
+    """One seeded draw of the hub's multipath profile (1 sample rms delay spread), scaled to mean gain 1."""
+    taps = Multipath(1.0, np.random.default_rng(seed), block_fading=False).taps
+    return channel_gain(PHY, taps)
+
+
+def test_a_flat_gain_is_exactly_the_scalar_snr():
+    air, flat = _air(), (1.0,) * PHY.num_data
+    for snr in (2.0, 6.0, 11.0, 17.5, 25.0):
+        assert air.choose(snr, flat) == air.choose(snr) == air.mcs.choose(snr)
+        assert air.upload(50_000, snr, gain=None) == air.upload(50_000, snr)
+        for mcs in CODED_MCS:
+            assert air.effective_snr_db(mcs, snr, flat) == pytest.approx(snr, abs=1e-9)
+
+
+def test_a_selective_link_at_the_same_mean_snr_is_slower_and_never_faster():
+    air, gain = _air(), _selective_gain()
+    assert sum(gain) / len(gain) == pytest.approx(1.0)  # mean SNR unchanged: only the selectivity is added
+    slower = 0
+    for snr in [x / 2 for x in range(6, 50)]:
+        for mcs in CODED_MCS:
+            assert air.effective_snr_db(mcs, snr, gain) < snr  # EESM of a faded channel: below its mean
+        flat_mcs, sel_mcs = air.choose(snr), air.choose(snr, gain)
+        assert bits_per_subcarrier(sel_mcs) <= bits_per_subcarrier(flat_mcs)
+        slower += sel_mcs != flat_mcs
+        flat, sel = air.upload(200_000, snr), air.upload(200_000, snr, gain=gain)
+        assert sel.on_air_s >= flat.on_air_s and sel.elapsed_s >= flat.elapsed_s and sel.mcs == sel_mcs
+    assert slower > 0  # this draw costs at least one MCS step somewhere in the range
+
+
+def test_a_broadcast_is_charged_at_its_worst_receiver_channel_included():
+    air, gain = _air(), _selective_gain()
+    flat_only = air.broadcast(100_000, 14.0)
+    assert flat_only == air.transfer(100_000, air.choose(14.0), 14.0)  # as before: the least SNR
+    # a selective receiver at 15 dB mean whose channel is worse than a flat 14 dB one sets the MCS and the cost
+    mcs = air.choose(15.0, gain)
+    assert bits_per_subcarrier(mcs) < bits_per_subcarrier(air.choose(14.0))
+    both = air.broadcast(100_000, 14.0, [(15.0, gain)])
+    assert both.mcs == mcs and both.elapsed_s > flat_only.elapsed_s
+    assert both == air.transfer(100_000, mcs, 15.0, gain=gain)
+    with pytest.raises(LinkError, match="per data subcarrier"):
+        air.upload(1000, 10.0, gain=(1.0, 1.0))

@@ -19,10 +19,10 @@ class LinearAirtime:
     """1 s per 10 kB of digital payload, 0.1 ms per analog symbol; refuses links below 0 dB (no MCS); waiting
     for slots doubles the elapsed time (the cost prices the bursts only)."""
 
-    def broadcast(self, payload_bytes: int, worst_snr_db: float) -> Transfer:
+    def broadcast(self, payload_bytes: int, worst_snr_db: float, channels=()) -> Transfer:
         return Transfer(2 * payload_bytes / 1e4, payload_bytes / 1e4, 0.0, 0, None)
 
-    def upload(self, payload_bytes: int, snr_db: float, analog_symbols: int = 0) -> Transfer:
+    def upload(self, payload_bytes: int, snr_db: float, analog_symbols: int = 0, gain=None) -> Transfer:
         if snr_db < 0:
             raise ConfigError(f"no MCS at {snr_db} dB")
         on_air = payload_bytes / 1e4 + analog_symbols * 1e-4
