@@ -10,7 +10,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from testbed.node.bs import Assigner
+    from testbed.node.bs_core import Assigner
     from testbed.node.config import BsConfig
     from testbed.node.training import BsTraining
 

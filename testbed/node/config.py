@@ -280,7 +280,7 @@ class UeConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
 def _daemon_training(t: TrainingSpec | None) -> None:
     if t is not None and t.partition != "iid":
-        raise ConfigError(f"[training] partition={t.partition!r}: the daemons cut IID shards; use \"iid\"")
+        raise ConfigError(f'[training] partition={t.partition!r}: the daemons cut IID shards; use "iid"')
 
 
 C = TypeVar("C", BsConfig, UeConfig)

@@ -86,7 +86,7 @@ class Harness:
         self.stop = threading.Event()
         training = PlaceholderUe("ue-1", 100)
         self.daemon = UeDaemon(self.cfg, training, self.stop, Notifier({}), self.first_info)
-        self.worker = self.daemon._worker = RecordingExecutor()
+        self.worker = self.daemon._worker.executor = RecordingExecutor()
         self.exit_code: int | None = None
         self.thread = threading.Thread(target=self._serve, name="ue-1-loop", daemon=True)
         self.thread.start()
@@ -174,7 +174,7 @@ class GatedClock:
 def test_enquiries_while_measuring_share_one_measurement(harness_factory, caplog) -> None:
     clock = GatedClock()
     h = harness_factory(clock)
-    with caplog.at_level(logging.DEBUG, logger="testbed.node.ue"):
+    with caplog.at_level(logging.DEBUG, logger="testbed.node"):
         poll_until(h.server, lambda ev: any(e.kind == "joined" for e in ev))
         assert clock.waiting.wait(15)  # the registration's measurement is running (held at its first reading)
         for _ in range(3):
@@ -200,7 +200,7 @@ def test_a_failing_measurement_is_logged_with_its_traceback_and_the_loop_goes_on
             raise RuntimeError("injected clock fault")
         return readings()
 
-    with caplog.at_level(logging.INFO, logger="testbed.node.ue"):
+    with caplog.at_level(logging.INFO, logger="testbed.node"):
         h = harness_factory(clock)
         poll_until(h.server, lambda ev: any("measurement failed" in r.getMessage() for r in caplog.records))
         failed = next(r for r in caplog.records if "measurement failed" in r.getMessage())

@@ -83,7 +83,7 @@ def test_slow_failing_and_overtaken_training_steps_in_the_worker(tmp_path: Path)
         failed = next(e for e in faulty.events() if e.get("level") == "error")
         assert failed["msg"] == "round 1: the training step failed; skipping the round", failed
         assert "RuntimeError: injected fault in the training step" in failed["exc"]
-        discarded = [e for e in faulty.events() if e.get("event") == "training_discarded"]
+        discarded = [e for e in faulty.events() if e.get("event") == "job_discarded" and e["kind"] == "train"]
         assert [(e["round"], e["ran"]) for e in discarded] == [(2, True)]
         ended = {e["round"]: e["uploaded"] for e in faulty.events() if e.get("event") == "round_ended"}
         assert ended == {2: False, 3: True}  # round 1 was forgotten when its step failed

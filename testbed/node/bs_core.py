@@ -1,0 +1,361 @@
+"""The BS core: registration, first information, rounds with deadlines, transfers, the joint update, records.
+
+No I/O (STYLE.md #18): a shell calls ``control(event)``, ``radio(event)``, ``job_done(done)`` and ``timers()``
+and carries out the returned actions (testbed/node/actions.py). The clock (seconds) and the radio's sample
+cursor are injected. The same core runs in the BS daemon (testbed/node/bs.py) and in the in-process engine.
+
+A round (docs/nodes.md): ASSIGN with each live UE's uplink slot, ROUND_START (model SHA-256, size, deadline)
+to every live UE, the model broadcast over the radio (object id = round number, repaired from the UEs'
+NACKs), each UE's upload received in its TDMA slot and acknowledged, UPLINK_DONE over the control plane.
+When every participant is done or gone, or the deadline passes, ROUND_END goes out; the round counts if at
+least ``min_fraction`` of its participants finished: their uploads go to the training step (a ``consume``
+job); otherwise it is skipped. When the job is done, the round's record goes out and the next round is
+scheduled ``round_gap_s`` later; no round starts meanwhile (its model is the step's result).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbed.control.config import Event
+from testbed.control.protocol import Assign, CapabilityEnquiry, CapabilityReport, ChannelReport, Nack, UplinkDone
+from testbed.errors import ConfigError, LinkError
+from testbed.link.endpoints import Inbound, Outbound
+from testbed.link.messages import SlotGrant
+from testbed.link.segment import parse
+from testbed.link.tdma import cycle_schedule
+from testbed.link.tracker import ChannelTracker
+from testbed.node.actions import (
+    Action,
+    Cancel,
+    CloseRound,
+    JobDone,
+    OpenRound,
+    Record,
+    RoundStatus,
+    Send,
+    StartJob,
+    Transmit,
+)
+from testbed.node.config import BS_NODE_ID, AirConfig, BsSection
+from testbed.node.first_info import Orders, UeView
+from testbed.node.pump import OnAir, Received
+from testbed.node.runtime import event, repair_timing
+from testbed.node.training import BsTraining
+
+log = logging.getLogger(__name__)
+
+Assigner = Callable[[Sequence[UeView]], dict[str, Orders]]
+
+
+def round_outcome(num_participants: int, num_uploads: int, min_fraction: float) -> tuple[str, RoundStatus]:
+    """(outcome, ROUND_END status) of a round: "complete" when every participant's upload arrived, "partial"
+    (status "deadline") when at least ``min_fraction`` of them (and at least one) did, else "skipped"
+    ("aborted": nothing is consumed)."""
+    need = max(1, math.ceil(min_fraction * num_participants - 1e-9))  # 1e-9: 0.5 * 4 is 2, not 3
+    if num_participants and num_uploads == num_participants:
+        return "complete", "complete"
+    if num_uploads >= need:
+        return "partial", "deadline"
+    return "skipped", "aborted"
+
+
+@dataclass
+class _Round:
+    number: int
+    model: bytes
+    participants: frozenset[str]
+    broadcast: Outbound
+    uplinks: dict[str, Inbound]
+    downlink: SlotGrant  # the BS's own slot in every TDMA cycle
+    broadcast_mcs: str
+    uplink_mcs: dict[str, str]
+    orders: dict[str, Orders]
+    started_s: float
+    started_wall_s: float
+    done: set[str] = field(default_factory=set)  # UPLINK_DONE received
+    dropped: set[str] = field(default_factory=set)  # participants gone or left during the round
+    energy_j: dict[str, float] = field(default_factory=dict)  # UPLINK_DONE's energy_used_j
+    compute_s: dict[str, float] = field(default_factory=dict)  # UPLINK_DONE's compute_time_s
+
+
+@dataclass(frozen=True)
+class _Consuming:
+    """A round ended on the control plane whose uploads the training step is consuming."""
+
+    number: int
+    record: dict[str, Any]  # the round record as of ROUND_END, without the training step's fields
+    started_s: float  # clock at the round's ROUND_START, for duration_s
+
+
+class BsCore:
+    """The BS's behaviour; see the module docstring.
+
+    ``now`` : seconds on the shell's clock (monotonic in the daemon, virtual in the engine). ``cursor`` : the
+    radio's sample clock (end of the last block received). ``wall`` : Unix seconds for the record's
+    ``started_unix_s``. ``assigner`` : each round's ASSIGN orders (testbed/node/first_info.py)."""
+
+    def __init__(
+        self,
+        bs: BsSection,
+        air: AirConfig,
+        training: BsTraining,
+        assigner: Assigner,
+        *,
+        now: Callable[[], float],
+        cursor: Callable[[], int],
+        wall: Callable[[], float],
+        deadline_s: float | None = None,
+    ) -> None:
+        self.bs, self.air, self.training, self.assigner = bs, air, training, assigner
+        self.now, self.cursor, self.wall = now, cursor, wall
+        self.deadline_s = bs.deadline_s if deadline_s is None else deadline_s
+        self.ue_of_node = {node: ue for ue, node in bs.ues.items()}
+        self.node_of_stream = {node & 0xFF: node for node in bs.ues.values()}  # PHY header stream id
+        self.tracker = ChannelTracker()  # uplink measurements: every frame heard from each UE
+        self.live: set[str] = set()  # UEs with a live registration (from the control plane's events)
+        self.capabilities: dict[str, CapabilityReport] = {}  # each UE's latest CAPABILITY_REPORT, kept whole
+        self.channels: dict[str, ChannelReport] = {}  # each UE's latest CHANNEL_REPORT (downlink)
+        self.rounds_done = 0
+        self.round_number = 0  # the last round opened
+        self.next_round_s = 0.0
+        self._round: _Round | None = None
+        self._consuming: _Consuming | None = None
+        self._job_id = 0
+        self._on_event = {"joined": self._joined, "gone": self._gone, "left": self._gone,
+                          "round_complete": self._finish, "round_deadline": self._finish,
+                          "message": self._message}  # fmt: skip
+        self._on_message = {CapabilityReport: self._capability, ChannelReport: self._channel, Nack: self._nack,
+                            UplinkDone: self._uplink_done}  # fmt: skip
+
+    @property
+    def busy(self) -> bool:
+        """A round is open or its training step is running."""
+        return self._round is not None or self._consuming is not None
+
+    # --- control plane --------------------------------------------------------------------------------
+    def control(self, ev: Event) -> list[Action]:
+        handler = self._on_event.get(ev.kind)
+        return handler(ev) if handler is not None else []
+
+    def _joined(self, ev: Event) -> list[Action]:
+        event(log, "ue_joined", ue=ev.ue_id, round=ev.round)
+        self.live.add(ev.ue_id)
+        return [Send(CapabilityEnquiry(), ev.ue_id)] if ev.ue_id in self.bs.ues else []
+
+    def _gone(self, ev: Event) -> list[Action]:
+        event(log, f"ue_{ev.kind}", ue=ev.ue_id, round=ev.round)
+        self.live.discard(ev.ue_id)
+        rnd = self._round
+        if rnd is not None:
+            rnd.broadcast.forget(ev.ue_id)
+            if ev.ue_id in rnd.participants:
+                rnd.dropped.add(ev.ue_id)
+        return []
+
+    def _message(self, ev: Event) -> list[Action]:
+        assert ev.message is not None
+        handler = self._on_message.get(type(ev.message.body))
+        return handler(ev) if handler is not None else []
+
+    def _capability(self, ev: Event) -> list[Action]:
+        cap = self.capabilities[ev.ue_id] = ev.message.body  # type: ignore[union-attr]
+        event(log, "capability", ue=ev.ue_id, cycles_per_sample=cap.cycles_per_sample,
+              cpu_freq_max_hz=cap.cpu_freq_max_hz, num_local_samples=cap.num_local_samples,
+              energy_available_j=cap.energy_available_j)  # fmt: skip
+        return []
+
+    def _channel(self, ev: Event) -> list[Action]:
+        self.channels[ev.ue_id] = ev.message.body  # type: ignore[union-attr,assignment]
+        return []
+
+    def _in_round(self, ev: Event) -> _Round | None:
+        rnd = self._round
+        return rnd if rnd is not None and ev.message is not None and ev.message.round == rnd.number else None
+
+    def _nack(self, ev: Event) -> list[Action]:
+        rnd = self._in_round(ev)
+        if rnd is not None:
+            rnd.broadcast.add_nack(ev.ue_id, ev.message.body.nack, self.now())  # type: ignore[union-attr]
+        return []
+
+    def _uplink_done(self, ev: Event) -> list[Action]:
+        rnd = self._in_round(ev)
+        if rnd is not None:
+            body: UplinkDone = ev.message.body  # type: ignore[union-attr,assignment]
+            rnd.done.add(ev.ue_id)
+            rnd.energy_j[ev.ue_id], rnd.compute_s[ev.ue_id] = body.energy_used_j, body.compute_time_s
+            event(log, "uplink_done", ue=ev.ue_id, round=rnd.number, payload_bytes=body.payload_bytes,
+                  compute_time_s=body.compute_time_s)  # fmt: skip
+        return []
+
+    # --- radio ------------------------------------------------------------------------------------------
+    def radio(self, ev: Received | OnAir) -> list[Action]:
+        rnd = self._round
+        if isinstance(ev, OnAir):
+            if rnd is not None:
+                rnd.broadcast.on_air(ev.job_id, ev.end_sample, self.now())
+            return []
+        node = self.node_of_stream.get(ev.frame.stream_id)
+        if node is not None:
+            self.tracker.add(node, BS_NODE_ID, ev.frame)
+        if rnd is None or ev.frame.payload is None:
+            return []
+        try:
+            head, chunk = parse(ev.frame.payload)
+        except LinkError:
+            return []
+        ue = self.ue_of_node.get(head.src)
+        inbound = rnd.uplinks.get(ue) if ue is not None else None
+        if inbound is not None and head.object_id == inbound.object_id:
+            inbound.offer(head, chunk, ev.start_sample)
+        return []
+
+    # --- timers -----------------------------------------------------------------------------------------
+    def timers(self) -> list[Action]:
+        rnd = self._round
+        if self._consuming is not None:  # the next model is the training step's result: no round before it
+            return []
+        if rnd is None:
+            mapped = [ue for ue in self.live if ue in self.bs.ues]
+            if self.now() >= self.next_round_s and len(mapped) >= self.bs.min_ues:
+                return self._start()
+            return []
+        actions: list[Action] = []
+        job = rnd.broadcast.next_job(self._next_job_id(), rnd.broadcast_mcs, self.cursor(), self.now(), rnd.downlink)
+        if job is not None:
+            actions.append(Transmit(job))
+            event(log, "broadcast_repair", round=rnd.number, frames=len(job.frames), passes=rnd.broadcast.passes)
+        for ue, inbound in rnd.uplinks.items():
+            nack = inbound.ack_due() or inbound.nack_due(self.cursor())
+            if nack is not None and ue in self.live:
+                actions.append(Send(Nack(nack), ue))
+        return actions
+
+    def _start(self) -> list[Action]:
+        bs, air = self.bs, self.air
+        live = sorted(self.live)
+        slotted = [ue for ue in live if ue in bs.ues]
+        for ue in sorted(set(live) - set(slotted)):
+            log.warning("UE %s is not in [bs.ues]: no link node id, no uplink slot", ue)
+        # one TDMA cycle: the BS's downlink slot first, then one uplink slot per UE, equal lengths
+        nodes = [BS_NODE_ID, *(bs.ues[ue] for ue in slotted)]
+        try:
+            schedule = cycle_schedule(air.tdma_cycle_samples, air.guard_samples, nodes, air.max_burst_samples)
+        except ConfigError as exc:
+            raise ConfigError(f"[air] {exc}") from exc
+        policy = air.mcs_policy
+        uplink_snr = {ue: self.tracker.snr_db(bs.ues[ue], BS_NODE_ID) for ue in slotted}
+        uplink_mcs = {ue: policy.choose(uplink_snr[ue]) for ue in slotted}
+        views = [UeView(ue, self.capabilities.get(ue), uplink_snr[ue]) for ue in slotted]
+        orders = self.assigner(views)
+        actions: list[Action] = []
+        for ue in slotted:
+            o, grant = orders[ue], schedule.grant_for(bs.ues[ue])
+            assign = Assign(o.mode, o.group, o.tx_power_dbm, o.energy_budget_j, o.cpu_freq_hz, uplink_mcs[ue], grant)
+            actions.append(Send(assign, ue))
+        downlink_snrs = [self._downlink_snr_db(ue) for ue in slotted]  # the broadcast serves the weakest
+        broadcast_mcs = policy.choose(None if None in downlink_snrs else min(downlink_snrs))  # type: ignore[type-var]
+        number = self.round_number = self.round_number + 1
+        model = self.training.model_bytes(number, orders, views)
+        actions.append(OpenRound(hashlib.sha256(model).digest(), len(model), self.deadline_s))
+        participants = frozenset(live)  # the control plane opens the round for every live UE
+        receivers = {ue: bs.ues[ue] for ue in participants if ue in bs.ues}
+        object_id = number & 0xFFFFFFFF
+        broadcast = Outbound(model, src=BS_NODE_ID, dsts=sorted(receivers.values()), object_id=object_id,
+                             frame_payload_bytes=air.frame_payload_bytes, expect=set(receivers),
+                             timing=repair_timing(air, bs.nack_gather_s))  # fmt: skip
+        uplinks = {ue: Inbound(BS_NODE_ID, src=node, object_id=object_id, timing=repair_timing(air),
+                               since_sample=self.cursor(), nack_blind=False)
+                   for ue, node in receivers.items()}  # fmt: skip
+        downlink = schedule.grant_for(BS_NODE_ID)
+        self._round = _Round(number, model, participants, broadcast, uplinks, downlink, broadcast_mcs, uplink_mcs,
+                             orders, self.now(), self.wall())  # fmt: skip
+        first = broadcast.next_job(self._next_job_id(), broadcast_mcs, self.cursor(), self.now(), downlink)
+        if first is not None:
+            actions.append(Transmit(first))
+        event(log, "round_started", round=number, participants=sorted(participants), model_bytes=len(model),
+              frames=broadcast.count, deadline_s=self.deadline_s, mcs=broadcast_mcs)  # fmt: skip
+        return actions
+
+    def _finish(self, ev: Event) -> list[Action]:
+        rnd = self._round
+        if rnd is None or ev.round != rnd.number:
+            return []
+        actions: list[Action] = [Cancel(job_id) for job_id in rnd.broadcast.job_ids]  # repairs of no use now
+        uploads = {}
+        for ue in sorted(rnd.done):
+            try:
+                uploads[ue] = rnd.uplinks[ue].deliver()
+            except (KeyError, LinkError) as exc:
+                log.error("UE %s reported UPLINK_DONE but its upload is not verified here: %s", ue, exc)
+        outcome, status = round_outcome(len(rnd.participants), len(uploads), self.bs.min_fraction)
+        actions.append(CloseRound(status))
+        self._round = None
+        record = {
+            "round": rnd.number,
+            "outcome": outcome,
+            "trigger": ev.kind,
+            "participants": sorted(rnd.participants),
+            "done": sorted(uploads),
+            "dropped": sorted(rnd.dropped),
+            "model_bytes": len(rnd.model),
+            "model_sha256": hashlib.sha256(rnd.model).hexdigest(),
+            "uploads": {ue: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for ue, d in uploads.items()},
+            "broadcast_mcs": rnd.broadcast_mcs,
+            "uplink_mcs": rnd.uplink_mcs,
+            "broadcast_passes": rnd.broadcast.passes,
+            "broadcast_frames_sent": rnd.broadcast.frames_sent,
+            "uplink_nacks_sent": {ue: i.nacks_sent for ue, i in rnd.uplinks.items()},
+            "uplink_snr_db": {ue: self.tracker.snr_db(self.bs.ues[ue], BS_NODE_ID) for ue in rnd.uplinks},
+            "downlink_snr_db": {ue: self._downlink_snr_db(ue) for ue in rnd.uplinks},
+            "modes": {ue: o.mode for ue, o in rnd.orders.items()},
+            "ue_energy_j": dict(rnd.energy_j),
+            "ue_compute_s": dict(rnd.compute_s),
+            "started_unix_s": rnd.started_wall_s,
+        }
+        event(log, "round_ended", round=rnd.number, outcome=outcome, status=status, consume=outcome != "skipped")
+        if outcome == "skipped":
+            return [*actions, *self._recorded(record, rnd.started_s, {"consume_s": 0.0})]
+        self._consuming = _Consuming(rnd.number, record, rnd.started_s)
+        return [*actions, StartJob("consume", ("consume", rnd.number), lambda: self._consume(rnd.number, uploads))]
+
+    def _consume(self, number: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
+        """Off the loop: the training step's record fields. If it raises, the exception is logged with its
+        traceback and the fields say ``outcome`` "failed" and the ``error``; the next round goes on from the last
+        good model (LearningBs rolls a failed joint update back)."""
+        try:
+            return self.training.consume(number, uploads)
+        except Exception as exc:
+            log.exception("round %d: the training step failed; the round is recorded as failed", number)
+            return {"outcome": "failed", "error": f"{type(exc).__name__}: {exc}"}
+
+    def job_done(self, done: JobDone) -> list[Action]:
+        """The training step finished: the round's record, and the next round scheduled."""
+        consuming = self._consuming
+        if consuming is None or done.key != ("consume", consuming.number):
+            return []
+        self._consuming = None
+        return self._recorded(consuming.record, consuming.started_s, {"consume_s": done.elapsed_s, **done.result})
+
+    def _recorded(self, record: dict[str, Any], started_s: float, learned: dict[str, Any]) -> list[Action]:
+        """The round's record (``duration_s``: ROUND_START to now); the next round ``round_gap_s`` from now."""
+        record = {**record, "duration_s": self.now() - started_s, **learned}
+        event(log, "round_finished", **record)
+        self.rounds_done += 1
+        self.next_round_s = self.now() + self.bs.round_gap_s
+        return [Record(record)]
+
+    def _downlink_snr_db(self, ue: str) -> float | None:
+        """The SNR of the BS's frames in the UE's latest CHANNEL_REPORT (None if it sent none)."""
+        rep = self.channels.get(ue)
+        return rep.report.snr_db if rep is not None else None
+
+    def _next_job_id(self) -> int:
+        self._job_id += 1
+        return self._job_id
