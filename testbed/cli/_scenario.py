@@ -26,6 +26,13 @@ def add_scenario_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="override the scenario seed")
     parser.add_argument("--dataset", default=None, help="mnist | digits | folder:<path>")
     parser.add_argument("--partition", default=None, help="iid | dirichlet | weak_exclusive")
+    parser.add_argument(
+        "--medium",
+        choices=("model", "phy"),
+        default="model",
+        help="model: the PER table measured by this receiver, exact burst lengths (fast); phy: every frame through "
+        "the real modem, the channel models and the receiver (slow)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small models: 1 is fastest)")
     parser.add_argument(
         "--raw-upload-budget-s",

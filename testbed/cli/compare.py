@@ -48,6 +48,7 @@ def _run(args: argparse.Namespace) -> int:
         args.schemes,
         args.out,
         wrap=lambda rounds, name: progress(rounds, desc=f"compare {name}", unit="rounds"),
+        medium=args.medium,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.items() if k != "histories"}
@@ -72,5 +73,8 @@ def _human(s: dict[str, Any]) -> str:
                 r["rounds_to_target"],
             ]
         )
-    title = f"{s['scenario']} / {s['partition']}, seed {s['seed']}, target accuracy {s['target_accuracy']:.2f}"
+    title = (
+        f"{s['scenario']} / {s['partition']}, {s['medium']} medium, seed {s['seed']}, "
+        f"target accuracy {s['target_accuracy']:.2f}"
+    )
     return title + "\n" + format_table(header, rows) + ("\nplots: " + ", ".join(s["plots"]) if s["plots"] else "")

@@ -46,7 +46,7 @@ def _bs_training(cfg: BsConfig) -> tuple[BsTraining, Assigner | None]:
 
     if cfg.training is None:
         return PlaceholderBs(cfg.bs.model_size_bytes, cfg.bs.seed), None
-    training = LearningBs(cfg.training, list(cfg.bs.ues), cfg.air, cfg.assign.assumed_snr_db)
+    training = LearningBs.for_ues(cfg.training, list(cfg.bs.ues), cfg.air, cfg.assign.assumed_snr_db)
     if not cfg.assign.policy:
         return training, None
     orders = PolicyOrders(
@@ -72,6 +72,6 @@ def _run_ue(args: argparse.Namespace) -> int:
     setup_logging(cfg.ue.ue_id, args.verbose)
     if cfg.training is None:
         return UeDaemon(cfg, PlaceholderUe(cfg.ue.ue_id, cfg.ue.upload_size_bytes), stop_on_signals(), Notifier()).run()
-    training = LearningUe(cfg.training, cfg.ue.ue_id, cfg.ue.shard)
+    training = LearningUe.for_shard(cfg.training, cfg.ue.ue_id, cfg.ue.shard)
     first_info = UeFirstInfo(cfg.ue, training.model, training.num_samples)
     return UeDaemon(cfg, training, stop_on_signals(), Notifier(), first_info).run()

@@ -110,9 +110,7 @@ class CapabilityReport(_Body, tag="CAPABILITY_REPORT"):
         if self.cpu_freq_min_hz > self.cpu_freq_max_hz:
             raise ProtocolError(f"cpu_freq_min_hz={self.cpu_freq_min_hz} > cpu_freq_max_hz={self.cpu_freq_max_hz}")
         if self.min_tx_power_dbm > self.max_tx_power_dbm:
-            raise ProtocolError(
-                f"min_tx_power_dbm={self.min_tx_power_dbm} > max_tx_power_dbm={self.max_tx_power_dbm}"
-            )
+            raise ProtocolError(f"min_tx_power_dbm={self.min_tx_power_dbm} > max_tx_power_dbm={self.max_tx_power_dbm}")
 
 
 class ChannelReport(_Body, tag="CHANNEL_REPORT"):

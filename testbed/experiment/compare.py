@@ -39,6 +39,7 @@ def run_comparison(
     schemes: Sequence[str],
     out_dir: Path | None,
     wrap: Callable[[range, str], Iterable[int]] = lambda r, _desc: r,
+    medium: str = "model",
 ) -> dict[str, Any]:
     """Run every scheme for ``scenario.run.rounds`` rounds; returns summaries and full histories.
 
@@ -46,7 +47,7 @@ def run_comparison(
     """
     histories = {}
     for name in schemes:
-        engine = Engine(scenario, name, out_dir / name if out_dir is not None else None)
+        engine = Engine(scenario, name, out_dir / name if out_dir is not None else None, medium=medium)
         histories[name] = engine.start()
         for _ in wrap(range(scenario.run.rounds), name):
             histories[name].append(engine.step())
@@ -55,6 +56,7 @@ def run_comparison(
         "scenario": scenario.name,
         "partition": scenario.training.partition,
         "seed": scenario.seed,
+        "medium": medium,
         "target_accuracy": target,
         "schemes": {name: to_target(h, target) for name, h in histories.items()},
         "histories": histories,

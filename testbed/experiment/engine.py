@@ -1,11 +1,15 @@
-"""The fast in-process engine behind ``testbed train``: all UEs in one process, the channel simulated,
-airtime from the link's model of the shared medium (testbed/link/airtime.py). It replaces only the radio and
-control plane with direct calls; every round goes through ``testbed.learning.rounds.RoundRunner``.
+"""The in-process engine behind ``testbed train`` and ``testbed compare``: the BS core and every UE core of
+the scenario in one process (testbed/experiment/network.py), in virtual time, over the shared medium. The
+round logic is the nodes' own (testbed/node/bs_core.py, ue_core.py): registration, ASSIGN, the model
+broadcast with repair, the TDMA uplinks with ARQ, the deadline, the joint update. Only the shell differs
+from the daemons: the control plane is in-process, the radio is a ``FrameLink`` (``medium`` "model": the PER
+table and exact burst lengths; "phy": every frame modulated, through the channel models and demodulated by the
+real receiver), and compute time is charged from each UE's board.
 
 Per round it appends one JSON line of metrics (fsynced) and then writes a verified checkpoint
-(testbed/learning/checkpoint.py: manifest with scheme, seed, scenario hash and round; atomic) holding the
-runner's state and every generator, so a resumed run continues exactly, and a damaged or foreign checkpoint is
-refused with one line.
+(testbed/learning/checkpoint.py: manifest with scheme, seed, medium, scenario hash and round; atomic), so a
+damaged or foreign checkpoint is refused with one line. A resumed run restarts the network at the round
+boundary: the model, the optimizer, every generator and what the BS had measured continue.
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ import msgspec
 import numpy as np
 import torch
 
+from testbed.control.protocol import ChannelReport as ChannelReportMsg
 from testbed.errors import ConfigError, StateError
+from testbed.experiment.media import MEDIA, build_link, engine_air
+from testbed.experiment.network import Network
+from testbed.experiment.nodes import EngineFirstInfo, assigner_for, bs_job_time, bs_section, ue_job_time
 from testbed.experiment.scenario import Scenario
 from testbed.experiment.schemes import build_scheme, policy_inputs
-from testbed.learning import partition
+from testbed.learning import partition, wire
 from testbed.learning.checkpoint import (
     append_jsonl,
     load_checkpoint,
@@ -37,15 +45,20 @@ from testbed.learning.codec import SemanticCodec
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.evaluate import evaluate
 from testbed.learning.modes import LocalUe
-from testbed.learning.rounds import RoundReport, RoundRunner
+from testbed.learning.rounds import RoundRunner
 from testbed.learning.schemes import Scheme
+from testbed.link.tracker import ChannelTracker
+from testbed.node.bs_core import BsCore
+from testbed.node.training import LearningBs, LearningUe
+from testbed.node.ue_core import UeCore
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 # Seed offsets so data split, partition, model init, BS and each UE draw from independent streams.
-_SPLIT, _PARTITION, _MODEL, _BS, _EVAL, _UE = 1, 2, 3, 4, 5, 100
+_SPLIT, _PARTITION, _MODEL, _BS, _EVAL, _LINK, _UE = 1, 2, 3, 4, 5, 6, 100
+MAX_ROUND_S = 86_400.0  # virtual seconds one round may take before the run is called stuck
 
 
 def split_for(scenario: Scenario) -> tuple[ImageDataset, ImageDataset]:
@@ -56,53 +69,63 @@ def split_for(scenario: Scenario) -> tuple[ImageDataset, ImageDataset]:
 
 @dataclass
 class Totals:
-    """Running totals since round 0 (virtual clock)."""
+    """Running totals since round 0 (virtual clock); ``clock_samples``: the air's sample clock at the last
+    record, where a resumed network starts its next round."""
 
     virtual_time_s: float = 0.0
     energy_j: float = 0.0
     uplink_bits: float = 0.0
+    clock_samples: int = 0
 
 
 class Engine:
-    """One scheme on one scenario: build everything from the seed, run rounds, log, checkpoint, resume.
+    """One scheme on one scenario over one medium: build everything from the seed, run rounds through the node
+    cores, log, checkpoint, resume.
 
     ``scheme`` is a name from testbed/experiment/schemes.py (fixed baselines and policy variants, built for
-    this run) or a ready ``Scheme`` (any ``AssignmentPolicy``)."""
+    this run) or a ready ``Scheme`` (any ``AssignmentPolicy``). ``medium``: "model" or "phy" (``MEDIA``)."""
 
-    def __init__(self, scenario: Scenario, scheme: str | Scheme, out_dir: Path | None = None) -> None:
-        self.scenario = scenario
+    def __init__(
+        self, scenario: Scenario, scheme: str | Scheme, out_dir: Path | None = None, medium: str = "model"
+    ) -> None:
+        if medium not in MEDIA:
+            raise ConfigError(f"unknown medium {medium!r}; choose one of {', '.join(MEDIA)}")
+        self.scenario, self.medium = scenario, medium
         self.out_dir = Path(out_dir) if out_dir is not None else None
         seed = scenario.seed
-        train, self.test = split_for(scenario)
+        train, test = split_for(scenario)
         self.codec_cfg = scenario.codec_config(train.image_size_px, train.num_classes)
         self.profiles = scenario.profiles(self.codec_cfg)
         parts = self._partition(train, np.random.default_rng([seed, _PARTITION]))
-        self.ues = [
-            LocalUe(
-                p.name,
-                train.subset(idx),
-                scenario.training.symbol_snr_db(p.snr_db),
-                torch.Generator().manual_seed(seed * 1000 + _UE + i),
-            )
+        t = scenario.training
+        self.local = [
+            LocalUe(p.name, train.subset(idx), t.symbol_snr_db(p.snr_db),
+                    torch.Generator().manual_seed(seed * 1000 + _UE + i))
             for i, (p, idx) in enumerate(zip(self.profiles, parts, strict=True))
-        ]
+        ]  # fmt: skip
         self.airtime = scenario.airtime()
         model = SemanticCodec(self.codec_cfg, torch.Generator().manual_seed(seed * 1000 + _MODEL))
-        self.runner = RoundRunner(
-            model,
-            scenario.round_config(self.codec_cfg),
-            self.profiles,
-            self.ues,
-            [len(u.data) for u in self.ues],
-            self.airtime,
-            torch.Generator().manual_seed(seed * 1000 + _BS),
-        )
+        runner = RoundRunner(model, scenario.round_config(self.codec_cfg), self.profiles, None,
+                             [len(u.data) for u in self.local], self.airtime,
+                             torch.Generator().manual_seed(seed * 1000 + _BS))  # fmt: skip
         self.policy_inputs = policy_inputs(
-            scenario, self.codec_cfg, self.airtime, {u.name: len(u.data) for u in self.ues}
+            scenario, self.codec_cfg, self.airtime, {u.name: len(u.data) for u in self.local}
         )
         self.scheme = scheme if isinstance(scheme, Scheme) else build_scheme(scheme, scenario, self.policy_inputs)
+        eval_snrs = [t.symbol_snr_db(p.snr_db) for p in self.profiles]
+        self.bs_training = LearningBs(t, runner, test, eval_snrs_db=eval_snrs, assumed_snr_db=0.0,
+                                      airtime=self.airtime, fixed_profiles=True,
+                                      eval_seed=seed * 1000 + _EVAL)  # fmt: skip
+        self.ue_training = [LearningUe(u, self.codec_cfg, t.local_training) for u in self.local]
+        self.air = engine_air(scenario)
+        self.link_rng = np.random.default_rng([seed, _LINK])
         self.totals = Totals()
-        self.eval_snrs = [scenario.training.symbol_snr_db(p.snr_db) for p in self.profiles]
+        self.network: Network | None = None
+        self._records: list[dict[str, Any]] = []
+
+    @property
+    def runner(self) -> RoundRunner:
+        return self.bs_training.runner
 
     def _partition(self, train: ImageDataset, rng: np.random.Generator) -> list[np.ndarray]:
         d = self.scenario.training
@@ -113,6 +136,37 @@ class Engine:
         if d.partition == "dirichlet":
             return partition.dirichlet(labels, shares, d.dirichlet_alpha, rng)
         return partition.weak_exclusive(labels, shares, [p.weak for p in self.profiles], d.exclusive_classes, rng)
+
+    # --- the network ----------------------------------------------------------------------------------
+    def _build_network(self, state: dict[str, Any] | None = None) -> Network:
+        """BS and UE cores on a fresh network; from ``state`` (a checkpoint) the BS's measurements, the round
+        counter and the clock continue: the network starts two control latencies before the next round, so
+        the UEs' registration ends just when it is due."""
+        sc = self.scenario
+        link = build_link(self.medium, sc, self.profiles, self.link_rng)
+        net = Network(self.air, link, sc.clock.control_latency_s, self._records.append)
+        bs = bs_section(sc)
+        deadline = self.scheme.deadline_s
+        core = BsCore(bs, self.air, self.bs_training, assigner_for(self.scheme, self.profiles, self.runner),
+                      now=net.now, cursor=net.cursor, wall=net.now,
+                      deadline_s=deadline if deadline is not None else bs.deadline_s)  # fmt: skip
+        net.add_bs(core, bs_job_time(self.runner))
+        self.bs_core = core
+        self.ue_cores = []
+        for i, (prof, training) in enumerate(zip(self.profiles, self.ue_training, strict=True)):
+            first_info = EngineFirstInfo(prof, self.codec_cfg, len(self.local[i].data))
+            ue = UeCore(prof.name, i + 1, self.air, training, first_info, now=net.now, cursor=net.cursor,
+                        airtime=self.airtime)  # fmt: skip
+            net.add_ue(ue, ue_job_time(prof, first_info))
+            self.ue_cores.append(ue)
+        if state is not None:
+            core.tracker = ChannelTracker.from_state(state["tracker"])
+            core.channels = {ue: msgspec.convert(r, ChannelReportMsg) for ue, r in state["channels"].items()}
+            core.round_number = net.registry.round = self.runner.round_index
+            core.next_round_s = state["clock_samples"] / self.air.sample_rate_hz
+            net.clock = max(0, state["clock_samples"] - 2 * net.latency)
+        net.start()
+        return net
 
     # --- running ---------------------------------------------------------------------------------------
     @property
@@ -135,13 +189,16 @@ class Engine:
             remove_stale_temps(self.out_dir)
             (self.out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
             write_atomic(self.out_dir / METRICS_FILE, b"")
+        self.network = self._build_network()
         return []
 
     def step(self) -> dict[str, Any]:
-        """Run the next round, log and checkpoint it; returns its metrics."""
-        r = self.runner.round_index
-        report = self.runner.run_round(self.scheme.policy.assign(r, self.profiles), self.scheme.deadline_s)
-        metrics = self._metrics(report)
+        """Run the next round through the cores, log and checkpoint it; returns its metrics."""
+        if self.network is None:
+            self.network = self._build_network()
+        before = len(self._records)
+        self.network.run(lambda: len(self._records) > before, max_s=MAX_ROUND_S)
+        metrics = self._metrics(self._records[-1])
         if self.out_dir is not None:
             append_jsonl(self.out_dir / METRICS_FILE, metrics)  # first: a round in the checkpoint has its line
             self._checkpoint()
@@ -154,27 +211,43 @@ class Engine:
             history.append(self.step())
         return history
 
-    def _metrics(self, report: RoundReport) -> dict[str, Any]:
-        t = self.totals
-        t.virtual_time_s += report.time_s
-        t.energy_j += report.energy_j
-        t.uplink_bits += report.uplink_bits
-        accuracy, loss = evaluate(self.runner.model, self.test, self.eval_snrs, self.scenario.seed * 1000 + _EVAL)
+    def _metrics(self, record: dict[str, Any]) -> dict[str, Any]:
+        net, t = self.network, self.totals
+        assert net is not None
+        learned = record.get("training", {})
+        if "accuracy" not in learned:  # skipped or failed: the model is the one before the round
+            bs = self.bs_training
+            accuracy, loss = evaluate(bs.model, bs.test, bs.eval_snrs_db, bs.eval_seed)
+            learned = {**learned, "accuracy": accuracy, "loss": loss}
+        round_time_s = (net.clock - t.clock_samples) / self.air.sample_rate_hz
+        energy_j = sum(record.get("ue_energy_j", {}).values())
+        uplink_bits = 8.0 * sum(u["bytes"] for u in record.get("uploads", {}).values())
+        t.virtual_time_s += round_time_s
+        t.energy_j += energy_j
+        t.uplink_bits += uplink_bits
+        t.clock_samples = net.clock
+        modes = {ue: str(m) for ue, m in record.get("modes", {}).items()}
+        late = [ue for ue in record["participants"] if ue not in record["done"] and modes.get(ue) != "idle"]
         return {
             "scheme": self.scheme.name,
-            "round": report.round_index,
+            "medium": self.medium,
+            "round": record["round"] - 1,
             "clock": "virtual",
-            "accuracy": accuracy,
-            "loss": loss,
-            "round_time_s": report.time_s,
+            "outcome": record.get("outcome"),
+            "accuracy": learned.get("accuracy"),
+            "loss": learned.get("loss"),
+            "round_time_s": round_time_s,
             "virtual_time_s": t.virtual_time_s,
-            "round_energy_j": report.energy_j,
+            "round_energy_j": energy_j,
             "energy_j": t.energy_j,
-            "round_uplink_bits": report.uplink_bits,
+            "round_uplink_bits": uplink_bits,
             "uplink_bits": t.uplink_bits,
-            "modes": report.modes,
-            "late": report.late,
-            "refused": report.refused,
+            "modes": modes,
+            "late": late,
+            "refused": learned.get("refused", {}),
+            "broadcast_mcs": record.get("broadcast_mcs"),
+            "uplink_mcs": record.get("uplink_mcs"),
+            "broadcast_frames_sent": record.get("broadcast_frames_sent"),
         }
 
     # --- checkpoints -----------------------------------------------------------------------------------
@@ -185,14 +258,18 @@ class Engine:
         return {
             "scheme": self.scheme.name,
             "seed": self.scenario.seed,
+            "medium": self.medium,
             "scenario_sha256": hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest(),
         }
 
     def _checkpoint(self) -> None:
         state = {
             "runner": self.runner.state_dict(),
-            "ue_generators": [u.generator.get_state() for u in self.ues],
+            "ue_generators": [u.generator.get_state() for u in self.local],
             "totals": vars(self.totals).copy(),
+            "link_rng": json.dumps(self.link_rng.bit_generator.state),
+            "tracker": self.bs_core.tracker.state(),
+            "channels": {ue: msgspec.to_builtins(r) for ue, r in self.bs_core.channels.items()},
         }
         identity = {**self._identity(), "round": self.runner.round_index}
         save_checkpoint(self.out_dir / CHECKPOINT_FILE, state, identity)
@@ -200,19 +277,21 @@ class Engine:
     def resume(self) -> list[dict]:
         """Restore the checkpoint in ``out_dir``; returns the metrics of the rounds it covers.
 
-        Refuses (:class:`StateError`, one line) a damaged checkpoint, one of another scheme, seed or scenario,
-        and a metrics log with fewer rounds than the checkpoint; drops a torn last metrics line."""
+        Refuses (:class:`StateError`, one line) a damaged checkpoint, one of another scheme, seed, medium or
+        scenario, and a metrics log with fewer rounds than the checkpoint; drops a torn last metrics line."""
         path = None if self.out_dir is None else self.out_dir / CHECKPOINT_FILE
         if path is None or not path.exists():
             raise ConfigError(f"nothing to resume: no {CHECKPOINT_FILE} in {self.out_dir}; run without --resume")
         remove_stale_temps(self.out_dir)
         manifest, state = load_checkpoint(path, self._identity())
         try:
-            self.runner.load_state_dict(state["runner"])
-            for ue, g in zip(self.ues, state["ue_generators"], strict=True):
+            self.runner.load_state_dict(state["runner"], refetch=self._raw_block)
+            for ue, g in zip(self.local, state["ue_generators"], strict=True):
                 ue.generator.set_state(g)
             totals = Totals(**state["totals"])
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            self.link_rng.bit_generator.state = json.loads(state["link_rng"])
+            self.network = self._build_network({**state, "clock_samples": totals.clock_samples})
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, msgspec.ValidationError) as exc:
             detail = " ".join(str(exc).split())[:200]  # one line, whatever torch says
             raise StateError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: {detail})") from exc
         done = self.runner.round_index
@@ -228,3 +307,10 @@ class Engine:
         history = history[:done]  # a round logged but not checkpointed is run again
         write_atomic(self.out_dir / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in history).encode())
         return history
+
+    def _raw_block(self, index: int, count: int) -> ImageDataset:
+        """The first ``count`` raw samples UE ``index`` uploaded before the checkpoint: the same bytes through
+        the same wire format (8-bit pixels), with no airtime charged."""
+        cfg = self.codec_cfg
+        data = wire.encode_raw(self.local[index].raw(0, count), 0, 0)
+        return wire.decode_raw(data, self.local[index].name, cfg.image_size_px, cfg.num_classes, (0, count))

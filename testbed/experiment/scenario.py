@@ -144,12 +144,12 @@ class UeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.channel == "flat":
             for field in ("rms_delay_spread_samples", "k_factor_db"):
                 if getattr(self, field) is not None:
-                    raise ValueError(f"{where}: {field} is for channel = \"multipath\"; remove it or set the channel")
+                    raise ValueError(f'{where}: {field} is for channel = "multipath"; remove it or set the channel')
             return
         tau = self.rms_delay_spread_samples
         if tau is None or not (math.isfinite(tau) and 0 < tau <= MAX_RMS_DELAY_SPREAD_SAMPLES):
             raise ValueError(
-                f"{where}: channel = \"multipath\" needs rms_delay_spread_samples in (0, "
+                f'{where}: channel = "multipath" needs rms_delay_spread_samples in (0, '
                 f"{MAX_RMS_DELAY_SPREAD_SAMPLES:g}], got {tau!r}"
             )
         k = self.k_factor_db

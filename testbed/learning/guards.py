@@ -20,7 +20,6 @@ import torch
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Update:
     """A pseudo-gradient ``tensors`` (name -> tensor, model parameter shapes) from ``source`` over ``num_samples``."""

@@ -10,7 +10,7 @@ the distributed UEs; each UE's download ends when the last part it needs has arr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -73,6 +73,7 @@ class RoundReport:
     costs: dict[str, UeCost]
     late: list[str]
     refused: dict[str, str]
+    bs_train_samples: float = 0.0  # full-step-equivalent samples the BS trained on (its compute)
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ class RoundRunner:
             costs=costs,
             late=list(late),
             refused={**(refused or {}), **guard_refused},
+            bs_train_samples=bs_samples,
         )
         self.round_index += 1
         return report
@@ -343,8 +345,11 @@ class RoundRunner:
             "bs_generator": self.generator.get_state(),
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a ``state_dict``; raw samples are fetched again from the UEs (same bytes, no charge)."""
+    def load_state_dict(
+        self, state: Mapping[str, Any], refetch: Callable[[int, int], ImageDataset] | None = None
+    ) -> None:
+        """Restore a ``state_dict``; the raw samples UE i had uploaded are fetched again by ``refetch(i, count)``
+        (same bytes, no charge; default: from the runner's endpoints)."""
         self.round_index = int(state["round_index"])
         self.median_norm = state["median_norm"]
         self.model.load_state_dict(state["model"])
@@ -353,7 +358,7 @@ class RoundRunner:
         self.raw_store = [None] * len(self.names)
         self.raw_uploaded = [0] * len(self.names)
         for i, n in enumerate(state["raw_uploaded"]):
-            if n and self.ues is None:
+            if n and refetch is None and self.ues is None:
                 raise LearningError("the checkpoint holds raw samples; a runner without endpoints cannot refetch them")
             if n:
-                self._store_raw(i, self.ues[i].raw(0, int(n)))
+                self._store_raw(i, refetch(i, int(n)) if refetch is not None else self.ues[i].raw(0, int(n)))

@@ -215,6 +215,7 @@ class Inbound:
         self._quiet_from = since_sample
         self._geometry: tuple[int, int, int] | None = None  # (count, chunk_bytes, object_bytes)
         self._have = np.zeros(0, dtype=bool)
+        self._missing = -1  # frames not yet kept (-1: the count is unknown until a frame arrives)
         self._stream = bytearray()
 
     def offer(self, head: SegmentHeader, chunk: bytes, heard_sample: int) -> Verdict:
@@ -226,6 +227,7 @@ class Inbound:
             start = head.seq * head.chunk_bytes
             self._stream[start : start + len(chunk)] = chunk
             self._have[head.seq] = True
+            self._missing -= 1
         self.verdicts[verdict] += 1
         if verdict in (Verdict.NEW, Verdict.DUPLICATE):
             self._quiet_from = max(self._quiet_from, heard_sample)
@@ -240,6 +242,7 @@ class Inbound:
         if self._geometry is None:
             self._geometry = geometry
             self._have = np.zeros(head.count, dtype=bool)
+            self._missing = head.count
             self._stream = bytearray(head.stream_bytes)
         elif geometry != self._geometry:
             return Verdict.INCONSISTENT
@@ -252,7 +255,7 @@ class Inbound:
 
     @property
     def complete(self) -> bool:
-        return self._geometry is not None and bool(self._have.all())
+        return self._missing == 0  # kept in step with _have: the timers ask this on every pass
 
     def missing(self) -> np.ndarray:
         """(k,) int64 sequence numbers not yet received (empty before the first frame: count unknown)."""

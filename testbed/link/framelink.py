@@ -144,6 +144,7 @@ class ModelFrameLink:
     per_table: PerTable | None = None
     subcarrier_snr: Mapping[tuple[int, int], np.ndarray] = field(default_factory=dict)
     air_log: AirLog = field(default_factory=AirLog)
+    _per_cache: dict[tuple[int, int, str, int], float] = field(default_factory=dict, init=False, repr=False)
 
     def burst_num_samples(self, payload_bytes: int, mcs: str) -> int:
         return burst_num_samples(self.phy, payload_bytes, mcs)
@@ -160,9 +161,15 @@ class ModelFrameLink:
             snr = self._per_link(self.snr_db, frame.src, dst)
         if self.per_table is None:
             return snr, 0.0
-        if sub is not None:
-            return snr, self.per_table.frame_error_rate_on_channel(frame.mcs, len(frame.payload), sub)
-        return snr, self.per_table.frame_error_rate(frame.mcs, len(frame.payload), snr)
+        key = (frame.src, dst, frame.mcs, len(frame.payload))  # a link's SNR and channel are fixed
+        per = self._per_cache.get(key)
+        if per is None:
+            if sub is not None:
+                per = self.per_table.frame_error_rate_on_channel(frame.mcs, len(frame.payload), sub)
+            else:
+                per = self.per_table.frame_error_rate(frame.mcs, len(frame.payload), snr)
+            self._per_cache[key] = per
+        return snr, per
 
     def exchange(self, frames: Sequence[TxFrame], receivers: Sequence[int], window_samples: int) -> Window:
         lengths = [self.burst_num_samples(len(f.payload), f.mcs) for f in frames]

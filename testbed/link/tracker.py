@@ -29,6 +29,20 @@ class ChannelTracker:
         """Record one frame ``rx_node`` heard from ``tx_node``."""
         self._frames.setdefault((tx_node, rx_node), deque(maxlen=self.depth)).append(heard)
 
+    def state(self) -> list[list]:
+        """What was heard, as plain lists (a checkpoint): [tx, rx, [[payload ok, stream, mcs, snr, cfo], ...]].
+        Channel estimates are left out: a restored tracker reports SNR, CFO and success, not the estimate."""
+        return [[tx, rx, [[h.payload is not None, h.stream_id, h.mcs, h.snr_db, h.cfo_hz] for h in frames]]
+                for (tx, rx), frames in self._frames.items()]  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: list[list], depth: int = 16) -> ChannelTracker:
+        tracker = cls(depth)
+        for tx, rx, frames in state:
+            for ok, stream, mcs, snr, cfo in frames:
+                tracker.add(int(tx), int(rx), Heard(b"" if ok else None, int(stream), mcs, float(snr), float(cfo)))
+        return tracker
+
     def links(self) -> list[tuple[int, int]]:
         return sorted(self._frames)
 

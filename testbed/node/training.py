@@ -30,10 +30,11 @@ from testbed.learning.assignment import UeAssignment
 from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.evaluate import evaluate
-from testbed.learning.modes import LocalUe
+from testbed.learning.modes import LocalTraining, LocalUe
 from testbed.learning.partition import iid
 from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
 from testbed.learning.spec import TrainingSpec
+from testbed.link.airtime import LinkAirtime
 from testbed.mode import Mode
 from testbed.node.config import AirConfig
 from testbed.node.first_info import Orders, UeView, learning_profile
@@ -90,33 +91,54 @@ def load_optimizers() -> None:
 class LearningBs:
     """The BS's half of the method: RoundRunner without endpoints, the test split, accuracy per round."""
 
-    def __init__(self, t: TrainingSpec, ues: Sequence[str], air: AirConfig, assumed_snr_db: float) -> None:
+    def __init__(
+        self,
+        t: TrainingSpec,
+        runner: RoundRunner,
+        test: ImageDataset,
+        *,
+        eval_snrs_db: Sequence[float],
+        assumed_snr_db: float,
+        airtime: LinkAirtime,
+        fixed_profiles: bool = False,
+        eval_seed: int | None = None,
+    ) -> None:
+        """``fixed_profiles``: the runner's UE profiles stay as given (the in-process engine knows each UE's
+        board and link); else each round's views (capability report, measured uplink SNR) replace them."""
+        self.t, self.runner, self.test = t, runner, test
+        self.ues, self.codec, self.airtime = list(runner.names), runner.model.cfg, airtime
+        self.eval_snrs_db, self.assumed_snr_db, self.fixed_profiles = list(eval_snrs_db), assumed_snr_db, fixed_profiles
+        self.eval_seed = t.seed if eval_seed is None else eval_seed
+        self._plan: RoundPlan | None = None  # the RoundRunner built the BS's optimizer: torch.optim is loaded
+
+    @classmethod
+    def for_ues(cls, t: TrainingSpec, ues: Sequence[str], air: AirConfig, assumed_snr_db: float) -> LearningBs:
+        """The daemon's BS: IID shards of [training]'s dataset, one per UE of [bs.ues] in order, planned as the
+        reference board until each reports."""
         if len(ues) > (t.num_shards or len(ues)):
             raise LearningError(f"{len(ues)} UEs in [bs.ues] but [training] num_shards={t.num_shards}")
-        shards, self.test = training_data(t, t.num_shards or len(ues))
-        self.t, self.ues, self.assumed_snr_db = t, list(ues), assumed_snr_db
-        self.codec = codec_config(t, self.test)
-        model = SemanticCodec(self.codec, torch.Generator().manual_seed(t.seed * 1000 + _MODEL))
+        shards, test = training_data(t, t.num_shards or len(ues))
+        codec = codec_config(t, test)
+        model = SemanticCodec(codec, torch.Generator().manual_seed(t.seed * 1000 + _MODEL))
         cfg = RoundConfig(
             work=t.local_training,
             server=t.server,
             raw_block_samples=t.raw_block_samples,
             norm_factor=t.norm_factor,
         )
-        views = [UeView(ue, None, None) for ue in self.ues]
-        profiles = [learning_profile(v, assumed_snr_db, 0.0) for v in views]
-        sizes = [len(s) for s in shards[: len(self.ues)]]  # shard i = i-th UE of [bs.ues] until it reports
+        profiles = [learning_profile(UeView(ue, None, None), assumed_snr_db, 0.0) for ue in ues]
+        sizes = [len(s) for s in shards[: len(ues)]]  # shard i = i-th UE of [bs.ues] until it reports
         gen = torch.Generator().manual_seed(t.seed * 1000 + _BS)
-        self.airtime = air.airtime(len(self.ues))  # the link's model of this air: the virtual clock and the policy
-        self.runner = RoundRunner(model, cfg, profiles, None, sizes, self.airtime, gen)
-        self._plan: RoundPlan | None = None  # the RoundRunner built the BS's optimizer: torch.optim is loaded
+        airtime = air.airtime(len(ues))  # the link's model of this air: the virtual clock and the policy
+        runner = RoundRunner(model, cfg, profiles, None, sizes, airtime, gen)
+        return cls(t, runner, test, eval_snrs_db=[t.symbol_snr_db()], assumed_snr_db=assumed_snr_db, airtime=airtime)
 
     @property
     def model(self) -> SemanticCodec:
         return self.runner.model
 
     def model_bytes(self, round_no: int, orders: Mapping[str, Orders], views: Sequence[UeView]) -> bytes:
-        for v in views:
+        for v in views if not self.fixed_profiles else ():
             if v.ue_id in self.ues:
                 size = v.capability.num_local_samples if v.capability is not None else self.runner.registered[v.ue_id]
                 power = orders[v.ue_id].tx_power_dbm if v.ue_id in orders else 0.0
@@ -148,12 +170,13 @@ class LearningBs:
         expected = [ue for i, ue in enumerate(self.ues) if plan.mode_of(i) is not Mode.IDLE]
         late = [ue for ue in expected if ue not in uploads]
         report = self._finish_or_roll_back(plan, arrived, late, refused)
-        accuracy, loss = evaluate(self.model, self.test, [self.t.symbol_snr_db()], self.t.seed)
+        accuracy, loss = evaluate(self.model, self.test, self.eval_snrs_db, self.eval_seed)
         finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
         return {"training": {"round_index": report.round_index, "accuracy": accuracy, "loss": loss,
                              "modes": report.modes, "late": report.late, "refused": report.refused,
                              "model_finite": finite, "virtual_time_s": report.time_s,
-                             "uplink_bits": report.uplink_bits}}  # fmt: skip
+                             "uplink_bits": report.uplink_bits,
+                             "bs_train_samples": report.bs_train_samples}}  # fmt: skip
 
     def _finish_or_roll_back(
         self, plan: RoundPlan, arrived: Mapping[str, Contribution], late: list[str], refused: dict[str, str]
@@ -187,17 +210,20 @@ class LearningUe:
     """A UE's half: its shard, the broadcast model, its mode's local work. ``last_work`` = (samples, fraction
     of a full training step per sample) of the latest upload, for the energy account."""
 
-    def __init__(self, t: TrainingSpec, ue_id: str, shard: int) -> None:
-        shards, _ = training_data(t, t.num_shards)
-        data = shards[shard]
-        self.codec = codec_config(t, data)
-        self.ue_id, self.work = ue_id, t.local_training
-        self.model = SemanticCodec(self.codec, torch.Generator().manual_seed(0))  # replaced by every broadcast
-        self.scratch = SemanticCodec(self.codec, torch.Generator().manual_seed(0))
-        gen = torch.Generator().manual_seed(t.seed * 1000 + _UE * 100 + shard)
-        self.local = LocalUe(ue_id, data, t.symbol_snr_db(), gen)
+    def __init__(self, local: LocalUe, codec: CodecConfig, work: LocalTraining) -> None:
+        self.codec, self.ue_id, self.work, self.local = codec, local.name, work, local
+        self.model = SemanticCodec(codec, torch.Generator().manual_seed(0))  # replaced by every broadcast
+        self.scratch = SemanticCodec(codec, torch.Generator().manual_seed(0))
         self.last_work: tuple[int, float] = (0, 1.0)
         load_optimizers()
+
+    @classmethod
+    def for_shard(cls, t: TrainingSpec, ue_id: str, shard: int) -> LearningUe:
+        """The daemon's UE: IID shard ``shard`` of [training]'s dataset, symbols at [training]'s SNR."""
+        shards, _ = training_data(t, t.num_shards)
+        data = shards[shard]
+        gen = torch.Generator().manual_seed(t.seed * 1000 + _UE * 100 + shard)
+        return cls(LocalUe(ue_id, data, t.symbol_snr_db(), gen), codec_config(t, data), t.local_training)
 
     @property
     def num_samples(self) -> int:

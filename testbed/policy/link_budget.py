@@ -31,4 +31,3 @@ def validate_channel(ue_id: str, channel: ChannelReport) -> None:
             )
     if channel.mean_gain_db is not None and not math.isfinite(channel.mean_gain_db):
         raise PolicyError(f"channel report of UE {ue_id!r}: mean_gain_db={channel.mean_gain_db!r} must be finite")
-

@@ -148,7 +148,7 @@ def test_a_selective_ue_is_charged_more_airtime_than_at_the_same_mean_snr_flat()
     ("fields", "message"),
     [
         ({"channel": "rayleigh"}, "ues ue0: channel='rayleigh' is not one of flat, multipath"),
-        ({"channel": "multipath"}, "ues ue0: channel = \"multipath\" needs rms_delay_spread_samples"),
+        ({"channel": "multipath"}, 'ues ue0: channel = "multipath" needs rms_delay_spread_samples'),
         ({**SELECTIVE, "rms_delay_spread_samples": 100.0}, "rms_delay_spread_samples in"),
         ({**SELECTIVE, "rms_delay_spread_samples": -1.0}, "rms_delay_spread_samples in"),
         ({**SELECTIVE, "k_factor_db": 99.0}, "k_factor_db=99.0"),
@@ -157,8 +157,9 @@ def test_a_selective_ue_is_charged_more_airtime_than_at_the_same_mean_snr_flat()
     ],
 )
 def test_bad_channel_fields_are_refused_with_the_field_named(fields, message, tmp_path) -> None:
-    text = DEFAULT_SCENARIO.read_text().replace('snr_db = 5.0\n', 'snr_db = 5.0\n' + "".join(
-        f"{k} = {json.dumps(v)}\n" for k, v in fields.items()), 1)
+    text = DEFAULT_SCENARIO.read_text().replace(
+        "snr_db = 5.0\n", "snr_db = 5.0\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in fields.items()), 1
+    )
     assert tomllib.loads(text)["ues"][0]["name"] == "ue0"
     path = tmp_path / "bad.toml"
     path.write_text(text)

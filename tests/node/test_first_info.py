@@ -61,7 +61,7 @@ def test_config_orders_take_the_per_ue_mode() -> None:
 
 def test_policy_sends_the_slow_ue_to_a_centralized_group_and_slows_the_clock_only_to_a_step() -> None:
     assign = msgspec.structs.replace(BS.assign, policy="joint")
-    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     views = [
         UeView("ue-1", _capability(3e5, 1.5e9), 25.0),  # Pi 4 class: 5,000 samples/s
         UeView("ue-2", _capability(3e5, 1.5e9), 25.0),
@@ -80,7 +80,7 @@ def test_the_bs_plans_with_the_ues_whole_capability_report() -> None:
     whose cpufreq runs 900-1500 MHz in 300 MHz steps is never ordered to 600-800 MHz (a Pi 4's 100 MHz table,
     which the BS took from profiles.toml by maximum clock before protocol 2)."""
     assign = msgspec.structs.replace(BS.assign, policy="joint", deadline_factor=4.0)
-    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     coarse = msgspec.structs.replace(_capability(3e5, 1.5e9), cpu_freq_min_hz=9e8, cpu_freq_step_hz=3e8)
     views = [UeView("ue-1", coarse, 25.0), UeView("ue-2", _capability(3e5, 1.5e9), 8.0)]
     policy = PolicyOrders(assign, BS.training, bs.codec)
@@ -92,7 +92,7 @@ def test_the_bs_plans_with_the_ues_whole_capability_report() -> None:
 
 
 def test_policy_deadline_factor_lets_the_critical_ue_slow_down() -> None:
-    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     views = [UeView("ue-1", _capability(3e5, 1.5e9), 12.0), UeView("ue-2", _capability(3e5, 1.5e9), 25.0)]
 
     def clocks(factor: float) -> list[float]:
@@ -108,7 +108,7 @@ def test_policy_deadline_factor_lets_the_critical_ue_slow_down() -> None:
 def _weak_ue_orders(caplog: pytest.LogCaptureFixture, **priced: object) -> tuple[dict, str]:
     """Orders for two Pi 4 class UEs and a weak one on a poor channel holding 20 samples; ue-3's logged reason."""
     assign = msgspec.structs.replace(BS.assign, policy="joint")
-    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     weak = msgspec.structs.replace(_capability(1e7, 1.0e9), num_local_samples=20)
     views = [UeView("ue-1", _capability(3e5, 1.5e9), 25.0), UeView("ue-2", _capability(3e5, 1.5e9), 25.0)]
     views.append(UeView("ue-3", weak, 8.0))
@@ -133,7 +133,7 @@ def test_policy_without_airtime_or_horizon_falls_back_to_symbols(caplog: pytest.
 
 def test_policy_takes_sample_counts_from_the_partition_until_a_ue_reports(caplog: pytest.LogCaptureFixture) -> None:
     assign = msgspec.structs.replace(BS.assign, policy="joint")
-    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     policy = PolicyOrders(
         assign, BS.training, bs.codec, airtime=bs.runner.airtime, horizon_rounds=40, shard_samples=bs.runner.registered
     )
@@ -144,7 +144,7 @@ def test_policy_takes_sample_counts_from_the_partition_until_a_ue_reports(caplog
 
 def test_ue_reports_capability_applies_the_clock_and_charges_energy() -> None:
     cfg = _ue_config(1)
-    ue = LearningUe(cfg.training, "ue-1", 0)
+    ue = LearningUe.for_shard(cfg.training, "ue-1", 0)
     cpufreq = SimulatedCpuFreq(FrequencyTable(6e8, 1.5e9, tuple(i * 1e8 for i in range(6, 16))))
     readings = itertools.count(step=0.1)  # every timed pass "takes" 0.1 s: 32 / 0.1 = 320 samples/s on the host
     info = UeFirstInfo(cfg.ue, ue.model, ue.num_samples, cpufreq, clock=lambda: next(readings))
@@ -171,15 +171,15 @@ def test_ue_on_a_host_without_cpufreq_names_the_config_field(tmp_path, monkeypat
     monkeypatch.setattr(first_info, "SysfsCpuFreq", lambda: SysfsCpuFreq(tmp_path))  # an empty sysfs tree
     cfg = _ue_config(1)
     board = msgspec.structs.replace(cfg.ue, simulated_board=False)
-    ue = LearningUe(cfg.training, "ue-1", 0)
+    ue = LearningUe.for_shard(cfg.training, "ue-1", 0)
     with pytest.raises(ConfigError, match=r"simulated_board = true in \[ue\]") as caught:
         UeFirstInfo(board, ue.model, ue.num_samples)
     assert caught.value.exit_status == 2 and "SimulatedCpuFreq" not in str(caught.value)
 
 
 def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
-    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
-    ues = {f"ue-{i}": LearningUe(BS.training, f"ue-{i}", i - 1) for i in (1, 2, 3)}
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    ues = {f"ue-{i}": LearningUe.for_shard(BS.training, f"ue-{i}", i - 1) for i in (1, 2, 3)}
     modes = {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.CENTRALIZED_DECODER, "ue-3": Mode.CENTRALIZED_FULL}
     orders = config_orders(msgspec.structs.replace(BS.assign, modes=modes), list(ues))
     before = [p.detach().clone() for p in bs.model.parameters()]
@@ -203,8 +203,8 @@ def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
 
 
 def test_a_joint_update_that_fails_part_way_leaves_the_last_good_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
-    ue = LearningUe(BS.training, "ue-1", 0)
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    ue = LearningUe.for_shard(BS.training, "ue-1", 0)
     orders = config_orders(BS.assign, ["ue-1", "ue-2", "ue-3"])  # all distributed
     model = bs.model_bytes(1, orders, [])
     uploads = {"ue-1": ue.upload_bytes(1, model, _assign("distributed"))}
@@ -229,7 +229,7 @@ def _nan_update(bs: LearningBs) -> Update:
 
 def test_the_bs_clock_policy_and_allocation_share_one_airtime_model() -> None:
     """The BS's virtual clock is the link's model of its [air], and the policy allocates on that same model."""
-    bs = LearningBs(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     air = bs.runner.airtime
     assert (air.num_ues, air.cycle_samples, air.frame_payload_bytes) == (
         len(BS.bs.ues), BS.air.tdma_cycle_samples, BS.air.frame_payload_bytes

@@ -60,4 +60,3 @@ def test_bad_wire_reports_are_refused():
 
 def _fields(msg):
     return {f: getattr(msg, f) for f in msg.__struct_fields__}
-
