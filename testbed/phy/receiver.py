@@ -31,6 +31,8 @@ from testbed.phy.tracking import PhaseTrack, PilotTracker, common_phase, phasor
 MAX_INPUT_SAMPLES = 1 << 26  # ~27 s at 2.5 MS/s; longer buffers are refused (split them)
 CHANNEL_FLOOR = 1e-6  # |h|^2 floor, relative to the mean, so a deep null cannot divide by zero
 
+_NOISE_MIN, _NOISE_MAX = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max) / 16
+
 
 @dataclass(frozen=True)
 class RxFrame:
@@ -278,6 +280,9 @@ class Receiver:
         symbols *= weight
         symbols *= track.rotation(cfg.data_subcarriers, cfg.fft_size, sign=-1.0)
         noise = noise_var * (1 + est.error_gain[g.data_pos]) / power[g.data_pos] + track.phase_error_var
+        # a burst far below float32's range (a detection in near-silence) must reach the demapper as "no
+        # information", not as inf or 0: its LLRs are then ~0 and the CRC refuses the frame
+        noise = np.clip(np.nan_to_num(noise, nan=_NOISE_MAX, posinf=_NOISE_MAX), _NOISE_MIN, _NOISE_MAX)
         return _Equalized(symbols.astype(np.complex64, copy=False), noise.astype(np.float32), noise_var, track)
 
     def _frame(
