@@ -275,7 +275,6 @@ class UeConfig(Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError(
                 f"[ue] shard={self.ue.shard} must be below [training] num_shards={self.training.num_shards}"
             )
-
         _check_fit(self.air, 1, "this UE")
 
     def client_config(self, heartbeat_interval_s: float = 1.0) -> ClientConfig:

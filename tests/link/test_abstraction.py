@@ -1,5 +1,6 @@
 import json
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -83,7 +84,7 @@ def test_bad_files_are_refused_with_one_line_naming_the_file(tmp_path, mangle):
     _one_line_naming(err, path)
 
 
-def _set(path: tuple, value) -> "callable":
+def _set(path: tuple, value: object) -> Callable[[dict], None]:
     """A mangle that sets raw[path[0]][path[1]]... = value (None: deletes that key)."""
 
     def mangle(raw: dict) -> None:
@@ -100,39 +101,37 @@ def _set(path: tuple, value) -> "callable":
 
 
 Q100 = ("curves", "qpsk-1/2", "100")
+AT_Q100 = "curves['qpsk-1/2']['100']"  # how a line names that entry
 RAISED = [1.0, 0.5, 0.2, 0.3, 0.05, 0.01, 1e-3, 1e-4]  # rises at index 3
 
 
-@pytest.mark.parametrize(
-    ("mangle", "names"),
-    [
-        (_set((*Q100, "per", 3), float("nan")), ["curves['qpsk-1/2']['100']", "per[3] = nan"]),
-        (_set((*Q100, "per", 2), -0.1), ["curves['qpsk-1/2']['100']", "per[2] = -0.1", "(0, 1]"]),
-        (_set((*Q100, "per"), RAISED), ["curves['qpsk-1/2']['100']", "per[3] = 0.3", "never rises"]),
-        (_set((*Q100, "snr_db", 4), 2.0), ["curves['qpsk-1/2']['100']", "snr_db[4] = 2", "ascends"]),
-        (_set((*Q100, "snr_db", 0), float("inf")), ["curves['qpsk-1/2']['100']", "snr_db[0] = inf"]),
-        (_set((*Q100, "errors", 1), 101), ["curves['qpsk-1/2']['100']", "errors[1] = 101", "0..frames"]),
-        (_set((*Q100, "frames"), [100] * 3), ["curves['qpsk-1/2']['100']", "frames holds 3 values for 8"]),
-        (_set((*Q100, "per"), "high"), ["curves['qpsk-1/2']['100']", "per must be a list of numbers"]),
-        (_set((*Q100, "per"), None), ["curves['qpsk-1/2']['100'] must hold snr_db, per, frames, errors"]),
-        (_set(("curves", "64qam-3/4"), None), ["no curve for 64qam-3/4"]),
-        (_set(("curves", "qpsk-7/8"), {"1500": {}}), ["curves['qpsk-7/8']", "not a coded MCS"]),
-        (_set(("curves", "qpsk-1/2", "0"), {}), ["curves['qpsk-1/2']['0']", "payload length"]),
-        (_set(("curves", "bpsk-1/2"), []), ["curves['bpsk-1/2'] must map payload lengths"]),
-        (_set(("beta", "16qam-3/4"), None), ["beta['16qam-3/4'] = None"]),
-        (_set(("beta", "16qam-3/4"), float("nan")), ["beta['16qam-3/4'] = nan"]),
-        (_set(("numerology", "cp_len"), None), ["numerology does not record cp_len"]),
-        (_set(("curves",), [1, 2]), ["'curves' must be an object"]),
-        (_set(("schema_version",), True), ["schema_version True"]),
-    ],
-    ids=["nan-per", "negative-per", "rising-per", "snr-grid-not-ascending", "inf-snr", "errors-above-frames",
-         "short-frames", "per-not-numbers", "per-absent", "missing-mcs", "unknown-mcs", "zero-length",
-         "lengths-not-an-object", "beta-absent", "beta-nan", "numerology-incomplete", "curves-a-list",
-         "schema-bool"],  # fmt: skip
-)
-def test_bad_entries_are_refused_naming_the_file_and_the_entry(tmp_path, mangle, names):
+BAD_ENTRIES = {  # id: (mangle of the raw JSON, what the line must name)
+    "nan-per": (_set((*Q100, "per", 3), float("nan")), [AT_Q100, "per[3] = nan"]),
+    "negative-per": (_set((*Q100, "per", 2), -0.1), [AT_Q100, "per[2] = -0.1", "(0, 1]"]),
+    "rising-per": (_set((*Q100, "per"), RAISED), [AT_Q100, "per[3] = 0.3", "never rises"]),
+    "snr-grid-not-ascending": (_set((*Q100, "snr_db", 4), 2.0), [AT_Q100, "snr_db[4] = 2", "ascends"]),
+    "inf-snr": (_set((*Q100, "snr_db", 0), float("inf")), [AT_Q100, "snr_db[0] = inf"]),
+    "errors-above-frames": (_set((*Q100, "errors", 1), 101), [AT_Q100, "errors[1] = 101", "0..frames"]),
+    "short-frames": (_set((*Q100, "frames"), [100] * 3), [AT_Q100, "frames holds 3 values for 8"]),
+    "per-not-numbers": (_set((*Q100, "per"), "high"), [AT_Q100, "per must be a list of numbers"]),
+    "per-absent": (_set((*Q100, "per"), None), ["curves['qpsk-1/2']['100'] must hold snr_db, per, frames, errors"]),
+    "missing-mcs": (_set(("curves", "64qam-3/4"), None), ["no curve for 64qam-3/4"]),
+    "unknown-mcs": (_set(("curves", "qpsk-7/8"), {"1500": {}}), ["curves['qpsk-7/8']", "not a coded MCS"]),
+    "zero-length": (_set(("curves", "qpsk-1/2", "0"), {}), ["curves['qpsk-1/2']['0']", "payload length"]),
+    "lengths-not-an-object": (_set(("curves", "bpsk-1/2"), []), ["curves['bpsk-1/2'] must map payload lengths"]),
+    "beta-absent": (_set(("beta", "16qam-3/4"), None), ["beta['16qam-3/4'] = None"]),
+    "beta-nan": (_set(("beta", "16qam-3/4"), float("nan")), ["beta['16qam-3/4'] = nan"]),
+    "numerology-incomplete": (_set(("numerology", "cp_len"), None), ["numerology does not record cp_len"]),
+    "curves-a-list": (_set(("curves",), [1, 2]), ["'curves' must be an object"]),
+    "schema-bool": (_set(("schema_version",), True), ["schema_version True"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ENTRIES)
+def test_bad_entries_are_refused_naming_the_file_and_the_entry(tmp_path, case):
     """Each fails on the old loader: it named no entry (one generic 'malformed' line), took a missing MCS,
     an unknown MCS, a zero length or errors above frames, and said 'None' for an unrecorded numerology field."""
+    mangle, names = BAD_ENTRIES[case]
     path = tmp_path / "bad.json"
     _table().save(path)
     raw = json.loads(path.read_text())
