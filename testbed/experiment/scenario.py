@@ -37,6 +37,7 @@ from testbed.link.airtime import (
     DEFAULT_TDMA_CYCLE_SAMPLES,
     LinkAirtime,
     channel_gain,
+    default_errors,
 )
 from testbed.phy.numerology import PhyConfig
 from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR
@@ -276,6 +277,7 @@ def load_scenario(
         scenario = msgspec.convert(raw, Scenario)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"scenario {path}: {exc}") from exc
+    default_errors(scenario.phy_config())  # a broken PER table is its own error, naming its file, not the scenario
     try:
         scenario.airtime()  # refuses a shared medium whose slots cannot hold one frame
     except ConfigError as exc:

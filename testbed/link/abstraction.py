@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from testbed.errors import ConfigError, LinkError
+from testbed.phy.mcs import CODED_MCS
 from testbed.phy.numerology import PhyConfig
 
 SCHEMA_VERSION = 1
@@ -39,6 +40,8 @@ SCHEMA_VERSION = 1
 NUMEROLOGY_FIELDS = ("fft_size", "cp_len", "occupied_half_width", "pilot_subcarriers")
 SHIPPED_TABLE = Path(__file__).with_name("per_table.json")
 REGENERATE = "testbed phy table --out {path}"
+CURVE_FIELDS = ("snr_db", "per", "frames", "errors")
+MAX_PAYLOAD_BYTES = 65_535  # the PHY header's 16-bit length field (PhyConfig.max_payload_bytes at most)
 PER_FLOOR = 1e-12  # extrapolated PER never goes below this (and log10 stays finite)
 
 
@@ -65,17 +68,25 @@ class PerCurve:
     errors: np.ndarray
 
     def __post_init__(self) -> None:
-        snr, per = np.asarray(self.snr_db, np.float64), np.asarray(self.per, np.float64)
-        if snr.ndim != 1 or snr.size < 2 or per.shape != snr.shape:
-            raise ConfigError(f"a PER curve needs >= 2 points and as many PERs as SNRs, got {snr.size} and {per.size}")
-        if not np.all(np.isfinite(snr)) or np.any(np.diff(snr) <= 0):
-            raise ConfigError("a PER curve needs finite, strictly ascending SNRs")
-        if not (np.all(per > 0) and np.all(per <= 1)) or np.any(np.diff(per) > 0):
-            raise ConfigError("a PER curve needs non-increasing PERs in (0, 1]")
+        snr, per = _vector("snr_db", self.snr_db), _vector("per", self.per)
+        frames, errors = _vector("frames", self.frames), _vector("errors", self.errors)
+        if snr.size < 2:
+            raise ConfigError(f"a PER curve needs >= 2 points, got {snr.size}")
+        for name, values in (("per", per), ("frames", frames), ("errors", errors)):
+            if values.size != snr.size:
+                raise ConfigError(f"{name} holds {values.size} values for {snr.size} SNRs (one per SNR point)")
+        _first_bad("snr_db", snr, ~np.isfinite(snr), "is not finite")
+        _first_bad("snr_db", snr, np.r_[False, np.diff(snr) <= 0], "is not above the one before (the grid ascends)")
+        _first_bad("per", per, ~((per > 0) & (per <= 1)), "is not in (0, 1]")
+        _first_bad("per", per, np.r_[False, np.diff(per) > 0], "is above the one before (PER never rises with SNR)")
+        _first_bad("frames", frames, ~(np.isfinite(frames) & (frames >= 0) & (frames == np.round(frames))),
+                   "is not a count >= 0")  # fmt: skip
+        _first_bad("errors", errors, ~(np.isfinite(errors) & (errors >= 0) & (errors <= frames) &
+                                       (errors == np.round(errors))), "is not a count in 0..frames")  # fmt: skip
         object.__setattr__(self, "snr_db", snr)
         object.__setattr__(self, "per", per)
-        object.__setattr__(self, "frames", np.asarray(self.frames, np.int64).reshape(snr.shape))
-        object.__setattr__(self, "errors", np.asarray(self.errors, np.int64).reshape(snr.shape))
+        object.__setattr__(self, "frames", frames.astype(np.int64))
+        object.__setattr__(self, "errors", errors.astype(np.int64))
 
     def per_at(self, snr_db: np.ndarray | float) -> np.ndarray:
         """PER at ``snr_db`` (any shape, dB) by log10-linear interpolation; see the module docstring."""
@@ -216,38 +227,90 @@ class PerTable:
         path.write_text(json.dumps(self.as_dict(), indent=1, allow_nan=False) + "\n")
 
     @classmethod
-    def from_dict(cls, raw: Any, source: str = "PER table") -> PerTable:
-        """Parse a table, raising ConfigError that names ``source`` for anything malformed."""
+    def from_dict(cls, raw: Any, source: str = "PER table", mcs: Collection[str] = CODED_MCS) -> PerTable:
+        """Parse a table, raising one ConfigError line that names ``source``, the entry and what is wrong.
+
+        mcs : the MCSs the caller looks up; each needs a curve and a beta (default every coded MCS: the chooser
+        ranks them all, testbed/link/airtime.py). Names outside testbed/phy/mcs.py's coded MCSs are refused too.
+        """
         fix = f"regenerate it with `{REGENERATE.format(path=source)}`"
+
+        def refuse(what: str) -> ConfigError:
+            return ConfigError(f"{source}: {what}; {fix}")
+
         if not isinstance(raw, dict):
-            raise ConfigError(f"{source}: not a PER table (top level is {type(raw).__name__}); {fix}")
-        if raw.get("schema_version") != SCHEMA_VERSION:
-            raise ConfigError(
-                f"{source}: schema_version {raw.get('schema_version')!r}, this testbed reads {SCHEMA_VERSION}; {fix}"
-            )
-        try:
-            curves = {
-                str(m): {
-                    int(n): PerCurve(**{k: c[k] for k in ("snr_db", "per", "frames", "errors")}) for n, c in per.items()
-                }  # fmt: skip
-                for m, per in raw["curves"].items()
-            }
-            beta = {str(m): float(b) for m, b in raw["beta"].items()}
-            numerology = dict(raw["numerology"])
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise ConfigError(f"{source}: malformed PER table ({type(e).__name__}: {e}); {fix}") from e
-        if not curves or any(not per for per in curves.values()):
-            raise ConfigError(f"{source}: the PER table holds no curves; {fix}")
-        bad = [m for m in curves if not (m in beta and math.isfinite(beta[m]) and beta[m] > 0)]
-        if bad:
-            raise ConfigError(f"{source}: no positive EESM beta for {', '.join(bad)}; {fix}")
+            raise refuse(f"not a PER table (top level is {type(raw).__name__}, not an object)")
+        version = raw.get("schema_version")
+        if type(version) is not int or version != SCHEMA_VERSION:
+            raise refuse(f"schema_version {version!r}, this testbed reads {SCHEMA_VERSION}")
+        for key in ("numerology", "beta", "curves"):
+            if not isinstance(raw.get(key), dict):
+                raise refuse(f"{key!r} must be an object, got {type(raw.get(key)).__name__}")
+        if not isinstance(raw.get("provenance", {}), dict):
+            raise refuse(f"'provenance' must be an object, got {type(raw['provenance']).__name__}")
+        numerology = dict(raw["numerology"])
+        absent = [name for name in NUMEROLOGY_FIELDS if name not in numerology]
+        if absent:
+            raise refuse(f"the numerology does not record {', '.join(absent)}")
+        curves: dict[str, dict[int, PerCurve]] = {}
+        for name, per_length in raw["curves"].items():
+            if name not in CODED_MCS:
+                raise refuse(f"curves[{name!r}]: not a coded MCS ({', '.join(CODED_MCS)})")
+            if not isinstance(per_length, dict) or not per_length:
+                raise refuse(f"curves[{name!r}] must map payload lengths to curves, got {per_length!r:.40}")
+            curves[name] = {}
+            for length, curve in per_length.items():
+                where = f"curves[{name!r}][{length!r}]"
+                if not (isinstance(length, str) and length.isdigit() and 1 <= int(length) <= MAX_PAYLOAD_BYTES):
+                    raise refuse(
+                        f"{where}: the payload length must be a whole number of bytes in 1..{MAX_PAYLOAD_BYTES}"
+                    )
+                if not isinstance(curve, dict) or not set(CURVE_FIELDS) <= set(curve):
+                    raise refuse(f"{where} must hold {', '.join(CURVE_FIELDS)}")
+                try:
+                    curves[name][int(length)] = PerCurve(**{k: curve[k] for k in CURVE_FIELDS})
+                except ConfigError as e:
+                    raise refuse(f"{where}: {e}") from e
+        beta: dict[str, float] = {}
+        for name in curves:
+            b = raw["beta"].get(name)
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not (math.isfinite(b) and b > 0):
+                raise refuse(f"beta[{name!r}] = {b!r}: each MCS of the table needs a finite EESM beta > 0")
+            beta[name] = float(b)
+        missing = [name for name in mcs if name not in curves]
+        if missing:
+            raise refuse(f"no curve for {', '.join(missing)} (the table must hold every MCS the link may choose)")
         return cls(numerology, curves, beta, dict(raw.get("provenance", {})))
 
 
-def load_per_table(path: Path | None = None, phy: PhyConfig | None = None) -> PerTable:
+def _vector(name: str, values: Any) -> np.ndarray:
+    """(m,) float64 of a JSON list of numbers, ConfigError naming ``name`` otherwise (strings, nesting, null)."""
+    if isinstance(values, (str, bytes)) or values is None:
+        raise ConfigError(f"{name} must be a list of numbers, got {values!r:.40}")
+    try:
+        out = np.asarray(values, np.float64)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{name} must be a list of numbers ({e})") from e
+    if out.ndim != 1:
+        raise ConfigError(f"{name} must be a flat list of numbers, got shape {out.shape}")
+    return out
+
+
+def _first_bad(name: str, values: np.ndarray, bad: np.ndarray, what: str) -> None:
+    """ConfigError naming the first index where ``bad`` holds, its value and ``what`` is wrong with it."""
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise ConfigError(f"{name}[{i}] = {values[i]:g} {what}")
+
+
+def load_per_table(
+    path: Path | None = None, phy: PhyConfig | None = None, mcs: Collection[str] = CODED_MCS
+) -> PerTable:
     """The PER table at ``path`` (None: the shipped testbed/link/per_table.json), checked against ``phy``
-    (None: the default PhyConfig). Corrupt, truncated, wrong-schema or other-numerology files raise one
-    ConfigError line naming the file and the command that regenerates it."""
+    (None: the default PhyConfig) and holding a curve for each of ``mcs`` (default every coded MCS).
+    Unreadable, corrupt, truncated, wrong-schema or other-numerology files, NaN or negative PERs, a grid that
+    does not ascend, a missing MCS: one ConfigError line naming the file, what is wrong and the command that
+    regenerates it."""
     path = SHIPPED_TABLE if path is None else Path(path)
     try:
         raw = json.loads(path.read_text())
@@ -258,7 +321,7 @@ def load_per_table(path: Path | None = None, phy: PhyConfig | None = None) -> Pe
             f"{path}: not valid JSON ({e}); the PER table is corrupt or truncated, "
             f"regenerate it with `{REGENERATE.format(path=path)}`"
         ) from e
-    table = PerTable.from_dict(raw, str(path))
+    table = PerTable.from_dict(raw, str(path), mcs)
     table.check_numerology(phy if phy is not None else PhyConfig(), str(path))
     return table
 

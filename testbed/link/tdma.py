@@ -39,7 +39,8 @@ def cycle_schedule(cycle_samples: int, guard_samples: int, nodes: Sequence[int],
     all of one length, with ``guard_samples`` of silence before, between and after them.
 
     Raises ConfigError naming the numbers when a slot cannot hold one ``frame_samples`` burst (the longest
-    frame the air may send), so a sender could never place its first frame.
+    frame the air may send, so a sender could never place its first frame): how many UEs the cycle fits, the
+    smallest ``tdma_cycle_samples`` that fits them all. Also when there are more nodes than ``MAX_SLOTS``.
     """
     n = len(nodes)
     if n < 1 or cycle_samples < 1 or guard_samples < 0:
@@ -47,15 +48,40 @@ def cycle_schedule(cycle_samples: int, guard_samples: int, nodes: Sequence[int],
             f"a TDMA cycle needs at least one node, tdma_cycle_samples >= 1 and guard_samples >= 0; got {n} nodes, "
             f"{cycle_samples} and {guard_samples}"
         )
+    if n > MAX_SLOTS:
+        raise ConfigError(
+            f"{n - 1} UEs and the BS need {n} TDMA slots; a schedule holds at most {MAX_SLOTS} (the BS and "
+            f"{MAX_SLOTS - 1} UEs, testbed/link/messages.py MAX_SLOTS): use at most {MAX_SLOTS - 1} UEs"
+        )
     slot = (cycle_samples - guard_samples * (n + 1)) // n
     if slot < frame_samples:
-        need = n * frame_samples + (n + 1) * guard_samples
+        ues = max_slots(cycle_samples, guard_samples, frame_samples) - 1  # UEs that fit beside the BS's slot
+        need = min_cycle_samples(n, guard_samples, frame_samples)
+        fits = f"the BS and {_ues(ues)}" if ues > 0 else "no UE beside the BS"
+        fixes = [f"raise tdma_cycle_samples to at least {need} for {_ues(n - 1)}", "lower frame_payload_bytes"]
+        fixes += [f"use at most {_ues(ues)}"] if ues > 0 else []
         raise ConfigError(
             f"tdma_cycle_samples={cycle_samples} with guard_samples={guard_samples} leaves {n} slots (one per "
-            f"node) of {slot} samples, less than one {frame_samples}-sample frame; raise tdma_cycle_samples "
-            f"to at least {need}, lower frame_payload_bytes or use fewer UEs"
+            f"node, the BS's first) of {slot} samples, less than one {frame_samples}-sample frame (the longest "
+            f"burst the air sends); the cycle fits {fits}: "
+            f"{', '.join(fixes[:-1])} or {fixes[-1]}"
         )
     return make_schedule([(node, slot) for node in nodes], guard_samples)
+
+
+def max_slots(cycle_samples: int, guard_samples: int, frame_samples: int) -> int:
+    """Equal slots of at least ``frame_samples`` one cycle holds with guards before, between and after them
+    (``cycle_schedule``'s rule: n slots fit when n * frame + (n + 1) * guard <= cycle)."""
+    return max(0, (cycle_samples - guard_samples) // (frame_samples + guard_samples))
+
+
+def min_cycle_samples(num_slots: int, guard_samples: int, frame_samples: int) -> int:
+    """The shortest cycle whose ``num_slots`` equal slots each hold one ``frame_samples`` burst."""
+    return num_slots * frame_samples + (num_slots + 1) * guard_samples
+
+
+def _ues(n: int) -> str:
+    return f"{n} UE" if n == 1 else f"{n} UEs"
 
 
 def frames_per_slot(slot_samples: int, burst_samples: int, guard_samples: int) -> int:

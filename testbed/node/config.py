@@ -256,6 +256,8 @@ class BsConfig(Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError(
                 f"[training] num_shards={self.training.num_shards} is below the {len(self.bs.ues)} UEs of [bs.ues]"
             )
+        if self.bs.ues:
+            _check_fit(self.air, len(self.bs.ues), f"the {len(self.bs.ues)} UEs of [bs.ues]")
 
 
 class UeConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -273,9 +275,20 @@ class UeConfig(Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError(
                 f"[ue] shard={self.ue.shard} must be below [training] num_shards={self.training.num_shards}"
             )
+        _check_fit(self.air, 1, "this UE")
 
     def client_config(self, heartbeat_interval_s: float = 1.0) -> ClientConfig:
         return ClientConfig(self.ue.ue_id, self.control.server_endpoint, heartbeat_interval_s=heartbeat_interval_s)
+
+
+def _check_fit(air: AirConfig, num_ues: int, whose: str) -> None:
+    """Refuse on load an [air] whose TDMA cycle cannot give ``num_ues`` UEs a slot that holds one full frame at
+    the slowest MCS: the daemons build this airtime when they start and the BS this cycle every round."""
+    default_errors(air.phy)  # a broken PER table is its own error: it names its file, not [air]
+    try:
+        air.airtime(num_ues)
+    except ConfigError as exc:
+        raise ConfigError(f"[air] cannot serve {whose}: {exc}") from exc
 
 
 def _daemon_training(t: TrainingSpec | None) -> None:

@@ -53,6 +53,11 @@ def test_missing_board_and_unreadable_file(tmp_path) -> None:
 def test_a_scenario_whose_ues_cannot_fit_the_tdma_cycle_is_refused_on_load() -> None:
     with pytest.raises(ConfigError, match=r"default.toml: \[link\] tdma_cycle_samples=200000 .* raise tdma_cycle_sam"):
         load_scenario(overrides={"link": {"tdma_cycle_samples": 200_000}})
+    # the line says how many of the [[ues]] fit and the cycle that fits them all (tests/cli/test_bad_input.py: the CLI)
+    with pytest.raises(ConfigError, match=r"fits the BS and 3 UEs: raise tdma_cycle_samples to at least 448880 for 10"):
+        load_scenario(overrides={"link": {"tdma_cycle_samples": 200_000}})
+    with pytest.raises(ConfigError, match=r"\[link\] .* fits the BS and 9 UEs: .* 507840 for 10 UEs, .* at most 9 UEs"):
+        load_scenario(overrides={"link": {"frame_payload_bytes": 1700}})  # 46,080-sample bpsk-1/2 frames
     with pytest.raises(ConfigError, match="guard_samples"):
         load_scenario(overrides={"link": {"guard_samples": -1}})
 
@@ -85,19 +90,6 @@ def test_engine_policy_and_bs_make_the_same_mcs_choice() -> None:
         assert by_engine == by_policy == by_bs, at_max
         seen.add(by_bs)
     assert len(seen) == 8  # every coded MCS was chosen somewhere on the sweep
-
-
-def test_the_cli_refuses_a_scenario_that_cannot_fit_the_tdma_cycle_in_one_line(tmp_path, capsys) -> None:
-    from testbed.cli import main
-    from testbed.experiment.scenario import DEFAULT_SCENARIO
-
-    bad = tmp_path / "crowded.toml"
-    bad.write_text(DEFAULT_SCENARIO.read_text().replace("tdma_cycle_samples = 500_000", "tdma_cycle_samples = 300_000"))
-    assert main(["train", "--scenario", str(bad), "--json"]) != 0
-    out = capsys.readouterr()
-    error = json.loads(out.out)["error"]  # --json: the failure is one JSON object on stdout, one line on stderr
-    assert out.err.count("\n") == 1
-    assert "crowded.toml: [link] tdma_cycle_samples=300000" in error and "at least 448880" in error
 
 
 SELECTIVE = {"channel": "multipath", "rms_delay_spread_samples": 1.0}

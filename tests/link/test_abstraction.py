@@ -1,5 +1,6 @@
 import json
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -26,9 +27,16 @@ def _curve(start_db: float) -> PerCurve:
     return PerCurve(snr, per, np.full(8, 100), np.round(per * 100).astype(int))
 
 
-def _table(numerology: dict | None = None) -> PerTable:
-    curves = {"qpsk-1/2": {100: _curve(2.0), 1500: _curve(3.0)}, "16qam-1/2": {1500: _curve(9.0)}}
-    return PerTable(numerology or numerology_of(PHY), curves, {"qpsk-1/2": 2.0, "16qam-1/2": 6.0}, {"seed": 1})
+def _table(numerology: dict | None = None, mcs: tuple[str, ...] = CODED_MCS) -> PerTable:
+    """Every MCS in ``mcs`` (default all coded ones, as a loadable table needs): qpsk-1/2 at 100 and 1500 B,
+    16qam-1/2 at 1500 B 7 dB higher, the others at 1500 B 2 dB apart."""
+    curves = {m: {1500: _curve(2.0 * i)} for i, m in enumerate(mcs)}
+    beta = {m: 1.0 + i for i, m in enumerate(mcs)}
+    if "qpsk-1/2" in mcs:
+        curves["qpsk-1/2"], beta["qpsk-1/2"] = {100: _curve(2.0), 1500: _curve(3.0)}, 2.0
+    if "16qam-1/2" in mcs:
+        curves["16qam-1/2"], beta["16qam-1/2"] = {1500: _curve(9.0)}, 6.0
+    return PerTable(numerology or numerology_of(PHY), curves, beta, {"seed": 1})
 
 
 def test_round_trip(tmp_path):
@@ -74,6 +82,74 @@ def test_bad_files_are_refused_with_one_line_naming_the_file(tmp_path, mangle):
     with pytest.raises(ConfigError) as err:
         load_per_table(path)
     _one_line_naming(err, path)
+
+
+def _set(path: tuple, value: object) -> Callable[[dict], None]:
+    """A mangle that sets raw[path[0]][path[1]]... = value (None: deletes that key)."""
+
+    def mangle(raw: dict) -> None:
+        *parents, last = path
+        node = raw
+        for key in parents:
+            node = node[key]
+        if value is None:
+            del node[last]
+        else:
+            node[last] = value
+
+    return mangle
+
+
+Q100 = ("curves", "qpsk-1/2", "100")
+AT_Q100 = "curves['qpsk-1/2']['100']"  # how a line names that entry
+RAISED = [1.0, 0.5, 0.2, 0.3, 0.05, 0.01, 1e-3, 1e-4]  # rises at index 3
+
+
+BAD_ENTRIES = {  # id: (mangle of the raw JSON, what the line must name)
+    "nan-per": (_set((*Q100, "per", 3), float("nan")), [AT_Q100, "per[3] = nan"]),
+    "negative-per": (_set((*Q100, "per", 2), -0.1), [AT_Q100, "per[2] = -0.1", "(0, 1]"]),
+    "rising-per": (_set((*Q100, "per"), RAISED), [AT_Q100, "per[3] = 0.3", "never rises"]),
+    "snr-grid-not-ascending": (_set((*Q100, "snr_db", 4), 2.0), [AT_Q100, "snr_db[4] = 2", "ascends"]),
+    "inf-snr": (_set((*Q100, "snr_db", 0), float("inf")), [AT_Q100, "snr_db[0] = inf"]),
+    "errors-above-frames": (_set((*Q100, "errors", 1), 101), [AT_Q100, "errors[1] = 101", "0..frames"]),
+    "short-frames": (_set((*Q100, "frames"), [100] * 3), [AT_Q100, "frames holds 3 values for 8"]),
+    "per-not-numbers": (_set((*Q100, "per"), "high"), [AT_Q100, "per must be a list of numbers"]),
+    "per-absent": (_set((*Q100, "per"), None), ["curves['qpsk-1/2']['100'] must hold snr_db, per, frames, errors"]),
+    "missing-mcs": (_set(("curves", "64qam-3/4"), None), ["no curve for 64qam-3/4"]),
+    "unknown-mcs": (_set(("curves", "qpsk-7/8"), {"1500": {}}), ["curves['qpsk-7/8']", "not a coded MCS"]),
+    "zero-length": (_set(("curves", "qpsk-1/2", "0"), {}), ["curves['qpsk-1/2']['0']", "payload length"]),
+    "lengths-not-an-object": (_set(("curves", "bpsk-1/2"), []), ["curves['bpsk-1/2'] must map payload lengths"]),
+    "beta-absent": (_set(("beta", "16qam-3/4"), None), ["beta['16qam-3/4'] = None"]),
+    "beta-nan": (_set(("beta", "16qam-3/4"), float("nan")), ["beta['16qam-3/4'] = nan"]),
+    "numerology-incomplete": (_set(("numerology", "cp_len"), None), ["numerology does not record cp_len"]),
+    "curves-a-list": (_set(("curves",), [1, 2]), ["'curves' must be an object"]),
+    "schema-bool": (_set(("schema_version",), True), ["schema_version True"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ENTRIES)
+def test_bad_entries_are_refused_naming_the_file_and_the_entry(tmp_path, case):
+    """Each fails on the old loader: it named no entry (one generic 'malformed' line), took a missing MCS,
+    an unknown MCS, a zero length or errors above frames, and said 'None' for an unrecorded numerology field."""
+    mangle, names = BAD_ENTRIES[case]
+    path = tmp_path / "bad.json"
+    _table().save(path)
+    raw = json.loads(path.read_text())
+    mangle(raw)
+    path.write_text(json.dumps(raw))  # Python's json writes and reads NaN and Infinity
+    with pytest.raises(ConfigError) as err:
+        load_per_table(path)
+    _one_line_naming(err, path)
+    for name in names:
+        assert name in str(err.value)
+
+
+def test_a_partial_table_loads_for_a_caller_that_names_its_mcs(tmp_path):
+    path = tmp_path / "qpsk.json"
+    _table(mcs=("qpsk-1/2",)).save(path)
+    assert load_per_table(path, mcs=("qpsk-1/2",)).mcs_names == ("qpsk-1/2",)
+    with pytest.raises(ConfigError, match="no curve for bpsk-1/2, bpsk-3/4, qpsk-3/4"):
+        load_per_table(path)
 
 
 def test_other_numerology_is_refused(tmp_path):
@@ -137,7 +213,7 @@ def test_eesm_of_a_flat_channel_is_its_snr_and_fading_costs():
 
 
 def test_bad_arguments_are_link_errors():
-    table = _table()
+    table = _table(mcs=("qpsk-1/2", "16qam-1/2"))
     with pytest.raises(LinkError, match="64qam-3/4"):
         table.frame_error_rate("64qam-3/4", 100, 10.0)
     with pytest.raises(LinkError, match="per="):
