@@ -13,36 +13,28 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 from testbed.control.server import ControlServer
 from testbed.errors import ProtocolError
 from testbed.node.actions import (
-    Action,
-    Cancel,
-    CancelJob,
     CloseRound,
     OpenRound,
     Record,
     Send,
-    StartJob,
-    Transmit,
 )
 from testbed.node.bs_core import Assigner, BsCore
 from testbed.node.config import BS_NODE_ID, BsConfig
 from testbed.node.first_info import config_orders
-from testbed.node.pump import Failed, RadioPump
+from testbed.node.pump import RadioPump
 from testbed.node.runtime import event, radio_factory, radio_running
 from testbed.node.sdnotify import Notifier
+from testbed.node.shell import POLL_S, Shell
 from testbed.node.training import BsTraining
 from testbed.node.worker import Worker
 
 log = logging.getLogger(__name__)
-
-POLL_S = 0.02  # longest control wait per pass, so radio events are handled promptly
 
 
 class BsDaemon:
@@ -92,58 +84,32 @@ class BsDaemon:
         cfg = self.cfg
         core = self.core = BsCore(cfg.bs, cfg.air, self.training, self.assigner, now=time.monotonic,
                                   cursor=lambda: pump.cursor, wall=time.time)  # fmt: skip
+        shell = Shell(core, pump, self._worker, {
+            Send: lambda a: self._send(server, a),
+            OpenRound: lambda a: shell.control(server.start_round(a.model_digest, a.model_size_bytes, a.deadline_s)),
+            CloseRound: lambda a: server.end_round(a.status),
+            Record: self._record,
+        })  # fmt: skip
         try:
-            return self._loop(core, server, pump)
+            while not self.stop.is_set():
+                self.notifier.watchdog()
+                if not shell.feed(server.poll(POLL_S)):
+                    return 1
+                shell.carry_out(core.timers())
+                if cfg.bs.num_rounds and core.rounds_done >= cfg.bs.num_rounds:
+                    return 0
+            return 0
         finally:
             for done in self._worker.shutdown():
-                self._carry_out(core.job_done(done), server, pump)
+                shell.carry_out(core.job_done(done))
 
-    def _loop(self, core: BsCore, server: ControlServer, pump: RadioPump) -> int:
-        while not self.stop.is_set():
-            self.notifier.watchdog()
-            for ev in server.poll(POLL_S):
-                self._carry_out(core.control(ev), server, pump)
-            for ev in pump.events():
-                if isinstance(ev, Failed):
-                    return 1
-                self._carry_out(core.radio(ev), server, pump)
-            for done in self._worker.finished():
-                self._carry_out(core.job_done(done), server, pump)
-            self._carry_out(core.timers(), server, pump)
-            if self.cfg.bs.num_rounds and core.rounds_done >= self.cfg.bs.num_rounds:
-                return 0
-        return 0
-
-    def _carry_out(self, actions: list[Action], server: ControlServer, pump: RadioPump) -> None:
-        """Do what the core asked, in order (a table: one handler per action type)."""
-        for a in actions:
-            self._handlers[type(a)](a, server, pump)
-
-    def _send(self, a: Send, server: ControlServer, pump: RadioPump) -> None:
+    @staticmethod
+    def _send(server: ControlServer, a: Send) -> None:
         try:
             server.send(a.to, a.body)
         except ProtocolError as exc:  # gone between the core's view and now: its expiry event follows
             log.info("not sent: %s", exc)
 
-    def _open_round(self, a: OpenRound, server: ControlServer, pump: RadioPump) -> None:
-        """ROUND_START to every live UE; the control plane's answer (none live: complete) goes to the core."""
-        assert self.core is not None
-        for ev in server.start_round(a.model_digest, a.model_size_bytes, a.deadline_s):
-            self._carry_out(self.core.control(ev), server, pump)
-
-    def _record(self, a: Record, server: ControlServer, pump: RadioPump) -> None:
+    def _record(self, a: Record) -> None:
         with self.records_path.open("a") as f:
             f.write(json.dumps(a.fields) + "\n")
-
-    @property
-    def _handlers(self) -> dict[type, Callable[[Any, ControlServer, RadioPump], None]]:
-        return {
-            Send: self._send,
-            Transmit: lambda a, _s, pump: pump.submit(a.job),
-            Cancel: lambda a, _s, pump: pump.cancel(a.job_id),
-            StartJob: lambda a, _s, _p: self._worker.start(a),
-            CancelJob: lambda a, _s, _p: self._worker.cancel(a),
-            OpenRound: self._open_round,
-            CloseRound: lambda a, server, _p: server.end_round(a.status),
-            Record: self._record,
-        }

@@ -12,32 +12,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from contextlib import closing
-from typing import Any
 
 from testbed.control.client import ControlClient
 from testbed.errors import ProtocolError
-from testbed.node.actions import Action, Cancel, CancelJob, Send, StartJob, Transmit
+from testbed.node.actions import Send
 from testbed.node.config import UeConfig
 from testbed.node.first_info import UeFirstInfo
-from testbed.node.pump import Failed, RadioPump
+from testbed.node.pump import RadioPump
 from testbed.node.runtime import event, radio_factory, radio_running
 from testbed.node.sdnotify import Notifier
+from testbed.node.shell import POLL_S, Shell
 from testbed.node.training import UeTraining
 from testbed.node.ue_core import UeCore
 from testbed.node.worker import Worker
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.02
-
 
 class UeDaemon:
-    """A UE agent: ``run()`` serves until ``stop`` is set; returns the exit code.
-
-    ``first_info`` (with [training]): capability reports at registration and on CAPABILITY_ENQUIRY, ASSIGN's
-    CPU frequency applied, energy per round against the budget."""
+    """A UE agent: ``run()`` serves until ``stop`` is set; returns the exit code. ``first_info``: as UeCore's."""
 
     def __init__(
         self,
@@ -80,44 +74,21 @@ class UeDaemon:
         cfg = self.cfg
         core = self.core = UeCore(cfg.ue.ue_id, self.node_id, cfg.air, self.training, self.first_info,
                                   now=time.monotonic, cursor=lambda: pump.cursor)  # fmt: skip
+        shell = Shell(core, pump, self._worker, {Send: lambda a: self._send(client, a)})
         try:
-            return self._loop(core, client, pump)
+            while not self.stop.is_set():
+                self.notifier.watchdog()
+                if not shell.feed(client.poll(POLL_S)):
+                    return 1
+                if client.state == "registered":
+                    shell.carry_out(core.timers())
+            return 0
         finally:
             self._worker.shutdown()
 
-    def _loop(self, core: UeCore, client: ControlClient, pump: RadioPump) -> int:
-        while not self.stop.is_set():
-            self.notifier.watchdog()
-            for ev in client.poll(POLL_S):
-                self._carry_out(core.control(ev), client, pump)
-            for ev in pump.events():
-                if isinstance(ev, Failed):
-                    return 1
-                self._carry_out(core.radio(ev), client, pump)
-            for done in self._worker.finished():
-                self._carry_out(core.job_done(done), client, pump)
-            if client.state == "registered":
-                self._carry_out(core.timers(), client, pump)
-        return 0
-
-    def _carry_out(self, actions: list[Action], client: ControlClient, pump: RadioPump) -> None:
-        """Do what the core asked, in order (a table: one handler per action type)."""
-        for a in actions:
-            self._handlers[type(a)](a, client, pump)
-
     @staticmethod
-    def _send(a: Send, client: ControlClient, pump: RadioPump) -> None:
+    def _send(client: ControlClient, a: Send) -> None:
         try:
             client.send(a.body)
         except ProtocolError as exc:  # reconnecting: the core hears "gone" next and drops its round
             log.info("not sent: %s", exc)
-
-    @property
-    def _handlers(self) -> dict[type, Callable[[Any, ControlClient, RadioPump], None]]:
-        return {
-            Send: self._send,
-            Transmit: lambda a, _c, pump: pump.submit(a.job),
-            Cancel: lambda a, _c, pump: pump.cancel(a.job_id),
-            StartJob: lambda a, _c, _p: self._worker.start(a),
-            CancelJob: lambda a, _c, _p: self._worker.cancel(a),
-        }
