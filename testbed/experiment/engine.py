@@ -105,9 +105,9 @@ class Engine:
         ]  # fmt: skip
         self.airtime = scenario.airtime()
         model = SemanticCodec(self.codec_cfg, torch.Generator().manual_seed(seed * 1000 + _MODEL))
-        runner = RoundRunner(model, scenario.round_config(self.codec_cfg), self.profiles, None,
-                             [len(u.data) for u in self.local], self.airtime,
-                             torch.Generator().manual_seed(seed * 1000 + _BS))  # fmt: skip
+        bs_generator = torch.Generator().manual_seed(seed * 1000 + _BS)
+        sizes = [len(u.data) for u in self.local]
+        runner = RoundRunner(model, scenario.round_config(self.codec_cfg), self.profiles, sizes, bs_generator)
         self.policy_inputs = policy_inputs(
             scenario, self.codec_cfg, self.airtime, {u.name: len(u.data) for u in self.local}
         )
@@ -121,7 +121,7 @@ class Engine:
         self.link_rng = np.random.default_rng([seed, _LINK])
         self.totals = Totals()
         self.network: Network | None = None
-        self._records: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []
 
     @property
     def runner(self) -> RoundRunner:
@@ -144,7 +144,7 @@ class Engine:
         the UEs' registration ends just when it is due."""
         sc = self.scenario
         link = build_link(self.medium, sc, self.profiles, self.link_rng)
-        net = Network(self.air, link, sc.clock.control_latency_s, self._records.append)
+        net = Network(self.air, link, sc.clock.control_latency_s, self.records.append)
         bs = bs_section(sc)
         deadline = self.scheme.deadline_s
         core = BsCore(bs, self.air, self.bs_training, assigner_for(self.scheme, self.profiles, self.runner),
@@ -196,9 +196,9 @@ class Engine:
         """Run the next round through the cores, log and checkpoint it; returns its metrics."""
         if self.network is None:
             self.network = self._build_network()
-        before = len(self._records)
-        self.network.run(lambda: len(self._records) > before, max_s=MAX_ROUND_S)
-        metrics = self._metrics(self._records[-1])
+        before = len(self.records)
+        self.network.run(lambda: len(self.records) > before, max_s=MAX_ROUND_S)
+        metrics = self._metrics(self.records[-1])
         if self.out_dir is not None:
             append_jsonl(self.out_dir / METRICS_FILE, metrics)  # first: a round in the checkpoint has its line
             self._checkpoint()

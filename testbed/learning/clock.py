@@ -1,13 +1,7 @@
-"""The virtual clock and energy meter: what one round costs in seconds and joules.
-
-A round ends when the slowest participant's contribution is in and the BS has used it:
-  UE time   = download (until the model parts it needs have been broadcast) + compute + upload
-  round     = max(max over distributed UEs, max over centralized UEs + BS compute) + control latency,
-and with a deadline, contributions later than ``deadline_s`` are dropped and the round lasts the deadline.
-Airtime comes from the caller (``Airtime``; learning never sees a radio): a download or upload lasts whole
-cycles of the shared medium (one downlink slot, one uplink slot per UE), so rounds grow with the number of
-UEs. Compute time and energy come from testbed/learning/cost.py; radio energy is TX power x the UE's own
-bursts (``on_air_s``), not the time it waits for its slots.
+"""What the learning side needs to price a round before it runs: the airtime interface (``Airtime``;
+learning never sees a radio) and the fixed costs (``ClockConfig``: control latency, the BS's compute, the
+sizes of what goes on the wire). The policy plans with them; what a round really took is measured by the node
+cores' transfers and jobs (testbed/experiment/network.py in virtual time, the daemons on the wall clock).
 """
 
 from __future__ import annotations
@@ -18,7 +12,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from testbed.errors import ConfigError
-from testbed.learning.cost import compute_energy_j, compute_time_s, radio_energy_j
 
 
 class TransferCost(Protocol):
@@ -61,7 +54,6 @@ class ClockConfig:
     bytes_per_label : class label sent with symbols or raw samples.
     bytes_per_pixel : raw image pixel (8-bit grey).
     bs_cpu_freq_hz, bs_cycles_per_sample : the BS host's training speed (full forward + backward).
-    analog_bits_per_symbol : how an analog symbol counts in ``uplink_bits`` (one complex int16 I/Q pair).
     """
 
     control_latency_s: float = 0.01
@@ -70,7 +62,6 @@ class ClockConfig:
     bytes_per_pixel: int = 1
     bs_cpu_freq_hz: float = 3.0e9
     bs_cycles_per_sample: float = 4.0e5
-    analog_bits_per_symbol: int = 32
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.control_latency_s) and self.control_latency_s >= 0):
@@ -83,45 +74,3 @@ class ClockConfig:
     def bs_compute_s(self, samples: float) -> float:
         """BS seconds for ``samples`` full-step-equivalent samples (fractions count part of a step)."""
         return samples * self.bs_cycles_per_sample / self.bs_cpu_freq_hz
-
-
-@dataclass(frozen=True)
-class UeCost:
-    """One UE's share of a round."""
-
-    download_s: float = 0.0
-    compute_s: float = 0.0
-    upload_s: float = 0.0
-    energy_j: float = 0.0
-    uplink_bits: float = 0.0
-    on_air_s: float = 0.0
-
-    @property
-    def total_s(self) -> float:
-        return self.download_s + self.compute_s + self.upload_s
-
-
-def ue_cost(
-    *,
-    download_s: float,
-    samples: int,
-    cycles_per_sample: float,
-    cpu_freq_hz: float,
-    kappa: float,
-    tx_power_dbm: float,
-    upload: TransferCost,
-    uplink_bits: float,
-) -> UeCost:
-    """Time and energy of a UE that processes ``samples`` at ``cycles_per_sample`` each, then uploads."""
-    compute_s = compute_time_s(samples, cycles_per_sample, cpu_freq_hz)
-    energy = compute_energy_j(samples, cycles_per_sample, cpu_freq_hz, kappa) + radio_energy_j(
-        tx_power_dbm, upload.on_air_s
-    )
-    return UeCost(download_s, compute_s, upload.elapsed_s, energy, uplink_bits, upload.on_air_s)
-
-
-def round_time_s(distributed: list[float], centralized: list[float], bs_compute_s: float, control_s: float) -> float:
-    """Seconds of a round from the participants' finish times (see module docstring)."""
-    d = max(distributed, default=0.0)
-    c = max(centralized, default=0.0) + bs_compute_s if centralized or bs_compute_s > 0 else 0.0
-    return max(d, c) + control_s

@@ -91,7 +91,7 @@ class PolicyOrders:
     CPU frequency and TX power; the orders of [assign] when the policy finds no feasible plan (logged).
 
     The cost-aware ``joint`` rule prices a weak UE's raw upload against symbols over the training: it needs
-    ``airtime`` (the BS's virtual clock, ``LearningBs.airtime``: the link's model of this air, which the
+    ``airtime`` (``LearningBs.airtime``: the link's model of this air, which the
     resource allocation then uses too),
     ``horizon_rounds`` ([bs] num_rounds; None while it runs until stopped) and each UE's sample count (its
     CAPABILITY_REPORT's ``num_local_samples``, else ``shard_samples`` from the BS's own partition). Without

@@ -130,7 +130,7 @@ class LearningBs:
         sizes = [len(s) for s in shards[: len(ues)]]  # shard i = i-th UE of [bs.ues] until it reports
         gen = torch.Generator().manual_seed(t.seed * 1000 + _BS)
         airtime = air.airtime(len(ues))  # the link's model of this air: the virtual clock and the policy
-        runner = RoundRunner(model, cfg, profiles, None, sizes, airtime, gen)
+        runner = RoundRunner(model, cfg, profiles, sizes, gen)
         return cls(t, runner, test, eval_snrs_db=[t.symbol_snr_db()], assumed_snr_db=assumed_snr_db, airtime=airtime)
 
     @property
@@ -174,9 +174,7 @@ class LearningBs:
         finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
         return {"training": {"round_index": report.round_index, "accuracy": accuracy, "loss": loss,
                              "modes": report.modes, "late": report.late, "refused": report.refused,
-                             "model_finite": finite, "virtual_time_s": report.time_s,
-                             "uplink_bits": report.uplink_bits,
-                             "bs_train_samples": report.bs_train_samples}}  # fmt: skip
+                             "model_finite": finite, "bs_train_samples": report.bs_train_samples}}  # fmt: skip
 
     def _finish_or_roll_back(
         self, plan: RoundPlan, arrived: Mapping[str, Contribution], late: list[str], refused: dict[str, str]

@@ -1,34 +1,18 @@
-"""Tiny fixtures for learning tests: 8x8 digits, a small codec, UEs and a runner with a simple airtime."""
+"""Tiny fixtures for learning tests: 8x8 digits, a small codec, UEs and a runner whose UEs are in process."""
 
 import numpy as np
 import pytest
 import torch
 
 from testbed.learning.assignment import UeProfile
-from testbed.learning.clock import Airtime
 from testbed.learning.codec import CodecConfig, SemanticCodec
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.modes import LocalTraining, LocalUe
 from testbed.learning.partition import iid
-from testbed.learning.rounds import RoundConfig, RoundRunner
-from testbed.link.airtime import Transfer
+from testbed.learning.rounds import RoundConfig, RoundReport, RoundRunner
+from testbed.mode import Mode
 
 TINY = CodecConfig(image_size_px=8, num_symbols=8, decoder_hidden=32)
-
-
-class FlatAirtime:
-    """1 Mbit/s everywhere, analog symbols at 1 MS/s, no waiting for slots (elapsed = on air): enough to check
-    the clock's bookkeeping."""
-
-    def broadcast(self, payload_bytes: int, worst_snr_db: float, channels=()) -> Transfer:
-        return _flat(8e-6 * payload_bytes)
-
-    def upload(self, payload_bytes: int, snr_db: float, analog_symbols: int = 0, gain=None) -> Transfer:
-        return _flat(8e-6 * payload_bytes * (2.0 if snr_db < 10 else 1.0) + 1e-6 * analog_symbols)
-
-
-def _flat(seconds: float) -> Transfer:
-    return Transfer(seconds, seconds, 0.0, 0, None)
 
 
 @pytest.fixture(autouse=True)
@@ -51,16 +35,34 @@ def make_profiles(n: int = 4) -> list[UeProfile]:
     ]
 
 
+class LocalRunner(RoundRunner):
+    """A runner with its UEs in this process: each contribution by a direct ``LocalUe`` call, where the node
+    cores carry it as bytes over the link (tests of the learning alone)."""
+
+    def __init__(self, model: SemanticCodec, cfg: RoundConfig, profiles, ues: list[LocalUe], generator) -> None:
+        super().__init__(model, cfg, profiles, [len(u.data) for u in ues], generator)
+        self.ues = ues
+
+    def run_round(self, assignments, late=()) -> RoundReport:
+        plan = self.plan_round(assignments)
+        arrived = {}
+        for ue, a in zip(self.ues, plan.assignments, strict=True):
+            if a.mode is Mode.DISTRIBUTED:
+                arrived[ue.name] = ue.distributed(self.model, self.scratch, self.cfg.work)
+            elif a.mode is Mode.CENTRALIZED_DECODER:
+                arrived[ue.name] = ue.symbols(self.model, self.cfg.work)
+            elif a.mode is Mode.CENTRALIZED_FULL and ue.name in plan.raw_requests:
+                arrived[ue.name] = ue.raw(*plan.raw_requests[ue.name])
+        return self.finish_round(plan, arrived, late=late)
+
+
 @pytest.fixture
 def make_runner():
-    """Factory: a RoundRunner over ``n`` UEs (half weak at 6 dB, half strong at 20 dB) on ``train`` (airtime:
-    FlatAirtime unless given)."""
+    """Factory: a LocalRunner over ``n`` UEs (half weak at 6 dB, half strong at 20 dB) on ``train``."""
     return _make_runner
 
 
-def _make_runner(
-    train: ImageDataset, cfg: RoundConfig | None = None, n: int = 4, seed: int = 3, airtime: Airtime | None = None
-) -> RoundRunner:
+def _make_runner(train: ImageDataset, cfg: RoundConfig | None = None, n: int = 4, seed: int = 3) -> LocalRunner:
     profiles = make_profiles(n)
     parts = iid(train.labels.numpy(), [1.0] * n, np.random.default_rng(seed))
     ues = [
@@ -69,7 +71,4 @@ def _make_runner(
     ]
     cfg = cfg or RoundConfig(work=LocalTraining(steps=2, batch_size=16, lr=0.1))
     model = SemanticCodec(TINY, torch.Generator().manual_seed(seed))
-    return RoundRunner(
-        model, cfg, profiles, ues, [len(u.data) for u in ues], airtime or FlatAirtime(),
-        torch.Generator().manual_seed(seed + 1),
-    )  # fmt: skip
+    return LocalRunner(model, cfg, profiles, ues, torch.Generator().manual_seed(seed + 1))

@@ -112,7 +112,7 @@ def _weak_ue_orders(caplog: pytest.LogCaptureFixture, **priced: object) -> tuple
     weak = msgspec.structs.replace(_capability(1e7, 1.0e9), num_local_samples=20)
     views = [UeView("ue-1", _capability(3e5, 1.5e9), 25.0), UeView("ue-2", _capability(3e5, 1.5e9), 25.0)]
     views.append(UeView("ue-3", weak, 8.0))
-    kwargs = {"airtime": bs.runner.airtime, **priced} if priced else {}
+    kwargs = {"airtime": bs.airtime, **priced} if priced else {}
     with caplog.at_level(logging.INFO, logger="testbed.node.first_info"):
         orders = PolicyOrders(assign, BS.training, bs.codec, **kwargs).orders(views)
     reason = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("policy: ue-3"))
@@ -135,7 +135,7 @@ def test_policy_takes_sample_counts_from_the_partition_until_a_ue_reports(caplog
     assign = msgspec.structs.replace(BS.assign, policy="joint")
     bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     policy = PolicyOrders(
-        assign, BS.training, bs.codec, airtime=bs.runner.airtime, horizon_rounds=40, shard_samples=bs.runner.registered
+        assign, BS.training, bs.codec, airtime=bs.airtime, horizon_rounds=40, shard_samples=bs.runner.registered
     )
     assert policy.policy.local_samples == bs.runner.registered and set(bs.runner.registered) == {"ue-1", "ue-2", "ue-3"}
     policy.orders([UeView("ue-1", msgspec.structs.replace(_capability(3e5, 1.5e9), num_local_samples=7), 25.0)])
@@ -230,7 +230,7 @@ def _nan_update(bs: LearningBs) -> Update:
 def test_the_bs_clock_policy_and_allocation_share_one_airtime_model() -> None:
     """The BS's virtual clock is the link's model of its [air], and the policy allocates on that same model."""
     bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
-    air = bs.runner.airtime
+    air = bs.airtime
     assert (air.num_ues, air.cycle_samples, air.frame_payload_bytes) == (
         len(BS.bs.ues), BS.air.tdma_cycle_samples, BS.air.frame_payload_bytes
     )  # fmt: skip
