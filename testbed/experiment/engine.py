@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from testbed.control.protocol import ChannelReport as ChannelReportMsg
-from testbed.errors import ConfigError, StateError
+from testbed.errors import ConfigError, LinkError, StateError
 from testbed.experiment.media import MEDIA, build_link, engine_air
 from testbed.experiment.network import Network
 from testbed.experiment.nodes import EngineFirstInfo, assigner_for, bs_job_time, bs_section, ue_job_time
@@ -154,7 +154,7 @@ class Engine:
         self.bs_core = core
         self.ue_cores = []
         for i, (prof, training) in enumerate(zip(self.profiles, self.ue_training, strict=True)):
-            first_info = EngineFirstInfo(prof, self.codec_cfg, len(self.local[i].data))
+            first_info = EngineFirstInfo(prof, len(self.local[i].data))
             ue = UeCore(prof.name, i + 1, self.air, training, first_info, now=net.now, cursor=net.cursor,
                         airtime=self.airtime)  # fmt: skip
             net.add_ue(ue, ue_job_time(prof, first_info))
@@ -197,7 +197,11 @@ class Engine:
         if self.network is None:
             self.network = self._build_network()
         before = len(self.records)
-        self.network.run(lambda: len(self.records) > before, max_s=MAX_ROUND_S)
+        try:
+            self.network.run(lambda: len(self.records) > before, max_s=MAX_ROUND_S)
+        except LinkError as exc:
+            waiting = ", ".join(self.bs_core.waiting_for) or "the BS's training step"
+            raise LinkError(f"round {self.rounds_done}: {exc}; still waiting for {waiting}") from exc
         metrics = self._metrics(self.records[-1])
         if self.out_dir is not None:
             append_jsonl(self.out_dir / METRICS_FILE, metrics)  # first: a round in the checkpoint has its line

@@ -16,6 +16,7 @@ import numpy as np
 from testbed.channel import Awgn, Chain, Multipath
 from testbed.experiment.scenario import CHANNEL_SEED_STREAM, Scenario
 from testbed.learning.assignment import UeProfile
+from testbed.link.abstraction import subcarrier_snr
 from testbed.link.airtime import default_errors
 from testbed.link.framelink import FrameLink, ModelFrameLink
 from testbed.link.medium import ChannelModel, SimulatedMedium
@@ -50,9 +51,12 @@ def build_link(medium: str, scenario: Scenario, profiles: Sequence[UeProfile], r
     links: dict[tuple[int, int], ChannelModel] = {}
     for (node, p), ue in zip(nodes, scenario.ues, strict=True):
         models: list[ChannelModel] = []
-        if ue.channel != "flat":  # the scenario's own draw: the model medium's EESM sees the same channel
+        if ue.channel != "flat":  # the scenario's own draw, scaled as the model medium's (mean |H_k|^2 = 1 on the
+            # data subcarriers: snr_db stays the mean SNR, the channel adds only its frequency selectivity)
             draw = np.random.default_rng([scenario.seed, CHANNEL_SEED_STREAM, node - 1])
-            models.append(Multipath(float(ue.rms_delay_spread_samples), draw, ue.k_factor_db, block_fading=False))
+            fading = Multipath(float(ue.rms_delay_spread_samples), draw, ue.k_factor_db, block_fading=False)
+            scale = np.float32(1.0 / np.sqrt(np.mean(subcarrier_snr(phy, fading.taps, 0.0))))
+            models += [fading, lambda iq, s=scale: iq * s]
         for pair in ((node, BS_NODE_ID), (BS_NODE_ID, node)):
             noise = Awgn(p.snr_db, rng, occupied_fraction=phy.occupied_fraction)
             links[pair] = Chain([*models, noise])

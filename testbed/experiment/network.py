@@ -7,7 +7,8 @@ training from its board's cycles per sample at its applied CPU clock; the BS's s
 go on the air where each node's ``BurstPlanner`` puts them (TDMA slots, as the radio pump does), window by
 window through a ``FrameLink``: ``ModelFrameLink`` with the PER table (the ``model`` medium) or
 ``PhyFrameLink`` with the real modem and the channel models (``phy``). Between events the clock jumps
-ahead, in steps of at most ``tick_samples`` so the cores' timers (NACK after silence, the next round) run.
+ahead; a node's timers run at the step after it got an event, and every node's once per ``tick`` (a
+quarter TDMA cycle, well under the NACK quiet time) so time-driven ones (NACK after silence) fire.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,7 +77,9 @@ class Network:
         self._cancelled: set[int] = set()
         self._ue_round: dict[str, int] = {}  # each UE's view of the round (its envelopes carry it)
         self._msg_seq = itertools.count(1)
-        self.rejected: dict[str, int] = {}
+        self.rejections: Counter[str] = Counter()  # messages the Registry refused, by reason (none expected)
+        self._touched: set[str] = set()  # nodes that got an event since their timers last ran
+        self._next_tick = 0
 
     # --- the cores' clock -------------------------------------------------------------------------------
     def now(self) -> float:
@@ -124,13 +128,18 @@ class Network:
                 fn()
             else:
                 self._cancelled.discard(entry)
+        touched, self._touched = self._touched, set()
+        every = self.clock >= self._next_tick  # every node's timers once a tick; between, those with news
+        if every:
+            self._next_tick = self.clock + self.tick
         for node in self.nodes.values():
-            self._carry_out(node, node.core.timers())
+            if every or node.name in touched:
+                self._carry_out(node, node.core.timers())
         horizon = self.clock + self.air.window_samples
         if any(s is not None and s < horizon for s in (n.planner.next_start for n in self.nodes.values())):
             self._window(horizon)
             return
-        nxt = [self.clock + self.tick]
+        nxt = [self._next_tick]
         if self._queue:
             nxt.append(self._queue[0][0])
         nxt += [s for s in (n.planner.next_start for n in self.nodes.values()) if s is not None]
@@ -159,12 +168,17 @@ class Network:
             for rx, heard in window.heard.items():
                 node = self.by_id[rx]
                 for h in heard:
-                    self._carry_out(node, node.core.radio(Received(self.clock, h)))
+                    self._deliver(node, node.core.radio(Received(self.clock, h)))
         for node in self.nodes.values():
             for job_id, job_end in node.planner.finished(self.clock):
-                self._carry_out(node, node.core.radio(OnAir(job_id, job_end)))
+                self._deliver(node, node.core.radio(OnAir(job_id, job_end)))
 
     # --- actions -----------------------------------------------------------------------------------------
+    def _deliver(self, node: _Node, actions: list[Action]) -> None:
+        """An event reached ``node``: carry out its answer, and run its timers at the next step."""
+        self._touched.add(node.name)
+        self._carry_out(node, actions)
+
     def _carry_out(self, node: _Node, actions: list[Action]) -> None:
         for a in actions:
             self._handlers[type(a)](node, a)
@@ -190,7 +204,7 @@ class Network:
 
         def finish() -> None:
             node.jobs.pop(job.key, None)
-            self._carry_out(node, node.core.job_done(done))
+            self._deliver(node, node.core.job_done(done))
 
         node.jobs[job.key] = self._at(self.clock + round(seconds * self.rate_hz), finish)
 
@@ -223,10 +237,10 @@ class Network:
                 else:
                     events = [Event("message", ue, env.round, env)]
         except Rejected as exc:
-            self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
+            self.rejections[exc.reason] += 1
             return
         for ev in events:
-            self._carry_out(bs, bs.core.control(ev))
+            self._deliver(bs, bs.core.control(ev))
 
     def _to_ue(self, ue: str, body: Body) -> None:
         env = make_envelope(body, ue_id=ue, seq=next(self._msg_seq), round=self.registry.round)
@@ -238,7 +252,7 @@ class Network:
         elif ev.kind == "registered":
             self._ue_round[ue] = ev.round
         node = self.nodes[ue]
-        self._carry_out(node, node.core.control(ev))
+        self._deliver(node, node.core.control(ev))
 
     def _open_round(self, node: _Node, a: OpenRound) -> None:
         state = self.registry.start_round(self.now(), a.deadline_s)
@@ -247,7 +261,7 @@ class Network:
         number = state.round
         self._at(self.clock + round(a.deadline_s * self.rate_hz), lambda: self._deadline(number))
         for ev in self.registry.check_complete():
-            self._carry_out(node, node.core.control(ev))
+            self._deliver(node, node.core.control(ev))
 
     def _deadline(self, number: int) -> None:
         cur = self.registry.current
@@ -255,7 +269,7 @@ class Network:
             return
         bs = self.nodes["bs"]
         for ev in self.registry.expire(self.now(), float("inf")):
-            self._carry_out(bs, bs.core.control(ev))
+            self._deliver(bs, bs.core.control(ev))
 
     def _close_round(self, node: _Node, a: CloseRound) -> None:
         state = self.registry.end_round()

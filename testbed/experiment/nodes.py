@@ -16,7 +16,6 @@ from testbed.control import protocol
 from testbed.experiment.network import JobTime
 from testbed.experiment.scenario import Scenario
 from testbed.learning.assignment import UeProfile
-from testbed.learning.codec import CodecConfig
 from testbed.learning.rounds import RoundRunner
 from testbed.learning.schemes import Scheme
 from testbed.node.actions import StartJob
@@ -57,13 +56,12 @@ def assigner_for(scheme: Scheme, profiles: Sequence[UeProfile], runner: RoundRun
 class EngineFirstInfo(UeFirstInfo):
     """A UE's first information on a simulated board: the report from the board table, not a measurement."""
 
-    def __init__(self, profile: UeProfile, codec: CodecConfig, num_local_samples: int) -> None:
+    def __init__(self, profile: UeProfile, num_local_samples: int) -> None:
         board = default_profiles().get(profile.board)
         section = UeSection(ue_id=profile.name, node_id=1, board=profile.board, simulated_board=True)
         super().__init__(section, None, num_local_samples,  # type: ignore[arg-type]  # nothing to time
                          cpufreq=SimulatedCpuFreq(board.frequency_table))  # fmt: skip
         self.profile_ue = profile
-        self.codec_cfg = codec
 
     def capability(self) -> protocol.CapabilityReport:
         rate = self.cpufreq.current_frequency_hz() / self.profile_ue.cycles_per_sample

@@ -134,9 +134,10 @@ class BsCore:
                             UplinkDone: self._uplink_done}  # fmt: skip
 
     @property
-    def busy(self) -> bool:
-        """A round is open or its training step is running."""
-        return self._round is not None or self._consuming is not None
+    def waiting_for(self) -> list[str]:
+        """Participants of the open round that have not sent UPLINK_DONE and are not gone."""
+        rnd = self._round
+        return sorted(rnd.participants - rnd.done - rnd.dropped) if rnd is not None else []
 
     # --- control plane --------------------------------------------------------------------------------
     def control(self, ev: Event) -> list[Action]:

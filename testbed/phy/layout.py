@@ -17,6 +17,7 @@ charge real airtime from here.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from testbed.errors import PhyError
@@ -57,8 +58,10 @@ def analog_num_symbols(cfg: PhyConfig, n_symbols: int) -> int:
     return math.ceil(n_symbols / cfg.num_data)
 
 
+@functools.lru_cache(maxsize=4096)
 def burst_num_samples(cfg: PhyConfig, payload_bytes: int, mcs: str | Mcs) -> int:
-    """Exact length in samples of ``modulate(payload, mcs)`` for a payload of ``payload_bytes``."""
+    """Exact length in samples of ``modulate(payload, mcs)`` for a payload of ``payload_bytes`` (cached: the
+    link asks it for every frame it places; the arguments are immutable)."""
     n_sym = header_num_symbols(cfg) + payload_num_symbols(cfg, payload_bytes, mcs)
     return preamble_num_samples(cfg) + n_sym * cfg.symbol_len
 

@@ -2,11 +2,14 @@
 burst apart, more UEs make a longer round, and a medium that does not exist is refused."""
 
 import msgspec
+import numpy as np
 import pytest
 
 from testbed.errors import ConfigError
 from testbed.experiment.engine import Engine
-from testbed.experiment.scenario import load_scenario
+from testbed.experiment.media import build_link
+from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+from testbed.link.framelink import TxFrame
 from tests.experiment.conftest import TINY_OVERRIDES
 
 
@@ -22,6 +25,7 @@ def test_model_and_phy_media_train_the_same_model(tiny_scenario) -> None:
     assert type(phy.network.link).__name__ == "PhyFrameLink"
     for engine in (model, phy):
         assert engine.network.link.air_log.overlaps() == []  # every sender kept to its TDMA slot
+        assert not engine.network.rejections  # no message out of its round or sequence
 
 
 @pytest.mark.usefixtures("one_torch_thread")
@@ -42,3 +46,15 @@ def test_a_round_takes_longer_with_more_ues_on_the_shared_air() -> None:
 def test_an_unknown_medium_is_refused_with_the_choices(tiny_scenario) -> None:
     with pytest.raises(ConfigError, match=r"unknown medium 'air'; choose one of model, phy"):
         Engine(tiny_scenario, "fedavg_all", medium="air")
+
+
+def test_both_media_give_a_selective_ue_the_same_mean_snr() -> None:
+    """The phy medium scales the scenario's multipath draw as the model medium does (mean |H_k|^2 = 1), so the
+    real receiver measures the UE's snr_db; unscaled, ue0's draw (5 dB) measured -1.3 dB and never decoded."""
+    scenario = load_scenario(DEFAULT_SCENARIO.with_name("selective.toml"), overrides=TINY_OVERRIDES)
+    profiles = scenario.profiles(scenario.codec_config(8, 10))
+    frame = TxFrame(1, 0, bytes(100), "bpsk-1/2", stream_id=1)
+    for medium in ("model", "phy"):
+        link = build_link(medium, scenario, profiles, np.random.default_rng(5))
+        (heard,) = link.exchange([frame], [0], 20_000).heard[0]
+        assert abs(heard.snr_db - profiles[0].snr_db) < 1.0, (medium, heard.snr_db)
