@@ -82,6 +82,7 @@ class _Round:
     dropped: set[str] = field(default_factory=set)  # participants gone or left during the round
     energy_j: dict[str, float] = field(default_factory=dict)  # UPLINK_DONE's energy_used_j
     compute_s: dict[str, float] = field(default_factory=dict)  # UPLINK_DONE's compute_time_s
+    done_s: dict[str, float] = field(default_factory=dict)  # seconds from ROUND_START to each UPLINK_DONE
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ class BsCore:
             body: UplinkDone = ev.message.body  # type: ignore[union-attr,assignment]
             rnd.done.add(ev.ue_id)
             rnd.energy_j[ev.ue_id], rnd.compute_s[ev.ue_id] = body.energy_used_j, body.compute_time_s
+            rnd.done_s[ev.ue_id] = self.now() - rnd.started_s
             event(log, "uplink_done", ue=ev.ue_id, round=rnd.number, payload_bytes=body.payload_bytes,
                   compute_time_s=body.compute_time_s)  # fmt: skip
         return []
@@ -318,6 +320,7 @@ class BsCore:
             "modes": {ue: o.mode for ue, o in rnd.orders.items()},
             "ue_energy_j": dict(rnd.energy_j),
             "ue_compute_s": dict(rnd.compute_s),
+            "uplink_done_s": dict(rnd.done_s),
             "started_unix_s": rnd.started_wall_s,
         }
         event(log, "round_ended", round=rnd.number, outcome=outcome, status=status, consume=outcome != "skipped")
