@@ -29,9 +29,9 @@ def add_scenario_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--medium",
         choices=("model", "phy"),
-        default="model",
+        default=None,
         help="model: the PER table measured by this receiver, exact burst lengths (fast); phy: every frame through "
-        "the real modem, the channel models and the receiver (slow)",
+        "the real modem, the channel models and the receiver (slow); default: the scenario's [medium] kind",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small models: 1 is fastest)")
     parser.add_argument(
@@ -57,5 +57,6 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         "run": {"rounds": args.rounds},
         "training": {"dataset": args.dataset, "partition": args.partition, "seed": args.seed},
         "policy": {"raw_upload_budget_s": args.raw_upload_budget_s, "deadline_factor": args.deadline_factor},
+        "medium": {"kind": args.medium},
     }
     return load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)

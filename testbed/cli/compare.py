@@ -48,7 +48,6 @@ def _run(args: argparse.Namespace) -> int:
         args.schemes,
         args.out,
         wrap=lambda rounds, name: progress(rounds, desc=f"compare {name}", unit="rounds"),
-        medium=args.medium,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.items() if k != "histories"}

@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     scenario = scenario_from_args(args)
     if args.codec_only:
         return _codec_only(args, scenario)
-    engine = Engine(scenario, args.scheme, args.out, medium=args.medium)
+    engine = Engine(scenario, args.scheme, args.out)
     rounds = scenario.run.rounds
     history = engine.resume() if args.resume else engine.start(overwrite=args.overwrite)
     for _ in progress(range(engine.rounds_done, rounds), desc=f"train {args.scheme}", unit="rounds"):

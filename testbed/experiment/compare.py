@@ -39,7 +39,6 @@ def run_comparison(
     schemes: Sequence[str],
     out_dir: Path | None,
     wrap: Callable[[range, str], Iterable[int]] = lambda r, _desc: r,
-    medium: str = "model",
 ) -> dict[str, Any]:
     """Run every scheme for ``scenario.run.rounds`` rounds; returns summaries and full histories.
 
@@ -47,7 +46,7 @@ def run_comparison(
     """
     histories = {}
     for name in schemes:
-        engine = Engine(scenario, name, out_dir / name if out_dir is not None else None, medium=medium)
+        engine = Engine(scenario, name, out_dir / name if out_dir is not None else None)
         histories[name] = engine.start()
         for _ in wrap(range(scenario.run.rounds), name):
             histories[name].append(engine.step())
@@ -56,7 +55,7 @@ def run_comparison(
         "scenario": scenario.name,
         "partition": scenario.training.partition,
         "seed": scenario.seed,
-        "medium": medium,
+        "medium": scenario.medium.kind,
         "target_accuracy": target,
         "schemes": {name: to_target(h, target) for name, h in histories.items()},
         "histories": histories,

@@ -83,11 +83,13 @@ class Engine:
     cores, log, checkpoint, resume.
 
     ``scheme`` is a name from testbed/experiment/schemes.py (fixed baselines and policy variants, built for
-    this run) or a ready ``Scheme`` (any ``AssignmentPolicy``). ``medium``: "model" or "phy" (``MEDIA``)."""
+    this run) or a ready ``Scheme`` (any ``AssignmentPolicy``). ``medium``: "model" or "phy" (``MEDIA``;
+    default: the scenario's ``[medium] kind``)."""
 
     def __init__(
-        self, scenario: Scenario, scheme: str | Scheme, out_dir: Path | None = None, medium: str = "model"
+        self, scenario: Scenario, scheme: str | Scheme, out_dir: Path | None = None, medium: str | None = None
     ) -> None:
+        medium = scenario.medium.kind if medium is None else medium
         if medium not in MEDIA:
             raise ConfigError(f"unknown medium {medium!r}; choose one of {', '.join(MEDIA)}")
         self.scenario, self.medium = scenario, medium

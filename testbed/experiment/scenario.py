@@ -18,7 +18,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 import numpy as np
@@ -89,6 +89,14 @@ class LinkSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         _positive("link", sample_rate_hz=self.sample_rate_hz, tdma_cycle_samples=self.tdma_cycle_samples)
         if self.guard_samples < 0:
             raise ValueError(f"link: guard_samples={self.guard_samples!r} must be >= 0")
+
+
+class MediumSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What carries the frames (testbed/experiment/media.py): "model", the PER table this receiver measured and
+    exact burst lengths (fast), or "phy", every frame through the real modem, the channel models and the
+    receiver. ``testbed train`` / ``compare --medium`` override it."""
+
+    kind: Literal["model", "phy"] = "model"
 
 
 class PolicySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -168,6 +176,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     link: LinkSection = LinkSection()
     clock: ClockSection = ClockSection()
     policy: PolicySection = PolicySection()
+    medium: MediumSection = MediumSection()
 
     def __post_init__(self) -> None:
         if not self.ues:

@@ -58,3 +58,11 @@ def test_both_media_give_a_selective_ue_the_same_mean_snr() -> None:
         link = build_link(medium, scenario, profiles, np.random.default_rng(5))
         (heard,) = link.exchange([frame], [0], 20_000).heard[0]
         assert abs(heard.snr_db - profiles[0].snr_db) < 1.0, (medium, heard.snr_db)
+
+
+def test_the_scenario_chooses_the_medium_and_a_wrong_one_is_named(tmp_path) -> None:
+    assert Engine(load_scenario(overrides={**TINY_OVERRIDES, "medium": {"kind": "phy"}}), "fedavg_all").medium == "phy"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(DEFAULT_SCENARIO.read_text().replace('kind = "model"', 'kind = "air"'))
+    with pytest.raises(ConfigError, match=r"bad.toml.*medium.kind"):
+        load_scenario(bad)
