@@ -147,11 +147,15 @@ class Registry:
             times.append(cur.deadline_at_s)
         return min(times, default=float("inf"))
 
-    def start_round(self, now_s: float, deadline_s: float) -> RoundState:
-        """Open the next round with every live UE as participant."""
+    def start_round(self, now_s: float, deadline_s: float, number: int | None = None) -> RoundState:
+        """Open round ``number`` (default: the next) with every live UE as participant; a BS that resumes its
+        run names the round it continues with (never one at or before the last)."""
         if self.current is not None and not self.current.ended:
             raise ProtocolError(f"round {self.current.round} is still open; call end_round() first")
-        self.round += 1
+        number = self.round + 1 if number is None else number
+        if number <= self.round:
+            raise ProtocolError(f"round {number} is not after round {self.round}")
+        self.round = number
         self.current = RoundState(self.round, frozenset(self.live()), now_s + deadline_s)
         return self.current
 

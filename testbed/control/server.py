@@ -238,9 +238,12 @@ class ControlServer:
 
     # --- rounds -----------------------------------------------------------------------------------------
 
-    def start_round(self, model_digest: bytes, model_size_bytes: int, deadline_s: float) -> list[Event]:
-        """Open the next round for every live UE (ROUND_START to each); returns events (round_complete if none)."""
-        state = self.registry.start_round(time.monotonic(), deadline_s)
+    def start_round(
+        self, model_digest: bytes, model_size_bytes: int, deadline_s: float, number: int | None = None
+    ) -> list[Event]:
+        """Open round ``number`` (default: the next) for every live UE (ROUND_START to each); returns events
+        (round_complete if none is live)."""
+        state = self.registry.start_round(time.monotonic(), deadline_s, number)
         body = RoundStart(model_digest, model_size_bytes, deadline_s)
         for ue_id in sorted(state.participants):
             self.send(ue_id, body)

@@ -25,7 +25,6 @@ import msgspec
 import numpy as np
 import torch
 
-from testbed.control.protocol import ChannelReport as ChannelReportMsg
 from testbed.errors import ConfigError, LinkError, StateError
 from testbed.experiment.media import MEDIA, build_link, engine_air
 from testbed.experiment.network import Network
@@ -47,7 +46,6 @@ from testbed.learning.evaluate import evaluate
 from testbed.learning.modes import LocalUe
 from testbed.learning.rounds import RoundRunner
 from testbed.learning.schemes import Scheme
-from testbed.link.tracker import ChannelTracker
 from testbed.node.bs_core import BsCore
 from testbed.node.training import LearningBs, LearningUe
 from testbed.node.ue_core import UeCore
@@ -125,6 +123,12 @@ class Engine:
         self.network: Network | None = None
         self.records: list[dict[str, Any]] = []
 
+    def _recorded(self, record: dict[str, Any]) -> None:
+        """A round's record: keep it, and the BS core's state as of now (between rounds), as the daemon
+        checkpoints it (the network may open the next round within the same step)."""
+        self.records.append(record)
+        self._core_state = self.bs_core.state_dict()
+
     @property
     def runner(self) -> RoundRunner:
         return self.bs_training.runner
@@ -146,7 +150,7 @@ class Engine:
         the UEs' registration ends just when it is due."""
         sc = self.scenario
         link = build_link(self.medium, sc, self.profiles, self.link_rng)
-        net = Network(self.air, link, sc.clock.control_latency_s, self.records.append)
+        net = Network(self.air, link, sc.clock.control_latency_s, self._recorded)
         bs = bs_section(sc)
         deadline = self.scheme.deadline_s
         core = BsCore(bs, self.air, self.bs_training, assigner_for(self.scheme, self.profiles, self.runner),
@@ -162,10 +166,7 @@ class Engine:
             net.add_ue(ue, ue_job_time(prof, first_info))
             self.ue_cores.append(ue)
         if state is not None:
-            core.tracker = ChannelTracker.from_state(state["tracker"])
-            core.channels = {ue: msgspec.convert(r, ChannelReportMsg) for ue, r in state["channels"].items()}
-            core.round_number = net.registry.round = self.runner.round_index
-            core.next_round_s = state["clock_samples"] / self.air.sample_rate_hz
+            core.load_state_dict(state["bs_core"], next_round_s=state["clock_samples"] / self.air.sample_rate_hz)
             net.clock = max(0, state["clock_samples"] - 2 * net.latency)
         net.start()
         return net
@@ -274,8 +275,7 @@ class Engine:
             "ue_generators": [u.generator.get_state() for u in self.local],
             "totals": vars(self.totals).copy(),
             "link_rng": json.dumps(self.link_rng.bit_generator.state),
-            "tracker": self.bs_core.tracker.state(),
-            "channels": {ue: msgspec.to_builtins(r) for ue, r in self.bs_core.channels.items()},
+            "bs_core": self._core_state,
         }
         identity = {**self._identity(), "round": self.runner.round_index}
         save_checkpoint(self.out_dir / CHECKPOINT_FILE, state, identity)

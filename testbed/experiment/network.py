@@ -255,7 +255,7 @@ class Network:
         self._deliver(node, node.core.control(ev))
 
     def _open_round(self, node: _Node, a: OpenRound) -> None:
-        state = self.registry.start_round(self.now(), a.deadline_s)
+        state = self.registry.start_round(self.now(), a.deadline_s, a.number)
         for ue in sorted(state.participants):
             self._to_ue(ue, RoundStart(a.model_digest, a.model_size_bytes, a.deadline_s))
         number = state.round

@@ -93,37 +93,40 @@ def save_checkpoint(path: Path, payload: Mapping[str, Any], identity: Mapping[st
     write_atomic(path, header + data)
 
 
-def load_checkpoint(path: Path, expect: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_checkpoint(
+    path: Path, expect: Mapping[str, Any], remedy: str = _REMEDY
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read and verify a checkpoint; returns (manifest, payload). Raises :class:`StateError`, never another error.
 
     ``expect`` maps manifest fields to the values this run has (e.g. scheme, seed): any difference is refused.
+    ``remedy`` ends every refusal: what the user of this kind of checkpoint can do.
     """
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise StateError(f"cannot read checkpoint {path}: {exc.strerror}") from exc
-    manifest = _manifest(path, raw)
+    manifest = _manifest(path, raw, remedy)
     for key, want in expect.items():
         if manifest.get(key) != want:
             raise StateError(
                 f"checkpoint {path} is for {key} {manifest.get(key)!r}, this run has {want!r}; resume with the "
-                f"same {key} or start a fresh run with another --out"
+                f"same {key}, or {remedy}"
             )
     data = raw[raw.index(b"\n") + 1 :]
     if len(data) != manifest["payload_bytes"]:
         raise StateError(
             f"checkpoint {path} is truncated or padded: {len(data)} payload bytes, manifest says "
-            f"{manifest['payload_bytes']}; {_REMEDY}"
+            f"{manifest['payload_bytes']}; {remedy}"
         )
     if hashlib.sha256(data).hexdigest() != manifest["payload_sha256"]:
-        raise StateError(f"checkpoint {path} is damaged: its payload does not match its SHA-256; {_REMEDY}")
+        raise StateError(f"checkpoint {path} is damaged: its payload does not match its SHA-256; {remedy}")
     try:
         payload = torch.load(io.BytesIO(data), weights_only=True)
     except Exception as exc:  # noqa: BLE001  (any unpickling failure is one kind of refusal)
-        raise StateError(f"checkpoint {path} has an unreadable payload ({type(exc).__name__}); {_REMEDY}") from exc
+        raise StateError(f"checkpoint {path} has an unreadable payload ({type(exc).__name__}); {remedy}") from exc
     if not isinstance(payload, dict):
-        raise StateError(f"checkpoint {path} holds a {type(payload).__name__}, not a state dict; {_REMEDY}")
+        raise StateError(f"checkpoint {path} holds a {type(payload).__name__}, not a state dict; {remedy}")
     for where, value in _numbers(payload, ""):
         bad = _bad_number(value)
         if bad:
@@ -133,9 +136,9 @@ def load_checkpoint(path: Path, expect: Mapping[str, Any]) -> tuple[dict[str, An
     return manifest, payload
 
 
-def _manifest(path: Path, raw: bytes) -> dict[str, Any]:
+def _manifest(path: Path, raw: bytes, remedy: str) -> dict[str, Any]:
     if not raw.startswith(MAGIC):
-        raise StateError(f"{path} is not a testbed checkpoint (empty, foreign or damaged header); {_REMEDY}")
+        raise StateError(f"{path} is not a testbed checkpoint (empty, foreign or damaged header); {remedy}")
     end = raw.find(b"\n", 0, MAX_MANIFEST_BYTES)
     try:
         if end < 0:
@@ -145,7 +148,7 @@ def _manifest(path: Path, raw: bytes) -> dict[str, Any]:
             raise ValueError("not an object")
         int(manifest["payload_bytes"]), str(manifest["payload_sha256"])
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
-        raise StateError(f"checkpoint {path} has a damaged manifest ({exc}); {_REMEDY}") from exc
+        raise StateError(f"checkpoint {path} has a damaged manifest ({exc}); {remedy}") from exc
     if manifest.get("format_version") != FORMAT_VERSION:
         raise StateError(
             f"checkpoint {path} has format version {manifest.get('format_version')!r}; this testbed reads "

@@ -203,9 +203,10 @@ class RoundRunner:
         return refused, steps_samples * (len(good_symbols) * self.decoder_fraction + len(raw))
 
     # --- checkpoints ---------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: model, optimizer, round, raw counts, BS generator."""
-        return {
+    def state_dict(self, *, with_raw: bool = False) -> dict[str, Any]:
+        """Everything needed to continue exactly: model, optimizer, round, raw counts, BS generator; with
+        ``with_raw`` also the raw samples themselves (a BS daemon cannot ask its UEs for them again)."""
+        state = {
             "round_index": self.round_index,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -213,12 +214,15 @@ class RoundRunner:
             "median_norm": self.median_norm,
             "bs_generator": self.generator.get_state(),
         }
+        if with_raw:
+            state["raw_store"] = [None if b is None else [b.images, b.labels, b.num_classes] for b in self.raw_store]
+        return state
 
     def load_state_dict(
         self, state: Mapping[str, Any], refetch: Callable[[int, int], ImageDataset] | None = None
     ) -> None:
-        """Restore a ``state_dict``; the raw samples UE i had uploaded are fetched again by ``refetch(i, count)``
-        (the same bytes, no airtime charged)."""
+        """Restore a ``state_dict``; raw samples come from it if it holds them, else UE i's are fetched again by
+        ``refetch(i, count)`` (the same bytes, no airtime charged)."""
         self.round_index = int(state["round_index"])
         self.median_norm = state["median_norm"]
         self.model.load_state_dict(state["model"])
@@ -226,6 +230,11 @@ class RoundRunner:
         self.generator.set_state(state["bs_generator"])
         self.raw_store = [None] * len(self.names)
         self.raw_uploaded = [0] * len(self.names)
+        if "raw_store" in state:
+            for i, block in enumerate(state["raw_store"]):
+                if block is not None:
+                    self._store_raw(i, ImageDataset(block[0], block[1], int(block[2])))
+            return
         for i, n in enumerate(state["raw_uploaded"]):
             if n and refetch is None:
                 raise LearningError("the checkpoint holds raw samples; give refetch to fetch them again")

@@ -63,8 +63,9 @@ class CancelJob:
 
 @dataclass(frozen=True)
 class OpenRound:
-    """BS: open the next round on the control plane (ROUND_START to every live UE) with this model."""
+    """BS: open round ``number`` on the control plane (ROUND_START to every live UE) with this model."""
 
+    number: int
     model_digest: bytes
     model_size_bytes: int
     deadline_s: float

@@ -9,15 +9,21 @@ core's: the in-process engine (testbed/experiment/inprocess) drives the same cor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import secrets
 import threading
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from testbed.control.server import ControlServer
-from testbed.errors import ProtocolError
+from testbed.errors import ProtocolError, StateError
+from testbed.learning.checkpoint import append_jsonl, load_checkpoint, remove_stale_temps, save_checkpoint
 from testbed.node.actions import (
     CloseRound,
     OpenRound,
@@ -36,6 +42,8 @@ from testbed.node.worker import Worker
 
 log = logging.getLogger(__name__)
 
+STATE_FILE = "bs_state.pt"  # the BS's checkpoint beside rounds.jsonl in [bs] state_dir
+
 
 class BsDaemon:
     """The BS: ``run()`` serves until ``num_rounds`` rounds are over or ``stop`` is set; returns the exit code.
@@ -53,6 +61,8 @@ class BsDaemon:
         self.cfg, self.training, self.stop, self.notifier = cfg, training, stop, notifier
         self.assigner = assigner or (lambda views: config_orders(cfg.assign, [v.ue_id for v in views]))
         self.records_path = Path(cfg.bs.state_dir) / "rounds.jsonl"
+        self.state_path = Path(cfg.bs.state_dir) / STATE_FILE
+        self._restored: dict[str, Any] | None = None  # the checkpoint read at start-up, applied by serve()
         self.core: BsCore | None = None  # made by serve(), with the radio's sample clock
         self._worker = Worker("bs")  # the training step, one round at a time; its thread starts at the first job
 
@@ -64,6 +74,7 @@ class BsDaemon:
         self.records_path.parent.mkdir(parents=True, exist_ok=True)
         cfg = self.cfg
         security = cfg.control.security.server()  # bad key files fail before the radio is touched
+        self._restored = self._read_state()  # and so does a damaged or foreign checkpoint
         pump = RadioPump(radio_factory(cfg.radio, cfg.air), cfg.air, stream_id=BS_NODE_ID)
         with radio_running(pump, self.stop, self.notifier, cfg.radio.timeout_s, self._stopped) as ready:
             if not ready:
@@ -84,9 +95,12 @@ class BsDaemon:
         cfg = self.cfg
         core = self.core = BsCore(cfg.bs, cfg.air, self.training, self.assigner, now=time.monotonic,
                                   cursor=lambda: pump.cursor, wall=time.time)  # fmt: skip
+        self._resume(core)
         shell = Shell(core, pump, self._worker, {
             Send: lambda a: self._send(server, a),
-            OpenRound: lambda a: shell.control(server.start_round(a.model_digest, a.model_size_bytes, a.deadline_s)),
+            OpenRound: lambda a: shell.control(
+                server.start_round(a.model_digest, a.model_size_bytes, a.deadline_s, a.number)
+            ),
             CloseRound: lambda a: server.end_round(a.status),
             Record: self._record,
         })  # fmt: skip
@@ -110,6 +124,45 @@ class BsDaemon:
         except ProtocolError as exc:  # gone between the core's view and now: its expiry event follows
             log.info("not sent: %s", exc)
 
+    # --- durable state ----------------------------------------------------------------------------------
+    def _identity(self) -> dict[str, Any]:
+        """What a checkpoint must match: this BS's UEs, training and orders (a changed config is a new run)."""
+        cfg = self.cfg
+        fixed = msgspec.to_builtins({"ues": cfg.bs.ues, "training": cfg.training, "assign": cfg.assign})
+        return {"role": "bs", "config_sha256": hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()}
+
+    def _read_state(self) -> dict[str, Any] | None:
+        """The verified checkpoint of an earlier session of this run, or None (a new run)."""
+        remove_stale_temps(self.state_path.parent)
+        if not self.state_path.exists():
+            return None
+        remedy = f"move it and {self.records_path.name} out of {self.state_path.parent} to start a new run"
+        _, state = load_checkpoint(self.state_path, self._identity(), remedy)
+        return state
+
+    def _resume(self, core: BsCore) -> None:
+        """Continue the run of the checkpoint (its next round, its model), or start a new run."""
+        state = self._restored
+        if state is None:
+            core.run_id = secrets.token_hex(8)  # names the run in every record; not experiment randomness
+            event(log, "run_started", run_id=core.run_id)
+            return
+        try:
+            core.load_state_dict(state["core"])
+            self.training.load_state_dict(state["training"])
+        except (KeyError, TypeError, ValueError, RuntimeError, msgspec.ValidationError) as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise StateError(
+                f"checkpoint {self.state_path} does not fit this BS ({type(exc).__name__}: {detail}); move it and "
+                f"{self.records_path.name} away to start a new run"
+            ) from exc
+        core.session += 1
+        event(log, "run_resumed", run_id=core.run_id, session=core.session, next_round=core.round_number + 1)
+
     def _record(self, a: Record) -> None:
-        with self.records_path.open("a") as f:
-            f.write(json.dumps(a.fields) + "\n")
+        """The round's record (appended, fsynced), then the state it leaves (atomic): a finished round is in
+        both or, if the BS dies between them, in the record only and run again."""
+        assert self.core is not None
+        append_jsonl(self.records_path, a.fields)
+        state = {"core": self.core.state_dict(), "training": self.training.state_dict()}
+        save_checkpoint(self.state_path, state, {**self._identity(), "round": self.core.round_number})

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from testbed.control.config import Event
 from testbed.control.protocol import Assign, CapabilityEnquiry, CapabilityReport, ChannelReport, Nack, UplinkDone
 from testbed.errors import ConfigError, LinkError
@@ -124,6 +126,8 @@ class BsCore:
         self.channels: dict[str, ChannelReport] = {}  # each UE's latest CHANNEL_REPORT (downlink)
         self.rounds_done = 0
         self.round_number = 0  # the last round opened
+        self.run_id = ""  # the run this BS belongs to, and how many times it was started in it (the records say)
+        self.session = 1
         self.next_round_s = 0.0
         self._round: _Round | None = None
         self._consuming: _Consuming | None = None
@@ -133,6 +137,30 @@ class BsCore:
                           "message": self._message}  # fmt: skip
         self._on_message = {CapabilityReport: self._capability, ChannelReport: self._channel, Nack: self._nack,
                             UplinkDone: self._uplink_done}  # fmt: skip
+
+    # --- durable state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What the BS knows between rounds, as plain data (a checkpoint): the round counter, the run, and
+        every UE's measurements and reports (the policy's inputs)."""
+        return {
+            "round_number": self.round_number,
+            "rounds_done": self.rounds_done,
+            "run_id": self.run_id,
+            "session": self.session,
+            "tracker": self.tracker.state(),
+            "channels": {ue: msgspec.to_builtins(r) for ue, r in self.channels.items()},
+            "capabilities": {ue: msgspec.to_builtins(r) for ue, r in self.capabilities.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], *, next_round_s: float = 0.0) -> None:
+        """Continue from ``state`` between rounds: the next round is ``round_number + 1``, not before
+        ``next_round_s``. Raises msgspec.ValidationError / KeyError / ValueError on a state that does not fit."""
+        self.round_number, self.rounds_done = int(state["round_number"]), int(state["rounds_done"])
+        self.run_id, self.session = str(state["run_id"]), int(state["session"])
+        self.tracker = ChannelTracker.from_state(state["tracker"])
+        self.channels = {ue: msgspec.convert(r, ChannelReport) for ue, r in state["channels"].items()}
+        self.capabilities = {ue: msgspec.convert(r, CapabilityReport) for ue, r in state["capabilities"].items()}
+        self.next_round_s = next_round_s
 
     @property
     def waiting_for(self) -> list[str]:
@@ -266,7 +294,7 @@ class BsCore:
         broadcast_mcs = policy.choose(None if None in downlink_snrs else min(downlink_snrs))  # type: ignore[type-var]
         number = self.round_number = self.round_number + 1
         model = self.training.model_bytes(number, orders, views)
-        actions.append(OpenRound(hashlib.sha256(model).digest(), len(model), self.deadline_s))
+        actions.append(OpenRound(number, hashlib.sha256(model).digest(), len(model), self.deadline_s))
         participants = frozenset(live)  # the control plane opens the round for every live UE
         receivers = {ue: bs.ues[ue] for ue in participants if ue in bs.ues}
         object_id = number & 0xFFFFFFFF
@@ -302,6 +330,8 @@ class BsCore:
         self._round = None
         record = {
             "round": rnd.number,
+            "run_id": self.run_id,
+            "bs_session": self.session,
             "outcome": outcome,
             "trigger": ev.kind,
             "participants": sorted(rnd.participants),

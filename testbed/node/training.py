@@ -57,6 +57,12 @@ class BsTraining(Protocol):
         counts. Returns fields for the round record."""
         ...
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a restarted BS needs to continue with the same model (tensors, numbers, lists, dicts)."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
 
 class UeTraining(Protocol):
     """UE side of a round. ``last_work``: (samples, fraction of a full training step per sample) of the latest
@@ -176,6 +182,15 @@ class LearningBs:
                              "modes": report.modes, "late": report.late, "refused": report.refused,
                              "model_finite": finite, "bs_train_samples": report.bs_train_samples}}  # fmt: skip
 
+    def state_dict(self) -> dict[str, Any]:
+        """The runner's state with the raw samples themselves (the UEs are not asked for them again) and what
+        each UE registered."""
+        return {"runner": self.runner.state_dict(with_raw=True), "registered": dict(self.runner.registered)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.runner.load_state_dict(state["runner"])
+        self.runner.registered.update({ue: int(n) for ue, n in state["registered"].items() if ue in self.ues})
+
     def _finish_or_roll_back(
         self, plan: RoundPlan, arrived: Mapping[str, Contribution], late: list[str], refused: dict[str, str]
     ) -> RoundReport:
@@ -260,6 +275,12 @@ class PlaceholderBs:
     def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
         self.consumed[round_no] = {ue: hashlib.sha256(data).hexdigest() for ue, data in uploads.items()}
         return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # its model is a function of the round number
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
 
 
 class PlaceholderUe:

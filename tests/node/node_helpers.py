@@ -172,20 +172,25 @@ class NodeRig:
         self.hub_endpoint = json.loads(hub.stdout[0])["endpoint"]
         return hub
 
-    def start_bs(self, env: dict[str, str] | None = None, sections: str = "", preamble: str = "", **bs: Any) -> Proc:
+    def start_bs(
+        self, env: dict[str, str] | None = None, sections: str = "", preamble: str = "", *, wait: bool = True,
+        bind_endpoint: str = "tcp://127.0.0.1:*", **bs: Any,
+    ) -> Proc:  # fmt: skip
         """The BS with ``bs`` fields in [bs] and ``sections`` (TOML text, e.g. [training]) appended;
-        ``preamble``: see Proc."""
+        ``preamble``: see Proc. ``wait``: until it is ready (its endpoint is then ``bs_endpoint``);
+        ``bind_endpoint``: a BS restarted for the same UEs binds the endpoint they know."""
         ues = ", ".join(f'"ue-{i}" = {i}' for i in range(1, self.num_ues + 1))
         fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in bs.items())
         text = (
             f'[bs]\nues = {{ {ues} }}\nstate_dir = "{self.root / "state"}"\n{fields}\n{sections}\n{self.air}\n'
             f'[radio]\nendpoint = "{self.hub_endpoint}"\nnode = "bs"\n'
-            '[control]\nbind_endpoint = "tcp://127.0.0.1:*"\nheartbeat_interval_s = 0.3\n'
+            f'[control]\nbind_endpoint = "{bind_endpoint}"\nheartbeat_interval_s = 0.3\n'
             f"{self._security('bs')}\n"
         )
         (self.root / "bs.toml").write_text(text)
         proc = self.spawn("bs", ["bs", "--config", "bs.toml"], env, preamble)
-        self.bs_endpoint = proc.wait_event(lambda r: r.get("event") == "ready", 60, "ready")["endpoint"]
+        if wait:
+            self.bs_endpoint = proc.wait_event(lambda r: r.get("event") == "ready", 60, "ready")["endpoint"]
         return proc
 
     def start_ue(

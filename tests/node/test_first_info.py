@@ -238,3 +238,32 @@ def test_the_bs_clock_policy_and_allocation_share_one_airtime_model() -> None:
     orders = PolicyOrders(assign, BS.training, bs.codec, airtime=air)
     assert orders.policy.cfg.allocation.airtime is air
     assert air.mcs.thresholds_db == BS.air.mcs_policy.thresholds_db  # the BS's MCS chooser is the model's
+
+
+def test_a_restarted_bs_continues_with_the_same_model_and_raw_samples() -> None:
+    """Two rounds with a raw upload, the state through a checkpoint file, a fresh LearningBs: round 3 from the
+    restored BS equals round 3 of the one that never stopped (same model, momentum, raw store, generator)."""
+    import io
+
+    ues = {f"ue-{i}": LearningUe.for_shard(BS.training, f"ue-{i}", i - 1) for i in (1, 2, 3)}
+    modes = {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.DISTRIBUTED, "ue-3": Mode.CENTRALIZED_FULL}
+    orders = config_orders(msgspec.structs.replace(BS.assign, modes=modes), list(ues))
+
+    def run(bs: LearningBs, r: int) -> dict:
+        model = bs.model_bytes(r, orders, [])
+        return bs.consume(r, {ue: u.upload_bytes(r, model, _assign(modes[ue])) for ue, u in ues.items()})
+
+    straight = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    for r in (1, 2):
+        run(straight, r)
+    buf = io.BytesIO()
+    torch.save(straight.state_dict(), buf)  # what the daemon's checkpoint holds
+    restored = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    restored.load_state_dict(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
+    assert restored.runner.raw_uploaded == straight.runner.raw_uploaded and restored.runner.raw_uploaded[2] > 0
+    model = straight.model_bytes(3, orders, [])
+    assert restored.model_bytes(3, orders, []) == model  # the same broadcast
+    uploads = {ue: u.upload_bytes(3, model, _assign(modes[ue])) for ue, u in ues.items()}
+    assert straight.consume(3, uploads) == restored.consume(3, uploads)
+    for p, q in zip(straight.model.parameters(), restored.model.parameters(), strict=True):
+        assert torch.equal(p, q)

@@ -1,0 +1,61 @@
+"""A BS that survives itself: hub + BS + 2 UEs as processes. The BS is SIGKILLed right after round 2's record;
+restarted on the same state_dir it continues the same run at round 3 with the model of round 3 (the
+placeholder's model is a function of the round), and the records say which run and which BS session made
+them. A damaged checkpoint or one of another config stops the BS at start with one line. Processes are
+killed in ``finally``."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+from pathlib import Path
+
+from testbed.node.bs import STATE_FILE
+from testbed.node.training import PlaceholderBs
+from tests.node.node_helpers import NodeRig
+
+MODEL_BYTES, SEED, UPLOAD_BYTES = 3000, 17, 1500
+
+
+def model_sha(round_no: int) -> str:
+    return hashlib.sha256(PlaceholderBs(MODEL_BYTES, SEED).model_bytes(round_no)).hexdigest()
+
+
+def test_a_killed_bs_resumes_its_run_at_the_next_round(tmp_path: Path) -> None:
+    rig = NodeRig(tmp_path, num_ues=2, mcs="qpsk-1/2")
+    fields = dict(num_rounds=4, min_ues=2, deadline_s=20.0, round_gap_s=0.3, model_size_bytes=MODEL_BYTES, seed=SEED)
+    try:
+        rig.start_hub()
+        bs = rig.start_bs(**fields)
+        ues = [rig.start_ue(i, UPLOAD_BYTES) for i in (1, 2)]
+        bs.wait_event(lambda e: e.get("event") == "round_finished" and e["round"] == 2, 90, "round 2's record")
+        bs.stop(signal.SIGKILL)
+        assert [r["round"] for r in rig.rounds()] == [1, 2]  # nothing of the finished round was lost
+        again = rig.start_bs(bind_endpoint=rig.bs_endpoint, **fields)  # where the UEs look for it
+        assert again.wait_exit(120) == 0, again.tail()  # rounds 3 and 4, then num_rounds is reached
+        rounds = rig.rounds()
+        assert [r["round"] for r in rounds] == [1, 2, 3, 4]
+        assert [r["bs_session"] for r in rounds] == [1, 1, 2, 2]
+        assert len({r["run_id"] for r in rounds}) == 1 and rounds[0]["run_id"]
+        assert [r["model_sha256"] for r in rounds] == [model_sha(n) for n in (1, 2, 3, 4)]
+        resumed = next(e for e in again.events() if e.get("event") == "run_resumed")
+        assert resumed["next_round"] == 3 and resumed["session"] == 2
+        for ue in ues:
+            ue.stop()
+    finally:
+        rig.close()
+
+
+def test_a_damaged_or_foreign_checkpoint_stops_the_bs_with_one_line(tmp_path: Path) -> None:
+    rig = NodeRig(tmp_path, num_ues=1, mcs="qpsk-1/2")
+    try:
+        state = rig.root / "state"
+        state.mkdir(parents=True, exist_ok=True)
+        (state / STATE_FILE).write_bytes(b"not a checkpoint")
+        bs = rig.start_bs(num_rounds=1, model_size_bytes=MODEL_BYTES, seed=SEED, wait=False)
+        code = bs.wait_exit(60)
+        assert code != 0
+        errors = [line for line in bs.tail(50).splitlines() if "error" in line.lower()]
+        assert any(STATE_FILE in line and "Traceback" not in line for line in errors), bs.tail()
+    finally:
+        rig.close()
