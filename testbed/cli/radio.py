@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from testbed.cli._output import Progress, add_json_flag, emit, format_table
@@ -14,6 +15,7 @@ from testbed.errors import ConfigError
 CHUNK_SAMPLES = 16384
 BACKENDS = ("pluto", "hub", "loopback")
 DEFAULT_TX_NODE, DEFAULT_RX_NODE = "bs", "ue-1"  # the node ids of firmware_cfg/nodes/scenario.toml
+SHIPPED_SCENARIO = Path(__file__).resolve().parents[2] / "firmware_cfg" / "nodes" / "scenario.toml"  # the hub's
 #: Radio settings only the Pluto backend takes from the command line: (flag, default, unit).
 PLUTO_SETTINGS = (
     ("--center-freq-hz", 2.4e9, "Hz"),
@@ -50,12 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "use a two-node scenario or wait_for_all_nodes = false), loopback (in-process, --scenario). The hub "
         "and loopback backends take carrier, rate and TX power from the scenario (the hub tells its own).",
     )
-    txrx.add_argument("--backend", choices=BACKENDS, required=True, help="which radios carry the frames")
+    txrx.add_argument("--backend", choices=BACKENDS, default="loopback",
+                      help="which radios carry the frames (default %(default)s: an in-process demo)")  # fmt: skip
     txrx.add_argument("--tx-uri", help="pluto: transmitting board")
     txrx.add_argument("--rx-uri", help="pluto: receiving board")
     txrx.add_argument("--endpoint", help="hub: the hub's endpoint (tcp://127.0.0.1:PORT or ipc://PATH)")
     txrx.add_argument(
-        "--scenario", help="loopback: scenario TOML (required); hub: optional, the hub is asked when it is omitted"
+        "--scenario",
+        help="loopback: scenario TOML (default: firmware_cfg/nodes/scenario.toml, the one the hub and the daemons "
+        "ship with); hub: optional, the hub is asked when it is omitted",
     )
     txrx.add_argument("--tx-node", help=f"hub/loopback: transmitting node id (default {DEFAULT_TX_NODE})")
     txrx.add_argument(
@@ -124,6 +129,8 @@ def _radios(args: argparse.Namespace) -> tuple[Any, Any, Any, bool]:
             raise ConfigError("--backend pluto needs --tx-uri and --rx-uri (two boards, cabled through attenuators)")
         return PlutoRadio(args.tx_uri), PlutoRadio(args.rx_uri), cfg, True
     sc = None
+    if args.backend == "loopback" and not args.scenario and SHIPPED_SCENARIO.exists():
+        args.scenario = str(SHIPPED_SCENARIO)
     if args.scenario:
         from testbed.radio.scenario import load_scenario
 

@@ -186,3 +186,17 @@ def test_txrx_default_nodes_are_those_of_the_shipped_scenario(capsys):
     path = Path(__file__).parents[2] / "firmware_cfg" / "nodes" / "scenario.toml"
     assert main(["radio", "txrx", "--backend", "loopback", "--scenario", str(path), "--frames", "2", "--json"]) == 0
     assert _json(capsys)["frames_ok"] == 2
+
+
+def test_txrx_with_no_arguments_is_a_loopback_demonstration_on_the_shipped_scenario(capsys):
+    """The demonstration a new user runs first: loopback, firmware_cfg/nodes/scenario.toml, bs -> ue-1 (it used
+    to stop with "the following arguments are required: --backend")."""
+    assert main(["radio", "txrx", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["backend"] == "loopback" and out["frames_sent"] == 20 and out["frames_ok"] == 20
+
+
+def test_link_send_with_no_arguments_delivers_one_megabyte(capsys):
+    assert main(["link", "send", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["complete"] and out["object_bytes"] == 1_000_000
