@@ -66,3 +66,9 @@ def test_model_backend_loses_frames_at_the_table_rate_like_the_modem(capsys):
                    "--frame-bytes", "1500", "--max-passes", "1", "--backend", backend, "--json"])  # fmt: skip
         captured = capsys.readouterr()
         assert rc == 1 and not json.loads(captured.out)["complete"], backend
+
+
+def test_link_send_with_no_arguments_delivers_one_megabyte(capsys):
+    assert main(["link", "send", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["complete"] and out["object_bytes"] == 1_000_000

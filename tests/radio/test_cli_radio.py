@@ -194,9 +194,3 @@ def test_txrx_with_no_arguments_is_a_loopback_demonstration_on_the_shipped_scena
     assert main(["radio", "txrx", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["backend"] == "loopback" and out["frames_sent"] == 20 and out["frames_ok"] == 20
-
-
-def test_link_send_with_no_arguments_delivers_one_megabyte(capsys):
-    assert main(["link", "send", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["complete"] and out["object_bytes"] == 1_000_000
