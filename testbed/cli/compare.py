@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from testbed.cli import UsageError
 from testbed.cli._output import add_json_flag, emit, format_table, progress, to_jsonable
 from testbed.cli._scenario import add_scenario_args, scenario_from_args, scheme_names
 
@@ -31,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"schemes to run (default: all of {', '.join(names)})")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="directory for metrics and plots")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="schemes run at once, one process each (default: the CPU count; 1: one after another; "
+                   "the figures are the same)")  # fmt: skip
     add_scenario_args(p)
     add_json_flag(p)
     p.set_defaults(func=_run)
@@ -43,11 +48,16 @@ def _run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     scenario = scenario_from_args(args)
+    jobs = args.jobs if args.jobs is not None else min(os.cpu_count() or 1, len(args.schemes))
+    if jobs < 1:
+        raise UsageError(f"--jobs {jobs}: give at least 1")
     result = run_comparison(
         scenario,
         args.schemes,
         args.out,
-        wrap=lambda rounds, name: progress(rounds, desc=f"compare {name}", unit="rounds"),
+        wrap=lambda items, what: progress(items, desc=f"compare {what}", unit="rounds" if jobs == 1 else "schemes"),
+        jobs=jobs,
+        threads=max(1, args.threads),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.items() if k != "histories"}

@@ -6,9 +6,13 @@ accuracy first reached the target (None when it never did). Plots: accuracy vs v
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from testbed.experiment.engine import Engine
 from testbed.experiment.plotstyle import TARGET_LINE, legend_label, merge_identical, style
@@ -34,22 +38,50 @@ def to_target(history: Sequence[dict[str, Any]], target: float) -> dict[str, Any
     }
 
 
+def run_scheme(
+    scenario: Scenario,
+    name: str,
+    out_dir: Path | None,
+    wrap: Callable[[range, str], Iterable[int]] = lambda r, _desc: r,
+    threads: int | None = None,
+) -> list[dict[str, Any]]:
+    """One scheme for ``scenario.run.rounds`` rounds (in ``out_dir / name``); its per-round metrics.
+    ``threads``: torch threads of this process (a worker of a parallel comparison sets its own)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    engine = Engine(scenario, name, out_dir / name if out_dir is not None else None)
+    history = engine.start()
+    for _ in wrap(range(scenario.run.rounds), name):
+        history.append(engine.step())
+    return history
+
+
 def run_comparison(
     scenario: Scenario,
     schemes: Sequence[str],
     out_dir: Path | None,
     wrap: Callable[[range, str], Iterable[int]] = lambda r, _desc: r,
+    jobs: int = 1,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Run every scheme for ``scenario.run.rounds`` rounds; returns summaries and full histories.
 
-    ``wrap(range, description)`` may decorate each scheme's round loop (a progress bar).
+    ``jobs`` > 1 runs that many schemes at once, each in its own process (the schemes share nothing, so the
+    figures are the same as one after another); ``wrap(range, description)`` then decorates the count of
+    finished schemes, else each scheme's round loop (a progress bar).
     """
-    histories = {}
-    for name in schemes:
-        engine = Engine(scenario, name, out_dir / name if out_dir is not None else None)
-        histories[name] = engine.start()
-        for _ in wrap(range(scenario.run.rounds), name):
-            histories[name].append(engine.step())
+    if jobs <= 1:
+        histories = {name: run_scheme(scenario, name, out_dir, wrap) for name in schemes}
+    else:
+        done: dict[str, list[dict[str, Any]]] = {}
+        spawn = multiprocessing.get_context("spawn")  # no forked torch state in the workers
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
+            futures = {pool.submit(run_scheme, scenario, n, out_dir, threads=threads): n for n in schemes}
+            finished = as_completed(futures)
+            for _ in wrap(range(len(futures)), f"{len(futures)} schemes, {jobs} at a time"):
+                fut = next(finished)
+                done[futures[fut]] = fut.result()
+        histories = {name: done[name] for name in schemes}
     target = scenario.run.target_accuracy
     return {
         "scenario": scenario.name,

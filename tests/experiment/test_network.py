@@ -66,3 +66,13 @@ def test_the_scenario_chooses_the_medium_and_a_wrong_one_is_named(tmp_path) -> N
     bad.write_text(DEFAULT_SCENARIO.read_text().replace('kind = "model"', 'kind = "air"'))
     with pytest.raises(ConfigError, match=r"bad.toml.*medium.kind"):
         load_scenario(bad)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_schemes_in_parallel_processes_give_the_same_figures(tiny_scenario) -> None:
+    from testbed.experiment.compare import run_comparison
+
+    scenario = load_scenario(overrides={**TINY_OVERRIDES, "run": {"rounds": 2}})
+    one = run_comparison(scenario, ["fedavg_all", "hfcl"], None)
+    two = run_comparison(scenario, ["fedavg_all", "hfcl"], None, jobs=2)
+    assert one["histories"] == two["histories"] and list(two["histories"]) == ["fedavg_all", "hfcl"]
