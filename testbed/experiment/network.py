@@ -33,7 +33,9 @@ from testbed.node.actions import (
     CancelJob,
     CloseRound,
     JobDone,
+    OnAir,
     OpenRound,
+    Received,
     Record,
     Send,
     StartJob,
@@ -41,7 +43,6 @@ from testbed.node.actions import (
 )
 from testbed.node.bs_core import BsCore
 from testbed.node.config import BS_NODE_ID, AirConfig
-from testbed.node.pump import OnAir, Received
 from testbed.node.ue_core import UeCore
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""What the node cores ask their shell to do, and the one event a shell reports back besides control and radio.
+"""What the node cores ask their shell to do, and the radio and job events a shell reports back to them.
 
 The BS and UE cores (bs_core.py, ue_core.py) do no I/O: a shell feeds them events (a control-plane
 ``Event``, a radio ``Received`` / ``OnAir``, a timer pass, a ``JobDone``) and carries out the actions they
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from testbed.control.protocol import Body
+from testbed.link.framelink import Heard
 from testbed.link.placement import Job
 
 JobKind = Literal["train", "capability", "consume"]
@@ -86,6 +87,33 @@ class Record:
 
 
 Action = Send | Transmit | Cancel | StartJob | CancelJob | OpenRound | CloseRound | Record
+
+
+@dataclass(frozen=True)
+class Received:
+    """A data frame detected at ``start_sample`` of this node's receive clock; ``frame.payload`` is None
+    when its CRC failed (its preamble still measured the channel)."""
+
+    start_sample: int
+    frame: Heard
+
+
+@dataclass(frozen=True)
+class OnAir:
+    """Every burst of job ``job_id`` has been transmitted; the last ends at ``end_sample``."""
+
+    job_id: int
+    end_sample: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The radio failed; the pump has stopped."""
+
+    reason: str
+
+
+RadioEvent = Received | OnAir | Failed  # what the radio pump reports to the loop
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,9 @@ from testbed.node.actions import (
     Cancel,
     CloseRound,
     JobDone,
+    OnAir,
     OpenRound,
+    Received,
     Record,
     RoundStatus,
     Send,
@@ -46,7 +48,6 @@ from testbed.node.actions import (
 )
 from testbed.node.config import BS_NODE_ID, AirConfig, BsSection
 from testbed.node.first_info import Orders, UeView
-from testbed.node.pump import OnAir, Received
 from testbed.node.runtime import event, repair_timing
 from testbed.node.training import BsTraining
 

@@ -18,45 +18,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from testbed.errors import ConfigError, LinkError, RadioError
 from testbed.link.framelink import Heard
 from testbed.link.placement import BurstPlanner, Job
+from testbed.node.actions import Failed, OnAir, RadioEvent, Received
 from testbed.node.config import AirConfig
 from testbed.phy import OfdmModem
 from testbed.radio.base import Radio, RxBlock
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Received:
-    """A data frame detected at ``start_sample`` of this node's receive clock; ``frame.payload`` is None
-    when its CRC failed (its preamble still measured the channel)."""
-
-    start_sample: int
-    frame: Heard
-
-
-@dataclass(frozen=True)
-class OnAir:
-    """Every burst of job ``job_id`` has been transmitted; the last ends at ``end_sample``."""
-
-    job_id: int
-    end_sample: int
-
-
-@dataclass(frozen=True)
-class Failed:
-    """The radio failed; the pump has stopped."""
-
-    reason: str
-
-
-Event = Received | OnAir | Failed
 
 
 class FrameStream:
@@ -99,7 +72,7 @@ class RadioPump:
         self.air, self.stream_id = air, stream_id
         self._open_radio = open_radio
         self._jobs: queue.SimpleQueue[Job | int] = queue.SimpleQueue()  # a job, or the id of one to cancel
-        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[RadioEvent] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._failed = False
@@ -127,7 +100,7 @@ class RadioPump:
         """Drop the bursts of ``job_id`` not yet handed to the radio (e.g. its round ended)."""
         self._jobs.put(job_id)
 
-    def events(self) -> list[Event]:
+    def events(self) -> list[RadioEvent]:
         """Everything that happened since the last call, in order."""
         out = []
         while True:

@@ -14,13 +14,15 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed.link.endpoints import RepairTiming
 from testbed.node.config import AirConfig, RadioSection
-from testbed.node.pump import RadioPump
 from testbed.node.sdnotify import Notifier
 from testbed.radio.base import Radio, RadioConfig
+
+if TYPE_CHECKING:
+    from testbed.node.pump import RadioPump
 
 log = logging.getLogger(__name__)
 

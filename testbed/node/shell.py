@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from testbed.control.config import Event
-from testbed.node.actions import Action, Cancel, CancelJob, JobDone, StartJob, Transmit
-from testbed.node.pump import Failed, OnAir, RadioPump, Received
+from testbed.node.actions import Action, Cancel, CancelJob, Failed, JobDone, OnAir, Received, StartJob, Transmit
+from testbed.node.pump import RadioPump
 from testbed.node.worker import Worker
 
 POLL_S = 0.02  # longest control wait per pass, so radio events are handled promptly

@@ -38,10 +38,9 @@ from testbed.link.endpoints import Inbound, Outbound
 from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.segment import parse
 from testbed.link.tracker import ChannelTracker
-from testbed.node.actions import Action, Cancel, CancelJob, JobDone, Send, StartJob, Transmit
+from testbed.node.actions import Action, Cancel, CancelJob, JobDone, OnAir, Received, Send, StartJob, Transmit
 from testbed.node.config import BS_NODE_ID, AirConfig
 from testbed.node.first_info import UeFirstInfo
-from testbed.node.pump import OnAir, Received
 from testbed.node.runtime import event, repair_timing
 from testbed.node.training import UeTraining
 

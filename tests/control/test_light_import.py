@@ -36,3 +36,10 @@ def test_control_plane_loads_no_numerics(module):
 def test_the_phy_names_still_load_on_first_use():
     assert _loaded_after("from testbed.phy import OfdmModem") != []
     assert _loaded_after("import testbed.phy.mcs") == []
+
+
+@pytest.mark.parametrize("module", ["testbed.node.bs_core", "testbed.node.ue_core", "testbed.node.actions"])
+def test_the_node_cores_load_no_modem(module):
+    """A core is protocol and round logic: the radio pump (and with it the modem and numba) is the shell's."""
+    loaded = _loaded_after(f"import {module}")
+    assert not {"numba", "testbed.phy.receiver", "testbed.phy.modem"} & set(loaded), loaded

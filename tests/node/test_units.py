@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from testbed.errors import ConfigError, RadioError
+from testbed.node.actions import Failed
 from testbed.node.bs_core import round_outcome
 from testbed.node.config import AirConfig, BsConfig, UeConfig, load_config, parse_config
-from testbed.node.pump import Failed, FrameStream, RadioPump
+from testbed.node.pump import FrameStream, RadioPump
 from testbed.node.runtime import radio_factory
 from testbed.node.sdnotify import Notifier
 from testbed.phy import OfdmModem
