@@ -26,7 +26,7 @@ import msgspec
 
 from testbed.control.config import Event
 from testbed.control.protocol import Assign, CapabilityEnquiry, CapabilityReport, ChannelReport, Nack, UplinkDone
-from testbed.errors import ConfigError, LinkError
+from testbed.errors import LinkError
 from testbed.link.endpoints import Inbound, Outbound
 from testbed.link.messages import SlotGrant
 from testbed.link.segment import parse
@@ -277,10 +277,7 @@ class BsCore:
             log.warning("UE %s is not in [bs.ues]: no link node id, no uplink slot", ue)
         # one TDMA cycle: the BS's downlink slot first, then one uplink slot per UE, equal lengths
         nodes = [BS_NODE_ID, *(bs.ues[ue] for ue in slotted)]
-        try:
-            schedule = cycle_schedule(air.tdma_cycle_samples, air.guard_samples, nodes, air.max_burst_samples)
-        except ConfigError as exc:
-            raise ConfigError(f"[air] {exc}") from exc
+        schedule = cycle_schedule(air.tdma_cycle_samples, air.guard_samples, nodes, air.max_burst_samples)
         policy = air.mcs_policy
         uplink_snr = {ue: self.tracker.snr_db(bs.ues[ue], BS_NODE_ID) for ue in slotted}
         uplink_mcs = {ue: policy.choose(uplink_snr[ue]) for ue in slotted}
