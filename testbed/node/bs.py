@@ -94,7 +94,8 @@ class BsDaemon:
         shut down on return."""
         cfg = self.cfg
         core = self.core = BsCore(cfg.bs, cfg.air, self.training, self.assigner, now=time.monotonic,
-                                  cursor=lambda: pump.cursor, wall=time.time)  # fmt: skip
+                                  cursor=lambda: pump.cursor, wall=time.time,
+                                  wait_for_capability=cfg.training is not None)  # fmt: skip
         self._resume(core)
         shell = Shell(core, pump, self._worker, {
             Send: lambda a: self._send(server, a),

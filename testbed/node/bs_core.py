@@ -102,7 +102,9 @@ class BsCore:
 
     ``now`` : seconds on the shell's clock (monotonic in the daemon, virtual in the engine). ``cursor`` : the
     radio's sample clock (end of the last block received). ``wall`` : Unix seconds for the record's
-    ``started_unix_s``. ``assigner`` : each round's ASSIGN orders (testbed/node/first_info.py)."""
+    ``started_unix_s``. ``assigner`` : each round's ASSIGN orders (testbed/node/first_info.py).
+    ``wait_for_capability`` (the UEs run [training] and report): a round starts only once every live UE of
+    [bs.ues] has reported its capability, or has been live for ``capability_wait_s``."""
 
     def __init__(
         self,
@@ -115,6 +117,7 @@ class BsCore:
         cursor: Callable[[], int],
         wall: Callable[[], float],
         deadline_s: float | None = None,
+        wait_for_capability: bool = False,
     ) -> None:
         self.bs, self.air, self.training, self.assigner = bs, air, training, assigner
         self.now, self.cursor, self.wall = now, cursor, wall
@@ -123,6 +126,8 @@ class BsCore:
         self.node_of_stream = {node & 0xFF: node for node in bs.ues.values()}  # PHY header stream id
         self.tracker = ChannelTracker()  # uplink measurements: every frame heard from each UE
         self.live: set[str] = set()  # UEs with a live registration (from the control plane's events)
+        self.wait_for_capability = wait_for_capability
+        self._joined_s: dict[str, float] = {}  # when each live UE (re)joined
         self.capabilities: dict[str, CapabilityReport] = {}  # each UE's latest CAPABILITY_REPORT, kept whole
         self.channels: dict[str, ChannelReport] = {}  # each UE's latest CHANNEL_REPORT (downlink)
         self.rounds_done = 0
@@ -177,6 +182,7 @@ class BsCore:
     def _joined(self, ev: Event) -> list[Action]:
         event(log, "ue_joined", ue=ev.ue_id, round=ev.round)
         self.live.add(ev.ue_id)
+        self._joined_s[ev.ue_id] = self.now()
         return [Send(CapabilityEnquiry(), ev.ue_id)] if ev.ue_id in self.bs.ues else []
 
     def _gone(self, ev: Event) -> list[Action]:
@@ -255,7 +261,7 @@ class BsCore:
             return []
         if rnd is None:
             mapped = [ue for ue in self.live if ue in self.bs.ues]
-            if self.now() >= self.next_round_s and len(mapped) >= self.bs.min_ues:
+            if self.now() >= self.next_round_s and len(mapped) >= self.bs.min_ues and self._measured(mapped):
                 return self._start()
             return []
         actions: list[Action] = []
@@ -268,6 +274,17 @@ class BsCore:
             if nack is not None and ue in self.live:
                 actions.append(Send(Nack(nack), ue))
         return actions
+
+    def _measured(self, ues: list[str]) -> bool:
+        """Every UE has reported its capability, or waited ``capability_wait_s`` (then planned as assumed)."""
+        if not self.wait_for_capability:
+            return True
+        missing = [ue for ue in ues if ue not in self.capabilities]
+        late = [ue for ue in missing if self.now() - self._joined_s.get(ue, self.now()) >= self.bs.capability_wait_s]
+        if missing and len(late) == len(missing):
+            log.warning("no CAPABILITY_REPORT from %s within %.0f s of joining: planned as the reference board",
+                        ", ".join(sorted(late)), self.bs.capability_wait_s)  # fmt: skip
+        return len(late) == len(missing)
 
     def _start(self) -> list[Action]:
         bs, air = self.bs, self.air

@@ -194,6 +194,9 @@ class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
     min_fraction : share of a round's participants whose upload must arrive by the deadline for the round
         to count; otherwise it is skipped (ROUND_END aborted, nothing consumed).
     round_gap_s : pause between the end of a round and the next ROUND_START.
+    capability_wait_s : with [training], a round waits until every live UE of [bs.ues] has sent its
+        CAPABILITY_REPORT (so none is grouped on an assumed board), but for a UE at most this long after it
+        joined (then it is planned as the reference board, logged).
     nack_gather_s : after the first NACK of a broadcast pass, wait at most this long for the others before resending
         (the resend goes at once when every receiver still expected has answered).
     state_dir : where rounds.jsonl (one JSON record per finished round) is appended.
@@ -209,6 +212,7 @@ class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
     min_fraction: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.5
     round_gap_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 1.0
     nack_gather_s: Annotated[float, Meta(ge=0.0, le=60.0)] = 0.1
+    capability_wait_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 30.0
     model_size_bytes: Annotated[int, Meta(ge=1, le=1 << 30)] = 4096
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
 

@@ -1,0 +1,73 @@
+"""The BS core without any I/O: events in, actions out, a hand-turned clock. With [training] the first round
+waits for every live UE's CAPABILITY_REPORT (no grouping on an assumed board), or for capability_wait_s."""
+
+from __future__ import annotations
+
+from testbed.control import protocol
+from testbed.control.config import Event
+from testbed.control.protocol import make_envelope
+from testbed.node.actions import OpenRound, Send
+from testbed.node.bs_core import BsCore
+from testbed.node.config import AirConfig, Assignment, BsSection
+from testbed.node.first_info import config_orders
+from testbed.node.training import PlaceholderBs
+
+BS = BsSection(ues={"ue-1": 1, "ue-2": 2}, min_ues=2, round_gap_s=0.0, capability_wait_s=5.0, state_dir="")
+REPORT = protocol.CapabilityReport(6e8, 1.5e9, 1e8, 5.6e5, 50.0, 7.0, 500, 2**30, 1.1e-27, -82.75)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.s = 0.0
+
+    def __call__(self) -> float:
+        return self.s
+
+
+def core(clock: Clock, wait: bool) -> BsCore:
+    def orders(views):
+        return config_orders(Assignment(), [v.ue_id for v in views])
+
+    return BsCore(BS, AirConfig(), PlaceholderBs(3000, 1), orders, now=clock, cursor=lambda: int(clock.s * 1e6),
+                  wall=clock, wait_for_capability=wait)  # fmt: skip
+
+
+def report(ue: str) -> Event:
+    return Event("message", ue, 0, make_envelope(REPORT, ue_id=ue, seq=1, round=0))
+
+
+def opened(actions: list) -> bool:
+    return any(isinstance(a, OpenRound) for a in actions)
+
+
+def test_the_first_round_waits_for_every_capability_report() -> None:
+    clock = Clock()
+    bs = core(clock, wait=True)
+    asked = bs.control(Event("joined", "ue-1", 0)) + bs.control(Event("joined", "ue-2", 0))
+    assert [a.to for a in asked if isinstance(a, Send)] == ["ue-1", "ue-2"]  # CAPABILITY_ENQUIRY to each
+    assert not opened(bs.timers())
+    bs.control(report("ue-1"))
+    clock.s = 1.0
+    assert not opened(bs.timers())  # ue-2 has not reported
+    bs.control(report("ue-2"))
+    actions = bs.timers()
+    assert opened(actions) and {a.to for a in actions if isinstance(a, Send)} == {"ue-1", "ue-2"}  # ASSIGN
+
+
+def test_a_ue_that_never_reports_is_planned_after_the_wait() -> None:
+    clock = Clock()
+    bs = core(clock, wait=True)
+    bs.control(Event("joined", "ue-1", 0))
+    bs.control(Event("joined", "ue-2", 0))
+    bs.control(report("ue-1"))
+    clock.s = 4.9
+    assert not opened(bs.timers())
+    clock.s = 5.0
+    assert opened(bs.timers())
+
+
+def test_without_training_nothing_is_awaited() -> None:
+    bs = core(Clock(), wait=False)
+    bs.control(Event("joined", "ue-1", 0))
+    bs.control(Event("joined", "ue-2", 0))
+    assert opened(bs.timers())
