@@ -4,7 +4,8 @@ For every coded MCS, frames of ``--payload-bytes`` go through the real receiver 
 of ``testbed phy ber`` (Rayleigh, rms delay spread 2 samples, CFO within +-1.5 spacings), drawn from the
 validation stream (testbed/experiment/phylab/table.py: never the calibration draws), at SNRs 1 dB apart from the
 AWGN PER-0.5 point until the PER falls to 1%. Per point: the measured PER (95% Clopper-Pearson interval) and
-the abstraction's prediction for the same draws (mean over the frames of the table PER at their EESM SNR),
+the abstraction's prediction for the same draws (mean over the frames of the table PER at their EESM SNR,
+with the beta of the length's tabulated curve),
 and their ratio. Per MCS: the SNR shift at equal PER (measured minus predicted SNR at PER 0.3, 0.1, 0.03; >0:
 the abstraction is optimistic), with the predicted curve averaged over all the MCS's draws. Target (issue 11):
 within a factor of 2 at PER 1e-2..0.5, or within 1 dB. As a diagnostic, the beta fitted to these very draws
@@ -62,7 +63,7 @@ def predicted_curve(
     table: PerTable, mcs: str, payload_bytes: int, sample: FadingSample, snr_db: np.ndarray
 ) -> np.ndarray:
     """(m,) mean predicted PER over every draw of ``sample`` at each of the SNRs ``snr_db`` (m,)."""
-    beta = table.beta[mcs]
+    beta = table.beta_for(mcs, payload_bytes)
     out = np.empty(snr_db.size)
     for j, s in enumerate(snr_db):
         eff = eesm_linear(sample.gains * 10.0 ** (s / 10.0), beta)
@@ -101,7 +102,7 @@ def validate_mcs(table: PerTable, modem: OfdmModem, mcs: str, payload_bytes: int
     refit_worst = max((abs(math.log2(p["predicted_per"] / p["per"])) for p in refit_band), default=None)
     found = [abs(v) for v in shifts.values() if v is not None]
     return {
-        "beta": table.beta[mcs],
+        "beta": table.beta_for(mcs, payload_bytes),
         "points": points,
         "snr_shift_db": shifts,
         "worst_ratio_in_band": None if worst is None else 2.0**worst,

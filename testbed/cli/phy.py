@@ -228,7 +228,6 @@ def _table(args: argparse.Namespace) -> int:
         mcs=mcs,
         payload_bytes=lengths,
         frames=args.frames or TableRunConfig.frames,
-        calibration_payload_bytes=max(lengths) if args.payload_bytes else TableRunConfig.calibration_payload_bytes,
         seed=args.seed,
     )
     table, summary = run_table(OfdmModem(), cfg, _progress)
@@ -241,8 +240,10 @@ def _table(args: argparse.Namespace) -> int:
 def _table_text(summary: dict[str, Any]) -> str:
     lengths = sorted({n for per in summary["snr_db_at_per_10pct"].values() for n in per})
     rows = [
-        [mcs, *(per.get(n) for n in lengths), summary["beta"][mcs], summary["calibration"][mcs]["rms_log_error"]]
+        [mcs, *(per.get(n) for n in lengths), *(summary["beta"][mcs].get(n) for n in lengths),
+         *(summary["calibration"][mcs][n]["rms_log_error"] for n in lengths if n in summary["calibration"][mcs])]
         for mcs, per in summary["snr_db_at_per_10pct"].items()
-    ]
-    header = ["mcs", *(f"10% PER {n} B dB" for n in lengths), "EESM beta", "rms ln-PER err"]
+    ]  # fmt: skip
+    header = ["mcs", *(f"10% PER {n} B dB" for n in lengths), *(f"beta {n} B" for n in lengths),
+              *(f"rms ln-PER err {n} B" for n in lengths)]  # fmt: skip
     return f"{format_table(header, rows)}\n\nwrote {summary['file']} in {summary['run_s']:.0f} s"

@@ -13,7 +13,11 @@ looks the error rate up (ns-3's table-based Wi-Fi error model; Sionna's PHYAbstr
   independent across a short frame, so measure the lengths that are used.
 - EESM (exponential effective SINR mapping; 3GPP TR 25.892 annex A, IEEE 802.16m evaluation methodology):
   SNR_eff = -beta ln((1/N) sum_k exp(-SNR_k / beta)) over the N data subcarriers, linear SNRs, one beta per
-  MCS, least-squares calibrated on fading draws of the multipath + CFO channel (stored in the same JSON).
+  MCS and tabulated payload length (as system-level simulators calibrate per MCS and block size),
+  least-squares calibrated on fading draws of the multipath + CFO channel against that length's AWGN curve
+  (stored in the same JSON). A frame of another length uses the beta of the tabulated length whose curve it
+  is looked up on (the nearest in log ratio), not an interpolation: a beta is fitted to one curve and only
+  means something with it.
 
 The JSON carries a schema version and the numerology (the PhyConfig fields that change the waveform); a table
 measured for another numerology is refused. Sample rate is not among them: SNR, delay spread in samples and
@@ -35,7 +39,7 @@ from testbed.errors import ConfigError, LinkError
 from testbed.phy.mcs import CODED_MCS
 from testbed.phy.numerology import PhyConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: beta per MCS and payload length (1 held one beta per MCS)
 #: PhyConfig fields that change the waveform, hence the PER curves (sample rate does not; module docstring)
 NUMEROLOGY_FIELDS = ("fft_size", "cp_len", "occupied_half_width", "pilot_subcarriers")
 SHIPPED_TABLE = Path(__file__).with_name("per_table.json")
@@ -127,16 +131,17 @@ class PerCurve:
 
 @dataclass(frozen=True)
 class PerTable:
-    """AWGN PER curves per coded MCS and payload length, and an EESM beta per MCS (module docstring).
+    """AWGN PER curves per coded MCS and payload length, and an EESM beta for each (module docstring).
 
     numerology : the NUMEROLOGY_FIELDS of the PhyConfig it was measured for.
-    curves : {mcs name: {payload bytes: PerCurve}}. beta : {mcs name: EESM beta (linear)}.
+    curves : {mcs name: {payload bytes: PerCurve}}. beta : {mcs name: {payload bytes: EESM beta (linear)}},
+    the same lengths as ``curves``.
     provenance : how it was measured (command, seed, frames, run time, calibration fit), kept for the record.
     """
 
     numerology: Mapping[str, Any]
     curves: Mapping[str, Mapping[int, PerCurve]]
-    beta: Mapping[str, float]
+    beta: Mapping[str, Mapping[int, float]]
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     # --- the error model ------------------------------------------------------------------------------
@@ -159,13 +164,13 @@ class PerTable:
             per if length == payload_bytes else float(_scale_per(np.asarray(per), payload_bytes, length))
         )
 
-    def effective_snr_db(self, mcs: str, subcarrier_snr: np.ndarray) -> float:
-        """EESM effective SNR in dB of one frame's channel.
+    def effective_snr_db(self, mcs: str, subcarrier_snr: np.ndarray, payload_bytes: int) -> float:
+        """EESM effective SNR in dB of one frame of ``payload_bytes`` on a channel, at the beta of that length.
 
         subcarrier_snr : (n_data,) float linear Es/N0 of each data subcarrier (|H_k|^2 times the AWGN SNR).
         A flat channel maps to its own SNR; a faded one to less than its mean (module docstring).
         """
-        beta = self._beta(mcs)
+        beta = self.beta_for(mcs, payload_bytes)
         snr = np.asarray(subcarrier_snr, np.float64).ravel()
         if snr.size == 0 or not np.all(np.isfinite(snr)) or np.any(snr < 0):
             raise LinkError(f"subcarrier_snr must be non-empty, finite and >= 0 (linear), got {snr.size} values")
@@ -173,7 +178,7 @@ class PerTable:
 
     def frame_error_rate_on_channel(self, mcs: str, payload_bytes: int, subcarrier_snr: np.ndarray) -> float:
         """PER of one frame over a channel given per data subcarrier (linear SNRs), through EESM."""
-        return self.frame_error_rate(mcs, payload_bytes, self.effective_snr_db(mcs, subcarrier_snr))
+        return self.frame_error_rate(mcs, payload_bytes, self.effective_snr_db(mcs, subcarrier_snr, payload_bytes))
 
     # --- contents -------------------------------------------------------------------------------------
     @property
@@ -206,10 +211,14 @@ class PerTable:
         nearest = min(per_length, key=lambda n: abs(math.log(payload_bytes / n)))
         return nearest, per_length[nearest]
 
-    def _beta(self, mcs: str) -> float:
-        if mcs not in self.beta:
-            raise LinkError(f"MCS {mcs!r} has no EESM beta in the PER table; it holds {', '.join(self.beta)}")
-        return float(self.beta[mcs])
+    def beta_for(self, mcs: str, payload_bytes: int) -> float:
+        """EESM beta of frames of ``payload_bytes``: that of the tabulated length whose curve :meth:`curve`
+        looks them up on (a beta is calibrated against one length's AWGN curve; module docstring)."""
+        length, _ = self.curve(mcs, payload_bytes)
+        per_length = self.beta.get(mcs, {})
+        if length not in per_length:
+            raise LinkError(f"MCS {mcs!r} has no EESM beta for {length}-byte frames in the PER table")
+        return float(per_length[length])
 
     # --- JSON -----------------------------------------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
@@ -217,7 +226,7 @@ class PerTable:
             "schema_version": SCHEMA_VERSION,
             "snr_definition": "Es/N0 per data subcarrier, dB; PER of frames of payload_bytes on AWGN",
             "numerology": dict(self.numerology),
-            "beta": {k: float(f"{v:.6g}") for k, v in self.beta.items()},
+            "beta": {m: {str(n): float(f"{b:.6g}") for n, b in sorted(per.items())} for m, per in self.beta.items()},
             "curves": {m: {str(n): c.as_dict() for n, c in sorted(per.items())} for m, per in self.curves.items()},
             "provenance": dict(self.provenance),
         }
@@ -271,12 +280,23 @@ class PerTable:
                     curves[name][int(length)] = PerCurve(**{k: curve[k] for k in CURVE_FIELDS})
                 except ConfigError as e:
                     raise refuse(f"{where}: {e}") from e
-        beta: dict[str, float] = {}
-        for name in curves:
-            b = raw["beta"].get(name)
-            if isinstance(b, bool) or not isinstance(b, (int, float)) or not (math.isfinite(b) and b > 0):
-                raise refuse(f"beta[{name!r}] = {b!r}: each MCS of the table needs a finite EESM beta > 0")
-            beta[name] = float(b)
+        beta: dict[str, dict[int, float]] = {}
+        for name, per_length in curves.items():
+            given = raw["beta"].get(name)
+            if not isinstance(given, dict):
+                raise refuse(f"beta[{name!r}] = {given!r:.40}: must map each payload length of its curves to a beta")
+            beta[name] = {}
+            for length in per_length:
+                b = given.get(str(length))
+                if isinstance(b, bool) or not isinstance(b, (int, float)) or not (math.isfinite(b) and b > 0):
+                    raise refuse(
+                        f"beta[{name!r}][{str(length)!r}] = {b!r}: each MCS and length of the table needs a "
+                        "finite EESM beta > 0"
+                    )
+                beta[name][length] = float(b)
+            extra = sorted(set(given) - {str(n) for n in per_length}, key=str)
+            if extra:
+                raise refuse(f"beta[{name!r}][{extra[0]!r}]: no curve of that length (a beta belongs to a curve)")
         missing = [name for name in mcs if name not in curves]
         if missing:
             raise refuse(f"no curve for {', '.join(missing)} (the table must hold every MCS the link may choose)")

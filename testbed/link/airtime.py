@@ -8,8 +8,9 @@ power, airtime per UE) and the daemons (the BS's MCS choice, its virtual clock, 
   project's receiver (testbed/link/abstraction.py ``PerTable``; AWGN-equivalent SNR, EESM for a channel).
 - A link is its mean SNR plus, for a frequency-selective channel, ``gain``: (n_data,) |H_k|^2 per data
   subcarrier, mean 1 (``channel_gain``). With a gain, the MCS choice and the frame errors use the EESM effective
-  SNR at each candidate MCS (``ErrorModel.effective_snr_db``, beta per MCS); without one (flat) the mean SNR is
-  used as is, exactly as before.
+  SNR at each candidate MCS (``ErrorModel.effective_snr_db``, beta per MCS and frame length: the chooser at
+  ``frame_payload_bytes``, a transfer's last, shorter frame at its own length); without one (flat) the mean SNR
+  is used as is.
 - MCS: ranked by information bits per data subcarrier; a coded MCS is usable on a link when its SNR for 10%
   PER on frames of the link's size (``snr_db_at_per(mcs, 0.1, frame_payload_bytes)``) plus ``MCS_MARGIN_DB``
   is at most the link's (effective) SNR. The fastest usable one is chosen; none usable, or no SNR measured: the most
@@ -70,9 +71,9 @@ class ErrorModel(Protocol):
         """The SNR at which frames of ``payload_bytes`` at ``mcs`` are lost with probability ``per``."""
         ...
 
-    def effective_snr_db(self, mcs: str, subcarrier_snr: np.ndarray) -> float:
-        """AWGN-equivalent SNR (dB) at ``mcs`` of a channel given as (n_data,) linear per-subcarrier SNRs (EESM).
-        Needed only for frequency-selective links (a ``gain``)."""
+    def effective_snr_db(self, mcs: str, subcarrier_snr: np.ndarray, payload_bytes: int) -> float:
+        """AWGN-equivalent SNR (dB) at ``mcs`` for frames of ``payload_bytes`` of a channel given as (n_data,)
+        linear per-subcarrier SNRs (EESM). Needed only for frequency-selective links (a ``gain``)."""
         ...
 
 
@@ -252,15 +253,17 @@ class LinkAirtime:
         return k
 
     # --- channels ----------------------------------------------------------------------------------
-    def effective_snr_db(self, mcs: str, snr_db: float, gain: Gain = None) -> float:
-        """The link's AWGN-equivalent SNR at ``mcs``: ``snr_db`` itself on a flat link (``gain`` None), else the
-        EESM of ``gain`` x ``snr_db`` with ``mcs``'s beta (at most ``snr_db`` for a mean-1 gain)."""
+    def effective_snr_db(self, mcs: str, snr_db: float, gain: Gain = None, payload_bytes: int | None = None) -> float:
+        """The link's AWGN-equivalent SNR at ``mcs`` for frames of ``payload_bytes`` (None: the link's
+        ``frame_payload_bytes``): ``snr_db`` itself on a flat link (``gain`` None), else the EESM of ``gain`` x
+        ``snr_db`` with the beta of ``mcs`` and that length (at most ``snr_db`` for a mean-1 gain)."""
         if gain is None:
             return snr_db
         g = np.asarray(gain, np.float64)
         if g.shape != (self.phy.num_data,):
             raise LinkError(f"gain must hold one |H_k|^2 per data subcarrier ({self.phy.num_data}), got {g.shape}")
-        return self.errors.effective_snr_db(mcs, g * 10.0 ** (snr_db / 10.0))
+        size = self.frame_payload_bytes if payload_bytes is None else payload_bytes
+        return self.errors.effective_snr_db(mcs, g * 10.0 ** (snr_db / 10.0), size)
 
     def choose(self, snr_db: float | None, gain: Gain = None) -> str:
         """The one chooser (``McsPolicy``) on the link's effective SNR at each candidate MCS."""
@@ -274,13 +277,13 @@ class LinkAirtime:
     ) -> Transfer:
         """The BS's downlink broadcast of ``payload_bytes`` that a flat receiver at ``worst_snr_db`` and every
         frequency-selective receiver in ``channels`` ((snr_db, gain) each) decode: at the slowest MCS the chooser
-        gives any of them, charged at the receiver with the lowest effective SNR at that MCS."""
+        gives any of them, charged at the receiver with the lowest effective SNR at that MCS (on its frames)."""
         if worst_snr_db is None:
             return self.transfer(payload_bytes, self.mcs.choose(None), None)
         receivers: list[tuple[float, Gain]] = [(worst_snr_db, None), *channels]
         mcs = min((self.choose(s, g) for s, g in receivers), key=bits_per_subcarrier)
-        worst = min(self.effective_snr_db(mcs, s, g) for s, g in receivers)
-        return self.transfer(payload_bytes, mcs, worst)
+        snr, gain = min(receivers, key=lambda r: self.effective_snr_db(mcs, r[0], r[1]))
+        return self.transfer(payload_bytes, mcs, snr, gain=gain)
 
     def upload(self, payload_bytes: int, snr_db: float | None, analog_symbols: int = 0, gain: Gain = None) -> Transfer:
         """A UE's uplink: ``payload_bytes`` of digital payload at the MCS its ``snr_db`` (and channel ``gain``)
@@ -301,11 +304,11 @@ class LinkAirtime:
         if payload_bytes == 0 and analog_symbols == 0:
             return NOTHING
         fs, size = self.phy.sample_rate_hz, self.frame_payload_bytes
-        snr = self.effective_snr_db(mcs, snr_db, gain) if snr_db is not None and payload_bytes else snr_db
         frames = samples = slots = 0.0
         full, rest = divmod(payload_bytes, size)
         for nbytes, count in ((size, full), (rest, 1 if rest else 0)):
             if count:
+                snr = None if snr_db is None else self.effective_snr_db(mcs, snr_db, gain, nbytes)
                 per = self.errors.frame_error_rate(mcs, nbytes, snr) if snr is not None else 0.0
                 if per > MAX_USABLE_PER:
                     raise ConfigError(

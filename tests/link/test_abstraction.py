@@ -10,6 +10,7 @@ from testbed.link.abstraction import (
     SHIPPED_TABLE,
     PerCurve,
     PerTable,
+    eesm_linear,
     load_per_table,
     numerology_of,
     subcarrier_snr,
@@ -28,14 +29,14 @@ def _curve(start_db: float) -> PerCurve:
 
 
 def _table(numerology: dict | None = None, mcs: tuple[str, ...] = CODED_MCS) -> PerTable:
-    """Every MCS in ``mcs`` (default all coded ones, as a loadable table needs): qpsk-1/2 at 100 and 1500 B,
-    16qam-1/2 at 1500 B 7 dB higher, the others at 1500 B 2 dB apart."""
+    """Every MCS in ``mcs`` (default all coded ones, as a loadable table needs): qpsk-1/2 at 100 and 1500 B
+    (beta 1.2 and 2.0), 16qam-1/2 at 1500 B 7 dB higher, the others at 1500 B 2 dB apart."""
     curves = {m: {1500: _curve(2.0 * i)} for i, m in enumerate(mcs)}
-    beta = {m: 1.0 + i for i, m in enumerate(mcs)}
+    beta = {m: {1500: 1.0 + i} for i, m in enumerate(mcs)}
     if "qpsk-1/2" in mcs:
-        curves["qpsk-1/2"], beta["qpsk-1/2"] = {100: _curve(2.0), 1500: _curve(3.0)}, 2.0
+        curves["qpsk-1/2"], beta["qpsk-1/2"] = {100: _curve(2.0), 1500: _curve(3.0)}, {100: 1.2, 1500: 2.0}
     if "16qam-1/2" in mcs:
-        curves["16qam-1/2"], beta["16qam-1/2"] = {1500: _curve(9.0)}, 6.0
+        curves["16qam-1/2"], beta["16qam-1/2"] = {1500: _curve(9.0)}, {1500: 6.0}
     return PerTable(numerology or numerology_of(PHY), curves, beta, {"seed": 1})
 
 
@@ -67,9 +68,9 @@ def _one_line_naming(err: pytest.ExceptionInfo, path) -> None:
     [
         lambda text: text[: len(text) // 2],  # truncated
         lambda text: "\x00garbage{",  # corrupt
-        lambda text: text.replace('"schema_version": 1', '"schema_version": 99'),
+        lambda text: text.replace('"schema_version": 2', '"schema_version": 99'),
         lambda text: json.dumps({**json.loads(text), "curves": {"qpsk-1/2": {"100": {"snr_db": [1.0]}}}}),
-        lambda text: json.dumps({**json.loads(text), "beta": {"qpsk-1/2": -1.0, "16qam-1/2": 2.0}}),
+        lambda text: json.dumps({**json.loads(text), "beta": {"qpsk-1/2": {"100": -1.0, "1500": 2.0}}}),
         lambda text: "[1, 2]",
         lambda text: _with_nan_snr(text),
     ],
@@ -120,7 +121,11 @@ BAD_ENTRIES = {  # id: (mangle of the raw JSON, what the line must name)
     "zero-length": (_set(("curves", "qpsk-1/2", "0"), {}), ["curves['qpsk-1/2']['0']", "payload length"]),
     "lengths-not-an-object": (_set(("curves", "bpsk-1/2"), []), ["curves['bpsk-1/2'] must map payload lengths"]),
     "beta-absent": (_set(("beta", "16qam-3/4"), None), ["beta['16qam-3/4'] = None"]),
-    "beta-nan": (_set(("beta", "16qam-3/4"), float("nan")), ["beta['16qam-3/4'] = nan"]),
+    "beta-nan": (_set(("beta", "16qam-3/4", "1500"), float("nan")), ["beta['16qam-3/4']['1500'] = nan"]),
+    "beta-one-per-mcs": (_set(("beta", "16qam-3/4"), 9.0), ["beta['16qam-3/4'] = 9.0", "each payload length"]),
+    "beta-length-absent": (_set(("beta", "qpsk-1/2", "100"), None), ["beta['qpsk-1/2']['100'] = None"]),
+    "beta-length-extra": (_set(("beta", "qpsk-1/2", "700"), 2.0), ["beta['qpsk-1/2']['700']", "no curve"]),
+    "schema-1": (_set(("schema_version",), 1), ["schema_version 1, this testbed reads 2"]),
     "numerology-incomplete": (_set(("numerology", "cp_len"), None), ["numerology does not record cp_len"]),
     "curves-a-list": (_set(("curves",), [1, 2]), ["'curves' must be an object"]),
     "schema-bool": (_set(("schema_version",), True), ["schema_version True"]),
@@ -130,7 +135,9 @@ BAD_ENTRIES = {  # id: (mangle of the raw JSON, what the line must name)
 @pytest.mark.parametrize("case", BAD_ENTRIES)
 def test_bad_entries_are_refused_naming_the_file_and_the_entry(tmp_path, case):
     """Each fails on the old loader: it named no entry (one generic 'malformed' line), took a missing MCS,
-    an unknown MCS, a zero length or errors above frames, and said 'None' for an unrecorded numerology field."""
+    an unknown MCS, a zero length or errors above frames, and said 'None' for an unrecorded numerology field.
+    The beta-per-length cases fail on the schema-1 loader (one float per MCS): a schema-1 table, which has one
+    beta for every length, is refused rather than read as if its 1500-byte beta held for 100-byte frames."""
     mangle, names = BAD_ENTRIES[case]
     path = tmp_path / "bad.json"
     _table().save(path)
@@ -158,7 +165,7 @@ def test_other_numerology_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="cp_len") as err:
         load_per_table(path)
     _one_line_naming(err, path)
-    assert load_per_table(path, PhyConfig(cp_len=32)).beta["qpsk-1/2"] == 2.0
+    assert load_per_table(path, PhyConfig(cp_len=32)).beta["qpsk-1/2"] == {100: 1.2, 1500: 2.0}
 
 
 def test_missing_file_names_it(tmp_path):
@@ -201,15 +208,31 @@ def test_eesm_of_a_flat_channel_is_its_snr_and_fading_costs():
     for mcs in ("qpsk-1/2", "16qam-1/2"):
         for snr_db in (-3.0, 4.0, 25.0):
             flat = np.full(PHY.num_data, 10.0 ** (snr_db / 10.0))
-            assert table.effective_snr_db(mcs, flat) == pytest.approx(snr_db, abs=1e-9)
+            assert table.effective_snr_db(mcs, flat, 1500) == pytest.approx(snr_db, abs=1e-9)
             assert table.frame_error_rate_on_channel(mcs, 1500, flat) == pytest.approx(
                 table.frame_error_rate(mcs, 1500, snr_db)
             )
         faded = subcarrier_snr(PHY, (rng.standard_normal(21) + 1j * rng.standard_normal(21)) * 0.15, 10.0)
-        assert table.effective_snr_db(mcs, faded) < 10 * math.log10(faded.mean())
+        assert table.effective_snr_db(mcs, faded, 1500) < 10 * math.log10(faded.mean())
     # a bigger beta forgives deep fades more: EESM moves from the worst subcarrier towards the mean
     faded = np.array([0.01, 10.0, 10.0, 10.0])
-    assert table.effective_snr_db("qpsk-1/2", faded) < table.effective_snr_db("16qam-1/2", faded)
+    assert table.effective_snr_db("qpsk-1/2", faded, 1500) < table.effective_snr_db("16qam-1/2", faded, 1500)
+
+
+def test_each_length_uses_the_beta_of_its_tabulated_curve():
+    """A 100-byte frame's EESM uses the 100-byte beta, a 700-byte one the 1500-byte beta (its curve's length,
+    the nearest in log ratio). Fails on the schema-1 table: one beta per MCS, taken for every length."""
+    table = _table()
+    faded = subcarrier_snr(PHY, np.array([1.0, 0.0, 0.8j]) / math.sqrt(1.64), 6.0)
+    for length, beta in ((100, 1.2), (150, 1.2), (700, 2.0), (1500, 2.0), (4000, 2.0)):
+        assert table.beta_for("qpsk-1/2", length) == beta
+        want_db = 10 * math.log10(eesm_linear(faded[None, :], beta)[0])
+        assert table.effective_snr_db("qpsk-1/2", faded, length) == pytest.approx(want_db, abs=1e-12)
+        assert table.frame_error_rate_on_channel("qpsk-1/2", length, faded) == pytest.approx(
+            table.frame_error_rate("qpsk-1/2", length, want_db)
+        )
+    # the two betas give different effective SNRs on this channel, so the choice matters
+    assert table.effective_snr_db("qpsk-1/2", faded, 100) < table.effective_snr_db("qpsk-1/2", faded, 1500) - 0.3
 
 
 def test_bad_arguments_are_link_errors():
@@ -219,7 +242,7 @@ def test_bad_arguments_are_link_errors():
     with pytest.raises(LinkError, match="per="):
         table.snr_db_at_per("qpsk-1/2", 1.5, 100)
     with pytest.raises(LinkError, match="subcarrier_snr"):
-        table.effective_snr_db("qpsk-1/2", np.array([1.0, np.nan]))
+        table.effective_snr_db("qpsk-1/2", np.array([1.0, np.nan]), 100)
 
 
 def test_shipped_table_covers_every_coded_mcs_and_is_monotone():
@@ -235,7 +258,9 @@ def test_shipped_table_covers_every_coded_mcs_and_is_monotone():
         # longer frames need more SNR, and faster MCSs more than slower ones of the same modulation
         assert table.snr_db_at_per(mcs, 0.1, 100) < table.snr_db_at_per(mcs, 0.1, 1500)
     assert table.snr_db_at_per("qpsk-1/2", 0.1, 1500) < table.snr_db_at_per("qpsk-3/4", 0.1, 1500)
-    assert table.beta["bpsk-1/2"] < table.beta["64qam-3/4"]
+    for n in (100, 1024, 1500):
+        assert table.beta_for("bpsk-1/2", n) < table.beta_for("64qam-3/4", n)
+    assert {m: set(table.beta[m]) for m in CODED_MCS} == {m: {100, 1024, 1500} for m in CODED_MCS}
 
 
 def _frames(n: int, payload_bytes: int, mcs: str) -> list[TxFrame]:

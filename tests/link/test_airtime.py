@@ -177,6 +177,34 @@ def test_a_selective_link_at_the_same_mean_snr_is_slower_and_never_faster():
     assert slower > 0  # this draw costs at least one MCS step somewhere in the range
 
 
+def test_the_effective_snr_is_taken_at_each_frame_length():
+    """The chooser asks EESM at the link's frame size, a transfer's full frames at theirs and its last, shorter
+    frame at its own (the table's beta depends on the length). Fails on the old airtime: one length-free
+    effective SNR per transfer."""
+
+    class Recording:  # an ErrorModel that records the lengths it is asked about
+        def __init__(self) -> None:
+            self.lengths: list[int] = []
+
+        def frame_error_rate(self, mcs, payload_bytes, snr_db):
+            return 0.0
+
+        def snr_db_at_per(self, mcs, per, payload_bytes):
+            return 5.0 + CODED_MCS.index(mcs)
+
+        def effective_snr_db(self, mcs, subcarrier_snr, payload_bytes):
+            self.lengths.append(payload_bytes)
+            return float(10 * np.log10(np.mean(subcarrier_snr)))
+
+    errors = Recording()
+    air = _air(frame_payload_bytes=1000, errors=errors)
+    air.choose(20.0, _selective_gain())
+    assert set(errors.lengths) == {1000}
+    errors.lengths.clear()
+    air.transfer(2500, "qpsk-1/2", 20.0, gain=_selective_gain())
+    assert errors.lengths == [1000, 500]
+
+
 def test_a_broadcast_is_charged_at_its_worst_receiver_channel_included():
     air, gain = _air(), _selective_gain()
     flat_only = air.broadcast(100_000, 14.0)

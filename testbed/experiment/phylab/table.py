@@ -7,14 +7,18 @@
    ``PRECISE_ERRORS`` errors keeps its measured PER; the points with fewer, and a tail extended down to
    ``TAIL_PER``, take a logistic fit (log-odds linear in dB, crossing.logistic_fit) of the points at
    PER <= ``TAIL_FIT_MAX_PER``: the tail is fitted, not measured, below about 10 / frames.
-2. EESM calibration, per MCS: frames of ``calibration_payload_bytes`` over fresh draws of the multipath + CFO
-   channel of ``testbed phy ber`` (link.multipath_cfo), at SNRs 1 dB apart from the AWGN SNR at PER 0.5
-   until the PER falls to ``FADING_LOW_PER``. Each frame keeps its data subcarriers' |H_k|^2. beta minimises
-   sum_j w_j (ln PER_measured_j - ln mean_i PER_AWGN(EESM_beta(SNR_j |H_i|^2)))^2 over the points j with
-   PER in ``FIT_PER_RANGE``, w_j = errors_j / (1 - PER_j) (the inverse variance of ln PER_measured_j).
+2. EESM calibration, per MCS and tabulated payload length (a beta for each AWGN curve: the short frames'
+   curves are shallower, and a beta fitted at 1500 bytes is optimistic at 100): frames of that length over
+   fresh draws of the multipath + CFO channel of ``testbed phy ber`` (link.multipath_cfo), at SNRs 1 dB apart
+   from that length's AWGN SNR at PER 0.5 until the PER falls to ``FADING_LOW_PER``. Each frame keeps its
+   data subcarriers' |H_k|^2. beta minimises sum_j w_j (ln PER_measured_j - ln mean_i
+   PER_AWGN(EESM_beta(SNR_j |H_i|^2)))^2 (PER_AWGN: that length's curve) over the points j with PER in
+   ``FIT_PER_RANGE``, w_j = errors_j / (1 - PER_j) (the inverse variance of ln PER_measured_j).
 
-Channel draws come from their own generator seeded by (seed, stream, MCS index): stream 0 is calibration,
-stream 1 validation (benchmarks/phy_abstraction.py), so validation draws are never calibration draws.
+Channel draws come from their own generator seeded by (seed, stream, MCS index), restarted for each length:
+stream 0 is calibration, stream 1 validation (benchmarks/phy_abstraction.py), so validation draws are never
+calibration draws. Noise comes from the run's one generator (seed), AWGN curves first, so the curves do not
+depend on the calibration.
 """
 
 from __future__ import annotations
@@ -61,7 +65,6 @@ class TableRunConfig:
     mcs: tuple[str, ...] = CODED_MCS
     payload_bytes: tuple[int, ...] = (100, 1024, 1500)  # short frames, the daemons' [air] default, the scenario's
     frames: int = 1000  # maximum frames per SNR point (AWGN and fading)
-    calibration_payload_bytes: int = 1500
     seed: int = 1
 
 
@@ -135,8 +138,8 @@ class FadingSample:
         ]
 
     def predicted_per(self, table: PerTable, mcs: str, payload_bytes: int, beta: float | None = None) -> np.ndarray:
-        """(n,) the abstraction's PER of each frame (EESM with ``beta``, or the table's)."""
-        beta = table.beta[mcs] if beta is None else beta
+        """(n,) the abstraction's PER of each frame (EESM with ``beta``, or the table's for ``payload_bytes``)."""
+        beta = table.beta_for(mcs, payload_bytes) if beta is None else beta
         eff_db = 10.0 * np.log10(np.maximum(eesm_linear(self.gains * 10.0 ** (self.snr_db[:, None] / 10.0), beta),
                                             1e-30))  # fmt: skip
         return table.frame_error_rates(mcs, payload_bytes, eff_db)
@@ -217,7 +220,7 @@ def run_table(modem: OfdmModem, cfg: TableRunConfig, progress: Progress) -> tupl
     """Measure every curve and calibrate every beta; the table and a summary of the run."""
     t0 = time.monotonic()
     rng = np.random.default_rng(cfg.seed)
-    lengths = tuple(sorted(set(cfg.payload_bytes) | {cfg.calibration_payload_bytes}))
+    lengths = tuple(sorted(set(cfg.payload_bytes)))
     curves: dict[str, dict[int, PerCurve]] = {}
     for mcs in cfg.mcs:
         curves[mcs] = {}
@@ -228,22 +231,30 @@ def run_table(modem: OfdmModem, cfg: TableRunConfig, progress: Progress) -> tupl
                 f"awgn   {mcs:10s} {length:5d} B: {curve.snr_db[0]:.2f}..{curve.snr_db[-1]:.2f} dB, "
                 f"PER 10% at {curve.snr_at(0.1):.2f} dB, {int(curve.frames.sum())} frames"
             )
-    provisional = PerTable(numerology_of(modem.cfg), curves, dict.fromkeys(cfg.mcs, 1.0))
-    beta, calibration = {}, {}
+    provisional = PerTable(numerology_of(modem.cfg), curves, {m: dict.fromkeys(lengths, 1.0) for m in cfg.mcs})
+    beta: dict[str, dict[int, float]] = {}
+    calibration: dict[str, dict[int, dict]] = {}
     for mcs in cfg.mcs:
-        start = GRID_DB * round(provisional.snr_db_at_per(mcs, 0.5, cfg.calibration_payload_bytes) / GRID_DB)
-        channel = channel_stream(modem, cfg.seed, CALIBRATION_STREAM, mcs)
-        sample = fading_scan(modem, mcs, cfg.calibration_payload_bytes, start, cfg.frames, channel, rng, progress)
-        calibration[mcs] = calibrate_beta(provisional, mcs, cfg.calibration_payload_bytes, sample)
-        beta[mcs] = calibration[mcs]["beta"]
-        progress(f"eesm   {mcs:10s} beta {beta[mcs]:.3g} (rms ln-PER error {calibration[mcs]['rms_log_error']:.3f})")
+        beta[mcs], calibration[mcs] = {}, {}
+        for length in lengths:
+            start = GRID_DB * round(provisional.snr_db_at_per(mcs, 0.5, length) / GRID_DB)
+            channel = channel_stream(modem, cfg.seed, CALIBRATION_STREAM, mcs)
+            sample = fading_scan(modem, mcs, length, start, cfg.frames, channel, rng, progress)
+            fit = calibrate_beta(provisional, mcs, length, sample)
+            beta[mcs][length], calibration[mcs][length] = fit["beta"], fit
+            progress(
+                f"eesm   {mcs:10s} {length:5d} B: beta {fit['beta']:.3g} (rms ln-PER error {fit['rms_log_error']:.3f})"
+            )
     run_s = time.monotonic() - t0
     provenance = {
         "command": "testbed phy table",
         "config": asdict(cfg),
         "run_s": round(run_s, 1),
         "calibration_channel": "multipath_cfo (experiment/phylab/link.py), channel stream 0",
-        "calibration": {m: {k: v for k, v in c.items() if k != "points"} for m, c in calibration.items()},
+        "calibration": {
+            m: {str(n): {k: v for k, v in fit.items() if k != "points"} for n, fit in per.items()}
+            for m, per in calibration.items()
+        },
     }
     table = PerTable(numerology_of(modem.cfg), curves, beta, provenance)
     summary = {

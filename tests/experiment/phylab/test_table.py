@@ -41,7 +41,7 @@ def test_curve_keeps_precise_points_and_fits_the_tail(rng):
 def _awgn_table(beta: float) -> PerTable:
     snr = np.arange(0.0, 10.01, 0.25)
     curve = PerCurve(snr, _logistic(snr, 4.0, 3.0), np.zeros(snr.size), np.zeros(snr.size))
-    return PerTable(numerology_of(PHY), {"qpsk-1/2": {1500: curve}}, {"qpsk-1/2": beta})
+    return PerTable(numerology_of(PHY), {"qpsk-1/2": {1500: curve}}, {"qpsk-1/2": {1500: beta}})
 
 
 def test_calibration_recovers_the_beta_that_made_the_losses(rng):
@@ -71,7 +71,8 @@ def test_phy_table_cli_tiny_run(tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert stdout.count("\n") == 1
     result = json.loads(stdout)
-    assert result["file"] == str(out) and set(result["beta"]) == {"qpsk-1/2"}
+    assert result["file"] == str(out) and result["beta"].keys() == {"qpsk-1/2"}
+    assert result["beta"]["qpsk-1/2"].keys() == {"100"}  # a beta calibrated for the one length it measured
     table = load_per_table(out, mcs=("qpsk-1/2",))  # a partial table: the caller names the MCSs it needs
     assert table.payload_lengths("qpsk-1/2") == (100,)
     assert 0.0 < table.snr_db_at_per("qpsk-1/2", 0.1, 100) < 6.0
