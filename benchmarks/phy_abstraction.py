@@ -30,6 +30,7 @@ import numpy as np
 from scipy.stats import beta as beta_dist
 
 from testbed.cli._output import emit, format_table
+from testbed.errors import ConfigError
 from testbed.experiment.phylab.ber import log_crossing, measure
 from testbed.experiment.phylab.link import FrameTrial, awgn_only
 from testbed.experiment.phylab.table import (
@@ -145,7 +146,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     args = parser.parse_args()
     t0 = time.process_time()
-    table = load_per_table(args.table)
+    try:
+        table = load_per_table(args.table)
+    except ConfigError as exc:  # one line naming the file and the remedy, not a traceback
+        parser.exit(exc.exit_status, f"error: {exc}\n")
     modem = OfdmModem()
     if args.awgn_tail:
         tails = {m: awgn_tail(table, modem, m, args.payload_bytes, args.seed) for m in args.mcs or table.mcs_names}

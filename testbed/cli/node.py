@@ -10,7 +10,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from testbed.node.bs_core import Assigner
+    from testbed.node.assigners import Assigner
     from testbed.node.config import BsConfig
     from testbed.node.training import BsTraining
 
@@ -41,7 +41,7 @@ def _run_bs(args: argparse.Namespace) -> int:
 
 def _bs_training(cfg: BsConfig) -> tuple[BsTraining, Assigner | None]:
     """The placeholder without [training]; else the method, with ASSIGN from the policy if [assign] names one."""
-    from testbed.node.first_info import PolicyOrders
+    from testbed.node.assigners import daemon_policy_assigner
     from testbed.node.training import LearningBs, PlaceholderBs
 
     if cfg.training is None:
@@ -49,7 +49,7 @@ def _bs_training(cfg: BsConfig) -> tuple[BsTraining, Assigner | None]:
     training = LearningBs.for_ues(cfg.training, list(cfg.bs.ues), cfg.air, cfg.assign.assumed_snr_db)
     if not cfg.assign.policy:
         return training, None
-    orders = PolicyOrders(
+    assigner = daemon_policy_assigner(
         cfg.assign,
         cfg.training,
         training.codec,
@@ -57,21 +57,25 @@ def _bs_training(cfg: BsConfig) -> tuple[BsTraining, Assigner | None]:
         horizon_rounds=cfg.bs.num_rounds or None,
         shard_samples=training.runner.registered,
     )
-    return training, orders.orders
+    return training, assigner
 
 
 def _run_ue(args: argparse.Namespace) -> int:
     from testbed.node.config import UeConfig, load_config
-    from testbed.node.first_info import UeFirstInfo
+    from testbed.node.first_info import ChoiceInputs, UeFirstInfo
     from testbed.node.runtime import setup_logging, stop_on_signals
     from testbed.node.sdnotify import Notifier
     from testbed.node.training import LearningUe, PlaceholderUe
     from testbed.node.ue import UeDaemon
+    from testbed.policy.work import codec_work_sizes
 
     cfg = load_config(args.config, UeConfig)
     setup_logging(cfg.ue.ue_id, args.verbose)
     if cfg.training is None:
         return UeDaemon(cfg, PlaceholderUe(cfg.ue.ue_id, cfg.ue.upload_size_bytes), stop_on_signals(), Notifier()).run()
     training = LearningUe.for_shard(cfg.training, cfg.ue.ue_id, cfg.ue.shard)
-    first_info = UeFirstInfo(cfg.ue, training.model, training.num_samples)
+    t = cfg.training
+    work = codec_work_sizes(training.codec, t.local_training, t.raw_block_samples)  # as the BS's policy prices it
+    choice_inputs = ChoiceInputs(work, cfg.air.airtime)
+    first_info = UeFirstInfo(cfg.ue, training.model, training.num_samples, choice_inputs=choice_inputs)
     return UeDaemon(cfg, training, stop_on_signals(), Notifier(), first_info).run()

@@ -26,7 +26,8 @@ from testbed.phy.mcs import MCS_TABLE
 #: Bumped on every incompatible change; a peer with another version is refused with ERROR bad_version.
 #: 2: ASSIGN's modes are testbed.mode.Mode's values (centralized_decoder, centralized_full); CAPABILITY_REPORT
 #: carries kappa and the minimum TX power, so the BS holds the UE's whole report.
-PROTOCOL_VERSION = 2
+#: 3: FIRST_INFO (the policy the UE chooses its mode by, and its allocation) and MODE_CHOICE (its choice).
+PROTOCOL_VERSION = 3
 #: Hard cap on one frame, set as ZMQ_MAXMSGSIZE on every socket: libzmq drops a peer that sends more.
 #: The largest message is a CHANNEL_REPORT (about 18.5 KiB); a NACK's bitmap is at most MAX_BITMAP_BYTES (8 KiB).
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -46,6 +47,8 @@ Reason = Literal[
     "stale_round",  # a round-scoped message for a round other than the current one
     "not_participant",  # a round-scoped message from a UE that is not in the current round
     "unexpected",  # valid, but not expected in the receiver's state (e.g. WELCOME to a stray HELLO)
+    "refused_first_info",  # a UE cannot apply the FIRST_INFO it got (detail: why); it keeps the last valid one
+    "inconsistent_choice",  # the BS's check of a MODE_CHOICE against the policy it sent failed (detail: why)
 ]
 REASONS: tuple[str, ...] = get_args(Reason)
 
@@ -149,6 +152,57 @@ class Assign(_Body, tag="ASSIGN"):
     uplink_slot: SlotGrant  # the link layer's TDMA grant: start_sample, length_samples in its sample clock
 
 
+class GroupMode(Struct, frozen=True, forbid_unknown_fields=True):
+    """One group of the grouping policy and its training mode (groups are one-to-one with modes). The mode
+    travels as text so that a UE can refuse one it does not know with a reason, not a decode error."""
+
+    group: Annotated[int, Meta(ge=0, le=255)]
+    mode: Annotated[str, Meta(max_length=32)]
+
+
+class FirstInfo(_Body, tag="FIRST_INFO"):
+    """BS -> UE: the first information the UE chooses its training mode by, and the UE's resource allocation
+    (docs/control-protocol.md, "First information"). Sent before a round whenever it changed for that UE;
+    ``revision`` counts the versions, and the UE's MODE_CHOICE names the one it applied.
+
+    The rule and the unit travel as text, so a UE that does not know them refuses with a reason (ERROR
+    refused_first_info) and keeps the last valid one."""
+
+    revision: U32
+    rule: Annotated[str, Meta(max_length=32)]  # testbed/policy/grouping.py GROUPING_RULES, or "fixed"
+    groups: Annotated[list[GroupMode], Meta(min_length=1, max_length=8)]
+    capability_unit: Annotated[str, Meta(max_length=32)]  # "samples_per_s": training samples/s at f_max
+    capability_threshold: Annotated[float, Meta(gt=0.0, le=1e12)]
+    deadline_s: Annotated[float, Meta(gt=0.0, le=86400.0)]  # distributed work must fit (decision.py)
+    good_channel_snr_db: Annotated[float, Meta(ge=-50.0, le=80.0)]  # the channel rules' threshold
+    raw_upload_budget_s: Seconds  # the joint rule's one-time raw-upload airtime
+    horizon_rounds: Annotated[int, Meta(ge=0, le=2**31 - 1)]  # rounds the training runs; 0: not known
+    num_ues: Annotated[int, Meta(ge=1, le=65535)]  # UEs sharing the uplink (the airtime of the cost rule)
+    tx_power_dbm: PowerDbm  # this UE's allocation
+    energy_budget_j: Joules
+    cpu_freq_hz: FreqHz
+    uplink_snr_db: Annotated[float, Meta(ge=-50.0, le=80.0)] | None = None  # BS's effective SNR of this UE
+    assigned_mode: Annotated[str, Meta(max_length=32)] = ""  # rule "fixed": this UE's mode
+
+    def __post_init__(self) -> None:
+        groups = [g.group for g in self.groups]
+        modes = [g.mode for g in self.groups]
+        if len(set(groups)) != len(groups) or len(set(modes)) != len(modes):
+            raise ProtocolError(f"groups must be one-to-one with modes, got {[(g.group, g.mode) for g in self.groups]}")
+
+
+class ModeChoice(_Body, tag="MODE_CHOICE"):
+    """UE -> BS: the mode and group the UE chose by FIRST_INFO ``revision``, with the figures it used."""
+
+    revision: U32
+    mode: Mode
+    group: Annotated[int, Meta(ge=0, le=255)]
+    capability: Annotated[float, Meta(ge=0.0, le=1e12)]  # in FIRST_INFO's capability_unit
+    channel_snr_db: Annotated[float, Meta(ge=-50.0, le=80.0)] | None  # the effective SNR it grouped by
+    channel_source: Literal["uplink", "downlink", "none"]  # whose measurement that SNR is
+    reason: ShortText = ""
+
+
 class RoundStart(_Body, tag="ROUND_START"):
     """BS -> UE: round ``envelope.round`` begins; UPLINK_DONE is due ``deadline_s`` after receipt."""
 
@@ -213,6 +267,8 @@ Body = (
     | CapabilityReport
     | ChannelReport
     | Assign
+    | FirstInfo
+    | ModeChoice
     | RoundStart
     | UplinkDone
     | Nack
@@ -224,10 +280,10 @@ Body = (
 BODY_TYPES: tuple[type[_Body], ...] = get_args(Body)
 TYPE_NAMES: frozenset[str] = frozenset(t.__struct_config__.tag for t in BODY_TYPES)
 FROM_UE: frozenset[type[_Body]] = frozenset(
-    {Hello, CapabilityReport, ChannelReport, UplinkDone, Nack, Heartbeat, Error, Bye}
+    {Hello, CapabilityReport, ChannelReport, ModeChoice, UplinkDone, Nack, Heartbeat, Error, Bye}
 )
 FROM_BS: frozenset[type[_Body]] = frozenset(
-    {Welcome, CapabilityEnquiry, Assign, RoundStart, Nack, RoundEnd, Heartbeat, Error, Bye}
+    {Welcome, CapabilityEnquiry, Assign, FirstInfo, RoundStart, Nack, RoundEnd, Heartbeat, Error, Bye}
 )
 #: Only valid for the receiver's current round; anything else is rejected as stale_round.
 ROUND_SCOPED_FROM_UE: frozenset[type[_Body]] = frozenset({UplinkDone, Nack})
@@ -239,6 +295,8 @@ TYPE_LIMIT_BYTES: dict[type[_Body], int] = {t: _SMALL_LIMIT for t in BODY_TYPES}
     ChannelReport: _SMALL_LIMIT + 2 * 9 * 1024,  # two lists of up to 1024 msgpack float64 of 9 bytes each
     Nack: _SMALL_LIMIT + MAX_BITMAP_BYTES + 5,  # bitmap plus its bin32 header
     Error: _SMALL_LIMIT + 4 * 256,  # detail: 256 chars of up to 4 UTF-8 bytes
+    FirstInfo: _SMALL_LIMIT + 8 * 48,  # up to 8 groups
+    ModeChoice: _SMALL_LIMIT + 4 * 256,  # reason: 256 chars
 }
 
 _LIMIT_BY_NAME: dict[str, int] = {t.__struct_config__.tag: limit for t, limit in TYPE_LIMIT_BYTES.items()}

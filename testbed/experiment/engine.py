@@ -47,6 +47,7 @@ from testbed.learning.modes import LocalUe
 from testbed.learning.rounds import RoundRunner
 from testbed.learning.schemes import Scheme
 from testbed.node.bs_core import BsCore
+from testbed.node.first_info import ChoiceInputs
 from testbed.node.training import LearningBs, LearningUe
 from testbed.node.ue_core import UeCore
 
@@ -155,12 +156,13 @@ class Engine:
         deadline = self.scheme.deadline_s
         core = BsCore(bs, self.air, self.bs_training, assigner_for(self.scheme, self.profiles, self.runner),
                       now=net.now, cursor=net.cursor, wall=net.now,
-                      deadline_s=deadline if deadline is not None else bs.deadline_s)  # fmt: skip
+                      deadline_s=deadline if deadline is not None else bs.deadline_s, ue_chooses=True)  # fmt: skip
         net.add_bs(core, bs_job_time(self.runner))
         self.bs_core = core
         self.ue_cores = []
+        choices = ChoiceInputs(self.policy_inputs.work, lambda num_ues: self.airtime)  # the UEs share the run's air
         for i, (prof, training) in enumerate(zip(self.profiles, self.ue_training, strict=True)):
-            first_info = EngineFirstInfo(prof, len(self.local[i].data))
+            first_info = EngineFirstInfo(prof, len(self.local[i].data), choices)
             ue = UeCore(prof.name, i + 1, self.air, training, first_info, now=net.now, cursor=net.cursor,
                         airtime=self.airtime)  # fmt: skip
             net.add_ue(ue, ue_job_time(prof, first_info))

@@ -1,5 +1,6 @@
 """What the in-process engine hands the node cores instead of a real board: the [bs] of a scenario, the
-scheme's orders, a capability report from the board table, and the virtual time each job takes.
+scheme as the BS's assigner (a policy scheme's UEs choose their modes from FIRST_INFO as the daemons' do), a
+capability report from the board table, and the virtual time each job takes.
 
 Compute time: a UE's training step costs its work (samples x the fraction of a full step, from the step
 itself) x its board's cycles per sample at the CPU clock ASSIGN set (testbed/learning/cost.py's model); the
@@ -9,6 +10,7 @@ measurement costs nothing: the engine's UE knows its board.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,10 +21,12 @@ from testbed.learning.assignment import UeProfile
 from testbed.learning.rounds import RoundRunner
 from testbed.learning.schemes import Scheme
 from testbed.node.actions import StartJob
-from testbed.node.bs_core import Assigner
+from testbed.node.assigners import Assigner, FixedAssigner, Orders, PolicyAssigner, UeView
 from testbed.node.config import BsSection, UeSection
-from testbed.node.first_info import GROUP_OF_MODE, Orders, UeFirstInfo, UeView
+from testbed.node.first_info import ChoiceInputs, UeFirstInfo
+from testbed.policy.assign import PolicyAssignment
 from testbed.policy.capability import ThroughputMeasurement, build_report
+from testbed.policy.choice import GROUP_OF_MODE
 from testbed.policy.cpufreq import SimulatedCpuFreq
 from testbed.policy.profiles import default_profiles
 from testbed.policy.wire import report_to_wire
@@ -39,28 +43,37 @@ def bs_section(scenario: Scenario) -> BsSection:
 
 
 def assigner_for(scheme: Scheme, profiles: Sequence[UeProfile], runner: RoundRunner) -> Assigner:
-    """The scheme's orders for the round the runner is at, as ASSIGN fields."""
+    """The scheme as the BS's assigner: a policy scheme offers its rule and the UEs choose (PolicyAssigner,
+    planned from the scenario's boards and the links as measured); a baseline names each UE's mode for the round
+    the runner is at (FixedAssigner)."""
     by_name = {p.name: p for p in profiles}
+    budgets = {p.name: default_profiles().get(p.board).energy_budget_j if p.board else 0.0 for p in profiles}
 
     def orders(views: Sequence[UeView]) -> dict[str, Orders]:
         assigned = scheme.policy.assign(runner.round_index, profiles)
-        out = {}
-        for p, a in zip(profiles, assigned, strict=True):
-            budget = default_profiles().get(p.board).energy_budget_j if p.board else 0.0
-            out[p.name] = Orders(a.mode, GROUP_OF_MODE[a.mode], a.cpu_freq_hz, a.tx_power_dbm, budget)
+        out = {p.name: Orders(a.mode, GROUP_OF_MODE[a.mode], a.cpu_freq_hz, a.tx_power_dbm, budgets[p.name])
+               for p, a in zip(profiles, assigned, strict=True)}  # fmt: skip
         return {v.ue_id: out[v.ue_id] for v in views if v.ue_id in by_name}
 
-    return orders
+    fixed = FixedAssigner(orders)
+    if isinstance(scheme.policy, PolicyAssignment):
+        return PolicyAssigner(scheme.policy, fixed, assumed_snr_db=0.0, tx_power_dbm=0.0, profiles=profiles,
+                              budgets=budgets)  # fmt: skip
+    return fixed
 
 
 class EngineFirstInfo(UeFirstInfo):
     """A UE's first information on a simulated board: the report from the board table, not a measurement."""
 
-    def __init__(self, profile: UeProfile, num_local_samples: int) -> None:
+    def __init__(self, profile: UeProfile, num_local_samples: int, choice_inputs: ChoiceInputs) -> None:
         board = default_profiles().get(profile.board)
         section = UeSection(ue_id=profile.name, node_id=1, board=profile.board, simulated_board=True)
         super().__init__(section, None, num_local_samples,  # type: ignore[arg-type]  # nothing to time
-                         cpufreq=SimulatedCpuFreq(board.frequency_table))  # fmt: skip
+                         cpufreq=SimulatedCpuFreq(board.frequency_table), choice_inputs=choice_inputs)  # fmt: skip
+        # the scenario's TX power is the UE's whole radio draw (docs/learning.md): its range is the board's up to it
+        power = profile.tx_power_dbm
+        self.profile = dataclasses.replace(board, max_tx_power_dbm=power,
+                                           min_tx_power_dbm=min(board.min_tx_power_dbm, power))  # fmt: skip
         self.profile_ue = profile
 
     def capability(self) -> protocol.CapabilityReport:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from testbed.errors import ConfigError, LinkError
+from testbed.link.messages import ChannelReport
 from testbed.phy.mcs import CODED_MCS
 from testbed.phy.numerology import PhyConfig
 
@@ -344,6 +345,17 @@ def load_per_table(
     table = PerTable.from_dict(raw, str(path), mcs)
     table.check_numerology(phy if phy is not None else PhyConfig(), str(path))
     return table
+
+
+def report_effective_snr_db(errors: PerTable, report: ChannelReport, mcs: str, payload_bytes: int) -> float:
+    """The effective SNR of a measured link: the report's mean SNR shaped per subcarrier by its channel
+    coefficients (|H_k|^2 / mean |H|^2), through EESM at ``mcs``; a report without coefficients (or a flat
+    channel) maps to its mean SNR. Two links of one mean SNR differ here when one is frequency selective."""
+    coeffs = report.channel()
+    gains = np.abs(coeffs.astype(np.complex128)) ** 2
+    if gains.size == 0 or not np.all(np.isfinite(gains)) or gains.mean() <= 0:
+        return float(report.snr_db)
+    return errors.effective_snr_db(mcs, 10.0 ** (report.snr_db / 10.0) * gains / gains.mean(), payload_bytes)
 
 
 def eesm_linear(subcarrier_snr: np.ndarray, beta: float) -> np.ndarray:

@@ -133,7 +133,8 @@ class ModelFrameLink:
     snr_db : Es/N0 per data subcarrier of each link, per (src, dst) or one number for all; receivers report it.
     per_table : if given, a frame is also lost with the table's PER for its MCS and length at the link's SNR
         (independently of ``loss``): at ``snr_db``, or, for a link in ``subcarrier_snr``, at the EESM
-        effective SNR of its (n_data,) linear per-subcarrier SNRs (then the reported SNR is their mean).
+        effective SNR of its (n_data,) linear per-subcarrier SNRs (then the reported SNR is their mean, and the
+        receiver's channel estimate is their shape, sqrt(SNR_k / mean SNR), as a real receiver would report it).
     Overlapping bursts at a receiver (a broken schedule) destroy each other.
     """
 
@@ -145,6 +146,7 @@ class ModelFrameLink:
     subcarrier_snr: Mapping[tuple[int, int], np.ndarray] = field(default_factory=dict)
     air_log: AirLog = field(default_factory=AirLog)
     _per_cache: dict[tuple[int, int, str, int], float] = field(default_factory=dict, init=False, repr=False)
+    _shape_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def burst_num_samples(self, payload_bytes: int, mcs: str) -> int:
         return burst_num_samples(self.phy, payload_bytes, mcs)
@@ -171,6 +173,16 @@ class ModelFrameLink:
             self._per_cache[key] = per
         return snr, per
 
+    def _shape(self, src: int, dst: int) -> np.ndarray | None:
+        """The channel estimate a receiver reports for a frequency-selective link (None for a flat one)."""
+        sub = self.subcarrier_snr.get((src, dst))
+        if sub is None:
+            return None
+        shape = self._shape_cache.get((src, dst))
+        if shape is None:
+            shape = self._shape_cache[(src, dst)] = np.sqrt(sub / np.mean(sub)).astype(np.complex64)
+        return shape
+
     def exchange(self, frames: Sequence[TxFrame], receivers: Sequence[int], window_samples: int) -> Window:
         lengths = [self.burst_num_samples(len(f.payload), f.mcs) for f in frames]
         self.air_log.record_window([(f.src, f.start_sample, n) for f, n in zip(frames, lengths, strict=True)],
@@ -186,6 +198,6 @@ class ModelFrameLink:
                 p_lost = self._per_link(self.loss, f.src, rx)
                 p_lost = p_lost if per == 0.0 else 1.0 - (1.0 - p_lost) * (1.0 - per)
                 lost = hit or self.rng.random() < p_lost
-                out.append(Heard(None if lost else f.payload, f.stream_id, f.mcs, snr, 0.0))
+                out.append(Heard(None if lost else f.payload, f.stream_id, f.mcs, snr, 0.0, self._shape(f.src, rx)))
             heard[rx] = out
         return Window(heard, window_samples)

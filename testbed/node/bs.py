@@ -30,9 +30,9 @@ from testbed.node.actions import (
     Record,
     Send,
 )
-from testbed.node.bs_core import Assigner, BsCore
+from testbed.node.assigners import Assigner, config_assigner
+from testbed.node.bs_core import BsCore
 from testbed.node.config import BS_NODE_ID, BsConfig
-from testbed.node.first_info import config_orders
 from testbed.node.pump import RadioPump
 from testbed.node.runtime import event, radio_factory, radio_running
 from testbed.node.sdnotify import Notifier
@@ -48,7 +48,8 @@ STATE_FILE = "bs_state.pt"  # the BS's checkpoint beside rounds.jsonl in [bs] st
 class BsDaemon:
     """The BS: ``run()`` serves until ``num_rounds`` rounds are over or ``stop`` is set; returns the exit code.
 
-    ``assigner`` gives each round's ASSIGN orders (testbed/node/first_info.py; default: the [assign] fields)."""
+    ``assigner`` gives each round's first information and ASSIGN orders (testbed/node/assigners.py; default:
+    the [assign] fields)."""
 
     def __init__(
         self,
@@ -59,7 +60,7 @@ class BsDaemon:
         assigner: Assigner | None = None,
     ) -> None:
         self.cfg, self.training, self.stop, self.notifier = cfg, training, stop, notifier
-        self.assigner = assigner or (lambda views: config_orders(cfg.assign, [v.ue_id for v in views]))
+        self.assigner = assigner or config_assigner(cfg.assign)
         self.records_path = Path(cfg.bs.state_dir) / "rounds.jsonl"
         self.state_path = Path(cfg.bs.state_dir) / STATE_FILE
         self._restored: dict[str, Any] | None = None  # the checkpoint read at start-up, applied by serve()
@@ -95,7 +96,7 @@ class BsDaemon:
         cfg = self.cfg
         core = self.core = BsCore(cfg.bs, cfg.air, self.training, self.assigner, now=time.monotonic,
                                   cursor=lambda: pump.cursor, wall=time.time,
-                                  wait_for_capability=cfg.training is not None)  # fmt: skip
+                                  ue_chooses=cfg.training is not None)  # fmt: skip
         self._resume(core)
         shell = Shell(core, pump, self._worker, {
             Send: lambda a: self._send(server, a),
@@ -167,3 +168,4 @@ class BsDaemon:
         append_jsonl(self.records_path, a.fields)
         state = {"core": self.core.state_dict(), "training": self.training.state_dict()}
         save_checkpoint(self.state_path, state, {**self._identity(), "round": self.core.round_number})
+        event(log, "state_saved", round=self.core.round_number)

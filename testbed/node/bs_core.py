@@ -25,13 +25,24 @@ from typing import Any
 import msgspec
 
 from testbed.control.config import Event
-from testbed.control.protocol import Assign, CapabilityEnquiry, CapabilityReport, ChannelReport, Nack, UplinkDone
+from testbed.control.protocol import (
+    Assign,
+    CapabilityEnquiry,
+    CapabilityReport,
+    ChannelReport,
+    Error,
+    FirstInfo,
+    ModeChoice,
+    Nack,
+    UplinkDone,
+)
 from testbed.errors import LinkError
 from testbed.link.endpoints import Inbound, Outbound
-from testbed.link.messages import SlotGrant
+from testbed.link.messages import SlotGrant, SlotSchedule
 from testbed.link.segment import parse
 from testbed.link.tdma import cycle_schedule
 from testbed.link.tracker import ChannelTracker
+from testbed.mode import Mode
 from testbed.node.actions import (
     Action,
     Cancel,
@@ -46,14 +57,16 @@ from testbed.node.actions import (
     StartJob,
     Transmit,
 )
+from testbed.node.assigners import Assigner, Offer, Orders, UeView
 from testbed.node.config import BS_NODE_ID, AirConfig, BsSection
-from testbed.node.first_info import Orders, UeView
 from testbed.node.runtime import event, repair_timing
 from testbed.node.training import BsTraining
+from testbed.policy.wire import choice_from_wire, first_info_to_wire
 
 log = logging.getLogger(__name__)
 
-Assigner = Callable[[Sequence[UeView]], dict[str, Orders]]
+SOUNDING_OBJECT_ID = 0  # the BS's sounding burst before a first round (round numbers start at 1)
+SOUNDING_PAYLOAD = bytes(16)
 
 
 def round_outcome(num_participants: int, num_uploads: int, min_fraction: float) -> tuple[str, RoundStatus]:
@@ -86,6 +99,8 @@ class _Round:
     energy_j: dict[str, float] = field(default_factory=dict)  # UPLINK_DONE's energy_used_j
     compute_s: dict[str, float] = field(default_factory=dict)  # UPLINK_DONE's compute_time_s
     done_s: dict[str, float] = field(default_factory=dict)  # seconds from ROUND_START to each UPLINK_DONE
+    choices: dict[str, Any] = field(default_factory=dict)  # each UE's accepted MODE_CHOICE
+    refused: dict[str, str] = field(default_factory=dict)  # why a UE has no accepted choice this round
 
 
 @dataclass(frozen=True)
@@ -102,9 +117,12 @@ class BsCore:
 
     ``now`` : seconds on the shell's clock (monotonic in the daemon, virtual in the engine). ``cursor`` : the
     radio's sample clock (end of the last block received). ``wall`` : Unix seconds for the record's
-    ``started_unix_s``. ``assigner`` : each round's ASSIGN orders (testbed/node/first_info.py).
-    ``wait_for_capability`` (the UEs run [training] and report): a round starts only once every live UE of
-    [bs.ues] has reported its capability, or has been live for ``capability_wait_s``."""
+    ``started_unix_s``. ``assigner`` : each round's first information and ASSIGN orders
+    (testbed/node/assigners.py). ``ue_chooses`` (the UEs run [training]): a round starts only once every live UE
+    of [bs.ues] has reported its capability (or has been live for ``capability_wait_s``), has been offered
+    FIRST_INFO and has answered with its MODE_CHOICE (or ``capability_wait_s`` passed: it sits the round out).
+    Before the first offer the BS sends a sounding burst if it has measured no link to some UE, so every UE
+    chooses on a measured channel."""
 
     def __init__(
         self,
@@ -117,7 +135,7 @@ class BsCore:
         cursor: Callable[[], int],
         wall: Callable[[], float],
         deadline_s: float | None = None,
-        wait_for_capability: bool = False,
+        ue_chooses: bool = False,
     ) -> None:
         self.bs, self.air, self.training, self.assigner = bs, air, training, assigner
         self.now, self.cursor, self.wall = now, cursor, wall
@@ -126,7 +144,7 @@ class BsCore:
         self.node_of_stream = {node & 0xFF: node for node in bs.ues.values()}  # PHY header stream id
         self.tracker = ChannelTracker()  # uplink measurements: every frame heard from each UE
         self.live: set[str] = set()  # UEs with a live registration (from the control plane's events)
-        self.wait_for_capability = wait_for_capability
+        self.ue_chooses = ue_chooses
         self._joined_s: dict[str, float] = {}  # when each live UE (re)joined
         self.capabilities: dict[str, CapabilityReport] = {}  # each UE's latest CAPABILITY_REPORT, kept whole
         self.channels: dict[str, ChannelReport] = {}  # each UE's latest CHANNEL_REPORT (downlink)
@@ -138,11 +156,22 @@ class BsCore:
         self._round: _Round | None = None
         self._consuming: _Consuming | None = None
         self._job_id = 0
+        # first information: what was last sent to each UE, this round's offers and answers, the last choices
+        self.first_info_revision = 0
+        self._sent_info: dict[str, FirstInfo] = {}
+        self._offers: dict[str, Offer] = {}
+        self._offered_s: float | None = None
+        self._views: list[UeView] = []
+        self._answers: dict[str, ModeChoice | str] = {}  # this round: the accepted choice, or why none
+        self._accepted: dict[str, Mode] = {}  # each UE's last accepted mode (kept if it refuses a FIRST_INFO)
+        self._sounding: int | None = None  # job id of the sounding burst until it is on the air
+        self._sounded = False
         self._on_event = {"joined": self._joined, "gone": self._gone, "left": self._gone,
                           "round_complete": self._finish, "round_deadline": self._finish,
                           "message": self._message}  # fmt: skip
         self._on_message = {CapabilityReport: self._capability, ChannelReport: self._channel, Nack: self._nack,
-                            UplinkDone: self._uplink_done}  # fmt: skip
+                            UplinkDone: self._uplink_done, ModeChoice: self._mode_choice,
+                            Error: self._ue_error}  # fmt: skip
 
     # --- durable state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -156,6 +185,7 @@ class BsCore:
             "tracker": self.tracker.state(),
             "channels": {ue: msgspec.to_builtins(r) for ue, r in self.channels.items()},
             "capabilities": {ue: msgspec.to_builtins(r) for ue, r in self.capabilities.items()},
+            "first_info_revision": self.first_info_revision,
         }
 
     def load_state_dict(self, state: Mapping[str, Any], *, next_round_s: float = 0.0) -> None:
@@ -166,6 +196,8 @@ class BsCore:
         self.tracker = ChannelTracker.from_state(state["tracker"])
         self.channels = {ue: msgspec.convert(r, ChannelReport) for ue, r in state["channels"].items()}
         self.capabilities = {ue: msgspec.convert(r, CapabilityReport) for ue, r in state["capabilities"].items()}
+        self.first_info_revision = int(state["first_info_revision"])
+        self._sounded = bool(self.tracker.links() or self.channels)
         self.next_round_s = next_round_s
 
     @property
@@ -232,10 +264,45 @@ class BsCore:
                   compute_time_s=body.compute_time_s)  # fmt: skip
         return []
 
+    def _mode_choice(self, ev: Event) -> list[Action]:
+        """A UE's MODE_CHOICE: accepted if it answers this round's offer and the policy applied to its figures
+        gives it; else refused with ERROR inconsistent_choice and the reason (the UE sits the round out)."""
+        body: ModeChoice = ev.message.body  # type: ignore[union-attr,assignment]
+        ue, offer = ev.ue_id, self._offers.get(ev.ue_id)
+        sent = self._sent_info.get(ue)
+        if offer is None or sent is None or body.revision != sent.revision or ue in self._answers:
+            log.info("MODE_CHOICE of %s (revision %d) answers no open offer; ignored", ue, body.revision)
+            return []
+        view = next((v for v in self._views if v.ue_id == ue), None)
+        if view is not None:  # the CHANNEL_REPORT it sent just before is part of the figures it chose by
+            view = UeView(ue, self.capabilities.get(ue), view.uplink_snr_db, self._downlink_snr_db(ue))
+        choice = choice_from_wire(body)
+        reason = "not in this round's plan" if view is None else self.assigner.check(view, offer, choice)
+        event(log, "mode_choice", ue=ue, mode=body.mode, group=body.group, capability=body.capability,
+              channel_snr_db=body.channel_snr_db, channel_source=body.channel_source, refused=reason,
+              why=body.reason)  # fmt: skip
+        if reason is not None:
+            self._answers[ue] = reason
+            return [Send(Error("inconsistent_choice", reason[:256]), ue)]
+        self._answers[ue] = body
+        self._accepted[ue] = body.mode
+        return []
+
+    def _ue_error(self, ev: Event) -> list[Action]:
+        """ERROR refused_first_info: the UE keeps its last valid first information, so its last accepted
+        choice stands (none: it sits the round out)."""
+        body: Error = ev.message.body  # type: ignore[union-attr,assignment]
+        if body.code == "refused_first_info" and ev.ue_id in self._offers and ev.ue_id not in self._answers:
+            log.warning("UE %s refused FIRST_INFO: %s", ev.ue_id, body.detail)
+            self._answers[ev.ue_id] = f"refused FIRST_INFO: {body.detail}"
+        return []
+
     # --- radio ------------------------------------------------------------------------------------------
     def radio(self, ev: Received | OnAir) -> list[Action]:
         rnd = self._round
         if isinstance(ev, OnAir):
+            if ev.job_id == self._sounding:
+                self._sounding = None
             if rnd is not None:
                 rnd.broadcast.on_air(ev.job_id, ev.end_sample, self.now())
             return []
@@ -260,9 +327,9 @@ class BsCore:
         if self._consuming is not None:  # the next model is the training step's result: no round before it
             return []
         if rnd is None:
-            mapped = [ue for ue in self.live if ue in self.bs.ues]
+            mapped = sorted(ue for ue in self.live if ue in self.bs.ues)
             if self.now() >= self.next_round_s and len(mapped) >= self.bs.min_ues and self._measured(mapped):
-                return self._start()
+                return self._choose(mapped) if self.ue_chooses else self._start(None)
             return []
         actions: list[Action] = []
         job = rnd.broadcast.next_job(self._next_job_id(), rnd.broadcast_mcs, self.cursor(), self.now(), rnd.downlink)
@@ -277,7 +344,7 @@ class BsCore:
 
     def _measured(self, ues: list[str]) -> bool:
         """Every UE has reported its capability, or waited ``capability_wait_s`` (then planned as assumed)."""
-        if not self.wait_for_capability:
+        if not self.ue_chooses:
             return True
         missing = [ue for ue in ues if ue not in self.capabilities]
         late = [ue for ue in missing if self.now() - self._joined_s.get(ue, self.now()) >= self.bs.capability_wait_s]
@@ -286,20 +353,93 @@ class BsCore:
                         ", ".join(sorted(late)), self.bs.capability_wait_s)  # fmt: skip
         return len(late) == len(missing)
 
-    def _start(self) -> list[Action]:
+    def _schedule(self, slotted: Sequence[str]) -> SlotSchedule:
+        """One TDMA cycle: the BS's downlink slot first, then one uplink slot per UE, equal lengths."""
+        nodes = [BS_NODE_ID, *(self.bs.ues[ue] for ue in slotted)]
+        air = self.air
+        return cycle_schedule(air.tdma_cycle_samples, air.guard_samples, nodes, air.max_burst_samples)
+
+    def _view(self, ue: str) -> UeView:
+        """The UE's capability and the effective SNRs of its links (channel coefficients through EESM)."""
+        uplink = self.tracker.report(self.bs.ues[ue], BS_NODE_ID)
+        return UeView(ue, self.capabilities.get(ue), self.air.effective_snr_db(uplink), self._downlink_snr_db(ue))
+
+    def _choose(self, mapped: list[str]) -> list[Action]:
+        """Before a round: sound the links if some UE has none measured, offer FIRST_INFO, collect the choices;
+        the round starts when every UE answered or ``capability_wait_s`` passed since the offer."""
+        if self._offered_s is None:
+            if self._sounding is not None:
+                return []  # the sounding burst is not on the air yet
+            unmeasured = [ue for ue in mapped if self.tracker.snr_db(self.bs.ues[ue], BS_NODE_ID) is None
+                          and ue not in self.channels]  # fmt: skip
+            if unmeasured and not self._sounded:
+                return self._sound(mapped)
+            return self._offer(mapped)
+        waiting = [ue for ue in self._offers if ue not in self._answers and ue in self.live]
+        if waiting and self.now() - self._offered_s < self.bs.capability_wait_s:
+            return []
+        if waiting:
+            log.warning("no MODE_CHOICE from %s within %.0f s of FIRST_INFO: they sit this round out",
+                        ", ".join(waiting), self.bs.capability_wait_s)  # fmt: skip
+        chosen = {}
+        for ue in self._offers:
+            answer = self._answers.get(ue)
+            if isinstance(answer, ModeChoice):
+                chosen[ue] = answer.mode
+            elif isinstance(answer, str) and answer.startswith("refused FIRST_INFO"):
+                chosen[ue] = self._accepted.get(ue, Mode.IDLE)  # it keeps its last valid first information
+            else:
+                chosen[ue] = Mode.IDLE
+        return self._start(chosen)
+
+    def _sound(self, ues: list[str]) -> list[Action]:
+        """One short broadcast in the BS's slot: each UE measures the downlink from it (CHANNEL_REPORT)."""
+        self._sounded = True
+        sounding = Outbound(SOUNDING_PAYLOAD, src=BS_NODE_ID, dsts=sorted(self.bs.ues[ue] for ue in ues),
+                            object_id=SOUNDING_OBJECT_ID, frame_payload_bytes=self.air.frame_payload_bytes,
+                            expect=set(), timing=repair_timing(self.air))  # fmt: skip
+        job = sounding.next_job(self._next_job_id(), self.air.slowest_mcs, self.cursor(), self.now(),
+                                self._schedule(ues).grant_for(BS_NODE_ID))  # fmt: skip
+        if job is None:
+            return []
+        self._sounding = job.job_id
+        event(log, "sounding", ues=ues, mcs=self.air.slowest_mcs)
+        return [Transmit(job)]
+
+    def _offer(self, ues: list[str]) -> list[Action]:
+        """FIRST_INFO to every UE; a new revision whenever what a UE is sent changed."""
+        self._views = [self._view(ue) for ue in ues]
+        self._offers = self.assigner.offers(self._views)
+        self._answers = {}
+        self._offered_s = self.now()
+        actions: list[Action] = []
+        for v in self._views:
+            body = first_info_to_wire(self._offers[v.ue_id].policy, self._offers[v.ue_id].allocation, v.uplink_snr_db)
+            last = self._sent_info.get(v.ue_id)
+            same = last is not None and msgspec.structs.replace(last, revision=0) == body
+            if not same:
+                self.first_info_revision += 1
+            body = msgspec.structs.replace(body, revision=last.revision if same else self.first_info_revision)  # type: ignore[union-attr]
+            self._sent_info[v.ue_id] = body
+            actions.append(Send(body, v.ue_id))
+        event(log, "first_info", ues=ues, revision=self.first_info_revision)
+        return actions
+
+    def _start(self, chosen: Mapping[str, Mode] | None) -> list[Action]:
+        """Open a round: ASSIGN (the modes the UEs chose; None: the assigner's own), the model broadcast."""
         bs, air = self.bs, self.air
         live = sorted(self.live)
         slotted = [ue for ue in live if ue in bs.ues]
         for ue in sorted(set(live) - set(slotted)):
             log.warning("UE %s is not in [bs.ues]: no link node id, no uplink slot", ue)
-        # one TDMA cycle: the BS's downlink slot first, then one uplink slot per UE, equal lengths
-        nodes = [BS_NODE_ID, *(bs.ues[ue] for ue in slotted)]
-        schedule = cycle_schedule(air.tdma_cycle_samples, air.guard_samples, nodes, air.max_burst_samples)
+        schedule = self._schedule(slotted)
         policy = air.mcs_policy
-        uplink_snr = {ue: self.tracker.snr_db(bs.ues[ue], BS_NODE_ID) for ue in slotted}
-        uplink_mcs = {ue: policy.choose(uplink_snr[ue]) for ue in slotted}
-        views = [UeView(ue, self.capabilities.get(ue), uplink_snr[ue]) for ue in slotted]
-        orders = self.assigner(views)
+        views = [self._view(ue) for ue in slotted]
+        uplink_mcs = {v.ue_id: policy.choose(v.uplink_snr_db) for v in views}  # effective SNR: selectivity counts
+        orders = self.assigner.orders(views, chosen)
+        choices = {ue: msgspec.to_builtins(a) for ue, a in self._answers.items() if isinstance(a, ModeChoice)}
+        refused = {ue: a for ue, a in self._answers.items() if isinstance(a, str)}
+        self._offered_s, self._offers, self._answers = None, {}, {}
         actions: list[Action] = []
         for ue in slotted:
             o, grant = orders[ue], schedule.grant_for(bs.ues[ue])
@@ -321,7 +461,7 @@ class BsCore:
                    for ue, node in receivers.items()}  # fmt: skip
         downlink = schedule.grant_for(BS_NODE_ID)
         self._round = _Round(number, model, participants, broadcast, uplinks, downlink, broadcast_mcs, uplink_mcs,
-                             orders, self.now(), self.wall())  # fmt: skip
+                             orders, self.now(), self.wall(), choices=choices, refused=refused)  # fmt: skip
         first = broadcast.next_job(self._next_job_id(), broadcast_mcs, self.cursor(), self.now(), downlink)
         if first is not None:
             actions.append(Transmit(first))
@@ -361,8 +501,12 @@ class BsCore:
             "broadcast_frames_sent": rnd.broadcast.frames_sent,
             "uplink_nacks_sent": {ue: i.nacks_sent for ue, i in rnd.uplinks.items()},
             "uplink_snr_db": {ue: self.tracker.snr_db(self.bs.ues[ue], BS_NODE_ID) for ue in rnd.uplinks},
+            "uplink_effective_snr_db": {ue: self._view(ue).uplink_snr_db for ue in rnd.uplinks},
             "downlink_snr_db": {ue: self._downlink_snr_db(ue) for ue in rnd.uplinks},
             "modes": {ue: o.mode for ue, o in rnd.orders.items()},
+            "choices": rnd.choices,
+            "choices_refused": rnd.refused,
+            "first_info_revision": self.first_info_revision,
             "ue_energy_j": dict(rnd.energy_j),
             "ue_compute_s": dict(rnd.compute_s),
             "uplink_done_s": dict(rnd.done_s),
@@ -401,9 +545,9 @@ class BsCore:
         return [Record(record)]
 
     def _downlink_snr_db(self, ue: str) -> float | None:
-        """The SNR of the BS's frames in the UE's latest CHANNEL_REPORT (None if it sent none)."""
+        """The effective SNR of the BS's frames in the UE's latest CHANNEL_REPORT (None if it sent none)."""
         rep = self.channels.get(ue)
-        return rep.report.snr_db if rep is not None else None
+        return self.air.effective_snr_db(rep.report) if rep is not None else None
 
     def _next_job_id(self) -> int:
         self._job_id += 1

@@ -22,7 +22,9 @@ from testbed.control.protocol import UE_ID_PATTERN
 from testbed.control.security import CurveClientKeys, CurveServerKeys, Plaintext
 from testbed.errors import ConfigError
 from testbed.learning.spec import RETIRED_TRAINING_FIELDS, TrainingSpec, refuse_retired
+from testbed.link.abstraction import report_effective_snr_db
 from testbed.link.airtime import MOST_ROBUST_MCS, LinkAirtime, McsPolicy, default_errors
+from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.segment import HEADER_BYTES, MAX_NODE_ID
 from testbed.mode import Mode
 from testbed.phy.layout import burst_num_samples
@@ -36,6 +38,9 @@ Samples = Annotated[int, Meta(ge=1, le=1 << 40)]
 NodeId = Annotated[int, Meta(ge=1, le=MAX_NODE_ID)]  # link-layer id of a UE; the BS is node 0
 BS_NODE_ID = 0
 ADAPTIVE = "adaptive"
+
+
+GROUPING_MCS = "qpsk-1/2"  # the MCS whose EESM beta maps measured channel coefficients to the grouping's SNR
 
 
 class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -76,6 +81,14 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
         """How senders pick the MCS: fixed, or adaptive on measured SNR (the most robust for unmeasured links),
         with thresholds for this air's frame size."""
         return McsPolicy.from_errors(default_errors(), self.frame_payload_bytes, self.fixed_mcs)
+
+    def effective_snr_db(self, report: LinkChannelReport | None) -> float | None:
+        """The channel figure the policy groups by: the EESM effective SNR of a measured link at this air's MCS
+        (``GROUPING_MCS`` when adaptive) for its frame size; None for a link nobody measured."""
+        if report is None:
+            return None
+        mcs = self.fixed_mcs or GROUPING_MCS
+        return report_effective_snr_db(default_errors(), report, mcs, self.frame_payload_bytes)  # type: ignore[arg-type]
 
     def airtime(self, num_ues: int) -> LinkAirtime:
         """The link's airtime model of this air shared by ``num_ues`` UEs (the BS's virtual clock, the UE's

@@ -1,147 +1,47 @@
-"""First information over the control plane: capability reports, the orders in ASSIGN, energy against budget.
+"""The UE's side of the first information: its capability, its choice of mode, its CPU clock and its energy.
 
-UE side (``UeFirstInfo``): the agent measures its training throughput at start-up and whenever the BS sends
-CAPABILITY_ENQUIRY, in its worker thread (``testbed.policy.capability.measure_codec_throughput``, the
-benchmark's measurement -> ``build_report`` -> ``policy.wire.report_to_wire``), applies
-ASSIGN's CPU frequency through the policy's cpufreq interface (``SimulatedCpuFreq`` for a simulated board,
-Linux cpufreq otherwise) and charges each round's energy (cost.py's CMOS and radio models) next to its budget.
-
-BS side: ``config_orders`` (the [assign] fields) or ``PolicyOrders`` (testbed/policy's grouping and
-allocation, ``PolicyAssignment``, from the capability reports and the measured uplink SNR) give each UE its
-mode, group, CPU frequency, TX power and energy budget for ASSIGN. The BS keeps each UE's whole
-CAPABILITY_REPORT (``policy.wire.report_from_wire``): its cpufreq table (minimum, maximum, step), kappa, energy
-budget, TX range and memory; until a UE has reported, it is planned as the reference board (pi_4) by name.
+``UeFirstInfo`` measures the UE's training throughput at start-up and whenever the BS sends
+CAPABILITY_ENQUIRY, in the worker thread (``testbed.policy.capability.measure_codec_throughput`` ->
+``build_report`` -> ``policy.wire.report_to_wire``); on FIRST_INFO it applies the BS's policy to its own
+figures (testbed/policy/choice.py: that report, read back as the BS reads it, and the effective SNR of its
+link) and returns MODE_CHOICE, or refuses first information it cannot apply (unknown rule, mode or unit; an
+allocation outside its board's ranges) and keeps the last valid one; it applies ASSIGN's CPU frequency through
+the policy's cpufreq interface (``SimulatedCpuFreq`` for a simulated board, Linux cpufreq otherwise) and
+charges each round's energy (cost.py's CMOS and radio models) next to its budget. The BS's side is
+testbed/node/assigners.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from testbed.control import protocol
 from testbed.errors import ConfigError, PolicyError
-from testbed.learning.assignment import UeProfile as LearningUe
-from testbed.learning.codec import CodecConfig, SemanticCodec
+from testbed.learning.codec import SemanticCodec
 from testbed.learning.cost import compute_energy_j, radio_energy_j
-from testbed.learning.spec import TrainingSpec
 from testbed.link.airtime import LinkAirtime
-from testbed.mode import Mode
-from testbed.node.config import Assignment, UeSection
+from testbed.node.assigners import PI4_CYCLES_PER_SAMPLE
+from testbed.node.config import UeSection
 from testbed.policy.allocation import AllocationConfig
-from testbed.policy.assign import MEDIAN_THRESHOLD_FRACTION, PolicyAssignment, PolicyConfig
 from testbed.policy.capability import CapabilityReport, build_report, measure_codec_throughput
+from testbed.policy.choice import Allocation, CostInputs, choose
 from testbed.policy.cpufreq import CpuFreqControl, SimulatedCpuFreq, SysfsCpuFreq
-from testbed.policy.grouping import GroupingConfig
 from testbed.policy.profiles import default_profiles
-from testbed.policy.wire import report_from_wire, report_to_wire
-from testbed.policy.work import codec_work_sizes
+from testbed.policy.wire import choice_to_wire, first_info_from_wire, report_from_wire, report_to_wire
+from testbed.policy.work import WorkSizes
 
 log = logging.getLogger(__name__)
 
-GROUP_OF_MODE = {mode: i for i, mode in enumerate(Mode)}  # ASSIGN's group: one group per training mode
-REFERENCE_BOARD = "pi_4"  # profiles.toml's reference board: how a UE that has not reported is planned
-PI4_CYCLES_PER_SAMPLE = 5.58e5  # docs/learning.md board table (default MNIST codec), until a report arrives
-
 
 @dataclass(frozen=True)
-class Orders:
-    """One UE's ASSIGN fields besides MCS and slot."""
+class ChoiceInputs:
+    """What a UE needs to apply the cost-aware rule as the BS does: the work of each mode (its codec and
+    [training]) and the airtime of the uplink shared by FIRST_INFO's ``num_ues`` (the daemon: its [air]'s)."""
 
-    mode: Mode
-    group: int
-    cpu_freq_hz: float
-    tx_power_dbm: float
-    energy_budget_j: float
-
-
-@dataclass(frozen=True)
-class UeView:
-    """What the BS holds about one UE when it plans a round."""
-
-    ue_id: str
-    capability: protocol.CapabilityReport | None
-    uplink_snr_db: float | None
-
-
-def config_orders(assign: Assignment, ues: Sequence[str]) -> dict[str, Orders]:
-    """Orders from the [assign] section (``modes`` per UE, else ``mode``)."""
-    out = {}
-    for ue in ues:
-        mode = assign.modes.get(ue, assign.mode)
-        out[ue] = Orders(mode, GROUP_OF_MODE[mode], assign.cpu_freq_hz, assign.tx_power_dbm, assign.energy_budget_j)
-    return out
-
-
-def learning_profile(view: UeView, assumed_snr_db: float, tx_power_dbm: float) -> LearningUe:
-    """The learning layer's view of a UE from its CAPABILITY_REPORT (at its maximum clock), or of the reference
-    board by name until it reported."""
-    cap = view.capability
-    snr = assumed_snr_db if view.uplink_snr_db is None else view.uplink_snr_db
-    if cap is None or cap.cycles_per_sample <= 0:
-        ref = default_profiles().get(REFERENCE_BOARD)
-        f_max, cycles, power = ref.cpu_freq_max_hz, PI4_CYCLES_PER_SAMPLE, tx_power_dbm
-        return LearningUe(view.ue_id, False, snr, power, f_max, f_max, cycles, ref.kappa_j_per_cycle_hz2, ref.name)
-    f_max, power = cap.cpu_freq_max_hz, min(tx_power_dbm, cap.max_tx_power_dbm)
-    return LearningUe(view.ue_id, False, snr, power, f_max, f_max, cap.cycles_per_sample, cap.kappa_j_per_cycle_hz2)
-
-
-class PolicyOrders:
-    """ASSIGN from testbed/policy: grouping rule ``assign.policy`` (threshold: half the median UE), least-energy
-    CPU frequency and TX power; the orders of [assign] when the policy finds no feasible plan (logged).
-
-    The cost-aware ``joint`` rule prices a weak UE's raw upload against symbols over the training: it needs
-    ``airtime`` (``LearningBs.airtime``: the link's model of this air, which the
-    resource allocation then uses too),
-    ``horizon_rounds`` ([bs] num_rounds; None while it runs until stopped) and each UE's sample count (its
-    CAPABILITY_REPORT's ``num_local_samples``, else ``shard_samples`` from the BS's own partition). Without
-    them a weak UE sends symbols ("no cost estimate")."""
-
-    def __init__(
-        self,
-        assign: Assignment,
-        training: TrainingSpec,
-        codec: CodecConfig,
-        *,
-        airtime: LinkAirtime | None = None,
-        horizon_rounds: int | None = None,
-        shard_samples: Mapping[str, int] | None = None,
-    ) -> None:
-        work = training.local_training
-        sizes = codec_work_sizes(codec, work, training.raw_block_samples)
-        grouping = GroupingConfig(assign.policy)
-        self.assign = assign
-        cfg = PolicyConfig(
-            grouping,
-            sizes,
-            deadline_factor=assign.deadline_factor,
-            threshold_fraction_of_median=MEDIAN_THRESHOLD_FRACTION,
-            horizon_rounds=horizon_rounds,
-            allocation=AllocationConfig(airtime=airtime) if airtime is not None else AllocationConfig(),
-        )
-        self.policy = PolicyAssignment(cfg, airtime=airtime, local_samples=shard_samples)
-
-    def orders(self, views: Sequence[UeView]) -> dict[str, Orders]:
-        a = self.assign
-        for v in views:  # what a UE reports overrides the BS's partition and the board table
-            if v.capability is not None:
-                self.policy.local_samples[v.ue_id] = v.capability.num_local_samples
-                try:
-                    self.policy.reports[v.ue_id] = report_from_wire(v.ue_id, v.capability)
-                except PolicyError as exc:
-                    log.warning("capability report of %s not used: %s", v.ue_id, exc)
-                    self.policy.reports.pop(v.ue_id, None)
-        try:
-            plan = self.policy.plan([learning_profile(v, a.assumed_snr_db, a.tx_power_dbm) for v in views])
-        except PolicyError as exc:
-            log.warning("policy found no plan (%s); ASSIGN from [assign]", exc)
-            return config_orders(a, [v.ue_id for v in views])
-        out = {}
-        for v, g, u in zip(views, plan.groups, plan.assignments, strict=True):
-            budget = v.capability.energy_available_j if v.capability is not None else a.energy_budget_j
-            out[v.ue_id] = Orders(u.mode, GROUP_OF_MODE[u.mode], u.cpu_freq_hz, u.tx_power_dbm, budget)
-            log.info("policy: %s -> %s (%s)", v.ue_id, u.mode, g.reason)
-        return out
+    work: WorkSizes
+    airtime_for: Callable[[int], LinkAirtime]
 
 
 class UeFirstInfo:
@@ -154,11 +54,15 @@ class UeFirstInfo:
         num_local_samples: int,
         cpufreq: CpuFreqControl | None = None,
         clock: Callable[[], float] | None = None,
+        choice_inputs: ChoiceInputs | None = None,
     ) -> None:
         """``clock`` None: ``policy.capability.measurement_clock()``, chosen when measuring (a test passes a
-        deterministic one)."""
+        deterministic one). ``choice_inputs`` None: the UE can apply only rules that need no cost model (the
+        ``joint`` rule then finds no cost estimate, as the BS would without them)."""
         profiles = default_profiles()
         self.ue, self.codec, self.num_local_samples, self.clock = ue, codec, num_local_samples, clock
+        self.choice_inputs = choice_inputs
+        self.first_info: protocol.FirstInfo | None = None  # the last FIRST_INFO it could apply
         self.profile = profiles.get(ue.board)
         self.speed_scale = profiles.speed_scale(ue.board) if ue.simulated_board else None
         if cpufreq is None:
@@ -176,6 +80,44 @@ class UeFirstInfo:
             self.ue.ue_id, self.profile, measured, self.cpufreq, speed_scale=self.speed_scale, energy_budget_j=budget
         )
         return report_to_wire(self.report, self.num_local_samples)
+
+    def choose(self, msg: protocol.FirstInfo, downlink_snr_db: float | None) -> protocol.ModeChoice:
+        """Apply FIRST_INFO to this UE's own figures: its last capability report, read back as the BS reads it
+        (so both sides apply the rule to the same numbers), and the effective SNR of its uplink as the BS sent
+        it, else of its own downlink measurement (``downlink_snr_db``; a TDD link is reciprocal). PolicyError
+        says why the UE cannot apply it; the last valid first information is kept."""
+        if self.report is None:
+            raise PolicyError("this UE has not measured its capability yet")
+        policy, allocation = first_info_from_wire(msg)
+        self._check_allocation(allocation)
+        report = report_from_wire(self.ue.ue_id, report_to_wire(self.report, self.num_local_samples))
+        if msg.uplink_snr_db is not None:
+            snr, source = msg.uplink_snr_db, "uplink"
+        elif downlink_snr_db is not None:
+            snr, source = min(max(downlink_snr_db, -50.0), 80.0), "downlink"
+        else:
+            snr, source = None, "none"
+        chosen = choose(policy, report, snr, report.max_tx_power_dbm, self._cost_inputs(policy.num_ues))
+        self.first_info = msg
+        return choice_to_wire(policy.revision, chosen, source)
+
+    def _cost_inputs(self, num_ues: int) -> CostInputs:
+        c = self.choice_inputs
+        if c is None:
+            return CostInputs(WorkSizes(0, 0, 0, 0, 0.0), None, None)
+        airtime = c.airtime_for(num_ues)
+        return CostInputs(c.work, self.num_local_samples, airtime, AllocationConfig(airtime=airtime))
+
+    def _check_allocation(self, a: Allocation) -> None:
+        """Refuse an allocation this board cannot run: a clock outside its cpufreq range, a TX power outside
+        its radio's range."""
+        table, p = self.cpufreq.table(), self.profile
+        if not table.min_hz * (1 - 1e-9) <= a.cpu_freq_hz <= table.max_hz * (1 + 1e-9):
+            raise PolicyError(f"CPU frequency {a.cpu_freq_hz / 1e6:.0f} MHz is outside this board's "
+                              f"{table.min_hz / 1e6:.0f}..{table.max_hz / 1e6:.0f} MHz")  # fmt: skip
+        if not p.min_tx_power_dbm - 1e-9 <= a.tx_power_dbm <= p.max_tx_power_dbm + 1e-9:
+            raise PolicyError(f"TX power {a.tx_power_dbm:.2f} dBm is outside this radio's "
+                              f"{p.min_tx_power_dbm:.2f}..{p.max_tx_power_dbm:.2f} dBm")  # fmt: skip
 
     def apply(self, assign: protocol.Assign) -> float:
         """Run at ASSIGN's CPU frequency (snapped up to a step); keeps the current one if it cannot be set."""

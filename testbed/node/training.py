@@ -36,8 +36,8 @@ from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundR
 from testbed.learning.spec import TrainingSpec
 from testbed.link.airtime import LinkAirtime
 from testbed.mode import Mode
+from testbed.node.assigners import Orders, UeView, learning_profile
 from testbed.node.config import AirConfig
-from testbed.node.first_info import Orders, UeView, learning_profile
 
 log = logging.getLogger(__name__)
 

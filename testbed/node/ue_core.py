@@ -4,7 +4,13 @@ No I/O (STYLE.md #18): a shell calls ``control(event)``, ``radio(event)``, ``job
 and carries out the returned actions (testbed/node/actions.py); the clock and the radio's sample cursor are
 injected. The same core runs in the UE daemon (testbed/node/ue.py) and in the in-process engine.
 
-Per round: ASSIGN gives the uplink slot and MCS; ROUND_START gives the model's SHA-256, size and deadline;
+Before a round the BS sends FIRST_INFO (the policy and this UE's allocation): the UE reports its downlink
+measurement (CHANNEL_REPORT: per-subcarrier coefficients; the BS sounds the links before a first round),
+applies the policy to its own figures and answers MODE_CHOICE, or ERROR refused_first_info with the reason
+(it keeps the last valid one). A FIRST_INFO that arrives before the UE has heard the BS waits for the first
+frame from it, at most ``CHOICE_WAIT_S``.
+
+Per round: ASSIGN gives the mode, the uplink slot and MCS; ROUND_START gives the model's SHA-256, size and deadline;
 the model arrives over the radio (object id = round number), NACKed after silence and acknowledged once its
 SHA-256 matches; the training step (a ``train`` job) turns it into the upload, which goes out in the UE's
 TDMA slot of every cycle until the BS acknowledges it; then UPLINK_DONE. A UE that (re)joins during a round
@@ -27,6 +33,8 @@ from testbed.control.protocol import (
     CapabilityEnquiry,
     CapabilityReport,
     ChannelReport,
+    Error,
+    FirstInfo,
     Nack,
     RoundEnd,
     RoundStart,
@@ -47,6 +55,8 @@ from testbed.node.training import UeTraining
 log = logging.getLogger(__name__)
 
 EARLY_OBJECTS = 2  # broadcast objects heard before their ROUND_START that are kept
+CHOICE_WAIT_S = 2.0  # how long a FIRST_INFO waits for a first frame from the BS before the UE chooses unmeasured
+SOUNDING_OBJECT_ID = 0  # the BS's sounding burst: measured, never a download
 
 
 @dataclass(frozen=True)
@@ -115,8 +125,10 @@ class UeCore:
         self._measurements = 0
         self._capability: str | CapabilityReport = "none"  # "none" | "measuring" | a report not yet sent
         self._on_event = {"registered": self._registration, "gone": self._registration, "message": self._message}
+        self._first_info: tuple[FirstInfo, float] | None = None  # a FIRST_INFO waiting for a measured link
         self._on_message = {CapabilityEnquiry: self._enquiry, Assign: self._assign, RoundStart: self._round_start,
-                            Nack: self._nack, RoundEnd: self._round_end}  # fmt: skip
+                            Nack: self._nack, RoundEnd: self._round_end, FirstInfo: self._offered,
+                            Error: self._refused}  # fmt: skip
 
     # --- control plane --------------------------------------------------------------------------------
     def control(self, ev: Event) -> list[Action]:
@@ -138,6 +150,44 @@ class UeCore:
 
     def _enquiry(self, ev: Event) -> list[Action]:
         return self._measure_capability()
+
+    def _offered(self, ev: Event) -> list[Action]:
+        self._first_info = (ev.message.body, self.now())  # type: ignore[union-attr,assignment]
+        return self._choose()
+
+    def _choose(self, *, unmeasured_ok: bool = False) -> list[Action]:
+        """Answer the waiting FIRST_INFO: the downlink report, then MODE_CHOICE (or the refusal)."""
+        if self._first_info is None:
+            return []
+        msg, _ = self._first_info
+        report = self.tracker.report(BS_NODE_ID, self.node_id)
+        if report is None and msg.uplink_snr_db is None and not unmeasured_ok:
+            return []  # not heard the BS yet: timers() answers once it has, or after CHOICE_WAIT_S
+        self._first_info = None
+        if self.first_info is None:
+            detail = "this UE runs no [training]: it has no capability to choose by"
+            return [Send(Error("refused_first_info", detail))]
+        actions: list[Action] = []
+        downlink = None
+        if report is not None:
+            report = control_bounds(report)
+            actions.append(Send(ChannelReport(report)))
+            downlink = self.air.effective_snr_db(report)
+        try:
+            choice = self.first_info.choose(msg, downlink)
+        except PolicyError as exc:
+            log.warning("FIRST_INFO revision %d refused: %s", msg.revision, exc)
+            return [*actions, Send(Error("refused_first_info", str(exc)[:256]))]
+        event(log, "mode_chosen", revision=msg.revision, rule=msg.rule, threshold=msg.capability_threshold,
+              mode=choice.mode, group=choice.group, capability=choice.capability, channel_snr_db=choice.channel_snr_db,
+              channel_source=choice.channel_source, reason=choice.reason)  # fmt: skip
+        return [*actions, Send(choice)]
+
+    def _refused(self, ev: Event) -> list[Action]:
+        body: Error = ev.message.body  # type: ignore[union-attr,assignment]
+        if body.code == "inconsistent_choice":
+            log.error("the BS refused this UE's MODE_CHOICE: %s", body.detail)
+        return []
 
     def _assign(self, ev: Event) -> list[Action]:
         body: Assign = ev.message.body  # type: ignore[union-attr,assignment]
@@ -190,7 +240,7 @@ class UeCore:
             head, chunk = parse(ev.frame.payload)
         except LinkError:
             return []
-        if head.src != BS_NODE_ID:
+        if head.src != BS_NODE_ID or head.object_id == SOUNDING_OBJECT_ID:
             return []
         if rnd is not None and head.object_id == rnd.download.object_id:
             rnd.download.offer(head, chunk, ev.start_sample)
@@ -213,6 +263,8 @@ class UeCore:
         if not self.registered:
             return []
         actions = self._send_capability()
+        if self._first_info is not None:
+            actions += self._choose(unmeasured_ok=self.now() - self._first_info[1] >= CHOICE_WAIT_S)
         rnd = self._round
         if rnd is None:
             return actions

@@ -40,10 +40,9 @@ from testbed.policy.allocation import (
     max_performance,
 )
 from testbed.policy.capability import CapabilityReport
-from testbed.policy.centralized_cost import CentralizedCost, centralized_cost
+from testbed.policy.choice import CostInputs, SentPolicy, choose
 from testbed.policy.cpufreq import FrequencyTable
-from testbed.policy.decision import FirstInformation, choose_mode
-from testbed.policy.grouping import GroupAssignment, GroupingConfig, UeObservation, group_ues
+from testbed.policy.grouping import GroupAssignment, GroupingConfig
 from testbed.policy.profiles import ProfileSet, default_profiles
 from testbed.policy.variants import POLICY_VARIANTS  # noqa: F401  (re-exported: scheme names)
 from testbed.policy.work import WorkSizes
@@ -177,14 +176,19 @@ class PolicyAssignment:
         self.profiles = profiles or default_profiles()
         self.airtime = airtime
         self.local_samples = dict(local_samples or {})
-        self._cache: dict[tuple[tuple[LearningUe, CapabilityReport | None], ...], PolicyPlan] = {}
+        self._cache: dict[tuple, PolicyPlan] = {}
 
-    def plan(self, ues: Sequence[LearningUe], round_index: int = 0) -> PolicyPlan:
+    def plan(
+        self, ues: Sequence[LearningUe], round_index: int = 0, chosen: Mapping[str, Mode] | None = None
+    ) -> PolicyPlan:
         """Decisions, grouping and allocation for ``ues`` (PolicyError if no feasible allocation); made when
-        these UEs are first seen (``round_index`` then sets the rounds remaining) and kept."""
-        key = tuple((u, self.reports.get(u.name)) for u in ues)  # a new report (another table) replans
+        these UEs are first seen (``round_index`` then sets the rounds remaining) and kept. ``chosen``: the
+        modes UEs chose themselves (FIRST_INFO -> MODE_CHOICE), which replace the BS's own application of the
+        rule; the allocation is then made for those groups."""
+        picked = tuple(sorted((chosen or {}).items()))
+        key = (tuple((u, self.reports.get(u.name)) for u in ues), picked)  # a new report (another table) replans
         if key not in self._cache:
-            self._cache[key] = self._plan(tuple(ues), round_index)
+            self._cache[key] = self._plan(tuple(ues), round_index, chosen)
         return self._cache[key]
 
     def _grouping(self, reports: Sequence[CapabilityReport]) -> GroupingConfig:
@@ -204,50 +208,46 @@ class PolicyAssignment:
             self.cfg.grouping, capability_threshold_samples_per_s=fraction * statistics.median(rates)
         )
 
-    def _cost(self, report: CapabilityReport, channel: ChannelReport, round_index: int) -> CentralizedCost | None:
-        """The UE's centralized options over the rounds remaining, None when something needed is unknown."""
-        cfg, samples = self.cfg, self.local_samples.get(report.ue_id)
-        if self.airtime is None or samples is None or cfg.horizon_rounds is None:
-            return None
-        try:
-            return centralized_cost(
-                report, channel, cfg.work, samples, max(cfg.horizon_rounds - round_index, 0), self.airtime
-            )
-        except PolicyError as exc:
-            log.info("UE %s: no cost estimate: %s", report.ue_id, exc)
-            return None
-
-    def round_work(self, ues: Sequence[LearningUe], round_index: int = 0) -> RoundSetup:
-        """UE decisions, centralized costs and BS grouping; then each UE's resources with its group's work."""
+    def sent_policy(self, reports: Sequence[CapabilityReport], round_index: int = 0, revision: int = 0) -> SentPolicy:
+        """The first information's policy for these UEs: the grouping rule with the threshold from their reports,
+        the deadline of the UEs' decision, the rounds remaining."""
         cfg = self.cfg
-        reports = [_report(u, cfg, self.profiles, self.reports.get(u.name)) for u in ues]
+        horizon = None if cfg.horizon_rounds is None else max(cfg.horizon_rounds - round_index, 0) or None
+        return SentPolicy(revision, self._grouping(reports), cfg.deadline_s or DECISION_DEADLINE_S, horizon,
+                          len(reports))  # fmt: skip
+
+    def cost_inputs(self, ue_id: str) -> CostInputs:
+        return CostInputs(self.cfg.work, self.local_samples.get(ue_id), self.airtime, self.cfg.allocation)
+
+    def reports_for(self, ues: Sequence[LearningUe]) -> list[CapabilityReport]:
+        return [_report(u, self.cfg, self.profiles, self.reports.get(u.name)) for u in ues]
+
+    def round_work(
+        self, ues: Sequence[LearningUe], round_index: int = 0, chosen: Mapping[str, Mode] | None = None
+    ) -> RoundSetup:
+        """Each UE's group (its own choice when ``chosen`` has it, else the policy applied to what the BS knows
+        of it, choice.py); then each UE's resources with its group's work."""
+        cfg = self.cfg
+        reports = self.reports_for(ues)
         channels = [ChannelReport.assumed(u.snr_db, u.tx_power_dbm, tx_node=i + 1) for i, u in enumerate(ues)]
-        grouping = self._grouping(reports)
-        info = FirstInformation(
-            grouping.capability_threshold_samples_per_s,
-            cfg.deadline_s or DECISION_DEADLINE_S,
-            cfg.work.for_mode(Mode.DISTRIBUTED),
-            cfg.allocation,
-        )
-        use_decisions = grouping.rule in ("joint", "joint_snr")
-        observations = [
-            UeObservation(
-                r.ue_id,
-                r,
-                c,
-                choose_mode(info, r, c) if use_decisions else None,
-                self._cost(r, c, round_index) if grouping.rule == "joint" else None,
-            )
-            for r, c in zip(reports, channels, strict=True)
-        ]
-        groups = tuple(group_ues(observations, grouping))
+        policy = self.sent_policy(reports, round_index)
+        groups = []
+        for r, c in zip(reports, channels, strict=True):
+            if chosen is not None and r.ue_id in chosen:
+                groups.append(GroupAssignment(r.ue_id, chosen[r.ue_id], "the UE's own choice"))
+                continue
+            got = choose(policy, r, c.snr_db, c.tx_power_dbm or 0.0, self.cost_inputs(r.ue_id))
+            log.info("UE %s -> %s (%s rule): %s", r.ue_id, got.mode, policy.rule, got.reason)
+            groups.append(GroupAssignment(r.ue_id, got.mode, got.reason))
         resources = [r.resources(c) for r, c in zip(reports, channels, strict=True)]
         work = [(res, cfg.work.for_mode(g.mode)) for res, g in zip(resources, groups, strict=True)]
-        return RoundSetup(groups, work, grouping.capability_threshold_samples_per_s)
+        return RoundSetup(tuple(groups), work, policy.grouping.capability_threshold_samples_per_s)
 
-    def _plan(self, ues: tuple[LearningUe, ...], round_index: int) -> PolicyPlan:
+    def _plan(
+        self, ues: tuple[LearningUe, ...], round_index: int, chosen: Mapping[str, Mode] | None
+    ) -> PolicyPlan:
         cfg = self.cfg
-        setup = self.round_work(ues, round_index)
+        setup = self.round_work(ues, round_index, chosen)
         groups, work = setup.groups, setup.work
         fastest_s = max(max_performance(r, w, cfg.allocation).round_time_s for r, w in work)
         deadline = cfg.deadline_s or cfg.deadline_factor * fastest_s

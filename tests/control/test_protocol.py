@@ -20,8 +20,11 @@ from testbed.control.protocol import (
     ChannelReport,
     Envelope,
     Error,
+    FirstInfo,
+    GroupMode,
     Heartbeat,
     Hello,
+    ModeChoice,
     Nack,
     Rejected,
     RoundEnd,
@@ -45,6 +48,9 @@ EXAMPLES = [
     CapabilityReport(6e8, 1.5e9, 1e8, 3e6, 5000.0, 7.0, 600, 4 * 2**30, 1.1e-27, -82.75),
     ChannelReport(LinkChannelReport(0, 3, 12, 14.5, -3.0, 1200.0, 0.95, [1.0, 0.5], [0.0, -0.5])),
     Assign(Mode.CENTRALIZED_DECODER, 2, 5.0, 40.0, 1.2e9, "16qam-1/2", SlotGrant(3, 48_000, 9_600)),
+    FirstInfo(3, "joint", [GroupMode(0, "distributed"), GroupMode(1, "centralized_decoder")], "samples_per_s",
+              1200.0, 30.0, 15.0, 0.0, 40, 8, 5.0, 60.0, 1.2e9, 12.5),
+    ModeChoice(3, Mode.CENTRALIZED_DECODER, 1, 800.0, 12.5, "uplink", "capability 800 < 1200 samples/s"),
     RoundStart(bytes(range(32)), 1_000_000, 12.5),
     UplinkDone(77, 420, 400_000, 3.2, 11.0),
     Nack(make_nack(77, np.array([True, False, False, True, False, False, False, False, True]))),
@@ -73,7 +79,7 @@ def test_every_message_round_trips_exactly(body):
 
 
 def test_nack_carries_the_link_layer_bitmap_unchanged():
-    env = decode(encode(make_envelope(EXAMPLES[8], ue_id="ue-1", seq=1, round=1)))
+    env = decode(encode(make_envelope(next(b for b in EXAMPLES if isinstance(b, Nack)), ue_id="ue-1", seq=1, round=1)))
     assert nack_missing(env.body.nack, 9).tolist() == [0, 3, 8]
 
 
@@ -87,6 +93,12 @@ def test_assign_carries_the_one_mode_vocabulary(mode: Mode) -> None:
     renamed["body"]["mode"] = "centralized-symbols"  # protocol version 1's name
     with pytest.raises(Rejected, match="mode"):
         decode(msgspec.msgpack.encode(renamed))
+
+
+def test_first_info_groups_must_be_one_to_one_with_modes() -> None:
+    with pytest.raises(ProtocolError, match="one-to-one"):
+        FirstInfo(1, "joint", [GroupMode(0, "distributed"), GroupMode(1, "distributed")], "samples_per_s",
+                  1200.0, 30.0, 15.0, 0.0, 40, 8, 5.0, 60.0, 1.2e9)  # fmt: skip
 
 
 def test_reply_is_built_from_the_request():

@@ -105,3 +105,23 @@ def test_policy_sends_raw_data_when_the_horizon_pays_and_schemes_can_be_passed_a
     assert engine.step()["scheme"] == "all_raw" and set(engine.runner.raw_uploaded) != {0}
     with pytest.raises(ConfigError, match="unknown scheme 'nonsense'"):
         Engine(tiny_scenario, "nonsense")
+
+
+def test_the_engines_ues_choose_their_modes_from_first_info_as_the_daemons_do(tiny_scenario) -> None:
+    """A policy scheme's modes are the UEs' own MODE_CHOICEs, checked by the BS; a baseline's are assigned
+    (rule fixed) and the UEs answer with them."""
+    engine = Engine(tiny_scenario, "policy")
+    engine.run(2)
+    first, second = engine.records[:2]
+    names = [p.name for p in engine.profiles]
+    for record in (first, second):
+        assert set(record["choices"]) == set(names) and record["choices_refused"] == {}
+        assert {ue: c["mode"] for ue, c in record["choices"].items()} == record["modes"]
+        assert all("UE chose" in c["reason"] or "capability" in c["reason"] for c in record["choices"].values())
+    assert {c["channel_source"] for c in first["choices"].values()} == {"downlink"}  # sounded before round 1
+    assert {c["channel_source"] for c in second["choices"].values()} == {"uplink"}
+    baseline = Engine(tiny_scenario, "fedavg_all")
+    baseline.run(1)
+    record = baseline.records[0]
+    assert {c["mode"] for c in record["choices"].values()} == {"distributed"}
+    assert all(c["reason"] == "assigned distributed by the BS" for c in record["choices"].values())

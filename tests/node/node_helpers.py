@@ -139,10 +139,12 @@ class NodeRig:
     """A hub, a BS and UEs in a temporary directory; ``close`` kills whatever is still running."""
 
     def __init__(
-        self, root: Path, num_ues: int, distance_m: float = 20.0, mcs: str = "adaptive", curve: bool = False
-    ) -> None:
-        """UEs on a quarter circle of ``distance_m`` around the BS (20 m: about 25 dB SNR; 220 m: about 4 dB).
-        ``curve``: CURVE keys from ``generate_keypair`` (as ``testbed keys`` writes them); else plain text."""
+        self, root: Path, num_ues: int, distance_m: float = 20.0, mcs: str = "adaptive", curve: bool = False,
+        distances_m: list[float] | None = None,
+    ) -> None:  # fmt: skip
+        """UEs on a quarter circle of ``distance_m`` around the BS (20 m: about 25 dB SNR; 220 m: about 4 dB), or
+        each at its own of ``distances_m``. ``curve``: CURVE keys from ``generate_keypair`` (as ``testbed keys``
+        writes them); else plain text."""
         self.root, self.num_ues = root, num_ues
         self.keys = root / "keys" if curve else None
         if self.keys is not None:
@@ -154,9 +156,10 @@ class NodeRig:
         self.air = AIR.format(mcs=mcs)
         self.procs: list[Proc] = []
         angles = [math.pi / 2 * i / (num_ues + 1) for i in range(1, num_ues + 1)]
+        radii = distances_m or [distance_m] * num_ues
         nodes = "".join(
-            UE_NODE.format(i=i, x=distance_m * math.cos(a), y=distance_m * math.sin(a), ppm=(-1) ** i * 2.0)
-            for i, a in enumerate(angles, start=1)
+            UE_NODE.format(i=i, x=r * math.cos(a), y=r * math.sin(a), ppm=(-1) ** i * 2.0)
+            for i, (a, r) in enumerate(zip(angles, radii, strict=True), start=1)
         )
         (root / "scenario.toml").write_text(SCENARIO.format(ue_nodes=nodes))
         self.hub_endpoint = ""

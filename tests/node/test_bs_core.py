@@ -1,15 +1,17 @@
 """The BS core without any I/O: events in, actions out, a hand-turned clock. With [training] the first round
-waits for every live UE's CAPABILITY_REPORT (no grouping on an assumed board), or for capability_wait_s."""
+waits for every live UE's CAPABILITY_REPORT (no grouping on an assumed board), or for capability_wait_s; then
+the BS sounds the links, offers FIRST_INFO and starts the round with the modes the UEs chose."""
 
 from __future__ import annotations
 
 from testbed.control import protocol
 from testbed.control.config import Event
 from testbed.control.protocol import make_envelope
-from testbed.node.actions import OpenRound, Send
+from testbed.mode import Mode
+from testbed.node.actions import OnAir, OpenRound, Send, Transmit
+from testbed.node.assigners import config_assigner
 from testbed.node.bs_core import BsCore
 from testbed.node.config import AirConfig, Assignment, BsSection
-from testbed.node.first_info import config_orders
 from testbed.node.training import PlaceholderBs
 
 BS = BsSection(ues={"ue-1": 1, "ue-2": 2}, min_ues=2, round_gap_s=0.0, capability_wait_s=5.0, state_dir="")
@@ -25,15 +27,28 @@ class Clock:
 
 
 def core(clock: Clock, wait: bool) -> BsCore:
-    def orders(views):
-        return config_orders(Assignment(), [v.ue_id for v in views])
+    return BsCore(BS, AirConfig(), PlaceholderBs(3000, 1), config_assigner(Assignment()), now=clock,
+                  cursor=lambda: int(clock.s * 1e6), wall=clock, ue_chooses=wait)  # fmt: skip
 
-    return BsCore(BS, AirConfig(), PlaceholderBs(3000, 1), orders, now=clock, cursor=lambda: int(clock.s * 1e6),
-                  wall=clock, wait_for_capability=wait)  # fmt: skip
+
+def message(ue: str, body: protocol.Body, seq: int = 1) -> Event:
+    return Event("message", ue, 0, make_envelope(body, ue_id=ue, seq=seq, round=0))
 
 
 def report(ue: str) -> Event:
-    return Event("message", ue, 0, make_envelope(REPORT, ue_id=ue, seq=1, round=0))
+    return message(ue, REPORT)
+
+
+def offers(bs: BsCore) -> dict[str, protocol.FirstInfo]:
+    """Sound the links (the sounding burst goes on the air), then the FIRST_INFO of each UE."""
+    sounding = [a for a in bs.timers() if isinstance(a, Transmit)]
+    assert len(sounding) == 1 and not opened(bs.timers())  # nothing else until the sounding is on the air
+    bs.radio(OnAir(sounding[0].job.job_id, 0))
+    return {a.to: a.body for a in bs.timers() if isinstance(a, Send) and isinstance(a.body, protocol.FirstInfo)}
+
+
+def choice(info: protocol.FirstInfo, mode: Mode = Mode.DISTRIBUTED, group: int = 0) -> protocol.ModeChoice:
+    return protocol.ModeChoice(info.revision, mode, group, 2678.0, None, "none", "test")
 
 
 def opened(actions: list) -> bool:
@@ -50,8 +65,53 @@ def test_the_first_round_waits_for_every_capability_report() -> None:
     clock.s = 1.0
     assert not opened(bs.timers())  # ue-2 has not reported
     bs.control(report("ue-2"))
+    sent = offers(bs)
+    assert set(sent) == {"ue-1", "ue-2"}
+    assert (sent["ue-1"].rule, sent["ue-1"].assigned_mode) == ("fixed", "distributed")
+    bs.control(message("ue-1", choice(sent["ue-1"]), seq=2))
+    assert not opened(bs.timers())  # ue-2 has not chosen
+    bs.control(message("ue-2", choice(sent["ue-2"]), seq=2))
     actions = bs.timers()
-    assert opened(actions) and {a.to for a in actions if isinstance(a, Send)} == {"ue-1", "ue-2"}  # ASSIGN
+    assert opened(actions)
+    assigned = {a.to: a.body.mode for a in actions if isinstance(a, Send) and isinstance(a.body, protocol.Assign)}
+    assert assigned == {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.DISTRIBUTED}
+
+
+def test_an_inconsistent_choice_is_refused_with_the_reason_and_the_ue_sits_out() -> None:
+    clock = Clock()
+    bs = core(clock, wait=True)
+    for ue in ("ue-1", "ue-2"):
+        bs.control(Event("joined", ue, 0))
+        bs.control(report(ue))
+    sent = offers(bs)
+    refused = bs.control(message("ue-1", choice(sent["ue-1"], Mode.CENTRALIZED_FULL, 2), seq=2))
+    assert [a.body.code for a in refused] == ["inconsistent_choice"]
+    assert "assigned distributed" in refused[0].body.detail
+    bs.control(message("ue-2", choice(sent["ue-2"]), seq=2))
+    actions = bs.timers()
+    assigned = {a.to: a.body.mode for a in actions if isinstance(a, Send) and isinstance(a.body, protocol.Assign)}
+    assert assigned == {"ue-1": Mode.IDLE, "ue-2": Mode.DISTRIBUTED}
+
+
+def test_a_ue_that_refuses_first_info_keeps_its_last_accepted_choice() -> None:
+    clock = Clock()
+    bs = core(clock, wait=True)
+    for ue in ("ue-1", "ue-2"):
+        bs.control(Event("joined", ue, 0))
+        bs.control(report(ue))
+    sent = offers(bs)
+    for seq, ue in enumerate(("ue-1", "ue-2"), start=2):
+        bs.control(message(ue, choice(sent[ue]), seq=seq))
+    assert opened(bs.timers())
+    assert bs.waiting_for == ["ue-1", "ue-2"]
+    bs.control(Event("round_complete", "", 1))  # round 1 ends on the control plane (nothing uploaded)
+    again = {a.to: a.body for a in bs.timers() if isinstance(a, Send) and isinstance(a.body, protocol.FirstInfo)}
+    assert set(again) == {"ue-1", "ue-2"} and again["ue-1"].revision == sent["ue-1"].revision  # nothing changed
+    bs.control(message("ue-1", protocol.Error("refused_first_info", "unknown rule"), seq=5))
+    bs.control(message("ue-2", choice(again["ue-2"]), seq=5))
+    actions = bs.timers()
+    assigned = {a.to: a.body.mode for a in actions if isinstance(a, Send) and isinstance(a.body, protocol.Assign)}
+    assert assigned == {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.DISTRIBUTED}
 
 
 def test_a_ue_that_never_reports_is_planned_after_the_wait() -> None:
@@ -63,7 +123,15 @@ def test_a_ue_that_never_reports_is_planned_after_the_wait() -> None:
     clock.s = 4.9
     assert not opened(bs.timers())
     clock.s = 5.0
-    assert opened(bs.timers())
+    sent = offers(bs)  # planned without ue-2's report: it is offered the same first information
+    assert set(sent) == {"ue-1", "ue-2"}
+    bs.control(message("ue-1", choice(sent["ue-1"]), seq=2))
+    clock.s = 9.9
+    assert not opened(bs.timers())
+    clock.s = 10.0  # ue-2 never chose: it sits the round out
+    actions = bs.timers()
+    assigned = {a.to: a.body.mode for a in actions if isinstance(a, Send) and isinstance(a.body, protocol.Assign)}
+    assert opened(actions) and assigned == {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.IDLE}
 
 
 def test_without_training_nothing_is_awaited() -> None:

@@ -28,7 +28,7 @@ def test_a_killed_bs_resumes_its_run_at_the_next_round(tmp_path: Path) -> None:
         rig.start_hub()
         bs = rig.start_bs(**fields)
         ues = [rig.start_ue(i, UPLOAD_BYTES) for i in (1, 2)]
-        bs.wait_event(lambda e: e.get("event") == "round_finished" and e["round"] == 2, 90, "round 2's record")
+        bs.wait_event(lambda e: e.get("event") == "state_saved" and e["round"] == 2, 90, "round 2's state")
         bs.stop(signal.SIGKILL)
         assert [r["round"] for r in rig.rounds()] == [1, 2]  # nothing of the finished round was lost
         again = rig.start_bs(bind_endpoint=rig.bs_endpoint, **fields)  # where the UEs look for it

@@ -13,17 +13,21 @@ import pytest
 import torch
 
 from testbed.control import protocol
-from testbed.errors import ConfigError
+from testbed.errors import ConfigError, PolicyError
 from testbed.learning import wire
 from testbed.learning.guards import Update
 from testbed.link.messages import SlotGrant
 from testbed.mode import Mode
 from testbed.node import first_info
+from testbed.node.assigners import UeView, config_orders, daemon_policy_assigner
 from testbed.node.config import BsConfig, UeConfig, parse_config
-from testbed.node.first_info import PolicyOrders, UeFirstInfo, UeView, config_orders
+from testbed.node.first_info import UeFirstInfo
 from testbed.node.training import LearningBs, LearningUe
+from testbed.policy.choice import Allocation, SentPolicy, capability_of
 from testbed.policy.cpufreq import FrequencyTable, SimulatedCpuFreq, SysfsCpuFreq
+from testbed.policy.grouping import GroupingConfig
 from testbed.policy.profiles import default_profiles
+from testbed.policy.wire import first_info_to_wire
 
 TRAINING = b"""
 [training]
@@ -67,7 +71,7 @@ def test_policy_sends_the_slow_ue_to_a_centralized_group_and_slows_the_clock_onl
         UeView("ue-2", _capability(3e5, 1.5e9), 25.0),
         UeView("ue-3", _capability(1e7, 1.0e9), 8.0),  # Pi Zero 2 class: 100 samples/s, poor channel
     ]
-    orders = PolicyOrders(assign, BS.training, bs.codec).orders(views)
+    orders = daemon_policy_assigner(assign, BS.training, bs.codec).orders(views, None)
     assert orders["ue-1"].mode is orders["ue-2"].mode is Mode.DISTRIBUTED
     assert orders["ue-3"].mode is Mode.CENTRALIZED_DECODER  # weak on a poor channel: symbols
     for o in orders.values():
@@ -83,8 +87,8 @@ def test_the_bs_plans_with_the_ues_whole_capability_report() -> None:
     bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     coarse = msgspec.structs.replace(_capability(3e5, 1.5e9), cpu_freq_min_hz=9e8, cpu_freq_step_hz=3e8)
     views = [UeView("ue-1", coarse, 25.0), UeView("ue-2", _capability(3e5, 1.5e9), 8.0)]
-    policy = PolicyOrders(assign, BS.training, bs.codec)
-    orders = policy.orders(views)
+    policy = daemon_policy_assigner(assign, BS.training, bs.codec)
+    orders = policy.orders(views, None)
     assert orders["ue-1"].cpu_freq_hz in (9e8, 1.2e9, 1.5e9), orders["ue-1"]
     kept = policy.policy.reports["ue-1"]
     assert kept.frequency_table.steps_hz == (9e8, 1.2e9, 1.5e9) and kept.available_memory_bytes == 2**30
@@ -97,7 +101,8 @@ def test_policy_deadline_factor_lets_the_critical_ue_slow_down() -> None:
 
     def clocks(factor: float) -> list[float]:
         assign = msgspec.structs.replace(BS.assign, policy="joint", deadline_factor=factor)
-        return [o.cpu_freq_hz for o in PolicyOrders(assign, BS.training, bs.codec).orders(views).values()]
+        orders = daemon_policy_assigner(assign, BS.training, bs.codec).orders(views, None)
+        return [o.cpu_freq_hz for o in orders.values()]
 
     assert clocks(1.0)[0] == 1.5e9  # the UE on the poorer link sets the shortest round: no slack
     assert clocks(2.0)[0] < 1.5e9 and clocks(2.0)[1] <= clocks(1.0)[1]
@@ -113,8 +118,8 @@ def _weak_ue_orders(caplog: pytest.LogCaptureFixture, **priced: object) -> tuple
     views = [UeView("ue-1", _capability(3e5, 1.5e9), 25.0), UeView("ue-2", _capability(3e5, 1.5e9), 25.0)]
     views.append(UeView("ue-3", weak, 8.0))
     kwargs = {"airtime": bs.airtime, **priced} if priced else {}
-    with caplog.at_level(logging.INFO, logger="testbed.node.first_info"):
-        orders = PolicyOrders(assign, BS.training, bs.codec, **kwargs).orders(views)
+    with caplog.at_level(logging.INFO, logger="testbed.node.assigners"):
+        orders = daemon_policy_assigner(assign, BS.training, bs.codec, **kwargs).orders(views, None)
     reason = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("policy: ue-3"))
     return orders, reason
 
@@ -134,11 +139,12 @@ def test_policy_without_airtime_or_horizon_falls_back_to_symbols(caplog: pytest.
 def test_policy_takes_sample_counts_from_the_partition_until_a_ue_reports(caplog: pytest.LogCaptureFixture) -> None:
     assign = msgspec.structs.replace(BS.assign, policy="joint")
     bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
-    policy = PolicyOrders(
+    policy = daemon_policy_assigner(
         assign, BS.training, bs.codec, airtime=bs.airtime, horizon_rounds=40, shard_samples=bs.runner.registered
     )
     assert policy.policy.local_samples == bs.runner.registered and set(bs.runner.registered) == {"ue-1", "ue-2", "ue-3"}
-    policy.orders([UeView("ue-1", msgspec.structs.replace(_capability(3e5, 1.5e9), num_local_samples=7), 25.0)])
+    reported = msgspec.structs.replace(_capability(3e5, 1.5e9), num_local_samples=7)
+    policy.orders([UeView("ue-1", reported, 25.0)], None)
     assert policy.policy.local_samples["ue-1"] == 7  # the report wins over the partition
 
 
@@ -235,7 +241,7 @@ def test_the_bs_clock_policy_and_allocation_share_one_airtime_model() -> None:
         len(BS.bs.ues), BS.air.tdma_cycle_samples, BS.air.frame_payload_bytes
     )  # fmt: skip
     assign = msgspec.structs.replace(BS.assign, policy="joint")
-    orders = PolicyOrders(assign, BS.training, bs.codec, airtime=air)
+    orders = daemon_policy_assigner(assign, BS.training, bs.codec, airtime=air)
     assert orders.policy.cfg.allocation.airtime is air
     assert air.mcs.thresholds_db == BS.air.mcs_policy.thresholds_db  # the BS's MCS chooser is the model's
 
@@ -267,3 +273,48 @@ def test_a_restarted_bs_continues_with_the_same_model_and_raw_samples() -> None:
     assert straight.consume(3, uploads) == restored.consume(3, uploads)
     for p, q in zip(straight.model.parameters(), restored.model.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def _measured_ue() -> UeFirstInfo:
+    """A UE (simulated Pi 4) that measured itself on a deterministic clock: 320 samples/s on the host."""
+    cfg = _ue_config(1)
+    ue = LearningUe.for_shard(cfg.training, "ue-1", 0)
+    readings = itertools.count(step=0.1)
+    info = UeFirstInfo(cfg.ue, ue.model, ue.num_samples, clock=lambda: next(readings))
+    info.capability()
+    return info
+
+
+def _first_info(threshold: float, **fields: object) -> protocol.FirstInfo:
+    sent = SentPolicy(1, GroupingConfig("joint_snr", threshold), 1e3, None, 3)
+    return msgspec.structs.replace(first_info_to_wire(sent, Allocation(7.0, 60.0, 1.5e9), None), **fields)
+
+
+def test_the_ue_chooses_by_the_threshold_it_was_sent_and_moves_when_it_moves() -> None:
+    info = _measured_ue()
+    cap = capability_of(info.report)
+    below = info.choose(_first_info(cap * 1.01, revision=4), 25.0)
+    above = info.choose(_first_info(cap * 0.99, revision=5), 25.0)
+    assert (below.mode, below.revision, below.channel_source) == (Mode.CENTRALIZED_FULL, 4, "downlink")
+    assert (above.mode, above.group, above.revision) == (Mode.DISTRIBUTED, 0, 5)
+    assert below.capability == pytest.approx(cap) and below.channel_snr_db == 25.0
+    uplink = info.choose(_first_info(cap * 1.01, uplink_snr_db=9.0), 25.0)  # the BS's uplink figure wins
+    assert (uplink.mode, uplink.channel_source, uplink.channel_snr_db) == (Mode.CENTRALIZED_DECODER, "uplink", 9.0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"cpu_freq_hz": 5e9}, "CPU frequency 5000 MHz is outside this board's 600..1500 MHz"),
+        ({"tx_power_dbm": 20.0}, "TX power 20.00 dBm is outside this radio's"),
+        ({"rule": "genetic"}, "grouping rule 'genetic' is unknown"),
+        ({"capability_unit": "flops"}, "measures samples_per_s"),
+    ],
+)
+def test_the_ue_refuses_first_information_it_cannot_apply_and_keeps_the_last_valid(fields: dict, why: str) -> None:
+    info = _measured_ue()
+    good = _first_info(1.0)
+    info.choose(good, 25.0)
+    with pytest.raises(PolicyError, match=why):
+        info.choose(_first_info(1.0, revision=2, **fields), 25.0)
+    assert info.first_info == good
