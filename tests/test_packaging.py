@@ -3,8 +3,10 @@ and systemd units that run from a venv and are sandboxed."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -63,3 +65,45 @@ def test_units_run_from_the_venv_and_are_sandboxed(unit):
     last = out.stdout.strip().splitlines()[-1]
     score = float(last.split(":")[1].split()[0])
     assert score <= MAX_EXPOSURE, last
+
+
+# A Python process in which the learning extra is not installed: importing torch, mlxtend or sklearn fails.
+_WITHOUT_LEARN = """
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "mlxtend", "sklearn"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Missing())
+from testbed.cli import main
+code = main(sys.argv[1:])
+assert "torch" not in sys.modules
+sys.exit(code)
+"""
+
+
+def _without_learn(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _WITHOUT_LEARN, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+
+
+def test_the_radio_stack_runs_without_the_learning_extra():
+    done = _without_learn("radio", "txrx", "--json")  # 20 frames bs -> ue-1 on the shipped scenario
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["frames_ok"] == 20
+
+
+def test_a_learning_command_without_the_extra_names_it_in_one_line():
+    done = _without_learn("compare", "--rounds", "1", "--json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert "testbed compare needs the learning extra" in error and ".[learn]" in error
+    assert done.stderr.count("\n") == 1
+
+
+def test_the_distribution_name_is_not_the_one_taken_on_pypi():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "hfl-sdr-testbed"  # "testbed" on PyPI is an unrelated project
+    assert "torch" not in " ".join(project["dependencies"])
+    assert any(r.startswith("torch") for r in project["optional-dependencies"]["learn"])

@@ -72,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What the learning extra brings (pyproject's [learn]); a radio-only install has the rest: hub, radio, link, phy.
+LEARNING_MODULES = frozenset({"torch", "mlxtend", "sklearn"})
+LEARN_INSTALL = (
+    "pip install -c constraints.txt -e '.[learn]' (on x86, torch's CPU wheel first; 32-bit Raspberry Pi OS has "
+    "no torch wheels: use the 64-bit OS, docs/lab-guide.md \"Installing\")"
+)
+
+
+class MissingExtra(Exception):
+    """A command that needs an extra that is not installed."""
+
+
 def _fail(exc: BaseException, status: int, as_json: bool) -> int:
     """One line on stderr; with ``--json`` also one JSON object on stdout."""
     message = str(exc) or type(exc).__name__
@@ -105,6 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, exc.exit_status, as_json)
     except OSError as exc:  # a file or socket the command needs (path in the message)
         return _fail(exc, RUNTIME_EXIT_STATUS, as_json)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] not in LEARNING_MODULES:
+            raise
+        return _fail(MissingExtra(f"testbed {args.command} needs the learning extra ({exc.name} is not installed): "
+                                  f"{LEARN_INSTALL}"), USAGE_EXIT_STATUS, as_json)  # fmt: skip
     except KeyboardInterrupt:
         print("testbed: interrupted", file=sys.stderr)
         return 130
