@@ -55,11 +55,9 @@ def assigner_for(scheme: Scheme, profiles: Sequence[UeProfile], runner: RoundRun
                for p, a in zip(profiles, assigned, strict=True)}  # fmt: skip
         return {v.ue_id: out[v.ue_id] for v in views if v.ue_id in by_name}
 
-    fixed = FixedAssigner(orders)
     if isinstance(scheme.policy, PolicyAssignment):
-        return PolicyAssigner(scheme.policy, fixed, assumed_snr_db=0.0, tx_power_dbm=0.0, profiles=profiles,
-                              budgets=budgets)  # fmt: skip
-    return fixed
+        return PolicyAssigner(scheme.policy, assumed_snr_db=0.0, tx_power_dbm=0.0, profiles=profiles, budgets=budgets)
+    return FixedAssigner(orders)
 
 
 class EngineFirstInfo(UeFirstInfo):

@@ -148,20 +148,19 @@ def config_assigner(assign: Assignment) -> FixedAssigner:
 class PolicyAssigner:
     """Assigner from testbed/policy (module docstring). ``profiles``: the UEs as the caller knows them (the
     engine knows each board), else each is planned from its view (``learning_profile``). ``budgets``: each UE's
-    energy budget when it has not reported one. ``fallback``: the orders when the policy finds no feasible
-    plan (logged)."""
+    energy budget when it has not reported one. When the policy finds no feasible allocation (logged), every UE
+    is offered and assigned its maximum clock and nominal TX power: the UEs still choose by the rule."""
 
     def __init__(
         self,
         policy: PolicyAssignment,
-        fallback: FixedAssigner,
         *,
         assumed_snr_db: float,
         tx_power_dbm: float,
         profiles: Sequence[LearningUe] | None = None,
         budgets: Mapping[str, float] | None = None,
     ) -> None:
-        self.policy, self.fallback = policy, fallback
+        self.policy = policy
         self.assumed_snr_db, self.tx_power_dbm = assumed_snr_db, tx_power_dbm
         self.profiles = {p.name: p for p in profiles} if profiles is not None else None
         self.budgets = dict(budgets or {})
@@ -207,14 +206,14 @@ class PolicyAssigner:
         try:
             plan = self.policy.plan(self._profiles(views))
         except PolicyError as exc:
-            log.warning("policy found no plan (%s); FIRST_INFO from the fallback orders", exc)
-            return self.fallback.offers(views)
-        return {v.ue_id: Offer(policy, Allocation(a.tx_power_dbm, self._budget(v), a.cpu_freq_hz))
-                for v, a in zip(views, plan.assignments, strict=True)}  # fmt: skip
+            log.warning("policy found no feasible allocation (%s); every UE offered its maximum clock", exc)
+            points = [(u.tx_power_dbm, u.max_cpu_freq_hz) for u in self._profiles(views)]
+        else:
+            points = [(a.tx_power_dbm, a.cpu_freq_hz) for a in plan.assignments]
+        return {v.ue_id: Offer(policy, Allocation(power, self._budget(v), freq))
+                for v, (power, freq) in zip(views, points, strict=True)}  # fmt: skip
 
     def check(self, view: UeView, offer: Offer, choice: Choice) -> str | None:
-        if offer.policy.assigned_mode is not None:  # the fallback's offer
-            return self.fallback.check(view, offer, choice)
         if view.capability is None:
             return "no CAPABILITY_REPORT to check the choice against"
         try:
@@ -235,11 +234,15 @@ class PolicyAssigner:
         if not active:
             return out
         picked = None if chosen is None else {v.ue_id: chosen[v.ue_id] for v in active}
+        profiles = self._profiles(active)
         try:
-            plan = self.policy.plan(self._profiles(active), chosen=picked)
+            plan = self.policy.plan(profiles, chosen=picked)
         except PolicyError as exc:
-            log.warning("policy found no plan (%s); ASSIGN from the fallback orders", exc)
-            return self.fallback.orders(views, chosen)
+            log.warning("policy found no feasible allocation (%s); every UE at its maximum clock", exc)
+            groups = self.policy.round_work(profiles, chosen=picked).groups
+            for v, u, g in zip(active, profiles, groups, strict=True):
+                out[v.ue_id] = Orders(g.mode, GROUP_OF_MODE[g.mode], u.max_cpu_freq_hz, u.tx_power_dbm, self._budget(v))
+            return out
         for v, g, a in zip(active, plan.groups, plan.assignments, strict=True):
             out[v.ue_id] = Orders(a.mode, GROUP_OF_MODE[a.mode], a.cpu_freq_hz, a.tx_power_dbm, self._budget(v))
             log.info("policy: %s -> %s at %.0f MHz, %.1f dBm (%s)", v.ue_id, a.mode, a.cpu_freq_hz / 1e6,
@@ -262,10 +265,11 @@ def daemon_policy_assigner(
     The cost-aware ``joint`` rule prices a weak UE's raw upload against symbols over the training: it needs
     ``airtime`` (the link's model of this air, which the allocation then uses too), ``horizon_rounds`` ([bs]
     num_rounds; None while it runs until stopped) and each UE's sample count (its CAPABILITY_REPORT, else
-    ``shard_samples``). Without them a weak UE sends symbols ("no cost estimate")."""
+    ``shard_samples``). Without them a weak UE sends symbols ("no cost estimate"). [assign]'s TX power is the
+    nominal power of a UE that has not reported."""
     sizes = codec_work_sizes(codec, training.local_training, training.raw_block_samples)
     cfg = PolicyConfig(
-        GroupingConfig(assign.policy),
+        GroupingConfig(assign.policy, raw_upload_budget_s=assign.raw_upload_budget_s),
         sizes,
         deadline_factor=assign.deadline_factor,
         threshold_fraction_of_median=MEDIAN_THRESHOLD_FRACTION,
@@ -273,5 +277,4 @@ def daemon_policy_assigner(
         allocation=AllocationConfig(airtime=airtime) if airtime is not None else AllocationConfig(),
     )
     policy = PolicyAssignment(cfg, airtime=airtime, local_samples=shard_samples)
-    return PolicyAssigner(policy, config_assigner(assign), assumed_snr_db=assign.assumed_snr_db,
-                          tx_power_dbm=assign.tx_power_dbm)  # fmt: skip
+    return PolicyAssigner(policy, assumed_snr_db=assign.assumed_snr_db, tx_power_dbm=assign.tx_power_dbm)

@@ -99,6 +99,7 @@ class _Round:
     energy_j: dict[str, float] = field(default_factory=dict)  # UPLINK_DONE's energy_used_j
     compute_s: dict[str, float] = field(default_factory=dict)  # UPLINK_DONE's compute_time_s
     done_s: dict[str, float] = field(default_factory=dict)  # seconds from ROUND_START to each UPLINK_DONE
+    started_air_s: float = 0.0  # the radio's sample clock at ROUND_START, in seconds
     choices: dict[str, Any] = field(default_factory=dict)  # each UE's accepted MODE_CHOICE
     refused: dict[str, str] = field(default_factory=dict)  # why a UE has no accepted choice this round
 
@@ -461,7 +462,8 @@ class BsCore:
                    for ue, node in receivers.items()}  # fmt: skip
         downlink = schedule.grant_for(BS_NODE_ID)
         self._round = _Round(number, model, participants, broadcast, uplinks, downlink, broadcast_mcs, uplink_mcs,
-                             orders, self.now(), self.wall(), choices=choices, refused=refused)  # fmt: skip
+                             orders, self.now(), self.wall(), started_air_s=self.cursor() / air.sample_rate_hz,
+                             choices=choices, refused=refused)  # fmt: skip
         first = broadcast.next_job(self._next_job_id(), broadcast_mcs, self.cursor(), self.now(), downlink)
         if first is not None:
             actions.append(Transmit(first))
@@ -511,6 +513,7 @@ class BsCore:
             "ue_compute_s": dict(rnd.compute_s),
             "uplink_done_s": dict(rnd.done_s),
             "started_unix_s": rnd.started_wall_s,
+            "air_started_s": rnd.started_air_s,
         }
         event(log, "round_ended", round=rnd.number, outcome=outcome, status=status, consume=outcome != "skipped")
         if outcome == "skipped":
@@ -537,8 +540,10 @@ class BsCore:
         return self._recorded(consuming.record, consuming.started_s, {"consume_s": done.elapsed_s, **done.result})
 
     def _recorded(self, record: dict[str, Any], started_s: float, learned: dict[str, Any]) -> list[Action]:
-        """The round's record (``duration_s``: ROUND_START to now); the next round ``round_gap_s`` from now."""
-        record = {**record, "duration_s": self.now() - started_s, **learned}
+        """The round's record (``duration_s``: ROUND_START to now on the shell's clock; ``air_clock_s``: the
+        radio's sample clock, the air's own time, now); the next round ``round_gap_s`` from now."""
+        air_s = self.cursor() / self.air.sample_rate_hz
+        record = {**record, "duration_s": self.now() - started_s, "air_clock_s": air_s, **learned}
         event(log, "round_finished", **record)
         self.rounds_done += 1
         self.next_round_s = self.now() + self.bs.round_gap_s

@@ -186,10 +186,13 @@ class Assignment(Struct, frozen=True, forbid_unknown_fields=True):
     """What ASSIGN tells each UE: from ``policy`` (a grouping rule of testbed/policy: mode, CPU frequency and
     TX power from the UEs' capability reports and the measured uplink SNR) or, with ``policy = ""``, from the
     fields below (``modes`` overrides ``mode`` per UE id). ``deadline_factor``: the policy's allocation deadline
-    as a multiple of the shortest round (1: fastest rounds; larger: less energy, docs/policy.md)."""
+    as a multiple of the shortest round (1: fastest rounds; larger: less energy, docs/policy.md).
+    ``raw_upload_budget_s``: the ``joint`` rule's one-time airtime a weak UE may spend on its raw data (0: none;
+    a scenario's [policy] field of the same name)."""
 
     policy: Literal["", "joint", "joint_snr", "capability", "channel"] = ""
     deadline_factor: Annotated[float, Meta(ge=1.0, le=100.0)] = DEFAULT_DEADLINE_FACTOR
+    raw_upload_budget_s: Annotated[float, Meta(ge=0.0, le=86400.0)] = 0.0
     mode: Mode = Mode.DISTRIBUTED
     modes: dict[str, Mode] = {}
     tx_power_dbm: Annotated[float, Meta(ge=-100.0, le=30.0)] = 0.0

@@ -261,11 +261,13 @@ class Air:
         return node
 
     def _new_links(self) -> dict[tuple[str, str], Link]:
-        """Every ordered pair's propagation, each with its own generator spawned from the scenario seed."""
+        """Every ordered pair's propagation, each with its own generator spawned from the scenario seed; a
+        quasi-static multipath draw comes from the unordered pair's, so both directions see one channel (TDD)."""
         seeds = np.random.SeedSequence(self.scenario.seed).spawn(len(self._nodes) ** 2)
         n = len(self._nodes)
         return {
-            (a, b): Link(self.scenario, a, b, np.random.default_rng(seeds[na.index * n + nb.index]))
+            (a, b): Link(self.scenario, a, b, np.random.default_rng(seeds[na.index * n + nb.index]),
+                         np.random.default_rng(seeds[min(na.index, nb.index) * n + max(na.index, nb.index)]))
             for a, na in self._nodes.items()
             for b, nb in self._nodes.items()
             if a != b

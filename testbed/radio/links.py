@@ -38,10 +38,15 @@ def configured_snr_db(
 class Link:
     """The propagation from one node to another; call it on each burst in transmit order.
 
-    rng : this link's own generator (fading draws), so links never share random state.
+    rng : this link's own generator (fading draws), so links never share random state. pair_rng : the
+    generator of the quasi-static draw of a selective node's links, the same for both directions (default
+    ``rng``).
     """
 
-    def __init__(self, scenario: Scenario, tx: str, rx: str, rng: np.random.Generator) -> None:
+    def __init__(
+        self, scenario: Scenario, tx: str, rx: str, rng: np.random.Generator,
+        pair_rng: np.random.Generator | None = None,
+    ) -> None:  # fmt: skip
         self.tx, self.rx = tx, rx
         self._scenario = scenario
         self.cfo_hz = scenario.cfo_hz(tx, rx)
@@ -51,11 +56,15 @@ class Link:
         )
         self._step_rad = 2.0 * math.pi * self.cfo_hz / scenario.sample_rate_hz
         self._table = np.ones(0, np.complex64)
-        self._multipath = (
-            Multipath(scenario.rms_delay_spread_samples, rng, k_factor_db=scenario.k_factor_db, block_fading=True)
-            if scenario.fading
-            else None
-        )
+        selective = next((n for n in (scenario.node(tx), scenario.node(rx)) if n.channel == "multipath"), None)
+        if scenario.fading:
+            self._multipath = Multipath(scenario.rms_delay_spread_samples, rng, k_factor_db=scenario.k_factor_db,
+                                        block_fading=True)  # fmt: skip
+        elif selective is not None:  # one quasi-static draw for the link (NodeSpec)
+            self._multipath = Multipath(selective.rms_delay_spread_samples, pair_rng or rng,
+                                        k_factor_db=selective.k_factor_db, block_fading=False)  # fmt: skip
+        else:
+            self._multipath = None
 
     def _rotor(self, n: int) -> np.ndarray:
         """(n,) complex64 exp(j step k), k = 0..n-1 (computed in float64, cached and grown as needed)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -38,12 +38,18 @@ NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-
 
 
 class NodeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One radio in the scenario."""
+    """One radio in the scenario. ``channel = "multipath"``: every link to or from this node is frequency
+    selective, one quasi-static draw per link of an exponential profile of ``rms_delay_spread_samples``
+    (Rician K ``k_factor_db`` on the first tap; unset: Rayleigh), as the engine's phy medium draws a selective
+    UE; the scenario-wide ``fading`` redraws on every burst instead."""
 
     id: NodeId
     position_m: Annotated[list[Finite], msgspec.Meta(min_length=2, max_length=3)]
     crystal_ppm: Annotated[float, msgspec.Meta(ge=-100.0, le=100.0)] = 0.0
     tx_power_dbm: Annotated[float, msgspec.Meta(ge=-90.0, le=30.0)] = 0.0
+    channel: Literal["flat", "multipath"] = "flat"
+    rms_delay_spread_samples: Annotated[float, msgspec.Meta(ge=0.0, le=64.0)] = 1.0
+    k_factor_db: Annotated[float, msgspec.Meta(ge=-30.0, le=60.0)] | None = None
 
 
 class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

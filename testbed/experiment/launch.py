@@ -1,0 +1,223 @@
+"""``testbed sim``: one scenario as the whole multi-process stack, in one run directory.
+
+The run directory holds what a person needs to see what happened and nothing that needs this code to read:
+
+    RUN_DIR/scenario.toml     the resolved scenario (as loaded, with the run's rounds and seed)
+    RUN_DIR/air.toml          the hub's air (testbed/experiment/stack.py)
+    RUN_DIR/bs.toml, RUN_DIR/<ue>.toml   each process's config
+    RUN_DIR/keys/             CURVE key pairs of the BS and every UE (secret files 0600; testbed keys layout)
+    RUN_DIR/logs/<name>.log   each process's JSON-line log (stderr); <name>.out its stdout
+    RUN_DIR/state/rounds.jsonl   the BS's round records (docs/nodes.md), bs_state.pt its checkpoint
+    RUN_DIR/summary.json      written at the end: rounds, accuracy per round, wall and air time, modes
+
+Processes: the hub first (its endpoint from its one JSON line), then the BS (its endpoint from its ``ready``
+event), then every UE, each with one torch thread. The run ends when the BS reaches its rounds and exits; the
+UEs and the hub are then stopped with SIGTERM (SIGKILL after a grace period). A child that exits early stops
+the run with a line naming it and the tail of its log; so does Ctrl-C, and nothing is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from testbed.control.security import generate_keypair
+from testbed.errors import ConfigError, TestbedError
+from testbed.experiment.scenario import Scenario
+from testbed.experiment.stack import BS_NODE, POLICY_RULE, StackFiles, stack_files, toml_text
+
+STARTUP_TIMEOUT_S = 120.0  # importing torch and the data set in ten processes on two cores
+STOP_GRACE_S = 15.0
+POLL_S = 0.5
+CHILD_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # many torch processes on a few cores
+
+
+class SimError(TestbedError):
+    """A process of the stack failed (exit status 1)."""
+
+
+class _Child:
+    """One process of the stack with its stdout and stderr in the run directory's logs."""
+
+    def __init__(self, name: str, args: list[str], logs: Path, cwd: Path) -> None:
+        self.name, self.log, self.out = name, logs / f"{name}.log", logs / f"{name}.out"
+        self._files: list[IO[bytes]] = [self.out.open("wb"), self.log.open("wb")]
+        env = {**os.environ, **CHILD_ENV}
+        self.popen = subprocess.Popen([sys.executable, "-m", "testbed", *args], cwd=cwd, env=env,
+                                      stdout=self._files[0], stderr=self._files[1], start_new_session=True)  # fmt: skip
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+        return out
+
+    def tail(self, n: int = 8) -> str:
+        lines = self.log.read_text(errors="replace").splitlines()[-n:]
+        return "\n".join(f"    {line[:300]}" for line in lines)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+
+    def reap(self, deadline: float) -> None:
+        try:
+            self.popen.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+        for f in self._files:
+            f.close()
+
+
+class Stack:
+    """The hub, the BS and the UEs of one run (module docstring). ``plaintext``: no CURVE (tests)."""
+
+    def __init__(
+        self, run_dir: Path, scenario: Scenario, *, rounds: int, seed: int, rule: str = POLICY_RULE,
+        plaintext: bool = False,
+    ) -> None:  # fmt: skip
+        self.run_dir, self.scenario, self.rounds, self.seed, self.rule = run_dir, scenario, rounds, seed, rule
+        self.keys = None if plaintext else run_dir / "keys"
+        self.logs, self.state = run_dir / "logs", run_dir / "state"
+        self.children: list[_Child] = []
+
+    @property
+    def records_path(self) -> Path:
+        return self.state / "rounds.jsonl"
+
+    def _prepare(self) -> None:
+        run = self.run_dir
+        if self.records_path.exists() or (run / "summary.json").exists():
+            raise ConfigError(f"{run} holds an earlier run; pass --overwrite to replace it, or choose another --out")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.state.mkdir(exist_ok=True)
+        resolved = msgspec.to_builtins(msgspec.structs.replace(
+            self.scenario, run=msgspec.structs.replace(self.scenario.run, rounds=self.rounds),
+            training=msgspec.structs.replace(self.scenario.training, seed=self.seed)))  # fmt: skip
+        ues = resolved.pop("ues")
+        (run / "scenario.toml").write_text(toml_text(resolved, {"ues": ues}))
+        if self.keys is not None:
+            (self.keys / "ues").mkdir(parents=True, exist_ok=True)
+            for name in [BS_NODE, *(ue.name for ue in self.scenario.ues)]:
+                files = generate_keypair(self.keys, name, overwrite=True)
+                if name != BS_NODE:
+                    (self.keys / "ues" / f"{name}.key").write_bytes(files.public_file.read_bytes())
+
+    def _files(self, hub: str, bs: str) -> StackFiles:
+        return stack_files(self.scenario, rounds=self.rounds, seed=self.seed, state_dir=self.state,
+                           hub_endpoint=hub, bs_endpoint=bs, keys=self.keys, rule=self.rule)  # fmt: skip
+
+    def _spawn(self, name: str, args: list[str]) -> _Child:
+        child = _Child(name, args, self.logs, self.run_dir)
+        self.children.append(child)
+        return child
+
+    def _wait_for(self, child: _Child, found: Callable[[], str | None], what: str) -> str:
+        end = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < end:
+            value = found()
+            if value:
+                return value
+            if child.popen.poll() is not None:
+                raise SimError(f"{child.name} exited with status {child.popen.returncode} before {what}; its log "
+                               f"({child.log}):\n{child.tail()}")  # fmt: skip
+            time.sleep(0.1)
+        raise SimError(f"{child.name} did not report {what} within {STARTUP_TIMEOUT_S:.0f} s; see {child.log}")
+
+    def start(self) -> None:
+        """Write the run directory and start every process (hub, BS, UEs)."""
+        self._prepare()
+        files = self._files("tcp://127.0.0.1:1", "tcp://127.0.0.1:*")  # validates every config first
+        (self.run_dir / "air.toml").write_text(files.air)
+        hub = self._spawn("hub", ["hub", "--scenario", "air.toml", "--json"])
+
+        def hub_endpoint() -> str | None:
+            text = hub.out.read_text().strip()
+            return json.loads(text.splitlines()[0])["endpoint"] if text else None
+
+        hub_at = self._wait_for(hub, hub_endpoint, "its endpoint")
+        (self.run_dir / "bs.toml").write_text(self._files(hub_at, "tcp://127.0.0.1:*").bs)
+        bs = self._spawn("bs", ["bs", "--config", "bs.toml"])
+
+        def ready() -> str | None:
+            return next((e["endpoint"] for e in bs.events() if e.get("event") == "ready"), None)
+
+        bs_at = self._wait_for(bs, ready, "ready")
+        files = self._files(hub_at, bs_at)
+        for name, text in files.ues.items():
+            (self.run_dir / f"{name}.toml").write_text(text)
+            self._spawn(name, ["ue", "--config", f"{name}.toml"])
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.records_path.exists():
+            return []
+        out = []
+        for line in self.records_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line being appended
+        return out
+
+    def run(self, on_record: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+        """Until the BS has recorded its rounds and exited; ``on_record`` sees each record once."""
+        seen = 0
+        bs = next(c for c in self.children if c.name == "bs")
+        while True:
+            records = self.records()
+            for record in records[seen:]:
+                on_record(record)
+            seen = len(records)
+            code = bs.popen.poll()
+            if code is not None:
+                if code != 0:
+                    raise SimError(f"the BS exited with status {code}; its log ({bs.log}):\n{bs.tail()}")
+                return self.records()
+            for child in self.children:
+                if child is not bs and child.popen.poll() is not None:
+                    raise SimError(f"{child.name} exited with status {child.popen.returncode} during the run; its "
+                                   f"log ({child.log}):\n{child.tail()}")  # fmt: skip
+            time.sleep(POLL_S)
+
+    def close(self) -> dict[str, int | None]:
+        """Stop every process still running, the UEs first, then the BS, then the hub (which the others' radios
+        need until they have said BYE); their exit statuses."""
+        hub, bs, ues = self.children[:1], self.children[1:2], self.children[2:]
+        for group in (ues, bs, hub):
+            for child in group:
+                child.stop()
+            deadline = time.monotonic() + STOP_GRACE_S
+            for child in group:
+                child.reap(deadline)
+        return {c.name: c.popen.returncode for c in self.children}
+
+
+def summarise(records: list[dict[str, Any]], wall_s: float, statuses: dict[str, int | None]) -> dict[str, Any]:
+    """summary.json: the run in a few numbers (the records hold the rest)."""
+    accuracy = [r.get("training", {}).get("accuracy") for r in records]
+    return {
+        "rounds": len(records),
+        "final_accuracy": accuracy[-1] if accuracy else None,
+        "accuracy": accuracy,
+        "loss": [r.get("training", {}).get("loss") for r in records],
+        "outcomes": [r.get("outcome") for r in records],
+        "modes": [r.get("modes", {}) for r in records],
+        "air_time_s": sum(r["air_clock_s"] - r["air_started_s"] for r in records),  # the rounds on the air's clock
+        "wall_time_s": wall_s,
+        "exit_statuses": statuses,
+    }
