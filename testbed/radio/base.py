@@ -138,8 +138,10 @@ class Radio(ABC):
         restarts streaming)."""
         self._check_open()
         config = self.config
-        if isinstance(tx_power_dbm, bool) or not isinstance(tx_power_dbm, (int, float)) or not math.isfinite(
-            tx_power_dbm
+        if (
+            isinstance(tx_power_dbm, bool)
+            or not isinstance(tx_power_dbm, (int, float))
+            or not math.isfinite(tx_power_dbm)
         ):
             raise ConfigError(f"set_tx_power expects a finite power in dBm, got {tx_power_dbm!r}")
         applied = self._set_tx_power(float(tx_power_dbm))

@@ -155,10 +155,12 @@ def test_ue_reports_capability_applies_the_clock_and_charges_energy() -> None:
     assert report.cycles_per_sample > 0 and report.energy_available_j == 60.0  # profiles.toml pi_4
     assert info.apply(_assign("distributed", cpu_freq_hz=1.23e9)) == pytest.approx(1.3e9)  # snapped up
     assert info.apply(_assign("distributed", cpu_freq_hz=5e9)) == pytest.approx(1.3e9)  # refused, kept
-    one = info.account(32, 1.0, 0.1, _assign("distributed", budget_j=1e-9))
+    one = info.account(32, 1.0, 0.1, _assign("distributed", budget_j=1e-9), 0.0)
     assert one["compute_energy_j"] > 0 and one["radio_energy_j"] == pytest.approx(1e-3 * 0.1)
     assert one["within_budget"] is False
-    two = info.account(32, 0.5, 0.0, _assign("distributed"))
+    quiet = UeFirstInfo(cfg.ue, ue.model, ue.num_samples, cpufreq).account(32, 1.0, 0.1, _assign("distributed"), -10.0)
+    assert quiet["radio_energy_j"] == pytest.approx(1e-4 * 0.1)  # the radio's applied power, not ASSIGN's 0 dBm
+    two = info.account(32, 0.5, 0.0, _assign("distributed"), 0.0)
     assert two["compute_energy_j"] == pytest.approx(one["compute_energy_j"] / 2) and two["within_budget"]
     assert two["energy_spent_j"] == pytest.approx(
         one["compute_energy_j"] + one["radio_energy_j"] + two["compute_energy_j"]
