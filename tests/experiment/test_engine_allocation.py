@@ -1,9 +1,11 @@
-"""The energy budget enforced in the engine: no UE spends more than ASSIGN's per-round budget; a UE whose full
-round would exceed it trains fewer local steps (and its contribution weighs less) or declines the round, says
-so in UPLINK_DONE, and the BS records it and counts a declined UE as late without losing the round.
+"""The allocation applied in the engine. TX power: a UE told less power than its link's reference is heard that
+much lower on both media. Energy: no UE spends more than ASSIGN's per-round budget; a UE whose full round
+would exceed it trains fewer local steps (and its contribution weighs less) or declines the round, says so
+in UPLINK_DONE, and the BS records it and counts a declined UE as late without losing the round.
 
-On the old code the budget was only compared after the fact: the tight-budget test fails there (every UE does
-its full work, spends over its budget, and the records carry no ``ue_work``)."""
+On the old code ASSIGN's power was only logged and the budget only compared after the fact: these tests fail
+there (the same SNR at any power; every UE does its full work, spends over its budget, and the records carry
+no ``ue_work``)."""
 
 import dataclasses
 
@@ -30,24 +32,40 @@ def test_no_ue_spends_more_than_its_budget_in_any_round(tiny_scenario, scheme) -
         assert all(p == tiny_scenario.ues[0].tx_power_dbm for p in record["ue_tx_power_dbm"].values())
 
 
-def _first_round(scenario, monkeypatch, budgets: dict[str, float]) -> dict:
-    """Round 1 of the hybrid scheme with the per-round budgets of some UEs replaced."""
+def _first_round(
+    scenario, monkeypatch, budgets: dict[str, float], powers: dict[str, float] | None = None, medium: str = "model"
+) -> dict:
+    """Round 1 of the hybrid scheme with the per-round budgets and TX powers of some UEs replaced."""
     real = engine_module.assigner_for
+    powers = powers or {}
 
     def tight(scheme, profiles, runner):  # noqa: ANN001, ANN202 - wraps assigner_for
         inner = real(scheme, profiles, runner)
 
         def orders(views) -> dict[str, Orders]:  # noqa: ANN001
             out = inner(views)
-            return {ue: dataclasses.replace(o, energy_budget_j=budgets.get(ue, o.energy_budget_j))
+            return {ue: dataclasses.replace(o, energy_budget_j=budgets.get(ue, o.energy_budget_j),
+                                            tx_power_dbm=powers.get(ue, o.tx_power_dbm))
                     for ue, o in out.items()}  # fmt: skip
 
         return orders
 
     monkeypatch.setattr(engine_module, "assigner_for", tight)
-    eng = Engine(scenario, "hybrid")
+    eng = Engine(scenario, "hybrid", medium=medium)
     eng.run(1)
     return eng.records[0]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("medium", ["model", "phy"])
+def test_a_ue_told_10_db_less_power_is_heard_10_db_lower(tiny_scenario, monkeypatch, medium) -> None:
+    reference = {ue.name: ue.tx_power_dbm for ue in tiny_scenario.ues}
+    free = _first_round(tiny_scenario, monkeypatch, {}, medium=medium)
+    quiet = _first_round(tiny_scenario, monkeypatch, {}, {"ue9": reference["ue9"] - 10.0}, medium=medium)
+    assert quiet["ue_tx_power_dbm"]["ue9"] == reference["ue9"] - 10.0
+    assert quiet["uplink_snr_db"]["ue9"] - free["uplink_snr_db"]["ue9"] == pytest.approx(-10.0, abs=1.0)
+    assert quiet["ue_radio_energy_j"]["ue9"] == pytest.approx(0.1 * free["ue_radio_energy_j"]["ue9"], rel=0.01)
+    assert quiet["uplink_snr_db"]["ue8"] == pytest.approx(free["uplink_snr_db"]["ue8"], abs=0.5)  # others as before
 
 
 @pytest.mark.usefixtures("one_torch_thread")
