@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,7 +56,7 @@ from testbed.node.config import BS_NODE_ID, AirConfig
 from testbed.node.first_info import UeFirstInfo
 from testbed.node.runtime import event, repair_timing
 from testbed.node.training import UeTraining
-from testbed.policy.budget import WorkPlan, priced_frames
+from testbed.policy.budget import WorkAction, WorkPlan, priced_frames
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +252,8 @@ class UeCore:
             actions.append(Transmit(job))
         if rnd.upload.delivered and not rnd.reported:
             actions.append(self._uplink_done(rnd))
+        elif rnd.upload.budget_spent and not rnd.reported:  # repairs used up the budget: stop, say so
+            actions.append(self._uplink_done(rnd, "declined"))
         return actions
 
     def _start_training(self, rnd: _Round) -> list[Action]:
@@ -310,6 +313,7 @@ class UeCore:
         rnd.upload = Outbound(trained.data, src=self.node_id, dsts=[BS_NODE_ID], object_id=rnd.download.object_id,
                               frame_payload_bytes=self.air.frame_payload_bytes, timing=repair_timing(self.air),
                               expect={"bs"})  # fmt: skip
+        rnd.upload.max_frames_sent = self._frames_in_budget(rnd)
         event(log, "trained", round=rnd.number, upload_bytes=len(trained.data), compute_time_s=done.elapsed_s)
         return []
 
@@ -336,15 +340,25 @@ class UeCore:
 
         return self.first_info.plan_work(self.training.work_options(model, assign), assign, tx_power_dbm, airtime_s)
 
-    def _uplink_done(self, rnd: _Round) -> Send:
-        """UPLINK_DONE for a delivered upload: its frames, the round's energy at the applied power and clock,
-        the power, and what the budget left of the work."""
+    def _frames_in_budget(self, rnd: _Round) -> int | None:
+        """Frames the round's budget leaves for the upload after its compute (None without a budget plan)."""
+        if self.first_info is None or rnd.plan is None or rnd.assign is None or rnd.tx_power_dbm is None:
+            return None
+        samples, fraction = rnd.work
+        compute_j, _ = self.first_info.energy_j(samples, fraction, 0.0, rnd.tx_power_dbm)
+        burst_s = self.airtime.burst_s(self.air.frame_payload_bytes, rnd.assign.mcs)
+        _, frame_j = self.first_info.energy_j(0, 1.0, burst_s, rnd.tx_power_dbm)
+        return max(0, math.floor((rnd.assign.energy_budget_j - compute_j) / frame_j)) if frame_j > 0 else None
+
+    def _uplink_done(self, rnd: _Round, work: WorkAction | None = None) -> Send:
+        """UPLINK_DONE for an upload: its frames, the round's energy at the applied power and clock, the
+        power, and what the budget left of the work (``work`` "declined": the budget ran out mid-upload)."""
         rnd.reported = True
         up = rnd.upload
         assert up is not None
         energy = self._account(rnd)
         used_j = energy.get("compute_energy_j", 0.0) + energy.get("radio_energy_j", 0.0)
-        work = rnd.plan.action if rnd.plan is not None else "full"
+        work = work or (rnd.plan.action if rnd.plan is not None else "full")
         event(log, "uplink_done", round=rnd.number, payload_bytes=up.payload_bytes, passes=up.passes, work=work,
               **energy)  # fmt: skip
         radio_j = float(energy.get("radio_energy_j", 0.0))

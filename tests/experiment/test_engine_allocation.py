@@ -91,3 +91,24 @@ def test_a_tight_budget_reduces_the_work_or_declines_the_round(tiny_scenario, mo
     assert {ue: w for ue, w in tight["ue_work"].items() if ue not in budgets} == {
         ue: "full" for ue in free["ue_work"] if ue not in budgets
     }
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_ue_whose_repairs_use_up_its_budget_stops_sending_and_says_so(tiny_scenario, monkeypatch) -> None:
+    """ue0's budget covers its planned round (with the repair reserve) but its uplink loses 60% of the frames:
+    it stops once the frames its budget pays for are sent, reports "declined" with what it spent, and the
+    round goes on without it (on the old code it kept repairing: the spend was unbounded)."""
+    free = _first_round(tiny_scenario, monkeypatch, {})
+    real_link = engine_module.build_link
+
+    def lossy(*args):  # noqa: ANN002, ANN202 - wraps build_link
+        link = real_link(*args)
+        link.loss = {(1, 0): 0.6}  # ue0 (node 1) -> BS
+        return link
+
+    monkeypatch.setattr(engine_module, "build_link", lossy)
+    budget = 1.3 * free["ue_energy_j"]["ue0"]
+    spent = _first_round(tiny_scenario, monkeypatch, {"ue0": budget})
+    assert spent["ue_work"]["ue0"] == "declined" and "ue0" not in spent["done"]
+    assert free["ue_energy_j"]["ue0"] <= spent["ue_energy_j"]["ue0"] <= budget  # it did send, within the budget
+    assert "ue0" in spent["training"]["late"] and spent["outcome"] == "partial"
