@@ -269,3 +269,26 @@ def test_a_restarted_bs_continues_with_the_same_model_and_raw_samples() -> None:
     assert straight.consume(3, uploads) == restored.consume(3, uploads)
     for p, q in zip(straight.model.parameters(), restored.model.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_work_options_price_every_step_count_and_a_reduced_round_weighs_less() -> None:
+    """What the budget rule chooses from (testbed/policy/budget.py): each number of local steps with the exact
+    size of its upload (an upper bound of a few bytes); a raw upload has one way. A reduced distributed update
+    carries n_k x steps done / steps (a full one: n_k)."""
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    ue = LearningUe.for_shard(BS.training, "ue-1", 0)
+    modes = {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.CENTRALIZED_DECODER, "ue-3": Mode.CENTRALIZED_FULL}
+    model = bs.model_bytes(1, config_orders(msgspec.structs.replace(BS.assign, modes=modes), list(modes)), [])
+    dist, sym, raw = (ue.work_options(model, _assign(m)) for m in modes.values())
+    assert [(o.local_steps, o.samples) for o in dist] == [(2, 32), (1, 16)] and dist[0].cycle_fraction == 1.0
+    assert dist[0].upload_bytes == dist[1].upload_bytes  # an update has the model's size whatever the steps
+    assert [(o.local_steps, o.samples) for o in sym] == [(2, 32), (1, 16)] and sym[0].cycle_fraction < 1.0
+    full = ue.upload_bytes(1, model, _assign(Mode.DISTRIBUTED))
+    reduced = ue.upload_bytes(1, model, _assign(Mode.DISTRIBUTED), local_steps=1)
+    assert 0 <= dist[0].upload_bytes - len(full) <= 16 and ue.last_work == (16, 1.0)
+    reference = {n: p.detach() for n, p in bs.model.named_parameters()}
+    n_k = wire.decode_update(full, "ue-1", reference).num_samples
+    assert wire.decode_update(reduced, "ue-1", reference).num_samples == n_k // 2 == ue.num_samples // 2
+    symbols = ue.upload_bytes(1, model, _assign(Mode.CENTRALIZED_DECODER), local_steps=1)
+    assert 0 <= sym[1].upload_bytes - len(symbols) <= 16
+    assert [(o.local_steps, o.samples) for o in raw] == [(0, 0)]  # ue-1 is not asked for raw samples: nothing
