@@ -319,7 +319,9 @@ class UeCore:
 
     # --- the allocation applied: TX power and energy budget ------------------------------------------------
     def _apply_tx_power(self, assign: Assign) -> list[Action]:
-        """ASSIGN's TX power to the radio, every round; the shell answers with what the radio applied."""
+        """ASSIGN's TX power to the radio, every round; the shell answers with what the radio applied (until
+        then this round is planned and charged at ASSIGN's power, not at an earlier round's)."""
+        self.tx_power_dbm = None
         return [SetTxPower(assign.tx_power_dbm)]
 
     def _tx_power_set(self, ev: TxPowerSet) -> list[Action]:
