@@ -219,6 +219,13 @@ class UplinkDone(_Body, tag="UPLINK_DONE"):
     payload_bytes: Annotated[int, Meta(ge=0, le=2**40)]
     compute_time_s: Seconds
     energy_used_j: Joules
+    # the allocation applied (docs/control-protocol.md, "Applied power and energy budget"): the TX power the
+    # radio applied, the radio's part of energy_used_j, what the energy budget left of the round's work
+    # ("declined": nothing trained or sent) and the training samples the step processed
+    tx_power_dbm: PowerDbm | None = None
+    radio_energy_j: Joules = 0.0
+    work: Literal["full", "reduced", "declined"] = "full"
+    trained_samples: Annotated[int, Meta(ge=0, le=2**31 - 1)] = 0
 
 
 class Nack(_Body, tag="NACK"):

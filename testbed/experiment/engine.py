@@ -165,7 +165,7 @@ class Engine:
             first_info = EngineFirstInfo(prof, len(self.local[i].data), choices)
             ue = UeCore(prof.name, i + 1, self.air, training, first_info, now=net.now, cursor=net.cursor,
                         airtime=self.airtime)  # fmt: skip
-            net.add_ue(ue, ue_job_time(prof, first_info))
+            net.add_ue(ue, ue_job_time(prof, first_info), prof.tx_power_dbm)
             self.ue_cores.append(ue)
         if state is not None:
             core.load_state_dict(state["bs_core"], next_round_s=state["clock_samples"] / self.air.sample_rate_hz)
@@ -257,6 +257,9 @@ class Engine:
             "broadcast_mcs": record.get("broadcast_mcs"),
             "uplink_mcs": record.get("uplink_mcs"),
             "broadcast_frames_sent": record.get("broadcast_frames_sent"),
+            "ue_energy_j": record.get("ue_energy_j", {}),  # each UE's round against its per-round budget
+            "ue_energy_budget_j": record.get("ue_energy_budget_j", {}),
+            "ue_work": record.get("ue_work", {}),
         }
 
     # --- checkpoints -----------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ participants, the deadline); jobs finish after the virtual time the shell's ``jo
 training from its board's cycles per sample at its applied CPU clock; the BS's step from its board); frames
 go on the air where each node's ``BurstPlanner`` puts them (TDMA slots, as the radio pump does), window by
 window through a ``FrameLink``: ``ModelFrameLink`` with the PER table (the ``model`` medium) or
-``PhyFrameLink`` with the real modem and the channel models (``phy``). Between events the clock jumps
+``PhyFrameLink`` with the real modem and the channel models (``phy``); a UE's frames carry its applied TX
+power relative to the power its link SNR is quoted at (``SetTxPower``: the model medium shifts the SNR, the
+phy medium scales the burst). Between events the clock jumps
 ahead; a node's timers run at the step after it got an event, and every node's once per ``tick`` (a
 quarter TDMA cycle, well under the NACK quiet time) so time-driven ones (NACK after silence) fire.
 """
@@ -38,8 +40,10 @@ from testbed.node.actions import (
     Received,
     Record,
     Send,
+    SetTxPower,
     StartJob,
     Transmit,
+    TxPowerSet,
 )
 from testbed.node.bs_core import BsCore
 from testbed.node.config import BS_NODE_ID, AirConfig
@@ -58,6 +62,8 @@ class _Node:
     planner: BurstPlanner
     job_time: JobTime
     jobs: dict[tuple[Any, ...], int]  # key -> queue entry id of its JobDone (cancellable)
+    reference_dbm: float = 0.0  # the TX power the node's link SNR is quoted at (a UE's scenario tx_power_dbm)
+    tx_gain_db: float = 0.0  # its applied TX power above that reference, carried by each of its frames
 
 
 class Network:
@@ -92,8 +98,9 @@ class Network:
     def add_bs(self, core: BsCore, job_time: JobTime) -> None:
         self._add(_Node("bs", BS_NODE_ID, core, self._planner(), job_time, {}))
 
-    def add_ue(self, core: UeCore, job_time: JobTime) -> None:
-        self._add(_Node(core.ue_id, core.node_id, core, self._planner(), job_time, {}))
+    def add_ue(self, core: UeCore, job_time: JobTime, tx_power_dbm: float = 0.0) -> None:
+        """``tx_power_dbm``: the power the UE's link SNR is quoted at; what ASSIGN sets shifts the link from it."""
+        self._add(_Node(core.ue_id, core.node_id, core, self._planner(), job_time, {}, tx_power_dbm))
 
     def _planner(self) -> BurstPlanner:
         return BurstPlanner(self.air.guard_samples, self.air.tdma_cycle_samples, self.link.burst_num_samples)
@@ -164,7 +171,7 @@ class Network:
             if not group:
                 continue
             frames = [TxFrame(n.node_id, b.start - start, b.payload, b.mcs, stream_id=n.node_id & 0xFF,
-                              seq=b.seq & 0xFFFF) for n, b in group]  # fmt: skip
+                              seq=b.seq & 0xFFFF, tx_gain_db=n.tx_gain_db) for n, b in group]  # fmt: skip
             window = self.link.exchange(frames, receivers, end - start)
             for rx, heard in window.heard.items():
                 node = self.by_id[rx]
@@ -190,12 +197,18 @@ class Network:
             Send: self._send,
             Transmit: lambda node, a: node.planner.plan(a.job, self.clock),
             Cancel: lambda node, a: node.planner.cancel(a.job_id),
+            SetTxPower: self._set_tx_power,
             StartJob: self._start_job,
             CancelJob: self._cancel_job,
             OpenRound: self._open_round,
             CloseRound: self._close_round,
             Record: lambda node, a: self.records(a.fields),
         }
+
+    def _set_tx_power(self, node: _Node, a: SetTxPower) -> None:
+        """An ideal radio: the power is applied as asked, for the frames the node puts on the air from now on."""
+        node.tx_gain_db = a.tx_power_dbm - node.reference_dbm
+        self._deliver(node, node.core.radio(TxPowerSet(a.tx_power_dbm, a.tx_power_dbm)))
 
     def _start_job(self, node: _Node, job: StartJob) -> None:
         """The job runs now (the result is ready); its JobDone arrives after the virtual time it takes."""

@@ -33,7 +33,7 @@ def joint_gradient(
     g_d: Mapping[str, torch.Tensor] | None,
     n_d: int,
     g_c: Mapping[str, torch.Tensor] | None,
-    n_c: int,
+    n_c: float,
     n_c_phi: int,
 ) -> dict[str, torch.Tensor]:
     """The combined direction per parameter (see module docstring); either side may be absent (None).

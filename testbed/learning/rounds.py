@@ -193,13 +193,16 @@ class RoundRunner:
         raw = [RawShard(self.raw_store[i], self.profiles[i].snr_db) for i in raw_idx]
         g_d, n_d = weighted_mean(accepted) if accepted else (None, 0)
         g_c = None
-        n_c = sum(self.registered[s.source] for s in good_symbols) + sum(len(r.data) for r in raw)
+        steps_samples = self.cfg.work.samples_per_round
+        # a symbol upload weighs in as its UE's data, scaled down when the UE sent fewer rows than a full round
+        # (its energy budget cut the work, testbed/policy/budget.py), as a reduced distributed update does
+        n_c = sum(self.registered[s.source] * min(1.0, len(s.labels) / steps_samples) for s in good_symbols)
+        n_c += sum(len(r.data) for r in raw)
         n_c_phi = sum(len(r.data) for r in raw)
         if good_symbols or raw:
             g_c = centralized_gradient(self.model, self.scratch, good_symbols, raw, self.cfg.work, self.generator)
         if g_d is not None or g_c is not None:
             apply_step(self.model, self.optimizer, joint_gradient(g_d, n_d, g_c, n_c, n_c_phi))
-        steps_samples = self.cfg.work.samples_per_round
         return refused, steps_samples * (len(good_symbols) * self.decoder_fraction + len(raw))
 
     # --- checkpoints ---------------------------------------------------------------------------------

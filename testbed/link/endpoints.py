@@ -65,6 +65,8 @@ class Outbound:
     """The sending end: the frames of one object, the pass in progress, the NACKs collected for the next.
 
     expect : who must acknowledge (names the caller uses for receivers in ``add_nack``).
+    max_frames_sent : frames the sender may put on the air in all (a UE's energy budget; None: no limit); a
+        job due past it is not sent, and the transfer gives up (``budget_spent``).
     """
 
     def __init__(
@@ -77,7 +79,9 @@ class Outbound:
         self.payload_bytes = len(data)
         self.passes = 0  # passes started
         self.frames_sent = 0
-        self.gave_up = False  # a further pass was due after max_passes
+        self.gave_up = False  # a further pass was due after max_passes, or past max_frames_sent
+        self.max_frames_sent: int | None = None
+        self.budget_spent = False  # gave up because frames were due past max_frames_sent
         self.expect = set(expect)
         self.acked: set[str] = set()
         self._pending = np.arange(len(self.frames))  # sequence numbers of the current pass
@@ -151,6 +155,12 @@ class Outbound:
         frames of a repair pass if one is due (NACKs gathered, or a pass answered by silence); else None."""
         if self._cursor >= self._pending.size and not self._repair_due(now_sample, now_s):
             return None
+        if self.max_frames_sent is not None:
+            room = self.max_frames_sent - self.frames_sent
+            if room <= 0:
+                self.gave_up = self.budget_spent = True
+                return None
+            max_frames = room if max_frames is None else min(max_frames, room)
         if self._cursor == 0:
             self.passes += 1
         stop = self._pending.size if max_frames is None else self._cursor + max(1, max_frames)

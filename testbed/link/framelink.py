@@ -27,6 +27,9 @@ class TxFrame:
     """One frame to put on air: ``payload`` from node ``src`` at ``start_sample`` of the window.
 
     stream_id, seq : PHY header fields (8 and 16 bits); the link sets the sender's id and the frame number.
+    tx_gain_db : the sender's transmit power above (below, if negative) the power its link's SNR is quoted at
+        (the allocation's TX power applied): the model medium shifts the link's SNR by it, the phy medium
+        scales the burst's amplitude.
     """
 
     src: int
@@ -35,6 +38,7 @@ class TxFrame:
     mcs: str
     stream_id: int = 0
     seq: int = 0
+    tx_gain_db: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,7 @@ class ModelFrameLink:
     per_table: PerTable | None = None
     subcarrier_snr: Mapping[tuple[int, int], np.ndarray] = field(default_factory=dict)
     air_log: AirLog = field(default_factory=AirLog)
-    _per_cache: dict[tuple[int, int, str, int], float] = field(default_factory=dict, init=False, repr=False)
+    _per_cache: dict[tuple[int, int, str, int, float], float] = field(default_factory=dict, init=False, repr=False)
     _shape_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def burst_num_samples(self, payload_bytes: int, mcs: str) -> int:
@@ -158,12 +162,13 @@ class ModelFrameLink:
         """(reported SNR in dB, the abstraction's PER, 0 without a table) of ``frame`` at receiver ``dst``."""
         sub = self.subcarrier_snr.get((frame.src, dst))
         if sub is not None:
+            sub = sub * 10.0 ** (frame.tx_gain_db / 10.0)
             snr = float(10.0 * np.log10(np.mean(sub)))
         else:
-            snr = self._per_link(self.snr_db, frame.src, dst)
+            snr = self._per_link(self.snr_db, frame.src, dst) + frame.tx_gain_db
         if self.per_table is None:
             return snr, 0.0
-        key = (frame.src, dst, frame.mcs, len(frame.payload))  # a link's SNR and channel are fixed
+        key = (frame.src, dst, frame.mcs, len(frame.payload), frame.tx_gain_db)  # a link's channel is fixed
         per = self._per_cache.get(key)
         if per is None:
             if sub is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from testbed.errors import LinkError
 from testbed.link.framelink import AirLog, Heard, TxFrame, Window
 from testbed.link.medium import Burst, Medium
@@ -42,6 +44,8 @@ class PhyFrameLink:
         bursts = []
         for f in frames:
             iq = self.modem.modulate(f.payload, f.mcs, stream_id=f.stream_id, seq=f.seq)
+            if f.tx_gain_db:  # the sender's applied TX power relative to its link's reference
+                iq = iq * np.float32(10.0 ** (f.tx_gain_db / 20.0))
             bursts.append(Burst(f.src, f.start_sample, iq))
         heard = {}
         for rx, iq in self.medium.air(bursts, receivers, window_samples).items():

@@ -44,6 +44,14 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class SetTxPower:
+    """Set the radio's transmit power for the bursts that follow (ASSIGN's, every round); the shell answers
+    with ``TxPowerSet`` once the radio has it."""
+
+    tx_power_dbm: float
+
+
+@dataclass(frozen=True)
 class StartJob:
     """Run ``run()`` off the event loop; report ``JobDone(key, result, elapsed_s)`` when it returns.
 
@@ -86,7 +94,7 @@ class Record:
     fields: dict[str, Any]
 
 
-Action = Send | Transmit | Cancel | StartJob | CancelJob | OpenRound | CloseRound | Record
+Action = Send | Transmit | SetTxPower | Cancel | StartJob | CancelJob | OpenRound | CloseRound | Record
 
 
 @dataclass(frozen=True)
@@ -107,13 +115,22 @@ class OnAir:
 
 
 @dataclass(frozen=True)
+class TxPowerSet:
+    """A ``SetTxPower`` was carried out: the power asked for and the power the radio applies (its step and
+    range; the same when the shell's radio has neither)."""
+
+    requested_dbm: float
+    applied_dbm: float
+
+
+@dataclass(frozen=True)
 class Failed:
     """The radio failed; the pump has stopped."""
 
     reason: str
 
 
-RadioEvent = Received | OnAir | Failed  # what the radio pump reports to the loop
+RadioEvent = Received | OnAir | TxPowerSet | Failed  # what the radio pump reports to the loop
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,19 @@ SOUNDING_OBJECT_ID = 0  # the BS's sounding burst before a first round (round nu
 SOUNDING_PAYLOAD = bytes(16)
 
 
+def _applied(rnd: _Round) -> dict[str, Any]:
+    """The record's view of the allocation applied: each UE's TX power as its radio applied it, its radio
+    energy, ASSIGN's per-round budget and what that budget left of the work (from UPLINK_DONE)."""
+    reports = rnd.reports
+    return {
+        "ue_tx_power_dbm": {ue: r.tx_power_dbm for ue, r in reports.items()},
+        "ue_radio_energy_j": {ue: r.radio_energy_j for ue, r in reports.items()},
+        "ue_energy_budget_j": {ue: o.energy_budget_j for ue, o in rnd.orders.items()},
+        "ue_work": {ue: r.work for ue, r in reports.items()},
+        "ue_trained_samples": {ue: r.trained_samples for ue, r in reports.items()},
+    }
+
+
 def round_outcome(num_participants: int, num_uploads: int, min_fraction: float) -> tuple[str, RoundStatus]:
     """(outcome, ROUND_END status) of a round: "complete" when every participant's upload arrived, "partial"
     (status "deadline") when at least ``min_fraction`` of them (and at least one) did, else "skipped"
@@ -99,6 +112,7 @@ class _Round:
     energy_j: dict[str, float] = field(default_factory=dict)  # UPLINK_DONE's energy_used_j
     compute_s: dict[str, float] = field(default_factory=dict)  # UPLINK_DONE's compute_time_s
     done_s: dict[str, float] = field(default_factory=dict)  # seconds from ROUND_START to each UPLINK_DONE
+    reports: dict[str, UplinkDone] = field(default_factory=dict)  # each UE's UPLINK_DONE (applied power, work)
     started_air_s: float = 0.0  # the radio's sample clock at ROUND_START, in seconds
     choices: dict[str, Any] = field(default_factory=dict)  # each UE's accepted MODE_CHOICE
     refused: dict[str, str] = field(default_factory=dict)  # why a UE has no accepted choice this round
@@ -261,6 +275,7 @@ class BsCore:
             rnd.done.add(ev.ue_id)
             rnd.energy_j[ev.ue_id], rnd.compute_s[ev.ue_id] = body.energy_used_j, body.compute_time_s
             rnd.done_s[ev.ue_id] = self.now() - rnd.started_s
+            rnd.reports[ev.ue_id] = body
             event(log, "uplink_done", ue=ev.ue_id, round=rnd.number, payload_bytes=body.payload_bytes,
                   compute_time_s=body.compute_time_s)  # fmt: skip
         return []
@@ -478,6 +493,8 @@ class BsCore:
         actions: list[Action] = [Cancel(job_id) for job_id in rnd.broadcast.job_ids]  # repairs of no use now
         uploads = {}
         for ue in sorted(rnd.done):
+            if ue in rnd.reports and rnd.reports[ue].work == "declined":
+                continue  # its energy budget did not cover the round: no upload, the learning counts it late
             try:
                 uploads[ue] = rnd.uplinks[ue].deliver()
             except (KeyError, LinkError) as exc:
@@ -512,6 +529,7 @@ class BsCore:
             "ue_energy_j": dict(rnd.energy_j),
             "ue_compute_s": dict(rnd.compute_s),
             "uplink_done_s": dict(rnd.done_s),
+            **_applied(rnd),
             "started_unix_s": rnd.started_wall_s,
             "air_started_s": rnd.started_air_s,
         }

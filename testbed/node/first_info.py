@@ -6,15 +6,16 @@ CAPABILITY_ENQUIRY, in the worker thread (``testbed.policy.capability.measure_co
 figures (testbed/policy/choice.py: that report, read back as the BS reads it, and the effective SNR of its
 link) and returns MODE_CHOICE, or refuses first information it cannot apply (unknown rule, mode or unit; an
 allocation outside its board's ranges) and keeps the last valid one; it applies ASSIGN's CPU frequency through
-the policy's cpufreq interface (``SimulatedCpuFreq`` for a simulated board, Linux cpufreq otherwise) and
-charges each round's energy (cost.py's CMOS and radio models) next to its budget. The BS's side is
-testbed/node/assigners.py.
+the policy's cpufreq interface (``SimulatedCpuFreq`` for a simulated board, Linux cpufreq otherwise), fits each
+round's work to ASSIGN's energy budget before training (``plan_work``, testbed/policy/budget.py) and charges
+what the round spent (cost.py's CMOS and radio models, at the clock and the TX power actually applied) next to
+that budget. The BS's side is testbed/node/assigners.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from testbed.control import protocol
@@ -25,6 +26,7 @@ from testbed.link.airtime import LinkAirtime
 from testbed.node.assigners import PI4_CYCLES_PER_SAMPLE
 from testbed.node.config import UeSection
 from testbed.policy.allocation import AllocationConfig
+from testbed.policy.budget import WorkOption, WorkPlan, fit_budget
 from testbed.policy.capability import CapabilityReport, build_report, measure_codec_throughput
 from testbed.policy.choice import Allocation, CostInputs, choose
 from testbed.policy.cpufreq import CpuFreqControl, SimulatedCpuFreq, SysfsCpuFreq
@@ -127,22 +129,50 @@ class UeFirstInfo:
             log.warning("CPU frequency %.0f MHz not applied: %s", assign.cpu_freq_hz / 1e6, exc)
             return self.cpufreq.current_frequency_hz()
 
-    def account(
-        self, samples: int, cycle_fraction: float, airtime_s: float, assign: protocol.Assign
-    ) -> dict[str, float | bool]:
-        """Charge one round: ``samples`` at ``cycle_fraction`` of a full training step each at the current clock,
-        ``airtime_s`` at ASSIGN's TX power. Returns the round's joules next to ASSIGN's per-round budget, and
-        the total spent since start-up."""
+    def energy_j(
+        self, samples: int, cycle_fraction: float, airtime_s: float, tx_power_dbm: float
+    ) -> tuple[float, float]:
+        """(compute, radio) joules of ``samples`` at ``cycle_fraction`` of a full training step each at the
+        current clock, and ``airtime_s`` on the air at ``tx_power_dbm``: cost.py's CMOS and radio models."""
         f = self.cpufreq.current_frequency_hz()
         cycles = self.report.cycles_per_sample if self.report is not None else PI4_CYCLES_PER_SAMPLE
         compute = compute_energy_j(samples, cycles * cycle_fraction, f, self.profile.kappa_j_per_cycle_hz2)
-        radio = radio_energy_j(assign.tx_power_dbm, airtime_s)
+        return compute, radio_energy_j(tx_power_dbm, airtime_s)
+
+    def plan_work(
+        self,
+        options: Sequence[WorkOption],
+        assign: protocol.Assign,
+        tx_power_dbm: float,
+        upload_airtime_s: Callable[[int], float],
+    ) -> WorkPlan:
+        """The most of ``options`` that ASSIGN's per-round budget allows (policy/budget.py), priced at the
+        applied clock and ``tx_power_dbm`` (the radio's applied power) with ``upload_airtime_s(bytes)``."""
+
+        def energy(o: WorkOption) -> float:
+            return sum(self.energy_j(o.samples, o.cycle_fraction, upload_airtime_s(o.upload_bytes), tx_power_dbm))
+
+        plan = fit_budget(options, energy, assign.energy_budget_j)
+        if plan.action != "full":
+            log.warning("round energy %.3g J for the full work exceeds the budget of %.3g J: %s", energy(options[0]),
+                        assign.energy_budget_j, plan.action)  # fmt: skip
+        return plan
+
+    def account(
+        self, samples: int, cycle_fraction: float, airtime_s: float, assign: protocol.Assign, tx_power_dbm: float
+    ) -> dict[str, float | bool]:
+        """Charge one round: ``samples`` at ``cycle_fraction`` of a full training step each at the current clock,
+        ``airtime_s`` at the TX power the radio applied. Returns the round's joules next to ASSIGN's per-round
+        budget, and the total spent since start-up."""
+        compute, radio = self.energy_j(samples, cycle_fraction, airtime_s, tx_power_dbm)
+        f = self.cpufreq.current_frequency_hz()
         self.energy_spent_j += compute + radio
         within = compute + radio <= assign.energy_budget_j
         if not within:
             log.warning("round energy %.3g J exceeds the budget of %.3g J", compute + radio, assign.energy_budget_j)
         return {
             "cpu_freq_hz": f,
+            "tx_power_dbm": tx_power_dbm,
             "compute_energy_j": compute,
             "radio_energy_j": radio,
             "energy_budget_j": assign.energy_budget_j,

@@ -4,8 +4,10 @@ receive stream into frames.
 Why a thread: a hub radio's receive blocks until every other node has moved its clock past the window
 (testbed/radio/air.py), and the control loop must keep answering heartbeats meanwhile. The daemon's event
 loop talks to the pump only through two queues: ``submit`` hands it frames to send (back to back as soon as
-possible, or inside a TDMA slot of every cycle), ``events`` returns what happened (frames received with their
-start sample, jobs fully on air, a radio failure). The radio is opened, used and closed inside the thread.
+possible, or inside a TDMA slot of every cycle) and ``set_tx_power`` a transmit power (taken in order with
+the jobs: every burst handed to the radio after it goes out at that power), ``events`` returns what happened (frames
+received with their start sample, jobs fully on air, the power applied, a radio failure). The radio is
+opened, used and closed inside the thread.
 
 Clock: the pump receives ``window_samples`` per pass and paces the clock at ``realtime_factor`` times real
 time (it sleeps when ahead, never catches up by skipping), so airtime in simulation matches the lab.
@@ -24,7 +26,7 @@ import numpy as np
 from testbed.errors import ConfigError, LinkError, RadioError
 from testbed.link.framelink import Heard
 from testbed.link.placement import BurstPlanner, Job
-from testbed.node.actions import Failed, OnAir, RadioEvent, Received
+from testbed.node.actions import Failed, OnAir, RadioEvent, Received, TxPowerSet
 from testbed.node.config import AirConfig
 from testbed.phy import OfdmModem
 from testbed.radio.base import Radio, RxBlock
@@ -71,7 +73,8 @@ class RadioPump:
     def __init__(self, open_radio: Callable[[], Radio], air: AirConfig, stream_id: int) -> None:
         self.air, self.stream_id = air, stream_id
         self._open_radio = open_radio
-        self._jobs: queue.SimpleQueue[Job | int] = queue.SimpleQueue()  # a job, or the id of one to cancel
+        # a job, the id of one to cancel, or a transmit power (dBm) to set
+        self._jobs: queue.SimpleQueue[Job | int | float] = queue.SimpleQueue()
         self._events: queue.SimpleQueue[RadioEvent] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -99,6 +102,11 @@ class RadioPump:
     def cancel(self, job_id: int) -> None:
         """Drop the bursts of ``job_id`` not yet handed to the radio (e.g. its round ended)."""
         self._jobs.put(job_id)
+
+    def set_tx_power(self, tx_power_dbm: float) -> None:
+        """Set the radio's transmit power before the bursts handed to it from now on; ``TxPowerSet`` says what
+        the radio applied (a power it refuses leaves the old one, logged)."""
+        self._jobs.put(float(tx_power_dbm))
 
     def events(self) -> list[RadioEvent]:
         """Everything that happened since the last call, in order."""
@@ -156,6 +164,8 @@ class RadioPump:
                     break
                 if isinstance(request, Job):
                     planner.plan(request, self.cursor)
+                elif isinstance(request, float):
+                    self._set_tx_power(radio, request)
                 else:
                     planner.cancel(request)
             self._transmit_due(radio, modem, planner)
@@ -174,6 +184,15 @@ class RadioPump:
             self._ready.set()  # the clock is known from the first block on: jobs can be placed
             for job_id, end_sample in planner.finished(self.cursor):
                 self._events.put(OnAir(job_id, end_sample))
+
+    def _set_tx_power(self, radio: Radio, tx_power_dbm: float) -> None:
+        try:
+            applied = radio.set_tx_power(tx_power_dbm)
+        except ConfigError as exc:  # refused (a hub that does not take it): keep the old power, say so
+            log.error("TX power %.2f dBm not applied, keeping %.2f dBm: %s", tx_power_dbm, radio.config.tx_power_dbm,
+                      exc)  # fmt: skip
+            applied = radio.config.tx_power_dbm
+        self._events.put(TxPowerSet(tx_power_dbm, applied))
 
     def _transmit_due(self, radio: Radio, modem: OfdmModem, planner: BurstPlanner) -> None:
         """Hand the radio every planned burst that starts before the end of the next receive window."""

@@ -8,7 +8,19 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from testbed.control.config import Event
-from testbed.node.actions import Action, Cancel, CancelJob, Failed, JobDone, OnAir, Received, StartJob, Transmit
+from testbed.node.actions import (
+    Action,
+    Cancel,
+    CancelJob,
+    Failed,
+    JobDone,
+    OnAir,
+    Received,
+    SetTxPower,
+    StartJob,
+    Transmit,
+    TxPowerSet,
+)
 from testbed.node.pump import RadioPump
 from testbed.node.worker import Worker
 
@@ -17,7 +29,7 @@ POLL_S = 0.02  # longest control wait per pass, so radio events are handled prom
 
 class Core(Protocol):
     def control(self, ev: Event) -> list[Action]: ...
-    def radio(self, ev: Received | OnAir) -> list[Action]: ...
+    def radio(self, ev: Received | OnAir | TxPowerSet) -> list[Action]: ...
     def job_done(self, done: JobDone) -> list[Action]: ...
     def timers(self) -> list[Action]: ...
 
@@ -33,6 +45,7 @@ class Shell:
         self.handlers: dict[type, Callable[[Any], None]] = {
             Transmit: lambda a: pump.submit(a.job),
             Cancel: lambda a: pump.cancel(a.job_id),
+            SetTxPower: lambda a: pump.set_tx_power(a.tx_power_dbm),
             StartJob: worker.start,
             CancelJob: worker.cancel,
             **control_handlers,

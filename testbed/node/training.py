@@ -15,6 +15,7 @@ test can recompute exactly, for link-level tests.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,8 @@ from testbed.learning.assignment import UeAssignment
 from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.evaluate import evaluate
-from testbed.learning.modes import LocalTraining, LocalUe
+from testbed.learning.guards import Update
+from testbed.learning.modes import LocalTraining, LocalUe, SymbolUpload
 from testbed.learning.partition import iid
 from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
 from testbed.learning.spec import TrainingSpec
@@ -38,9 +40,11 @@ from testbed.link.airtime import LinkAirtime
 from testbed.mode import Mode
 from testbed.node.assigners import Orders, UeView, learning_profile
 from testbed.node.config import AirConfig
+from testbed.policy.budget import WorkOption
 
 log = logging.getLogger(__name__)
 
+_WIDEST = 2**31 - 1  # the wire format's largest round index and count: its integers at their widest
 # Seed streams derived from [training] seed, so BS and UEs agree without talking.
 _SPLIT, _PARTITION, _MODEL, _BS, _UE = 0, 1, 2, 3, 4
 
@@ -70,8 +74,14 @@ class UeTraining(Protocol):
 
     last_work: tuple[int, float]
 
-    def upload_bytes(self, round_no: int, model: bytes, assign: Assign) -> bytes:
-        """The upload (update, symbols or samples, per ASSIGN's mode) computed from the verified model."""
+    def work_options(self, model: bytes, assign: Assign) -> list[WorkOption]:
+        """The ways to do this round, most work first (the UE keeps to its energy budget with the first that
+        fits, testbed/policy/budget.py)."""
+        ...
+
+    def upload_bytes(self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None) -> bytes:
+        """The upload (update, symbols or samples, per ASSIGN's mode) computed from the verified model, with
+        ``local_steps`` of a ``work_options`` entry (None: the full round)."""
         ...
 
 
@@ -242,21 +252,54 @@ class LearningUe:
     def num_samples(self) -> int:
         return len(self.local.data)
 
-    def upload_bytes(self, round_no: int, model: bytes, assign: Assign) -> bytes:
+    def work_options(self, model: bytes, assign: Assign) -> list[WorkOption]:
+        """Distributed and symbols: every number of local steps from the full round down to one, with the
+        upload's size (an upper bound: the wire format's integers at their widest); a raw upload or an idle
+        round: the one block the BS asked for (or nothing)."""
+        w, mode, fraction = self.work, assign.mode, compute_fractions(self.codec)[0]
+        if mode is Mode.DISTRIBUTED:
+            size = self._update_bytes()
+            return [WorkOption(k, k * w.batch_size, 1.0, size) for k in range(w.steps, 0, -1)]
+        if mode is Mode.CENTRALIZED_DECODER:
+            return [WorkOption(k, k * w.batch_size, fraction, self._symbols_bytes(k * w.batch_size))
+                    for k in range(w.steps, 0, -1)]  # fmt: skip
+        request = wire.decode_model(model, self.model).raw_requests.get(self.ue_id)
+        if mode is Mode.CENTRALIZED_FULL and request is not None:
+            return [WorkOption(0, 0, 1.0, self._raw_bytes(*request))]
+        return [WorkOption(0, 0, 1.0, 0)]
+
+    def upload_bytes(self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None) -> bytes:
         state = wire.decode_model(model, self.model)
         self.model.load_state_dict(state.tensors)
         mode, r = assign.mode, state.round_index
+        work = self.work if local_steps is None else dataclasses.replace(self.work, steps=local_steps)
         self.last_work = (0, 1.0)
         if mode is Mode.DISTRIBUTED:
-            self.last_work = (self.work.samples_per_round, 1.0)
-            return wire.encode_update(self.local.distributed(self.model, self.scratch, self.work), r)
+            self.last_work = (work.samples_per_round, 1.0)
+            update = self.local.distributed(self.model, self.scratch, work)
+            if work.steps < self.work.steps:  # a reduced round weighs in by the share of its steps it trained
+                weight = max(1, update.num_samples * work.steps // self.work.steps)
+                update = Update(update.source, update.tensors, weight)
+            return wire.encode_update(update, r)
         if mode is Mode.CENTRALIZED_DECODER:
-            self.last_work = (self.work.samples_per_round, compute_fractions(self.codec)[0])
-            return wire.encode_symbols(self.local.symbols(self.model, self.work), r)
+            self.last_work = (work.samples_per_round, compute_fractions(self.codec)[0])
+            return wire.encode_symbols(self.local.symbols(self.model, work), r)
         request = state.raw_requests.get(self.ue_id)
         if mode is Mode.CENTRALIZED_FULL and request is not None:
             return wire.encode_raw(self.local.raw(*request), request[0], r)
         return b""  # idle, or no raw samples left: an empty upload completes the round for this UE
+
+    def _update_bytes(self) -> int:
+        zeros = {n: torch.zeros_like(p) for n, p in self.model.named_parameters()}
+        return len(wire.encode_update(Update(self.ue_id, zeros, _WIDEST), _WIDEST))
+
+    def _symbols_bytes(self, rows: int) -> int:
+        received = torch.zeros(rows, self.codec.num_symbols, dtype=torch.complex64)
+        upload = SymbolUpload(self.ue_id, received, 1.0, torch.zeros(rows, dtype=torch.int64))
+        return len(wire.encode_symbols(upload, _WIDEST))
+
+    def _raw_bytes(self, start: int, count: int) -> int:
+        return len(wire.encode_raw(self.local.raw(start, count), _WIDEST, _WIDEST))
 
 
 # --- the placeholder ---------------------------------------------------------------------------------------
@@ -291,7 +334,10 @@ class PlaceholderUe:
         self.ue_id, self.upload_size_bytes = ue_id, upload_size_bytes
         self.last_work: tuple[int, float] = (0, 1.0)
 
-    def upload_bytes(self, round_no: int, model: bytes, assign: Assign) -> bytes:
+    def work_options(self, model: bytes, assign: Assign) -> list[WorkOption]:
+        return [WorkOption(0, 0, 1.0, self.upload_size_bytes)]
+
+    def upload_bytes(self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None) -> bytes:
         return placeholder_upload(model, self.ue_id, self.upload_size_bytes)
 
 

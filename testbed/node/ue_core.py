@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,13 +45,26 @@ from testbed.errors import LearningError, LinkError, PolicyError
 from testbed.link.airtime import LinkAirtime
 from testbed.link.endpoints import Inbound, Outbound
 from testbed.link.messages import ChannelReport as LinkChannelReport
-from testbed.link.segment import parse
+from testbed.link.segment import HEADER_BYTES, frame_count, parse
 from testbed.link.tracker import ChannelTracker
-from testbed.node.actions import Action, Cancel, CancelJob, JobDone, OnAir, Received, Send, StartJob, Transmit
+from testbed.node.actions import (
+    Action,
+    Cancel,
+    CancelJob,
+    JobDone,
+    OnAir,
+    Received,
+    Send,
+    SetTxPower,
+    StartJob,
+    Transmit,
+    TxPowerSet,
+)
 from testbed.node.config import BS_NODE_ID, AirConfig
 from testbed.node.first_info import UeFirstInfo
 from testbed.node.runtime import event, repair_timing
 from testbed.node.training import UeTraining
+from testbed.policy.budget import WorkAction, WorkPlan, priced_frames
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +81,7 @@ class Trained:
     round: int
     data: bytes
     work: tuple[int, float]
+    plan: WorkPlan | None = None  # what the energy budget left of the round (None: no budget to keep)
 
 
 @dataclass
@@ -79,6 +94,8 @@ class _Round:
     compute_time_s: float = 0.0
     work: tuple[int, float] = (0, 1.0)
     assign: Assign | None = None  # the orders this round's upload was computed under
+    tx_power_dbm: float | None = None  # the radio's applied TX power when training started
+    plan: WorkPlan | None = None
     reported: bool = False  # UPLINK_DONE sent
 
 
@@ -118,6 +135,7 @@ class UeCore:
         self.registered = False
         self.rounds_done = 0
         self.assign: Assign | None = None
+        self.tx_power_dbm: float | None = None  # what the radio applied of the latest ASSIGN's power
         self.tracker = ChannelTracker()  # downlink measurements: every frame heard from the BS
         self._round: _Round | None = None
         self._early: dict[int, Inbound] = {}
@@ -199,7 +217,7 @@ class UeCore:
         freq = self.first_info.apply(body) if self.first_info is not None else None
         event(log, "assigned", round=ev.message.round, mode=body.mode, group=body.group, mcs=body.mcs,  # type: ignore[union-attr]
               cpu_freq_hz=freq, tx_power_dbm=body.tx_power_dbm)  # fmt: skip
-        return []
+        return self._apply_tx_power(body)
 
     def _round_start(self, ev: Event) -> list[Action]:
         body: RoundStart = ev.message.body  # type: ignore[union-attr,assignment]
@@ -226,8 +244,10 @@ class UeCore:
         return self._drop_round()
 
     # --- radio ------------------------------------------------------------------------------------------
-    def radio(self, ev: Received | OnAir) -> list[Action]:
+    def radio(self, ev: Received | OnAir | TxPowerSet) -> list[Action]:
         rnd = self._round
+        if isinstance(ev, TxPowerSet):
+            return self._tx_power_set(ev)
         if isinstance(ev, OnAir):
             if rnd is not None and rnd.upload is not None:
                 rnd.upload.on_air(ev.job_id, ev.end_sample, self.now())
@@ -283,12 +303,9 @@ class UeCore:
         if job is not None:
             actions.append(Transmit(job))
         if rnd.upload.delivered and not rnd.reported:
-            rnd.reported = True
-            up = rnd.upload
-            energy = self._account(rnd)
-            used_j = energy.get("compute_energy_j", 0.0) + energy.get("radio_energy_j", 0.0)
-            actions.append(Send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, rnd.compute_time_s, used_j)))
-            event(log, "uplink_done", round=rnd.number, payload_bytes=up.payload_bytes, passes=up.passes, **energy)
+            actions.append(self._uplink_done(rnd))
+        elif rnd.upload.budget_spent and not rnd.reported:  # repairs used up the budget: stop, say so
+            actions.append(self._uplink_done(rnd, "declined"))
         return actions
 
     def _start_training(self, rnd: _Round) -> list[Action]:
@@ -305,21 +322,27 @@ class UeCore:
             self._round = None
             return []
         rnd.assign = assign = self.assign
+        rnd.tx_power_dbm = power = self.tx_power_dbm if self.tx_power_dbm is not None else assign.tx_power_dbm
         number = rnd.number
         event(log, "model_received", round=number, model_bytes=len(model), mode=assign.mode)
-        return [StartJob("train", ("train", number), lambda: self._train(number, model, assign))]
+        return [StartJob("train", ("train", number), lambda: self._train(number, model, assign, power))]
 
-    def _train(self, number: int, model: bytes, assign: Assign) -> Trained | None:
-        """Off the loop: the training step; None if it failed (logged: the round is skipped, the loop goes on)."""
+    def _train(self, number: int, model: bytes, assign: Assign, tx_power_dbm: float) -> Trained | None:
+        """Off the loop: the work the energy budget allows (``_plan_work``), then the training step; None if it
+        failed (logged: the round is skipped, the loop goes on)."""
         try:
-            data = self.training.upload_bytes(number, model, assign)
+            plan = self._plan_work(model, assign, tx_power_dbm)
+            if plan is not None and plan.option is None:
+                return Trained(number, b"", (0, 1.0), plan)  # declined: no training, no upload
+            steps = plan.option.local_steps if plan is not None and plan.action == "reduced" else None
+            data = self.training.upload_bytes(number, model, assign, local_steps=steps)
         except LearningError as exc:
             log.error("round %d: the model cannot be used (%s); skipping the round", number, exc)
             return None
         except Exception:
             log.exception("round %d: the training step failed; skipping the round", number)
             return None
-        return Trained(number, data, self.training.last_work)
+        return Trained(number, data, self.training.last_work, plan)
 
     def job_done(self, done: JobDone) -> list[Action]:
         handler = {"train": self._trained, "capability": self._measured}.get(done.key[0])
@@ -333,12 +356,68 @@ class UeCore:
         if trained is None:
             self._round = None
             return []
-        rnd.compute_time_s, rnd.work = done.elapsed_s, trained.work
+        rnd.compute_time_s, rnd.work, rnd.plan = done.elapsed_s, trained.work, trained.plan
+        if trained.plan is not None and trained.plan.option is None:
+            rnd.reported = True  # declined: the BS hears it at once, and counts this UE as absent
+            event(log, "round_declined", round=rnd.number, predicted_energy_j=trained.plan.energy_j,
+                  energy_budget_j=rnd.assign.energy_budget_j if rnd.assign else None)  # fmt: skip
+            return [Send(UplinkDone(rnd.download.object_id, 0, 0, 0.0, 0.0, rnd.tx_power_dbm, 0.0, "declined", 0))]
         rnd.upload = Outbound(trained.data, src=self.node_id, dsts=[BS_NODE_ID], object_id=rnd.download.object_id,
                               frame_payload_bytes=self.air.frame_payload_bytes, timing=repair_timing(self.air),
                               expect={"bs"})  # fmt: skip
+        rnd.upload.max_frames_sent = self._frames_in_budget(rnd)
         event(log, "trained", round=rnd.number, upload_bytes=len(trained.data), compute_time_s=done.elapsed_s)
         return []
+
+    # --- the allocation applied: TX power and energy budget ------------------------------------------------
+    def _apply_tx_power(self, assign: Assign) -> list[Action]:
+        """ASSIGN's TX power to the radio, every round; the shell answers with what the radio applied (until
+        then this round is planned and charged at ASSIGN's power, not at an earlier round's)."""
+        self.tx_power_dbm = None
+        return [SetTxPower(assign.tx_power_dbm)]
+
+    def _tx_power_set(self, ev: TxPowerSet) -> list[Action]:
+        self.tx_power_dbm = ev.applied_dbm
+        event(log, "tx_power_set", requested_dbm=ev.requested_dbm, applied_dbm=ev.applied_dbm)
+        return []
+
+    def _plan_work(self, model: bytes, assign: Assign, tx_power_dbm: float) -> WorkPlan | None:
+        """Off the loop: the most work ASSIGN's energy budget allows at the applied clock and TX power (None
+        without [training]: no energy model); an upload priced as its frames plus the repair reserve."""
+        if self.first_info is None:
+            return None
+        burst_s = self.airtime.burst_s(self.air.frame_payload_bytes, assign.mcs)
+        chunk = self.air.frame_payload_bytes - HEADER_BYTES
+
+        def airtime_s(upload_bytes: int) -> float:
+            return priced_frames(frame_count(upload_bytes, chunk)) * burst_s
+
+        return self.first_info.plan_work(self.training.work_options(model, assign), assign, tx_power_dbm, airtime_s)
+
+    def _frames_in_budget(self, rnd: _Round) -> int | None:
+        """Frames the round's budget leaves for the upload after its compute (None without a budget plan)."""
+        if self.first_info is None or rnd.plan is None or rnd.assign is None or rnd.tx_power_dbm is None:
+            return None
+        samples, fraction = rnd.work
+        compute_j, _ = self.first_info.energy_j(samples, fraction, 0.0, rnd.tx_power_dbm)
+        burst_s = self.airtime.burst_s(self.air.frame_payload_bytes, rnd.assign.mcs)
+        _, frame_j = self.first_info.energy_j(0, 1.0, burst_s, rnd.tx_power_dbm)
+        return max(0, math.floor((rnd.assign.energy_budget_j - compute_j) / frame_j)) if frame_j > 0 else None
+
+    def _uplink_done(self, rnd: _Round, work: WorkAction | None = None) -> Send:
+        """UPLINK_DONE for an upload: its frames, the round's energy at the applied power and clock, the
+        power, and what the budget left of the work (``work`` "declined": the budget ran out mid-upload)."""
+        rnd.reported = True
+        up = rnd.upload
+        assert up is not None
+        energy = self._account(rnd)
+        used_j = energy.get("compute_energy_j", 0.0) + energy.get("radio_energy_j", 0.0)
+        work = work or (rnd.plan.action if rnd.plan is not None else "full")
+        event(log, "uplink_done", round=rnd.number, payload_bytes=up.payload_bytes, passes=up.passes, work=work,
+              **energy)  # fmt: skip
+        radio_j = float(energy.get("radio_energy_j", 0.0))
+        return Send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, rnd.compute_time_s, used_j,
+                               rnd.tx_power_dbm, radio_j, work, rnd.work[0]))  # fmt: skip
 
     # --- capability -------------------------------------------------------------------------------------
     def _measure_capability(self) -> list[Action]:
@@ -379,13 +458,13 @@ class UeCore:
 
     # --- bookkeeping ------------------------------------------------------------------------------------
     def _account(self, rnd: _Round) -> dict[str, float | bool]:
-        """Energy of the round (compute at the applied clock, uplink airtime at ASSIGN's power), against the
+        """Energy of the round (compute at the applied clock, uplink airtime at the applied power), against the
         budget; airtime = frames sent x a full frame's burst at the round's MCS (link.airtime; an upper bound)."""
-        if self.first_info is None or rnd.assign is None or rnd.upload is None:
+        if self.first_info is None or rnd.assign is None or rnd.upload is None or rnd.tx_power_dbm is None:
             return {}
         airtime_s = rnd.upload.frames_sent * self.airtime.burst_s(self.air.frame_payload_bytes, rnd.assign.mcs)
         samples, fraction = rnd.work
-        return self.first_info.account(samples, fraction, airtime_s, rnd.assign)
+        return self.first_info.account(samples, fraction, airtime_s, rnd.assign, rnd.tx_power_dbm)
 
     def _drop_round(self) -> list[Action]:
         """Forget the current round: its uplink frames not yet on the air are cancelled, and so is its training

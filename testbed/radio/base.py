@@ -5,7 +5,9 @@ transmit, 1.0 is the nominal level (a unit-power burst radiates the configured `
 backend with a real DAC keeps head-room above it (Pluto maps 1.0 to 2^14 of +-2^15). Time is a sample count
 on the radio's own receive clock: ``receive`` returns where its block starts, ``transmit`` says where its
 burst starts. Read-only properties carry pyadi-iio's names (``rx_lo``, ``sample_rate``...) so lab scripts
-read the same; settings change only through ``configure`` so no setter can silently do nothing.
+read the same; settings change only through ``configure`` so no setter can silently do nothing, and the
+transmit power alone through ``set_tx_power`` (every round, between bursts), which returns the power the
+radio actually applies.
 """
 
 from __future__ import annotations
@@ -129,6 +131,23 @@ class Radio(ABC):
         self._apply(config)
         self._config = config
 
+    def set_tx_power(self, tx_power_dbm: float) -> float:
+        """Change only the output power of a unit-power burst, for the bursts that follow; returns the power
+        actually applied (a backend with gain steps and a range quantises and clamps, and logs a clamp). The
+        node applies ASSIGN's power this way every round, without the full ``configure`` (which on a Pluto
+        restarts streaming)."""
+        self._check_open()
+        config = self.config
+        if (
+            isinstance(tx_power_dbm, bool)
+            or not isinstance(tx_power_dbm, (int, float))
+            or not math.isfinite(tx_power_dbm)
+        ):
+            raise ConfigError(f"set_tx_power expects a finite power in dBm, got {tx_power_dbm!r}")
+        applied = self._set_tx_power(float(tx_power_dbm))
+        self._config = config.with_(tx_power_dbm=applied)
+        return applied
+
     @property
     def config(self) -> RadioConfig:
         if self._config is None:
@@ -207,6 +226,12 @@ class Radio(ABC):
     # --- backend hooks ----------------------------------------------------------------------------
     @abstractmethod
     def _apply(self, config: RadioConfig) -> None: ...
+
+    def _set_tx_power(self, tx_power_dbm: float) -> float:
+        """Default: apply the configuration with the new power (cheap for the virtual radios: the hub and the
+        loopback scale the burst's amplitude by the power); returns it unchanged."""
+        self._apply(self.config.with_(tx_power_dbm=tx_power_dbm))
+        return tx_power_dbm
 
     @abstractmethod
     def _transmit(self, iq: np.ndarray, at_sample: int | None) -> int: ...

@@ -39,6 +39,11 @@ _URI = re.compile(r"^(ip|usb|serial|local):\S*$")
 _AVAILABLE = re.compile(r"\[\s*(-?[\d.eE+]+)\s+(-?[\d.eE+]+)\s+(-?[\d.eE+]+)\s*\]")
 
 
+def quantise_tx_gain_db(gain_db: float) -> float:
+    """The AD9361 TX attenuation step nearest to ``gain_db`` (not clamped to the range)."""
+    return round(gain_db / TX_GAIN_STEP_DB) * TX_GAIN_STEP_DB
+
+
 def _import_adi() -> Any:
     try:
         import adi
@@ -184,7 +189,7 @@ class PlutoRadio(Radio):
         if config.rx_gain_mode == "manual" and not gain_lo <= config.rx_gain_db <= gain_hi:
             raise ConfigError(f"rx_gain_db={config.rx_gain_db:g} is outside {gain_lo:g}..{gain_hi:g} dB at this LO")
         offset = self._cal.power_at_0db_dbm(self.serial, lo)
-        tx_gain = round((config.tx_power_dbm - offset) / TX_GAIN_STEP_DB) * TX_GAIN_STEP_DB
+        tx_gain = quantise_tx_gain_db(config.tx_power_dbm - offset)
         if not TX_GAIN_RANGE_DB[0] <= tx_gain <= TX_GAIN_RANGE_DB[1]:
             raise ConfigError(
                 f"tx_power_dbm={config.tx_power_dbm:g} needs hardware gain {tx_gain:g} dB; this board gives "
@@ -207,6 +212,25 @@ class PlutoRadio(Radio):
         except Exception as exc:
             raise RadioError(f"Pluto at {self.uri} refused the configuration {config}: {exc!r}") from exc
         self._tx_gain_db = float(tx_gain)
+
+    def _set_tx_power(self, tx_power_dbm: float) -> float:
+        """Only ``tx_hardwaregain_chan0``: the power through the calibration, on the 0.25 dB step, clamped to
+        -89.75..0 dB (logged); returns the power of the gain the driver reads back (streaming goes on)."""
+        offset = self._cal.power_at_0db_dbm(self.serial, self.config.center_freq_hz)
+        wanted = quantise_tx_gain_db(tx_power_dbm - offset)
+        gain = min(max(wanted, TX_GAIN_RANGE_DB[0]), TX_GAIN_RANGE_DB[1])
+        if gain != wanted:
+            log.warning(
+                "Pluto %s: %.2f dBm needs TX gain %.2f dB; clamped to %.2f dB (this board gives %.1f..%.1f dBm)",
+                self.uri, tx_power_dbm, wanted, gain, offset + TX_GAIN_RANGE_DB[0], offset,
+            )  # fmt: skip
+        try:
+            self._sdr.tx_hardwaregain_chan0 = float(gain)
+            applied = float(self._sdr.tx_hardwaregain_chan0)
+        except Exception as exc:
+            raise RadioError(f"Pluto at {self.uri} refused TX gain {gain:g} dB: {exc!r}") from exc
+        self._tx_gain_db = applied
+        return offset + applied
 
     # --- streaming --------------------------------------------------------------------------------------
     def _stop_streaming(self) -> None:

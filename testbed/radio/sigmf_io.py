@@ -124,6 +124,9 @@ class RecordingRadio(Radio):
     def _apply(self, config: RadioConfig) -> None:
         self.inner.configure(config)
 
+    def _set_tx_power(self, tx_power_dbm: float) -> float:
+        return self.inner.set_tx_power(tx_power_dbm)
+
     def _transmit(self, iq: np.ndarray, at_sample: int | None) -> int:
         start = self.inner.transmit(iq, at_sample)
         self._tx.append(iq, start, self.config, force_new=True)  # one capture per burst

@@ -2,6 +2,8 @@
 are dropped, and plan -> contributions as wire bytes -> finish (what the BS core does) gives exactly what
 direct in-process contributions give."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -122,3 +124,29 @@ def test_a_runner_refuses_a_plan_of_another_round(digits_split, make_runner) -> 
     assert report.refused == {"ue0": "bad bytes"} and bare.round_index == 1
     with pytest.raises(LearningError, match="plan is for round 0"):
         bare.finish_round(plan, {})
+
+
+def test_a_symbol_upload_cut_short_by_the_budget_weighs_in_by_its_rows(digits_split, make_runner, monkeypatch) -> None:
+    """n_C counts a centralized-decoder UE's data size times the share of the round's rows it sent (one of two
+    steps: half), as a budget-reduced distributed update's n_k is scaled at the UE (on the old code a cut-short
+    upload weighed in as a full one)."""
+    from testbed.learning import rounds
+
+    seen = []
+    real = rounds.joint_gradient
+    monkeypatch.setattr(rounds, "joint_gradient", lambda *a: seen.append(a[1:2] + a[3:]) or real(*a))
+    runner = make_runner(digits_split[0])
+    full, half = runner.cfg.work, dataclasses.replace(runner.cfg.work, steps=1)
+    for work in (full, half):
+        plan = runner.plan_round(FixedAssignment(Mode.CENTRALIZED_DECODER, Mode.DISTRIBUTED).assign(0, runner.profiles))
+        arrived = {}
+        for ue, a in zip(runner.ues, plan.assignments, strict=True):
+            if a.mode is Mode.DISTRIBUTED:
+                arrived[ue.name] = ue.distributed(runner.model, runner.scratch, full)
+            else:
+                arrived[ue.name] = ue.symbols(runner.model, work)
+        runner.finish_round(plan, arrived)
+    weak = sum(runner.registered[p.name] for p in runner.profiles if p.weak)
+    (n_d, n_c_full, phi_full), (_, n_c_half, phi_half) = seen
+    assert n_c_full == pytest.approx(weak) and n_c_half == pytest.approx(weak / 2) and phi_full == phi_half == 0
+    assert n_d == sum(runner.registered[p.name] for p in runner.profiles if not p.weak)

@@ -137,6 +137,22 @@ def test_sender_gives_up_after_max_passes() -> None:
     assert out.gave_up and out.done and not out.delivered and out.passes == 2 and out.frames_sent == 2 * out.count
 
 
+def test_sender_stops_at_max_frames_sent_and_gives_up_when_more_are_due() -> None:
+    """A UE's energy budget as a frame limit: the first pass fits, the repair gets what is left, the next
+    repair is not sent (on the old code every repair went out: no limit)."""
+    out = outbound(bytes(300), [1], {"ue"})
+    out.max_frames_sent = out.count + 1
+    job = out.next_job(1, "qpsk-1/2", 0, 0.0)
+    assert job is not None and len(job.frames) == out.count
+    out.on_air(1, 0, 0.0)
+    out.add_nack("ue", bitmap(out.count, [0, 2]), 0.0)
+    repair = out.next_job(2, "qpsk-1/2", QUIET, 1.0)
+    assert repair is not None and [seq for seq, _ in repair.frames] == [0]  # one frame left in the budget
+    assert out.next_job(3, "qpsk-1/2", QUIET, 1.0) is None  # the rest of the pass is past the budget
+    assert out.gave_up and out.budget_spent and out.done and not out.delivered
+    assert out.frames_sent == out.max_frames_sent
+
+
 def test_a_pass_in_several_jobs_is_on_air_only_after_its_last_job() -> None:
     out = outbound(bytes(700), [1], {"ue"})
     probe = out.next_job(1, "bpsk-1/2", 0, 0.0, max_frames=1)

@@ -161,10 +161,12 @@ def test_ue_reports_capability_applies_the_clock_and_charges_energy() -> None:
     assert report.cycles_per_sample > 0 and report.energy_available_j == 60.0  # profiles.toml pi_4
     assert info.apply(_assign("distributed", cpu_freq_hz=1.23e9)) == pytest.approx(1.3e9)  # snapped up
     assert info.apply(_assign("distributed", cpu_freq_hz=5e9)) == pytest.approx(1.3e9)  # refused, kept
-    one = info.account(32, 1.0, 0.1, _assign("distributed", budget_j=1e-9))
+    one = info.account(32, 1.0, 0.1, _assign("distributed", budget_j=1e-9), 0.0)
     assert one["compute_energy_j"] > 0 and one["radio_energy_j"] == pytest.approx(1e-3 * 0.1)
     assert one["within_budget"] is False
-    two = info.account(32, 0.5, 0.0, _assign("distributed"))
+    quiet = UeFirstInfo(cfg.ue, ue.model, ue.num_samples, cpufreq).account(32, 1.0, 0.1, _assign("distributed"), -10.0)
+    assert quiet["radio_energy_j"] == pytest.approx(1e-4 * 0.1)  # the radio's applied power, not ASSIGN's 0 dBm
+    two = info.account(32, 0.5, 0.0, _assign("distributed"), 0.0)
     assert two["compute_energy_j"] == pytest.approx(one["compute_energy_j"] / 2) and two["within_budget"]
     assert two["energy_spent_j"] == pytest.approx(
         one["compute_energy_j"] + one["radio_energy_j"] + two["compute_energy_j"]
@@ -318,3 +320,26 @@ def test_the_ue_refuses_first_information_it_cannot_apply_and_keeps_the_last_val
     with pytest.raises(PolicyError, match=why):
         info.choose(_first_info(1.0, revision=2, **fields), 25.0)
     assert info.first_info == good
+
+
+def test_work_options_price_every_step_count_and_a_reduced_round_weighs_less() -> None:
+    """What the budget rule chooses from (testbed/policy/budget.py): each number of local steps with the exact
+    size of its upload (an upper bound of a few bytes); a raw upload has one way. A reduced distributed update
+    carries n_k x steps done / steps (a full one: n_k)."""
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    ue = LearningUe.for_shard(BS.training, "ue-1", 0)
+    modes = {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.CENTRALIZED_DECODER, "ue-3": Mode.CENTRALIZED_FULL}
+    model = bs.model_bytes(1, config_orders(msgspec.structs.replace(BS.assign, modes=modes), list(modes)), [])
+    dist, sym, raw = (ue.work_options(model, _assign(m)) for m in modes.values())
+    assert [(o.local_steps, o.samples) for o in dist] == [(2, 32), (1, 16)] and dist[0].cycle_fraction == 1.0
+    assert dist[0].upload_bytes == dist[1].upload_bytes  # an update has the model's size whatever the steps
+    assert [(o.local_steps, o.samples) for o in sym] == [(2, 32), (1, 16)] and sym[0].cycle_fraction < 1.0
+    full = ue.upload_bytes(1, model, _assign(Mode.DISTRIBUTED))
+    reduced = ue.upload_bytes(1, model, _assign(Mode.DISTRIBUTED), local_steps=1)
+    assert 0 <= dist[0].upload_bytes - len(full) <= 16 and ue.last_work == (16, 1.0)
+    reference = {n: p.detach() for n, p in bs.model.named_parameters()}
+    n_k = wire.decode_update(full, "ue-1", reference).num_samples
+    assert wire.decode_update(reduced, "ue-1", reference).num_samples == n_k // 2 == ue.num_samples // 2
+    symbols = ue.upload_bytes(1, model, _assign(Mode.CENTRALIZED_DECODER), local_steps=1)
+    assert 0 <= sym[1].upload_bytes - len(symbols) <= 16
+    assert [(o.local_steps, o.samples) for o in raw] == [(0, 0)]  # ue-1 is not asked for raw samples: nothing

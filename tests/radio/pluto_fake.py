@@ -1,6 +1,7 @@
 """A stand-in for the ``adi`` module (pyadi-iio) that behaves like a Pluto where it matters to the backend:
 int-only LO setters, the 521 kS/s floor, int16 wrap-around in tx(), W1C status registers, kernel buffers
-that must be sized before the first rx(), and the bare ``Exception('No device found')``."""
+that must be sized before the first rx(), TX gain only in -89.75..0 dB and in 0.25 dB steps, and the bare
+``Exception('No device found')``."""
 
 from __future__ import annotations
 
@@ -96,6 +97,9 @@ class FakePluto:
         if name in ("rx_hardwaregain_chan0", "tx_hardwaregain_chan0") and not isinstance(value, float):
             raise Exception("Value must be a float")
         if name == "tx_hardwaregain_chan0" and hasattr(self, "calls"):
+            if not -89.75 <= value <= 0.0:
+                raise OSError(22, "Invalid argument")  # the ad9361 driver refuses attenuation outside 0..89.75 dB
+            value = -(round(-value * 1000) // 250 * 250) / 1000  # the driver keeps whole 0.25 dB steps
             self.calls.append(f"tx_gain={value}")
         object.__setattr__(self, name, value)
 

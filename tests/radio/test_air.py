@@ -144,6 +144,22 @@ def test_loopback_radios_share_the_air(rng):
         radios["ue1"].configure(RADIO.with_(sample_rate_hz=1e6))
 
 
+def test_set_tx_power_scales_the_bursts_that_follow(rng):
+    """The virtual radios apply a TX power exactly (no step, no range): 10 dB less is 10 dB less at the BS."""
+    air = Air(make_scenario(noise_floor_dbm=-200.0))
+    radios = {nid: LoopbackRadio(air, nid) for nid in ("bs", "ue1", "ue2")}
+    for r in radios.values():
+        r.configure(RADIO)
+    burst, heard = _burst(rng), []
+    for power_dbm in (RADIO.tx_power_dbm, RADIO.tx_power_dbm - 10.0):
+        assert radios["ue1"].set_tx_power(power_dbm) == power_dbm == radios["ue1"].config.tx_power_dbm
+        radios["ue1"].transmit(burst)
+        radios["ue2"].receive(1000)
+        heard.append(np.mean(np.abs(radios["bs"].receive(1000).iq[: burst.size]) ** 2))
+        radios["ue1"].receive(1000)
+    assert 10 * np.log10(heard[1] / heard[0]) == pytest.approx(-10.0, abs=0.01)
+
+
 @pytest.mark.parametrize(
     "bad", [np.ones(4), np.ones((2, 3), np.complex64), np.array([np.nan + 0j]), np.zeros(0, np.complex64)]
 )

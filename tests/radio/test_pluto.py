@@ -113,6 +113,33 @@ def test_timed_transmit_waits_for_the_clock_and_keeps_samples(adi):
         radio.transmit(np.ones(4, np.complex64), at_sample=10**9)
 
 
+@pytest.mark.parametrize(
+    ("want_dbm", "gain_db", "applied_dbm"),
+    [
+        (-10.0, -14.0, -10.0),  # the board gives +4 dBm at 0 dB (CAL at 2.4 GHz)
+        (-20.1, -24.0, -20.0),  # -24.1 dB: the nearest 0.25 dB step
+        (-9.8, -13.75, -9.75),  # -13.8 dB rounds to -13.75
+        (12.0, 0.0, 4.0),  # above the board's maximum: clamped to 0 dB
+        (-120.0, -89.75, -85.75),  # below its minimum: clamped to -89.75 dB
+    ],
+)
+def test_set_tx_power_sets_only_the_tx_gain_on_the_step_within_range(adi, want_dbm, gain_db, applied_dbm):
+    radio, dev = _radio()
+    radio.receive(10)
+    calls = len(dev.calls)
+    assert radio.set_tx_power(want_dbm) == pytest.approx(applied_dbm)
+    assert dev.tx_hardwaregain_chan0 == gain_db and radio.tx_hardwaregain_chan0 == gain_db
+    assert dev.calls[calls:] == [f"tx_gain={gain_db}"]  # streaming goes on: no buffer destroyed, no flush
+    assert radio.config.tx_power_dbm == pytest.approx(applied_dbm)
+    assert radio.receive(10).start_sample == 10
+
+
+def test_set_tx_power_refuses_a_non_number(adi):
+    radio, _ = _radio()
+    with pytest.raises(ConfigError, match="finite power"):
+        radio.set_tx_power(float("nan"))
+
+
 def test_close_leaves_minimum_power_and_no_buffers(adi):
     radio, dev = _radio()
     radio.receive(10)
