@@ -13,7 +13,7 @@ import pytest
 
 from testbed.experiment import engine as engine_module
 from testbed.experiment.engine import Engine
-from testbed.node.first_info import Orders
+from testbed.node.assigners import FixedAssigner, Orders
 
 SCHEMES = ["fedavg_all", "centralized", "hfcl", "hybrid", "policy"]
 
@@ -39,16 +39,16 @@ def _first_round(
     real = engine_module.assigner_for
     powers = powers or {}
 
-    def tight(scheme, profiles, runner):  # noqa: ANN001, ANN202 - wraps assigner_for
+    def tight(scheme, profiles, runner):  # noqa: ANN001, ANN202 - wraps assigner_for (a fixed scheme's)
         inner = real(scheme, profiles, runner)
 
         def orders(views) -> dict[str, Orders]:  # noqa: ANN001
-            out = inner(views)
+            out = inner.orders(views, None)
             return {ue: dataclasses.replace(o, energy_budget_j=budgets.get(ue, o.energy_budget_j),
                                             tx_power_dbm=powers.get(ue, o.tx_power_dbm))
                     for ue, o in out.items()}  # fmt: skip
 
-        return orders
+        return FixedAssigner(orders)
 
     monkeypatch.setattr(engine_module, "assigner_for", tight)
     eng = Engine(scenario, "hybrid", medium=medium)
