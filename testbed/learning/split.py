@@ -8,9 +8,10 @@ phi never sees the classes only that UE holds. With the option on (``[training] 
   checkpoint can hold them. The BS trains theta on y_r and takes, per symbol, g_i = d l_i / d y_i at the decoder
   of the step that used it (``centralized_gradient(..., symbol_grads=True)``).
 - round r+1: g_r rides in the model broadcast as a per-UE section (wire.ModelMsg.symbol_grads, as raw_requests
-  do); the UE back-propagates it through phi_r on x_r (``encoder_gradient``), and the result e_r rides in its
-  round r+1 symbol upload (wire.SymbolsMsg.split). The BS screens e_r with the guards and joins it to phi's
-  side of the joint update (``with_split_encoder``), weighted by the UE's sample count.
+  do); the UE back-propagates it through phi_r on x_r (``encoder_gradient``: the gradient of its mean loss over
+  the M samples), and the result e_r rides in its round r+1 symbol upload (wire.SymbolsMsg.split). The BS
+  screens e_r with the guards and joins it to phi's side of the joint update (``with_split_encoder``), weighted
+  by the UE's sample count.
 
 e_r is therefore one round stale: a gradient at phi_r applied to phi_{r+1}. A UE that is not sending symbols
 in round r+1 drops its pending batch (its section is not broadcast). Cost: the broadcast grows by M x k complex64
@@ -55,25 +56,23 @@ class PendingSymbols:
         return cls(int(state[0]), state[1], dict(state[2]))
 
 
-def encoder_gradient(
-    encoder: Encoder, images: torch.Tensor, grads: torch.Tensor, batch_size: int
-) -> dict[str, torch.Tensor]:
-    """sum over batches j of mean over i in batch j of d l_i / d phi = J_i^T g_i, at ``encoder``'s weights.
+def encoder_gradient(encoder: Encoder, images: torch.Tensor, grads: torch.Tensor) -> dict[str, torch.Tensor]:
+    """d/d phi of the mean loss over the M symbols sent: (1/M) sum_i J_i^T g_i, at ``encoder``'s weights.
 
-    images : (M, 1, H, W) float32, batch j = rows j*batch_size .. (j+1)*batch_size - 1 (as the BS sliced them).
-    grads : (M, k) complex64 from the BS. The sum over the E steps has the scale of a distributed UE's
-    pseudo-gradient (the sum of its step gradients). Returns ``encoder.<name>`` -> tensor.
+    images : (M, 1, H, W) float32, the samples the symbols encoded; grads : (M, k) complex64 from the BS.
+    One gradient over all M samples, not the sum of the E batch gradients a distributed UE's pseudo-gradient
+    adds up: those E gradients are taken at one stale point, not along a local trajectory, and their sum
+    (E times larger) made training oscillate (docs/learning.md, "Split learning"). Returns
+    ``encoder.<name>`` -> tensor.
     """
-    if grads.shape != (images.shape[0], encoder.project.out_features // 2) or grads.dtype != torch.complex64:
+    k = encoder.project.out_features // 2
+    if grads.shape != (images.shape[0], k) or grads.dtype != torch.complex64 or images.shape[0] == 0:
         raise LearningError(
-            f"symbol gradient: expected ({images.shape[0]}, {encoder.project.out_features // 2}) complex64 for the "
-            f"symbols sent, got {tuple(grads.shape)} {grads.dtype}"
+            f"symbol gradient: expected ({images.shape[0]}, {k}) complex64 for the symbols sent, got "
+            f"{tuple(grads.shape)} {grads.dtype}"
         )
-    rows = torch.arange(images.shape[0])
-    batch_sizes = torch.bincount(rows // batch_size).to(torch.float32)  # (E,) rows per batch
-    weights = (1.0 / batch_sizes)[rows // batch_size]  # (M,) 1 / |batch of row i|
     encoder.zero_grad(set_to_none=True)
-    encoder(images).backward(grads * weights[:, None])
+    encoder(images).backward(grads / images.shape[0])
     return {ENCODER_PREFIX + n: p.grad.detach().clone() for n, p in encoder.named_parameters()}
 
 

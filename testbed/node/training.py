@@ -301,7 +301,7 @@ class LearningUe:
             self.scratch.encoder.load_state_dict(pending.encoder)
             images = self.local.data.images[pending.indices]
             try:
-                tensors = encoder_gradient(self.scratch.encoder, images, got.grads, self.work.batch_size)
+                tensors = encoder_gradient(self.scratch.encoder, images, got.grads)
             except LearningError as exc:
                 self.split_refused = str(exc)
             else:
