@@ -228,3 +228,13 @@ def _slot():
     from testbed.link.messages import SlotGrant
 
     return SlotGrant(1, 0, 1000)
+
+
+def test_with_the_option_off_the_bytes_are_those_of_before(digits_split, make_runner) -> None:
+    """No section, no field: a broadcast and a symbol upload without split learning carry no trace of it."""
+    runner = make_runner(digits_split[0], RoundConfig(work=WORK))
+    plan, uploads = _symbol_round(runner)
+    runner.finish_round(plan, uploads)
+    assert runner.symbol_grads == {} and runner.plan_round(SYMBOLS_ONLY.assign(1, runner.profiles)).symbol_grads == {}
+    assert b"symbol_grads" not in wire.encode_model(runner.model, 1, {}, {})
+    assert b"split" not in wire.encode_symbols(uploads["ue0"], 0)
