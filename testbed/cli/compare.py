@@ -68,7 +68,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _human(s: dict[str, Any]) -> str:
-    header = ["scheme", "final acc", "time to target s", "energy to target J", "uplink Mbit to target", "rounds"]
+    weak = s.get("weak_classes")
+    header = ["scheme", "final acc", *(["acc on weak classes"] if weak else []), "time to target s",
+              "energy to target J", "uplink Mbit to target", "rounds"]  # fmt: skip
     rows = []
     for name, r in s["schemes"].items():
         bits = r["uplink_bits_to_target"]
@@ -76,6 +78,7 @@ def _human(s: dict[str, Any]) -> str:
             [
                 name,
                 r["final_accuracy"],
+                *([r["final_accuracy_on_classes"]] if weak else []),
                 r["time_to_target_s"],
                 r["energy_to_target_j"],
                 bits / 1e6 if bits is not None else None,
@@ -84,6 +87,6 @@ def _human(s: dict[str, Any]) -> str:
         )
     title = (
         f"{s['scenario']} / {s['partition']}, {s['medium']} medium, seed {s['seed']}, "
-        f"target accuracy {s['target_accuracy']:.2f}"
+        f"target accuracy {s['target_accuracy']:.2f}" + (f", weak UEs' classes {weak}" if weak else "")
     )
     return title + "\n" + format_table(header, rows) + ("\nplots: " + ", ".join(s["plots"]) if s["plots"] else "")

@@ -1,7 +1,8 @@
 """Run several schemes on the same scenario and seed, and summarise them against a target accuracy.
 
-For each scheme: final accuracy, and the virtual time, UE energy and uplink bits spent until the test
-accuracy first reached the target (None when it never did). Plots: accuracy vs virtual time and vs energy.
+For each scheme: final accuracy (overall, per class, and on the weak UEs' own classes when the partition is
+``weak_exclusive``), and the virtual time, UE energy and uplink bits spent until the test accuracy first reached
+the target (None when it never did). Plots: accuracy vs virtual time and vs energy.
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ from testbed.experiment.scenario import Scenario
 METHOD = "policy"  # the full method: drawn on top of the baselines and ablations
 
 
-def to_target(history: Sequence[dict[str, Any]], target: float) -> dict[str, Any]:
-    """Summary of one run's per-round metrics (as written by the engine)."""
+def to_target(history: Sequence[dict[str, Any]], target: float, classes: Sequence[int] = ()) -> dict[str, Any]:
+    """Summary of one run's per-round metrics (as written by the engine); with ``classes``, also the final mean
+    accuracy over those classes (``final_accuracy_on_classes``)."""
     hit = next((m for m in history if m["accuracy"] >= target), None)
     last = history[-1]
+    per_class = last.get("class_accuracy") or []
+    on_classes = [per_class[c] for c in classes if c < len(per_class) and per_class[c] is not None]
     return {
         "final_accuracy": last["accuracy"],
+        "final_class_accuracy": per_class,
+        **({"final_accuracy_on_classes": sum(on_classes) / len(on_classes) if on_classes else None} if classes else {}),
         "time_to_target_s": hit["virtual_time_s"] if hit else None,
         "energy_to_target_j": hit["energy_j"] if hit else None,
         "uplink_bits_to_target": hit["uplink_bits"] if hit else None,
@@ -83,13 +89,16 @@ def run_comparison(
                 done[futures[fut]] = fut.result()
         histories = {name: done[name] for name in schemes}
     target = scenario.run.target_accuracy
+    t = scenario.training
+    classes = t.exclusive_classes if t.partition == "weak_exclusive" else []
     return {
         "scenario": scenario.name,
         "partition": scenario.training.partition,
+        **({"weak_classes": list(classes)} if classes else {}),
         "seed": scenario.seed,
         "medium": scenario.medium.kind,
         "target_accuracy": target,
-        "schemes": {name: to_target(h, target) for name, h in histories.items()},
+        "schemes": {name: to_target(h, target, classes) for name, h in histories.items()},
         "histories": histories,
     }
 

@@ -14,6 +14,7 @@ boundary: the model, the optimizer, every generator and what the BS had measured
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -42,7 +43,7 @@ from testbed.learning.checkpoint import (
 )
 from testbed.learning.codec import SemanticCodec
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
-from testbed.learning.evaluate import evaluate
+from testbed.learning.evaluate import evaluate_classes
 from testbed.learning.modes import LocalUe
 from testbed.learning.rounds import RoundRunner
 from testbed.learning.schemes import Scheme
@@ -108,16 +109,19 @@ class Engine:
         model = SemanticCodec(self.codec_cfg, torch.Generator().manual_seed(seed * 1000 + _MODEL))
         bs_generator = torch.Generator().manual_seed(seed * 1000 + _BS)
         sizes = [len(u.data) for u in self.local]
-        runner = RoundRunner(model, scenario.round_config(self.codec_cfg), self.profiles, sizes, bs_generator)
         self.policy_inputs = policy_inputs(
             scenario, self.codec_cfg, self.airtime, {u.name: len(u.data) for u in self.local}
         )
         self.scheme = scheme if isinstance(scheme, Scheme) else build_scheme(scheme, scenario, self.policy_inputs)
+        rounds = scenario.round_config(self.codec_cfg)
+        split = rounds.split_gradient or self.scheme.split_gradient  # the scenario's option, or the scheme's
+        rounds = dataclasses.replace(rounds, split_gradient=split)
+        runner = RoundRunner(model, rounds, self.profiles, sizes, bs_generator)
         eval_snrs = [t.symbol_snr_db(p.snr_db) for p in self.profiles]
         self.bs_training = LearningBs(t, runner, test, eval_snrs_db=eval_snrs, assumed_snr_db=0.0,
                                       airtime=self.airtime, fixed_profiles=True,
                                       eval_seed=seed * 1000 + _EVAL)  # fmt: skip
-        self.ue_training = [LearningUe(u, self.codec_cfg, t.local_training) for u in self.local]
+        self.ue_training = [LearningUe(u, self.codec_cfg, t.local_training, split=split) for u in self.local]
         self.air = engine_air(scenario)
         self.link_rng = np.random.default_rng([seed, _LINK])
         self.totals = Totals()
@@ -226,8 +230,8 @@ class Engine:
         learned = record.get("training", {})
         if "accuracy" not in learned:  # skipped or failed: the model is the one before the round
             bs = self.bs_training
-            accuracy, loss = evaluate(bs.model, bs.test, bs.eval_snrs_db, bs.eval_seed)
-            learned = {**learned, "accuracy": accuracy, "loss": loss}
+            accuracy, loss, per_class = evaluate_classes(bs.model, bs.test, bs.eval_snrs_db, bs.eval_seed)
+            learned = {**learned, "accuracy": accuracy, "loss": loss, "class_accuracy": per_class}
         round_time_s = (net.clock - t.clock_samples) / self.air.sample_rate_hz
         energy_j = sum(record.get("ue_energy_j", {}).values())
         uplink_bits = 8.0 * sum(u["bytes"] for u in record.get("uploads", {}).values())
@@ -245,6 +249,7 @@ class Engine:
             "outcome": record.get("outcome"),
             "accuracy": learned.get("accuracy"),
             "loss": learned.get("loss"),
+            "class_accuracy": learned.get("class_accuracy"),
             "round_time_s": round_time_s,
             "virtual_time_s": t.virtual_time_s,
             "round_energy_j": energy_j,
@@ -278,6 +283,7 @@ class Engine:
         state = {
             "runner": self.runner.state_dict(),
             "ue_generators": [u.generator.get_state() for u in self.local],
+            "ue_training": [u.state_dict() for u in self.ue_training],
             "totals": vars(self.totals).copy(),
             "link_rng": json.dumps(self.link_rng.bit_generator.state),
             "bs_core": self._core_state,
@@ -299,6 +305,8 @@ class Engine:
             self.runner.load_state_dict(state["runner"], refetch=self._raw_block)
             for ue, g in zip(self.local, state["ue_generators"], strict=True):
                 ue.generator.set_state(g)
+            for training, saved in zip(self.ue_training, state["ue_training"], strict=True):
+                training.load_state_dict(saved)
             totals = Totals(**state["totals"])
             self.link_rng.bit_generator.state = json.loads(state["link_rng"])
             self.network = self._build_network({**state, "clock_samples": totals.clock_samples})

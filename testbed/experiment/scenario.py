@@ -210,6 +210,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             ),
             raw_block_samples=t.raw_block_samples,
             norm_factor=t.norm_factor,
+            split_gradient=t.split_gradient,
         )
 
     def channel_gains(self) -> list[tuple[float, ...] | None]:

@@ -17,13 +17,22 @@ from testbed.learning.codec import SemanticCodec
 from testbed.learning.data import ImageDataset
 
 
-@torch.no_grad()
 def evaluate(model: SemanticCodec, test: ImageDataset, snrs_db: Sequence[float], seed: int) -> tuple[float, float]:
     """(accuracy in 0..1, mean task loss) of ``model`` on ``test``."""
+    accuracy, loss, _ = evaluate_classes(model, test, snrs_db, seed)
+    return accuracy, loss
+
+
+@torch.no_grad()
+def evaluate_classes(
+    model: SemanticCodec, test: ImageDataset, snrs_db: Sequence[float], seed: int
+) -> tuple[float, float, list[float | None]]:
+    """(accuracy, mean task loss, accuracy per class: None for a class absent from ``test``), as ``evaluate``."""
     if not snrs_db or len(test) == 0:
         raise LearningError("evaluation needs a non-empty test set and at least one link SNR")
     generator = torch.Generator().manual_seed(seed)
-    correct, loss_sum = 0, 0.0
+    loss_sum = 0.0
+    hits = torch.zeros(test.num_classes, dtype=torch.int64)
     for j, snr in enumerate(snrs_db):
         idx = torch.arange(j, len(test), len(snrs_db))
         if len(idx) == 0:
@@ -31,6 +40,8 @@ def evaluate(model: SemanticCodec, test: ImageDataset, snrs_db: Sequence[float],
         images, labels = test.images[idx], test.labels[idx]
         received, noise_var = AwgnChannel(snr, generator).transmit(model.encoder(images))
         logits, _ = model.decoder(received, noise_var)
-        correct += int((logits.argmax(dim=1) == labels).sum())
+        hits += torch.bincount(labels[logits.argmax(dim=1) == labels], minlength=test.num_classes)
         loss_sum += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
-    return correct / len(test), loss_sum / len(test)
+    counts = torch.bincount(test.labels, minlength=test.num_classes)
+    per_class = [int(h) / int(n) if n else None for h, n in zip(hits, counts, strict=True)]
+    return int(hits.sum()) / len(test), loss_sum / len(test), per_class

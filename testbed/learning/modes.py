@@ -4,7 +4,8 @@
   channel at its own SNR and returns the pseudo-gradient g_k = (w_start - w_end) / lr (the sum of its
   step gradients; for one step, exactly the gradient) with its sample count n_k.
 - centralized-decoder: the UE runs phi forward on ``steps * batch_size`` samples and sends the symbols over
-  its channel with the labels; the BS trains theta on the symbols it actually received.
+  its channel with the labels; the BS trains theta on the symbols it actually received (and, with split
+  learning on, returns the gradient with respect to them: testbed/learning/split.py).
 - centralized-full: the UE sends raw samples (all at once or in blocks); the BS trains phi and theta on
   them through a simulated channel at that UE's SNR.
 ``LocalUe`` is the in-process UE; the BS daemon reaches a remote UE through the same three calls.
@@ -43,12 +44,14 @@ class LocalTraining:
 
 @dataclass(frozen=True)
 class SymbolUpload:
-    """What the BS received from a centralized-decoder UE: (M, k) complex64 symbols, N0, (M,) labels."""
+    """What the BS received from a centralized-decoder UE: (M, k) complex64 symbols, N0, (M,) labels; with split
+    learning, ``split`` = the UE's encoder gradient for the symbols it sent the round before (split.py)."""
 
     source: str
     received: torch.Tensor
     noise_var: float
     labels: torch.Tensor
+    split: Update | None = None
 
 
 @dataclass(frozen=True)
@@ -97,10 +100,20 @@ class LocalUe:
             opt.step()
         return Update(self.name, pseudo_gradient(model, scratch, work.lr), len(self.data))
 
+    def symbol_indices(self, work: LocalTraining) -> torch.Tensor:
+        """(M,) int64: the ``steps`` batches a symbol upload encodes, drawn from the UE's generator."""
+        return torch.cat([draw_batch(len(self.data), work.batch_size, self.generator) for _ in range(work.steps)])
+
     @torch.no_grad()
-    def symbols(self, model: SemanticCodec, work: LocalTraining, snr_offset_db: float = 0.0) -> SymbolUpload:
-        """Encode ``steps`` batches with phi and send them; returns what the BS receives."""
-        idx = torch.cat([draw_batch(len(self.data), work.batch_size, self.generator) for _ in range(work.steps)])
+    def symbols(
+        self,
+        model: SemanticCodec,
+        work: LocalTraining,
+        snr_offset_db: float = 0.0,
+        idx: torch.Tensor | None = None,
+    ) -> SymbolUpload:
+        """Encode ``steps`` batches (``idx``, else drawn now) with phi and send them; returns what the BS receives."""
+        idx = self.symbol_indices(work) if idx is None else idx
         received, noise_var = self.channel(snr_offset_db).transmit(model.encoder(self.data.images[idx]))
         return SymbolUpload(self.name, received, noise_var, self.data.labels[idx])
 
@@ -116,12 +129,18 @@ def centralized_gradient(
     raw: Sequence[RawShard],
     work: LocalTraining,
     generator: torch.Generator,
-) -> dict[str, torch.Tensor]:
-    """G_C: ``work.steps`` SGD steps at the BS over every centralized source, as a pseudo-gradient.
+    *,
+    symbol_grads: bool = False,
+) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    """(G_C, per symbol upload its symbol gradients): ``work.steps`` SGD steps at the BS over every centralized
+    source; G_C as a pseudo-gradient.
 
     Step j takes batch j of each symbol upload (theta only) and a fresh batch of each raw shard (phi and
     theta, through AWGN at that UE's SNR). The encoder part is the mean over raw samples only, so it has
     the same scale as a distributed g_k; without raw shards it is zero and ``joint_gradient`` ignores it.
+    With ``symbol_grads`` (split learning), row i of upload u's (M, k) complex64 gradient is d l_i / d y_i:
+    the gradient of symbol i's own loss at the decoder of the step that used it (before that step's update),
+    in torch's convention for complex tensors (d l / d Re y + j d l / d Im y); else the list is empty.
     """
     if not symbols and not raw:
         raise LearningError("centralized_gradient needs symbol uploads or raw shards")
@@ -129,14 +148,23 @@ def centralized_gradient(
     opt = torch.optim.SGD(scratch.parameters(), lr=work.lr)
     channels = [AwgnChannel(shard.snr_db, generator) for shard in raw]
     b = work.batch_size
+    grads: list[list[torch.Tensor]] = [[] for _ in symbols]
     for j in range(work.steps):
         opt.zero_grad()
         total = torch.zeros(())
         n_sym = n_raw = 0
+        inputs, losses = [], []
         for up in symbols:
             sl = slice(j * b, (j + 1) * b)
-            total = total + scratch.decoder_loss(up.received[sl], up.noise_var, up.labels[sl], reduction="sum")
+            received = up.received[sl].detach().requires_grad_(True) if symbol_grads else up.received[sl]
+            loss = scratch.decoder_loss(received, up.noise_var, up.labels[sl], reduction="sum")
+            inputs.append(received)
+            losses.append(loss)
+            total = total + loss
             n_sym += len(up.labels[sl])
+        if symbol_grads and symbols:  # each symbol's loss reaches only its own row: one call gives them all
+            for got, g in zip(grads, torch.autograd.grad(sum(losses), inputs, retain_graph=True), strict=True):
+                got.append(g)
         for shard, channel in zip(raw, channels, strict=True):
             idx = draw_batch(len(shard.data), b, generator)
             total = total + scratch.loss(shard.data.images[idx], shard.data.labels[idx], channel, reduction="sum")
@@ -146,4 +174,4 @@ def centralized_gradient(
             for p in scratch.encoder.parameters():
                 p.grad.mul_((n_sym + n_raw) / n_raw)
         opt.step()
-    return pseudo_gradient(model, scratch, work.lr)
+    return pseudo_gradient(model, scratch, work.lr), [torch.cat(g) for g in grads] if symbol_grads else []

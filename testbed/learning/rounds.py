@@ -24,6 +24,7 @@ from testbed.learning.data import ImageDataset
 from testbed.learning.guards import Update, screen, symbol_problem
 from testbed.learning.modes import LocalTraining, RawShard, SymbolUpload, centralized_gradient
 from testbed.learning.spec import DEFAULT_NORM_FACTOR
+from testbed.learning.split import SymbolGradient, split_reference, with_split_encoder
 from testbed.mode import Mode
 
 
@@ -33,6 +34,8 @@ class RoundConfig:
 
     raw_block_samples : samples a centralized-full UE uploads per round (0: all in its first round).
     norm_factor : guard; updates with norm above this multiple of the round median are refused.
+    split_gradient : split learning for centralized-decoder UEs (testbed/learning/split.py); off: their symbols
+        train the decoder only.
     """
 
     work: LocalTraining = field(default_factory=LocalTraining)
@@ -40,6 +43,7 @@ class RoundConfig:
     clock: ClockConfig = field(default_factory=ClockConfig)
     raw_block_samples: int = 0
     norm_factor: float = DEFAULT_NORM_FACTOR
+    split_gradient: bool = False
 
     def __post_init__(self) -> None:
         if self.raw_block_samples < 0 or not self.norm_factor > 1:
@@ -62,12 +66,14 @@ class RoundPlan:
     """What a round asks of each UE, decided before anything is sent.
 
     assignments : one per UE, in the runner's UE order. raw_requests : UE name -> (first sample, count) of the
-    raw block a centralized-full UE uploads this round (absent: it has nothing left to send).
+    raw block a centralized-full UE uploads this round (absent: it has nothing left to send). symbol_grads : UE
+    name -> the gradient for the symbols it sent last round, for each UE sending symbols again (split learning).
     """
 
     round_index: int
     assignments: tuple[UeAssignment, ...]
     raw_requests: dict[str, tuple[int, int]]
+    symbol_grads: dict[str, SymbolGradient] = field(default_factory=dict)
 
     def mode_of(self, index: int) -> Mode:
         return self.assignments[index].mode
@@ -102,6 +108,8 @@ class RoundRunner:
         self.raw_store: list[ImageDataset | None] = [None] * len(profiles)
         self.round_index = 0
         self.median_norm: float | None = None  # guard reference carried between rounds
+        self.split_median_norm: float | None = None  # the same for split encoder gradients
+        self.symbol_grads: dict[str, SymbolGradient] = {}  # from the last round, for the next broadcast
         self.encoder_fraction, self.decoder_fraction = compute_fractions(model.cfg)
 
     def update_ue(self, profile: UeProfile, registered_samples: int) -> None:
@@ -124,7 +132,9 @@ class RoundRunner:
                 count = remaining if block == 0 else min(block, remaining)
                 if count > 0:
                     raw_requests[name] = (self.raw_uploaded[i], count)
-        return RoundPlan(self.round_index, tuple(assignments), raw_requests)
+        sending = {n for n, a in zip(self.names, assignments, strict=True) if a.mode is Mode.CENTRALIZED_DECODER}
+        grads = {n: g for n, g in self.symbol_grads.items() if n in sending}
+        return RoundPlan(self.round_index, tuple(assignments), raw_requests, grads)
 
     def finish_round(
         self,
@@ -140,6 +150,7 @@ class RoundRunner:
         kept for later rounds). ``refused`` : UEs whose bytes were unusable before the guards (reason)."""
         if plan.round_index != self.round_index:
             raise LearningError(f"plan is for round {plan.round_index}, the runner is at round {self.round_index}")
+        self.symbol_grads = {}  # broadcast with the plan (or dropped): a failed round leaves none behind
         updates: list[Update] = []
         symbols: list[SymbolUpload] = []
         raw_idx: list[int] = []
@@ -155,7 +166,7 @@ class RoundRunner:
                 symbols.append(got)
             elif a.mode is Mode.CENTRALIZED_FULL and self.raw_store[i] is not None:
                 raw_idx.append(i)
-        guard_refused, bs_samples = self._aggregate(updates, symbols, raw_idx)
+        guard_refused, bs_samples = self._aggregate(plan, updates, symbols, raw_idx)
         report = RoundReport(
             round_index=self.round_index,
             modes={n: a.mode.value for n, a in zip(self.names, plan.assignments, strict=True)},
@@ -176,7 +187,7 @@ class RoundRunner:
         self.raw_uploaded[i] = len(block)
 
     def _aggregate(
-        self, updates: list[Update], symbols: list[SymbolUpload], raw_idx: list[int]
+        self, plan: RoundPlan, updates: list[Update], symbols: list[SymbolUpload], raw_idx: list[int]
     ) -> tuple[dict[str, str], float]:
         """Guards, G_D, G_C and the server step; returns (refused, BS full-step-equivalent samples)."""
         cfg = self.model.cfg
@@ -199,15 +210,43 @@ class RoundRunner:
         n_c = sum(self.registered[s.source] * min(1.0, len(s.labels) / steps_samples) for s in good_symbols)
         n_c += sum(len(r.data) for r in raw)
         n_c_phi = sum(len(r.data) for r in raw)
+        split = self._split_updates(plan, symbols, refused)
+        sym_grads: list[torch.Tensor] = []
         if good_symbols or raw:
-            g_c = centralized_gradient(self.model, self.scratch, good_symbols, raw, self.cfg.work, self.generator)
+            g_c, sym_grads = centralized_gradient(self.model, self.scratch, good_symbols, raw, self.cfg.work,
+                                                  self.generator, symbol_grads=self.cfg.split_gradient)  # fmt: skip
+        g_c, n_c_phi = with_split_encoder(g_c, n_c_phi, split)
         if g_d is not None or g_c is not None:
             apply_step(self.model, self.optimizer, joint_gradient(g_d, n_d, g_c, n_c, n_c_phi))
+        pairs = zip(good_symbols, sym_grads, strict=False)  # sym_grads is empty unless split learning is on
+        self.symbol_grads = {up.source: SymbolGradient(self.round_index, g) for up, g in pairs}
         return refused, steps_samples * (len(good_symbols) * self.decoder_fraction + len(raw))
+
+    def _split_updates(self, plan: RoundPlan, symbols: list[SymbolUpload], refused: dict[str, str]) -> list[Update]:
+        """The UEs' encoder gradients for the symbol gradients this round's broadcast carried, screened by the
+        guards (structure, finite, norm against their own median); refusals are added to ``refused``."""
+        candidates = []
+        for up in symbols:
+            if up.split is None:
+                continue
+            if up.source not in plan.symbol_grads:
+                why = "split learning is off" if not self.cfg.split_gradient else "no symbol gradient was sent to it"
+                _refuse(refused, up.source, f"split gradient: {why}")
+            else:
+                candidates.append(up.split)
+        if not candidates:
+            return []
+        accepted, bad, median = screen(candidates, split_reference(self.model), self.registered, self.cfg.norm_factor,
+                                       self.split_median_norm)  # fmt: skip
+        self.split_median_norm = median if median is not None else self.split_median_norm
+        for source, reason in bad.items():
+            _refuse(refused, source, f"split gradient: {reason}")
+        return accepted
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self, *, with_raw: bool = False) -> dict[str, Any]:
-        """Everything needed to continue exactly: model, optimizer, round, raw counts, BS generator; with
+        """Everything needed to continue exactly: model, optimizer, round, raw counts, BS generator, the symbol
+        gradients due in the next broadcast; with
         ``with_raw`` also the raw samples themselves (a BS daemon cannot ask its UEs for them again)."""
         state = {
             "round_index": self.round_index,
@@ -216,6 +255,8 @@ class RoundRunner:
             "raw_uploaded": list(self.raw_uploaded),
             "median_norm": self.median_norm,
             "bs_generator": self.generator.get_state(),
+            "split_median_norm": self.split_median_norm,
+            "symbol_grads": {n: [g.round_index, g.grads] for n, g in self.symbol_grads.items()},
         }
         if with_raw:
             state["raw_store"] = [None if b is None else [b.images, b.labels, b.num_classes] for b in self.raw_store]
@@ -231,6 +272,8 @@ class RoundRunner:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["bs_generator"])
+        self.split_median_norm = state["split_median_norm"]
+        self.symbol_grads = {n: SymbolGradient(int(r), g) for n, (r, g) in state["symbol_grads"].items()}
         self.raw_store = [None] * len(self.names)
         self.raw_uploaded = [0] * len(self.names)
         if "raw_store" in state:
@@ -243,3 +286,7 @@ class RoundRunner:
                 raise LearningError("the checkpoint holds raw samples; give refetch to fetch them again")
             if n:
                 self._store_raw(i, refetch(i, int(n)))
+
+
+def _refuse(refused: dict[str, str], source: str, reason: str) -> None:
+    refused[source] = f"{refused[source]}; {reason}" if source in refused else reason

@@ -10,6 +10,8 @@
   distributed, joined by the joint update. A fixed assignment on purpose: it is the pure semantic-symbol
   point of the design space. The full method, whose grouping sends a weak UE's raw data when that costs
   less than symbols over the horizon, is the ``policy`` scheme (testbed/policy, built in testbed/experiment).
+- hybrid_split: hybrid's groups with split learning: the BS returns d loss / d symbols to each weak UE, whose
+  encoder gradient joins phi's aggregation (testbed/learning/split.py); raw data still never leave a UE.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from testbed.mode import Mode
 
 @dataclass(frozen=True)
 class Scheme:
-    """A named way to train: the assignment policy and an optional straggler deadline."""
+    """A named way to train: the assignment policy, an optional straggler deadline, and whether centralized-decoder
+    UEs learn by split learning (else as the scenario's ``[training] split_gradient`` says)."""
 
     name: str
     policy: AssignmentPolicy
     deadline_s: float | None = None
+    split_gradient: bool = False
 
 
-SCHEME_NAMES = ("fedavg_all", "fedavg_deadline", "centralized", "hfcl", "hybrid")
+SCHEME_NAMES = ("fedavg_all", "fedavg_deadline", "centralized", "hfcl", "hybrid", "hybrid_split")
 
 
 def make_scheme(name: str, deadline_s: float) -> Scheme:
@@ -42,6 +46,7 @@ def make_scheme(name: str, deadline_s: float) -> Scheme:
         "centralized": Scheme(name, FixedAssignment(full, full)),
         "hfcl": Scheme(name, FixedAssignment(full, d)),
         "hybrid": Scheme(name, FixedAssignment(dec, d)),
+        "hybrid_split": Scheme(name, FixedAssignment(dec, d), split_gradient=True),
     }
     if name not in table:
         raise ConfigError(f"unknown scheme {name!r}; choose from {', '.join(SCHEME_NAMES)}")

@@ -57,6 +57,9 @@ class TrainingSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         momentum = FedAvgM, Hsu et al. 2019; sgd with server_lr = local_lr and every UE distributed is FedAvg).
     raw_block_samples : raw samples a centralized_full UE uploads per round (0: all in its first round).
     norm_factor : guard; updates above this multiple of the round's median norm are refused.
+    split_gradient : split learning over the downlink: the BS returns d loss / d symbols to each
+        centralized-decoder UE, which back-propagates it through phi (testbed/learning/split.py); off (the default):
+        symbols train the decoder only.
     channel_snr_db : SNR of the simulated AWGN the semantic symbols pass through in training and evaluation;
         unset: each UE's link SNR where the run knows it (the engine: the scenario's ``snr_db``), else
         DAEMON_CHANNEL_SNR_DB.
@@ -82,6 +85,7 @@ class TrainingSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server_momentum: Annotated[float, Meta(ge=0.0, lt=1.0)] = 0.9
     raw_block_samples: Annotated[int, Meta(ge=0, le=1 << 16)] = 0
     norm_factor: Annotated[float, Meta(gt=1.0, le=1e6)] = DEFAULT_NORM_FACTOR
+    split_gradient: bool = False
     channel_snr_db: Annotated[float, Meta(ge=-20.0, le=60.0)] | None = None
 
     def codec_config(self, image_size_px: int, num_classes: int) -> CodecConfig:

@@ -1,4 +1,6 @@
 """Bytes for what crosses the air in a round: the model, a distributed update, symbols, raw samples.
+With split learning (testbed/learning/split.py) the model broadcast also carries a per-UE symbol gradient
+section and a symbol upload the UE's encoder gradient.
 
 Each object is one msgpack map decoded by msgspec into a typed struct (never pickle or ``torch.load``: the
 bytes come from another machine). Arrays travel as ``Array`` (dtype string, shape, raw little-endian bytes)
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal, TypeVar
 
 import msgspec
@@ -24,6 +26,7 @@ from testbed.errors import LearningError
 from testbed.learning.data import ImageDataset
 from testbed.learning.guards import Update
 from testbed.learning.modes import SymbolUpload
+from testbed.learning.split import SymbolGradient
 
 WIRE_VERSION = 1
 MAX_MESSAGE_BYTES = 64 << 20  # refuse before decoding; the tiny and MNIST codecs need < 200 kB
@@ -51,11 +54,28 @@ class _Msg(Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
     round_index: RoundIndex
 
 
-class ModelMsg(_Msg, tag="model"):
-    """BS -> UEs: the global model (phi and theta) and the raw block each centralized-full UE sends."""
+class GradSection(Struct, frozen=True, forbid_unknown_fields=True):
+    """Split learning, BS -> one UE: d l / d y (M, k) complex64 for the symbols it sent in ``round_index``."""
+
+    round_index: RoundIndex
+    grads: Array
+
+
+class EncoderGrad(Struct, frozen=True, forbid_unknown_fields=True):
+    """Split learning, UE -> BS: its encoder gradient for the symbol gradient of ``round_index``, over n_k."""
+
+    round_index: RoundIndex
+    num_samples: Dim
+    tensors: Annotated[dict[Name, Array], Meta(max_length=256)]
+
+
+class ModelMsg(_Msg, tag="model", omit_defaults=True):
+    """BS -> UEs: the global model (phi and theta), the raw block each centralized-full UE sends and, with split
+    learning, the symbol gradients of the centralized-decoder UEs (each UE reads only its own)."""
 
     tensors: Annotated[dict[Name, Array], Meta(max_length=256)]
     raw_requests: Annotated[dict[Name, tuple[Dim, Dim]], Meta(max_length=65535)]
+    symbol_grads: Annotated[dict[Name, GradSection], Meta(max_length=65535)] = {}
 
 
 class UpdateMsg(_Msg, tag="update"):
@@ -65,12 +85,14 @@ class UpdateMsg(_Msg, tag="update"):
     tensors: Annotated[dict[Name, Array], Meta(max_length=256)]
 
 
-class SymbolsMsg(_Msg, tag="symbols"):
-    """Centralized-decoder UE -> BS: received (M, k) complex64 symbols, N0, (M,) labels."""
+class SymbolsMsg(_Msg, tag="symbols", omit_defaults=True):
+    """Centralized-decoder UE -> BS: received (M, k) complex64 symbols, N0, (M,) labels; with split learning
+    the encoder gradient for last round's symbol gradient."""
 
     noise_var: float
     symbols: Array
     labels: Array
+    split: EncoderGrad | None = None
 
 
 class RawMsg(_Msg, tag="raw"):
@@ -83,11 +105,13 @@ class RawMsg(_Msg, tag="raw"):
 
 @dataclass(frozen=True)
 class ModelState:
-    """A decoded model broadcast: round, parameters (name -> tensor), raw requests (UE -> (start, count))."""
+    """A decoded model broadcast: round, parameters (name -> tensor), raw requests (UE -> (start, count)), symbol
+    gradients (UE -> the section, or why it cannot be used: a bad section spoils only itself)."""
 
     round_index: int
     tensors: dict[str, torch.Tensor]
     raw_requests: dict[str, tuple[int, int]]
+    symbol_grads: dict[str, SymbolGradient | str] = field(default_factory=dict)
 
 
 # --- arrays ---------------------------------------------------------------------------------------------
@@ -166,10 +190,18 @@ def _labels(arr: Array, n: int, num_classes: int, what: str) -> torch.Tensor:
 
 
 # --- model ----------------------------------------------------------------------------------------------
-def encode_model(model: torch.nn.Module, round_index: int, raw_requests: Mapping[str, tuple[int, int]]) -> bytes:
-    """The broadcast of round ``round_index``: every parameter (float32) and the raw requests of the plan."""
+def encode_model(
+    model: torch.nn.Module,
+    round_index: int,
+    raw_requests: Mapping[str, tuple[int, int]],
+    symbol_grads: Mapping[str, SymbolGradient] | None = None,
+) -> bytes:
+    """The broadcast of round ``round_index``: every parameter (float32), the raw requests and the symbol
+    gradients of the plan."""
     tensors = {name: _to_array(p) for name, p in model.state_dict().items()}
-    return _encode(ModelMsg(WIRE_VERSION, round_index, tensors, {k: tuple(v) for k, v in raw_requests.items()}))
+    sections = {ue: GradSection(g.round_index, _to_array(g.grads)) for ue, g in (symbol_grads or {}).items()}
+    raw = {k: tuple(v) for k, v in raw_requests.items()}
+    return _encode(ModelMsg(WIRE_VERSION, round_index, tensors, raw, sections))
 
 
 def decode_model(data: bytes, reference: torch.nn.Module, round_index: int | None = None) -> ModelState:
@@ -180,7 +212,21 @@ def decode_model(data: bytes, reference: torch.nn.Module, round_index: int | Non
     for name, t in tensors.items():
         if not bool(torch.isfinite(t).all()):
             raise LearningError(f"model broadcast: {name} holds NaN or Inf; the BS model is broken")
-    return ModelState(msg.round_index, tensors, {k: (int(a), int(b)) for k, (a, b) in msg.raw_requests.items()})
+    raw = {k: (int(a), int(b)) for k, (a, b) in msg.raw_requests.items()}
+    grads = {ue: _symbol_grad(section, ue) for ue, section in msg.symbol_grads.items()}
+    return ModelState(msg.round_index, tensors, raw, grads)
+
+
+def _symbol_grad(section: GradSection, ue: str) -> SymbolGradient | str:
+    """The section decoded, or the reason it is refused: (M, k) complex64, M <= MAX_ROWS, finite values."""
+    what = f"symbol gradient for {ue}"
+    try:
+        grads = torch.from_numpy(_from_array(section.grads, what, "<c8", [None, None]))
+    except LearningError as exc:
+        return str(exc)
+    if not bool(torch.isfinite(torch.view_as_real(grads)).all()):
+        return f"{what}: holds NaN or Inf"
+    return SymbolGradient(section.round_index, grads)
 
 
 # --- distributed update ---------------------------------------------------------------------------------
@@ -202,15 +248,28 @@ def decode_update(
 
 # --- symbols --------------------------------------------------------------------------------------------
 def encode_symbols(upload: SymbolUpload, round_index: int) -> bytes:
-    """A centralized-decoder UE's upload: what the BS receives over the symbol channel, and the labels."""
+    """A centralized-decoder UE's upload: what the BS receives over the symbol channel, and the labels; with
+    ``upload.split`` its encoder gradient for the symbol gradient of round ``round_index - 1``."""
     labels = _to_array(_label_bytes(upload.labels))
-    return _encode(SymbolsMsg(WIRE_VERSION, round_index, float(upload.noise_var), _to_array(upload.received), labels))
+    split = None
+    if upload.split is not None:
+        tensors = {name: _to_array(t) for name, t in upload.split.tensors.items()}
+        split = EncoderGrad(max(0, round_index - 1), int(upload.split.num_samples), tensors)
+    received = _to_array(upload.received)
+    return _encode(SymbolsMsg(WIRE_VERSION, round_index, float(upload.noise_var), received, labels, split))
 
 
 def decode_symbols(
-    data: bytes, source: str, num_symbols: int, num_classes: int, round_index: int | None = None
+    data: bytes,
+    source: str,
+    num_symbols: int,
+    num_classes: int,
+    round_index: int | None = None,
+    encoder: Mapping[str, torch.Tensor] | None = None,
 ) -> SymbolUpload:
-    """The symbols of UE ``source``: (M, num_symbols) complex64 with M <= MAX_ROWS, N0 finite > 0, labels."""
+    """The symbols of UE ``source``: (M, num_symbols) complex64 with M <= MAX_ROWS, N0 finite > 0, labels; an
+    encoder gradient is checked against ``encoder`` (the receiver's phi, ``encoder.<name>`` -> tensor; None: the
+    receiver expects none) and must answer the symbol gradient of the round before."""
     what = f"symbols from {source}"
     msg = _decode(data, SymbolsMsg, what)
     _round(msg, round_index, what)
@@ -218,7 +277,16 @@ def decode_symbols(
         raise LearningError(f"{what}: noise_var={msg.noise_var!r} must be finite and > 0")
     received = _from_array(msg.symbols, what, "<c8", [None, num_symbols])
     labels = _labels(msg.labels, received.shape[0], num_classes, what)
-    return SymbolUpload(source, torch.from_numpy(received), float(msg.noise_var), labels)
+    split = None
+    if msg.split is not None:
+        if encoder is None:
+            raise LearningError(f"{what}: carries an encoder gradient, but split learning is off here")
+        if round_index is not None and msg.split.round_index != round_index - 1:
+            raise LearningError(
+                f"{what}: encoder gradient for round {msg.split.round_index}, expected round {round_index - 1}"
+            )
+        split = Update(source, _tensors(msg.split.tensors, encoder, f"{what} encoder gradient"), msg.split.num_samples)
+    return SymbolUpload(source, torch.from_numpy(received), float(msg.noise_var), labels, split)
 
 
 # --- raw samples ----------------------------------------------------------------------------------------

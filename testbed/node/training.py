@@ -30,12 +30,13 @@ from testbed.learning import wire
 from testbed.learning.assignment import UeAssignment
 from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
-from testbed.learning.evaluate import evaluate
+from testbed.learning.evaluate import evaluate_classes
 from testbed.learning.guards import Update
 from testbed.learning.modes import LocalTraining, LocalUe, SymbolUpload
 from testbed.learning.partition import iid
 from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
 from testbed.learning.spec import TrainingSpec
+from testbed.learning.split import PendingSymbols, encoder_gradient, split_reference
 from testbed.link.airtime import LinkAirtime
 from testbed.mode import Mode
 from testbed.node.assigners import Orders, UeView, learning_profile
@@ -141,6 +142,7 @@ class LearningBs:
             server=t.server,
             raw_block_samples=t.raw_block_samples,
             norm_factor=t.norm_factor,
+            split_gradient=t.split_gradient,
         )
         profiles = [learning_profile(UeView(ue, None, None), assumed_snr_db, 0.0) for ue in ues]
         sizes = [len(s) for s in shards[: len(ues)]]  # shard i = i-th UE of [bs.ues] until it reports
@@ -165,7 +167,7 @@ class LearningBs:
             mode = o.mode if o is not None else Mode.IDLE
             assignments.append(UeAssignment(mode, prof.cpu_freq_hz, o.tx_power_dbm if o else prof.tx_power_dbm))
         self._plan = self.runner.plan_round(assignments)
-        return wire.encode_model(self.model, self._plan.round_index, self._plan.raw_requests)
+        return wire.encode_model(self.model, self._plan.round_index, self._plan.raw_requests, self._plan.symbol_grads)
 
     def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
         plan, self._plan = self._plan, None
@@ -186,11 +188,12 @@ class LearningBs:
         expected = [ue for i, ue in enumerate(self.ues) if plan.mode_of(i) is not Mode.IDLE]
         late = [ue for ue in expected if ue not in uploads]
         report = self._finish_or_roll_back(plan, arrived, late, refused)
-        accuracy, loss = evaluate(self.model, self.test, self.eval_snrs_db, self.eval_seed)
+        accuracy, loss, per_class = evaluate_classes(self.model, self.test, self.eval_snrs_db, self.eval_seed)
         finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
         return {"training": {"round_index": report.round_index, "accuracy": accuracy, "loss": loss,
-                             "modes": report.modes, "late": report.late, "refused": report.refused,
-                             "model_finite": finite, "bs_train_samples": report.bs_train_samples}}  # fmt: skip
+                             "class_accuracy": per_class, "modes": report.modes, "late": report.late,
+                             "refused": report.refused, "model_finite": finite,
+                             "bs_train_samples": report.bs_train_samples}}  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """The runner's state with the raw samples themselves (the UEs are not asked for them again) and what
@@ -220,7 +223,8 @@ class LearningBs:
             reference = {n: p.detach() for n, p in self.model.named_parameters()}
             return wire.decode_update(data, ue, reference, plan.round_index)
         if mode is Mode.CENTRALIZED_DECODER:
-            return wire.decode_symbols(data, ue, cfg.num_symbols, cfg.num_classes, plan.round_index)
+            encoder = split_reference(self.model) if self.runner.cfg.split_gradient else None
+            return wire.decode_symbols(data, ue, cfg.num_symbols, cfg.num_classes, plan.round_index, encoder)
         request = plan.raw_requests.get(ue)
         if request is None:  # nothing left to send: the UE's empty upload says so
             if data:
@@ -233,11 +237,15 @@ class LearningUe:
     """A UE's half: its shard, the broadcast model, its mode's local work. ``last_work`` = (samples, fraction
     of a full training step per sample) of the latest upload, for the energy account."""
 
-    def __init__(self, local: LocalUe, codec: CodecConfig, work: LocalTraining) -> None:
+    def __init__(self, local: LocalUe, codec: CodecConfig, work: LocalTraining, *, split: bool = False) -> None:
+        """``split``: split learning (testbed/learning/split.py): keep what a symbol upload needs for the gradient
+        the BS returns, and send the encoder gradient with the next symbols."""
         self.codec, self.ue_id, self.work, self.local = codec, local.name, work, local
         self.model = SemanticCodec(codec, torch.Generator().manual_seed(0))  # replaced by every broadcast
         self.scratch = SemanticCodec(codec, torch.Generator().manual_seed(0))
         self.last_work: tuple[int, float] = (0, 1.0)
+        self.split, self.pending = split, None  # pending: PendingSymbols of the last symbol upload
+        self.split_refused: str | None = None  # why the last symbol gradient for this UE was not used
         load_optimizers()
 
     @classmethod
@@ -246,7 +254,8 @@ class LearningUe:
         shards, _ = training_data(t, t.num_shards)
         data = shards[shard]
         gen = torch.Generator().manual_seed(t.seed * 1000 + _UE * 100 + shard)
-        return cls(LocalUe(ue_id, data, t.symbol_snr_db(), gen), codec_config(t, data), t.local_training)
+        local = LocalUe(ue_id, data, t.symbol_snr_db(), gen)
+        return cls(local, codec_config(t, data), t.local_training, split=t.split_gradient)
 
     @property
     def num_samples(self) -> int:
@@ -274,6 +283,7 @@ class LearningUe:
         mode, r = assign.mode, state.round_index
         work = self.work if local_steps is None else dataclasses.replace(self.work, steps=local_steps)
         self.last_work = (0, 1.0)
+        pending, self.pending = self.pending, None  # a symbol gradient answers only the very next round
         if mode is Mode.DISTRIBUTED:
             self.last_work = (work.samples_per_round, 1.0)
             update = self.local.distributed(self.model, self.scratch, work)
@@ -283,6 +293,8 @@ class LearningUe:
             return wire.encode_update(update, r)
         if mode is Mode.CENTRALIZED_DECODER:
             self.last_work = (work.samples_per_round, compute_fractions(self.codec)[0])
+            if self.split:
+                return self._split_symbols(state, pending, work)
             return wire.encode_symbols(self.local.symbols(self.model, work), r)
         request = state.raw_requests.get(self.ue_id)
         if mode is Mode.CENTRALIZED_FULL and request is not None:
@@ -300,6 +312,51 @@ class LearningUe:
 
     def _raw_bytes(self, start: int, count: int) -> int:
         return len(wire.encode_raw(self.local.raw(start, count), _WIDEST, _WIDEST))
+
+    # --- split learning (testbed/learning/split.py) --------------------------------------------------------
+    def _split_symbols(self, state: wire.ModelState, pending: PendingSymbols | None, work: LocalTraining) -> bytes:
+        """This round's symbols (``work``: the round's, possibly cut by the energy budget), with the encoder
+        gradient for last round's symbols if the BS sent theirs."""
+        split = self._encoder_gradient(state, pending)
+        idx = self.local.symbol_indices(work)
+        upload = dataclasses.replace(self.local.symbols(self.model, work, idx=idx), split=split)
+        phi = {n: t.detach().clone() for n, t in self.model.encoder.state_dict().items()}
+        self.pending = PendingSymbols(state.round_index, idx, phi)
+        if split is not None:  # phi forward and backward over last round's samples, on top of the encoding
+            samples, fraction = self.last_work
+            self.last_work = (samples, fraction + 3.0 * fraction * len(pending.indices) / samples)
+        return wire.encode_symbols(upload, state.round_index)
+
+    def _encoder_gradient(self, state: wire.ModelState, pending: PendingSymbols | None) -> Update | None:
+        """The encoder gradient at phi_{r-1} for the BS's symbol gradient of round r-1; None (logged, reason in
+        ``split_refused``) when there is none or it does not fit what this UE sent."""
+        got = state.symbol_grads.get(self.ue_id)
+        self.split_refused = None
+        if got is None:
+            return None
+        if isinstance(got, str):
+            self.split_refused = got
+        elif pending is None or got.round_index != pending.round_index:
+            sent = "no symbols" if pending is None else f"symbols in round {pending.round_index}"
+            self.split_refused = f"symbol gradient for round {got.round_index}, but this UE sent {sent} last round"
+        else:
+            self.scratch.encoder.load_state_dict(pending.encoder)
+            images = self.local.data.images[pending.indices]
+            try:
+                tensors = encoder_gradient(self.scratch.encoder, images, got.grads)
+            except LearningError as exc:
+                self.split_refused = str(exc)
+            else:
+                return Update(self.ue_id, tensors, len(self.local.data))
+        log.warning("round %d: %s refuses its symbol gradient: %s", state.round_index, self.ue_id, self.split_refused)
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to answer the next symbol gradient: the pending symbol upload."""
+        return {"pending": None if self.pending is None else self.pending.state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.pending = None if state["pending"] is None else PendingSymbols.from_state(state["pending"])
 
 
 # --- the placeholder ---------------------------------------------------------------------------------------

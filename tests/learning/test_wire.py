@@ -1,6 +1,8 @@
 """Bytes over the air: every object round-trips exactly (raw pixels to 8 bits), and corrupted, truncated or
 mis-shaped bytes raise LearningError (never another exception, never a tensor of the wrong shape)."""
 
+import dataclasses
+
 import msgspec
 import numpy as np
 import pytest
@@ -14,11 +16,13 @@ from testbed.learning.codec import SemanticCodec
 from testbed.learning.data import ImageDataset
 from testbed.learning.guards import Update
 from testbed.learning.modes import SymbolUpload
+from testbed.learning.split import SymbolGradient
 from tests.learning.conftest import TINY
 
 MODEL = SemanticCodec(TINY, torch.Generator().manual_seed(1))
 REF = {n: p.detach() for n, p in MODEL.state_dict().items()}
 K, CLASSES = TINY.num_symbols, TINY.num_classes
+PHI = {n: t for n, t in REF.items() if n.startswith("encoder.")}
 
 
 def _update(gen: torch.Generator) -> Update:
@@ -34,7 +38,11 @@ def _encodings() -> dict[str, tuple[bytes, object]]:
     gen = torch.Generator().manual_seed(5)
     images = torch.randint(0, 256, (6, 1, 8, 8), generator=gen).float() / 255.0
     raw = ImageDataset(images, torch.randint(0, CLASSES, (6,), generator=gen), CLASSES)
+    grads = {"ue-2": SymbolGradient(2, _symbols(gen).received)}
+    split = dataclasses.replace(_symbols(gen), split=Update("ue-2", {n: t + 1 for n, t in PHI.items()}, 9))
     return {
+        "model+grads": (wire.encode_model(MODEL, 3, {}, grads), lambda b: wire.decode_model(b, MODEL, 3)),
+        "symbols+split": (wire.encode_symbols(split, 3), lambda b: wire.decode_symbols(b, "ue-2", K, CLASSES, 3, PHI)),
         "model": (wire.encode_model(MODEL, 3, {"ue-3": (10, 6)}), lambda b: wire.decode_model(b, MODEL, 3)),
         "update": (wire.encode_update(_update(gen), 3), lambda b: wire.decode_update(b, "ue-1", REF, 3)),
         "symbols": (wire.encode_symbols(_symbols(gen), 3), lambda b: wire.decode_symbols(b, "ue-2", K, CLASSES, 3)),
@@ -57,6 +65,15 @@ def test_every_object_round_trips_exactly() -> None:
     got = wire.decode_symbols(wire.encode_symbols(sym, 4), "ue-2", K, CLASSES, 4)
     assert torch.equal(got.received, sym.received) and torch.equal(got.labels, sym.labels) and got.noise_var == 0.25
     assert got.received.dtype == torch.complex64 and got.labels.dtype == torch.int64
+    assert ENCODED["model+grads"][1](ENCODED["model+grads"][0]).symbol_grads["ue-2"].round_index == 2
+    back = ENCODED["symbols+split"][1](ENCODED["symbols+split"][0]).split
+    assert back.num_samples == 9 and all(torch.equal(back.tensors[n], t + 1) for n, t in PHI.items())
+    msg = msgspec.msgpack.decode(ENCODED["symbols+split"][0], type=wire.SymbolsMsg)
+    stale = msgspec.msgpack.encode(
+        msgspec.structs.replace(msg, split=msgspec.structs.replace(msg.split, round_index=1))
+    )
+    with pytest.raises(LearningError, match="encoder gradient for round 1, expected round 2"):
+        wire.decode_symbols(stale, "ue-2", K, CLASSES, 3, PHI)
     images = torch.arange(2 * 64, dtype=torch.float32).reshape(2, 1, 8, 8) / 127.0
     block = ImageDataset(images.clamp(0, 1), torch.tensor([3, 9]), CLASSES)
     raw = wire.decode_raw(wire.encode_raw(block, 7, 4), "ue-3", 8, CLASSES, (7, 2), 4)
@@ -132,8 +149,13 @@ def test_corrupted_bytes_raise_learning_error_or_decode_to_the_right_shapes(name
         return
     if isinstance(out, Update) or hasattr(out, "raw_requests"):
         assert {n: t.shape for n, t in out.tensors.items()} == {n: t.shape for n, t in REF.items()}
+        for g in getattr(out, "symbol_grads", {}).values():  # a bad section is its reason, never a bad tensor
+            assert isinstance(g, str) or (g.grads.dtype == torch.complex64 and g.grads.ndim == 2)
+            assert isinstance(g, str) or bool(torch.isfinite(torch.view_as_real(g.grads)).all())
     elif isinstance(out, SymbolUpload):
         assert out.received.shape[1] == K and out.received.dtype == torch.complex64
         assert out.labels.shape == (out.received.shape[0],) and int(out.labels.max()) < CLASSES
+        if out.split is not None:
+            assert {n: t.shape for n, t in out.split.tensors.items()} == {n: t.shape for n, t in PHI.items()}
     else:
         assert out.images.shape == (6, 1, 8, 8) and np.isfinite(out.images.numpy()).all()

@@ -64,3 +64,32 @@ def test_daemons_train_the_codec_over_the_air(tmp_path: Path) -> None:
             assert ue.stop() == 0
     finally:
         rig.close()
+
+
+def test_split_learning_reaches_the_daemons(tmp_path: Path) -> None:
+    """[training] split_gradient = true on the daemons: in round 2 the broadcast carries the symbol UE's
+    gradient section (M x k complex64) and its upload the encoder gradient (phi as float32), nothing is refused."""
+    rig = NodeRig(tmp_path, num_ues=2, mcs="qpsk-1/2")
+    split = TRAINING + "split_gradient = true\n"
+    try:
+        rig.start_hub()
+        assign = '[assign]\nmodes = { "ue-1" = "distributed", "ue-2" = "centralized_decoder" }\n'
+        bs = rig.start_bs(env=ONE_THREAD, sections=split + assign, num_rounds=2, min_ues=2, deadline_s=60.0,
+                          round_gap_s=0.1)  # fmt: skip
+        ues = [rig.start_ue(i, sections=split, env=ONE_THREAD, shard=i - 1) for i in (1, 2)]
+        assert bs.wait_exit(120) == 0, bs.tail()
+        rounds = rig.rounds()
+        assert [r["round"] for r in rounds] == [1, 2]
+        for r in rounds:
+            assert r["outcome"] == "complete" and r["training"]["refused"] == {}, r
+        symbols = 2 * 16 * 4 * 8  # local_steps x batch_size rows of num_symbols complex64
+        phi = 4 * (4 * 25 + 4 + 8 * 4 * 9 + 8 + 8 * 2 * 2 * 8 + 8)  # the encoder's parameters as float32
+        first, later = rounds[0], rounds[1:]
+        for r in later:
+            assert symbols < r["model_bytes"] - first["model_bytes"] < symbols + 100
+            grown = r["uploads"]["ue-2"]["bytes"] - first["uploads"]["ue-2"]["bytes"]
+            assert phi < grown < phi + 400, grown
+        for ue in ues:
+            assert ue.stop() == 0
+    finally:
+        rig.close()
