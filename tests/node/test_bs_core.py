@@ -47,6 +47,19 @@ def offers(bs: BsCore) -> dict[str, protocol.FirstInfo]:
     return {a.to: a.body for a in bs.timers() if isinstance(a, Send) and isinstance(a.body, protocol.FirstInfo)}
 
 
+def reported_pair(clock: Clock) -> BsCore:
+    """A BS with ue-1 and ue-2 joined and their capability reported."""
+    bs = core(clock, wait=True)
+    for ue in ("ue-1", "ue-2"):
+        bs.control(Event("joined", ue, 0))
+        bs.control(report(ue))
+    return bs
+
+
+def assigned(actions: list) -> dict[str, Mode]:
+    return {a.to: a.body.mode for a in actions if isinstance(a, Send) and isinstance(a.body, protocol.Assign)}
+
+
 def choice(info: protocol.FirstInfo, mode: Mode = Mode.DISTRIBUTED, group: int = 0) -> protocol.ModeChoice:
     return protocol.ModeChoice(info.revision, mode, group, 2678.0, None, "none", "test")
 
@@ -72,33 +85,21 @@ def test_the_first_round_waits_for_every_capability_report() -> None:
     assert not opened(bs.timers())  # ue-2 has not chosen
     bs.control(message("ue-2", choice(sent["ue-2"]), seq=2))
     actions = bs.timers()
-    assert opened(actions)
-    assigned = {a.to: a.body.mode for a in actions if isinstance(a, Send) and isinstance(a.body, protocol.Assign)}
-    assert assigned == {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.DISTRIBUTED}
+    assert opened(actions) and assigned(actions) == {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.DISTRIBUTED}
 
 
 def test_an_inconsistent_choice_is_refused_with_the_reason_and_the_ue_sits_out() -> None:
-    clock = Clock()
-    bs = core(clock, wait=True)
-    for ue in ("ue-1", "ue-2"):
-        bs.control(Event("joined", ue, 0))
-        bs.control(report(ue))
+    bs = reported_pair(Clock())
     sent = offers(bs)
     refused = bs.control(message("ue-1", choice(sent["ue-1"], Mode.CENTRALIZED_FULL, 2), seq=2))
     assert [a.body.code for a in refused] == ["inconsistent_choice"]
     assert "assigned distributed" in refused[0].body.detail
     bs.control(message("ue-2", choice(sent["ue-2"]), seq=2))
-    actions = bs.timers()
-    assigned = {a.to: a.body.mode for a in actions if isinstance(a, Send) and isinstance(a.body, protocol.Assign)}
-    assert assigned == {"ue-1": Mode.IDLE, "ue-2": Mode.DISTRIBUTED}
+    assert assigned(bs.timers()) == {"ue-1": Mode.IDLE, "ue-2": Mode.DISTRIBUTED}
 
 
 def test_a_ue_that_refuses_first_info_keeps_its_last_accepted_choice() -> None:
-    clock = Clock()
-    bs = core(clock, wait=True)
-    for ue in ("ue-1", "ue-2"):
-        bs.control(Event("joined", ue, 0))
-        bs.control(report(ue))
+    bs = reported_pair(Clock())
     sent = offers(bs)
     for seq, ue in enumerate(("ue-1", "ue-2"), start=2):
         bs.control(message(ue, choice(sent[ue]), seq=seq))
@@ -109,9 +110,7 @@ def test_a_ue_that_refuses_first_info_keeps_its_last_accepted_choice() -> None:
     assert set(again) == {"ue-1", "ue-2"} and again["ue-1"].revision == sent["ue-1"].revision  # nothing changed
     bs.control(message("ue-1", protocol.Error("refused_first_info", "unknown rule"), seq=5))
     bs.control(message("ue-2", choice(again["ue-2"]), seq=5))
-    actions = bs.timers()
-    assigned = {a.to: a.body.mode for a in actions if isinstance(a, Send) and isinstance(a.body, protocol.Assign)}
-    assert assigned == {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.DISTRIBUTED}
+    assert assigned(bs.timers()) == {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.DISTRIBUTED}
 
 
 def test_a_ue_that_never_reports_is_planned_after_the_wait() -> None:
@@ -130,8 +129,7 @@ def test_a_ue_that_never_reports_is_planned_after_the_wait() -> None:
     assert not opened(bs.timers())
     clock.s = 10.0  # ue-2 never chose: it sits the round out
     actions = bs.timers()
-    assigned = {a.to: a.body.mode for a in actions if isinstance(a, Send) and isinstance(a.body, protocol.Assign)}
-    assert opened(actions) and assigned == {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.IDLE}
+    assert opened(actions) and assigned(actions) == {"ue-1": Mode.DISTRIBUTED, "ue-2": Mode.IDLE}
 
 
 def test_without_training_nothing_is_awaited() -> None:
