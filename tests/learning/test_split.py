@@ -213,7 +213,8 @@ def _bs(cls, t):
 
 
 def _orders(mode):
-    from testbed.node.first_info import GROUP_OF_MODE, Orders
+    from testbed.node.assigners import Orders
+    from testbed.policy.choice import GROUP_OF_MODE
 
     return {ue: Orders(mode, GROUP_OF_MODE[mode], 1.5e9, 10.0, 100.0) for ue in ("ue-0", "ue-1")}
 

@@ -22,16 +22,16 @@ local_steps = 2
 batch_size = 16
 """
 STEP_DB = -10.0
-# Source run in the BS process: [assign]'s orders, with the TX power 0 dBm in round 1 and STEP_DB after.
+# Source run in the BS process: ASSIGN with [assign]'s orders, the TX power 0 dBm in round 1 and STEP_DB after.
 PATCH = f"""
 import dataclasses
-from testbed.node import bs, first_info
-_rounds = []
-def config_orders(assign, ues):
+from testbed.node.assigners import FixedAssigner
+_rounds, _orders = [], FixedAssigner.orders
+def orders(self, views, chosen):
     _rounds.append(1)
     power = 0.0 if len(_rounds) == 1 else {STEP_DB}
-    return {{ue: dataclasses.replace(o, tx_power_dbm=power) for ue, o in first_info.config_orders(assign, ues).items()}}
-bs.config_orders = config_orders
+    return {{ue: dataclasses.replace(o, tx_power_dbm=power) for ue, o in _orders(self, views, chosen).items()}}
+FixedAssigner.orders = orders
 """
 
 
