@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from testbed.errors import StateError  # noqa: E402
 from testbed.experiment.plotstyle import COLOURS, TARGET_LINE, legend_label, merge_identical, style  # noqa: E402
 from testbed.experiment.report.runs import METHOD, SYMBOLS_DIR, SchemeRun  # noqa: E402
 from testbed.mode import Mode  # noqa: E402
@@ -33,6 +34,7 @@ MODE_COLOURS = {
     Mode.IDLE: "#c7c7c7",
 }
 ABSENT_COLOUR = "#ffffff"
+MIN_BAR = 0.08  # height of a timeline bar for a UE in the round that uploaded nothing
 MAX_UES_DRAWN = 24  # past this, per-UE panels show the first ones and say how many are left out
 
 
@@ -93,7 +95,9 @@ def timeline_figure(runs: Sequence[SchemeRun], path: Path) -> None:
         for j, ue in enumerate(ues):
             base = len(ues) - 1 - j
             colours = [MODE_COLOURS.get(r.modes.get(ue), ABSENT_COLOUR) for r in run.rounds]  # type: ignore[call-overload]
-            h = [0.85 * float(d.get(ue, 0.0)) / top for d in per_ue]
+            # a UE in the round keeps a sliver of its mode's colour even with nothing uploaded (late, idle)
+            h = [max(MIN_BAR, 0.85 * float(d.get(ue, 0.0)) / top) if ue in r.modes else 0.0
+                 for r, d in zip(run.rounds, per_ue, strict=True)]  # fmt: skip
             ax.bar(rounds, h, bottom=base, width=0.9, color=colours, edgecolor="none")
         ax.set_yticks([len(ues) - 1 - j + 0.4 for j in range(len(ues))], ues, fontsize=7)
         ax.set_ylim(0, max(1, len(ues)))
@@ -103,8 +107,8 @@ def timeline_figure(runs: Sequence[SchemeRun], path: Path) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles = [Patch(color=c, label=str(m)) for m, c in MODE_COLOURS.items()]
     handles.append(Patch(facecolor=ABSENT_COLOUR, edgecolor="black", label="not in the round"))
-    axes[0, 0].legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.15), ncol=5)
-    _save(fig, path)
+    fig.legend(handles=handles, fontsize=7, loc="upper center", ncol=len(handles))
+    _save(fig, path, top_in=0.35)
 
 
 def _mcs_rate(name: str) -> float:
@@ -182,7 +186,7 @@ def constellation_figure(symbols: Mapping[tuple[int, str], Path], path: Path) ->
     for ax in axes.flat[len(ues) :]:
         ax.set_axis_off()
     for i, (ax, ue) in enumerate(zip(axes.flat, ues, strict=False)):
-        z = np.asarray(np.load(symbols[(last, ue)], allow_pickle=False)).ravel()  # (n,) complex
+        z = load_symbols(symbols[(last, ue)])
         ax.scatter(z.real, z.imag, s=3, alpha=0.5, color=style(i)["color"])
         ax.set_title(f"{ue}, round {last} ({z.size} symbols)", fontsize=8)
         ax.set_xlabel("I")
@@ -192,14 +196,29 @@ def constellation_figure(symbols: Mapping[tuple[int, str], Path], path: Path) ->
     _save(fig, path)
 
 
+def load_symbols(path: Path) -> np.ndarray:
+    """A symbols file as (n,) complex: a complex array of any shape, or a real (..., 2) array of (I, Q) pairs;
+    anything else is refused (:class:`StateError`, one line)."""
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise StateError(f"cannot read symbols file {path}: {exc}") from exc
+    if np.iscomplexobj(a):
+        return a.ravel()
+    if a.ndim >= 1 and a.shape[-1] == 2 and np.issubdtype(a.dtype, np.number):
+        return (a[..., 0] + 1j * a[..., 1]).ravel()
+    raise StateError(f"symbols file {path}: {a.dtype} array of shape {a.shape}; expected complex, or real (n, 2) I/Q")
+
+
 def _note(ax: plt.Axes, title: str, message: str) -> None:
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=10, color="#555555", transform=ax.transAxes)
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def _save(fig: plt.Figure, path: Path, top_in: float = 0.0) -> None:
+    """Write and close ``fig``; ``top_in``: inches kept free at the top (for a figure legend)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - top_in / fig.get_figheight()))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)

@@ -81,11 +81,26 @@ def draw(run: Run, fig_dir: Path) -> list[tuple[Path, str]]:
     return out
 
 
+def not_recorded(run: Run) -> list[str]:
+    """What the figures had to leave out because the run directory does not carry it (each also said on its
+    panel): "virtual time", "wall time", "per-UE airtime", "SNR", "per-subcarrier SNR", "received symbols"."""
+    main = focus(run)
+    checks = (
+        ("virtual time", not _curves(run, "virtual_time_s")),
+        ("wall time", not _curves(run, "wall_time_s")),
+        ("per-UE airtime", not all(r.airtime_s for r in main.rounds)),
+        ("SNR", not any(r.snr_db for r in main.rounds)),
+        ("per-subcarrier SNR", not any(r.subcarrier_snr_db for r in main.rounds)),
+        ("received symbols", not run.symbols),
+    )
+    return [what for what, missing in checks if missing]
+
+
 def write_report(run_dir: Path, out: Path | None = None) -> dict[str, Any]:
     """Write the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``) and its PNGs beside it;
     returns what the CLI prints: the page's path, the figures, the table to the target and the events count."""
     run = read_run(Path(run_dir))
-    out = Path(out) if out is not None else run.path / REPORT_FILE
+    out = (Path(out) if out is not None else run.path / REPORT_FILE).resolve()
     fig_dir = out.parent / f"{out.stem}-figures"
     drawn = draw(run, fig_dir)
     table = target_table(run)
@@ -99,6 +114,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> dict[str, Any]:
         "kind": run.kind,
         "schemes": list(run.schemes),
         "figures": [str(p) for p, _ in drawn],
+        "not_recorded": not_recorded(run),
         "table": table,
         "events": {"total": len(run.events), "by_kind": kinds},
     }
@@ -157,13 +173,14 @@ def render(run: Run, drawn: list[tuple[Path, str]], table: dict[str, Any]) -> st
     sources = ", ".join(html.escape(str(s.source.relative_to(run.path))) for s in run.schemes.values())
     figs = "".join(f"<figure>{_img(p)}<figcaption>{html.escape(c)}</figcaption></figure>" for p, c in drawn)
     rounds = {n: len(s.rounds) for n, s in run.schemes.items()}
+    missing = not_recorded(run)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>testbed report: {html.escape(run.title)}</title>
 <style>{_CSS}</style></head>
 <body>
 <h1>testbed report: {html.escape(run.title)}</h1>
 <p class="note">{html.escape(run.kind)} run in {html.escape(str(run.path))}; read {sources};
-rounds per scheme {html.escape(json.dumps(rounds))}.</p>
+rounds per scheme {html.escape(json.dumps(rounds))}; not recorded: {html.escape(", ".join(missing) or "nothing")}.</p>
 <h2>Time, energy and uplink bits to the target</h2>
 {_table_html(table)}
 <h2>Figures</h2>

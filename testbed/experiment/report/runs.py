@@ -28,7 +28,7 @@ DEFAULT_TARGET_ACCURACY = 0.9  # the scenario default ([run] target_accuracy) wh
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.jsonl"  # the engine's (testbed/experiment/engine.py)
 ROUNDS_FILE = "rounds.jsonl"  # the BS daemon's (testbed/node/bs.py)
-SYMBOLS_DIR = "symbols"  # symbols/<round>_<ue>.npy: (n,) complex received semantic symbols (docs/report.md)
+SYMBOLS_DIR = "symbols"  # symbols/<round>_<ue>.npy: received semantic symbols (docs/report.md)
 # Log events worth a line in the report: a node's life cycle and anything that went wrong. Every record at
 # level warning or above is kept too (refused control messages are such warnings).
 LOG_EVENTS = frozenset(
@@ -130,7 +130,7 @@ def read_run(path: Path) -> Run:
     if kind == "daemon":
         events += _log_events(path)
     title = str(summary.get("scenario", path.name))
-    return Run(path, kind, target, title, schemes, events, _symbols(path))
+    return Run(path, kind, target, title, schemes, events, _symbols(path, 1 if kind == "daemon" else 0))
 
 
 def _summary(path: Path) -> dict[str, Any]:
@@ -296,11 +296,13 @@ def _log_events(path: Path) -> list[Event]:
     return events
 
 
-def _symbols(path: Path) -> dict[tuple[int, str], Path]:
-    """``symbols/<round>_<ue>.npy`` files by (round, ue); names that do not fit are ignored."""
+def _symbols(path: Path, offset: int) -> dict[tuple[int, str], Path]:
+    """``symbols/<round>_<ue>.npy`` files by (the report's round, ue): ``<round>`` is the ``round`` field of the
+    record the symbols belong to, ``offset`` what the reader subtracts from it; names that do not fit are
+    ignored."""
     found = {}
     for f in sorted((path / SYMBOLS_DIR).glob("*.npy")):
         number, _, ue = f.stem.partition("_")
         if number.isdigit() and ue:
-            found[(int(number), ue)] = f
+            found[(int(number) - offset, ue)] = f
     return found
