@@ -245,7 +245,7 @@ def _record_events(run: SchemeRun, root: Path) -> list[Event]:
         def add(kind: str, node: str, detail: str, rnd: int = row.round) -> None:
             events.append(Event(source, node, kind, detail, rnd))
 
-        if r.get("outcome") not in (None, "complete"):
+        if r.get("outcome") not in (None, "complete", "partial"):  # a partial round's late UEs are listed below
             add(f"round {r['outcome']}", run.name, str(r.get("error") or r.get("trigger") or ""))
         learned = r.get("training") or {}
         for ue in r.get("late") or learned.get("late") or []:
