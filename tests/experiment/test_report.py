@@ -138,6 +138,18 @@ def test_a_damaged_symbols_file_is_refused_with_one_line(daemon_dir, capsys):
     assert len(err) == 1 and "4_ue-1.npy" in err[0] and "expected complex" in err[0], err
 
 
+def test_a_sim_run_dir_is_a_daemon_run_named_and_targeted_by_its_summary(daemon_dir, capsys):
+    summary = {"scenario": "sim", "scheme": "policy", "target_accuracy": 0.5}
+    (daemon_dir / "summary.json").write_text(json.dumps(summary))
+    (daemon_dir / "metrics.jsonl").write_text('{"per": "ue"}\n')  # a sim's own per-UE file does not hide the BS's
+    status, out, _ = _report(capsys, str(daemon_dir))
+    assert status == 0 and out["kind"] == "daemon" and out["schemes"] == ["policy"]
+    table = out["table"]
+    assert table["method"] == "policy" and table["target_accuracy"] == 0.5
+    assert table["schemes"]["policy"]["rounds_to_target"] == 2  # round 1 (from 0) reached 0.5
+    assert table["schemes"]["policy"]["time_to_target_s"] == pytest.approx(2.0 + 1.5)
+
+
 def test_a_bare_state_dir_and_a_train_dir_are_runs_too(daemon_dir, compare_dir, tmp_path):
     assert read_run(daemon_dir / "state").kind == "daemon"
     train = tmp_path / "train"
@@ -148,7 +160,7 @@ def test_a_bare_state_dir_and_a_train_dir_are_runs_too(daemon_dir, compare_dir, 
     assert Path(write_report(train)["report"]).exists()
 
 
-@pytest.mark.parametrize("make", ["missing", "empty", "damaged", "no_rounds"])
+@pytest.mark.parametrize("make", ["missing", "empty", "damaged", "no_rounds", "bad_field", "bad_shape"])
 def test_a_directory_that_is_no_run_is_refused_with_one_line(tmp_path, capsys, make):
     target = tmp_path / "run"
     if make != "missing":
@@ -157,6 +169,9 @@ def test_a_directory_that_is_no_run_is_refused_with_one_line(tmp_path, capsys, m
         (target / "rounds.jsonl").write_text('{"round": 1}\n{torn\n{"round": 2}\n')
     if make == "no_rounds":
         (target / "rounds.jsonl").write_text("")
+    if make in ("bad_field", "bad_shape"):
+        bad = {"round": "one"} if make == "bad_field" else {**_round(1, ["ue-1"]), "uploads": {"ue-1": 5}}
+        (target / "rounds.jsonl").write_text(json.dumps(bad) + "\n")
     status = main(["report", str(target)])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and err[0].startswith("testbed: error: ") and str(target) in err[0], err

@@ -16,11 +16,13 @@ runs, from the JSON-line logs beside them (``*.log``, ``logs/*.log``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed.errors import ConfigError, StateError
+from testbed.errors import ConfigError, StateError, TestbedError
 from testbed.learning.checkpoint import read_jsonl
 
 METHOD = "policy"  # the full method: named in the table, drawn on top of the baselines and ablations
@@ -101,7 +103,10 @@ def read_run(path: Path) -> Run:
         raise ConfigError(f"run directory {path} does not exist (or is not a directory)")
     summary = _summary(path)
     target = float(summary.get("target_accuracy", DEFAULT_TARGET_ACCURACY))
-    if (path / SUMMARY_FILE).exists() and any(path.glob(f"*/{METRICS_FILE}")):
+    daemon = _rounds_files(path)
+    if daemon and daemon[0][0] is None:  # a rounds.jsonl of its own (or in state/): a daemon run, whatever else
+        kind, schemes = "daemon", _daemon_runs(daemon, summary)
+    elif (path / SUMMARY_FILE).exists() and any(path.glob(f"*/{METRICS_FILE}")):
         kind = "compare"
         schemes = {d.parent.name: _engine_run(d) for d in sorted(path.glob(f"*/{METRICS_FILE}"))}
         order = list(summary.get("schemes", {}))  # the comparison's own order, then any others
@@ -110,23 +115,21 @@ def read_run(path: Path) -> Run:
         kind = "train"
         run = _engine_run(path / METRICS_FILE)
         schemes = {run.name: run}
+    elif daemon:  # one per scheme: <scheme>/[state/]rounds.jsonl
+        kind, schemes = "daemon", _daemon_runs(daemon, summary)
     else:
-        found = _rounds_files(path)
-        if not found:
-            raise ConfigError(
-                f"{path} is not a run directory: no {SUMMARY_FILE} with <scheme>/{METRICS_FILE} (testbed compare "
-                f"--out), no {METRICS_FILE} (testbed train --out) and no {ROUNDS_FILE} in it, in state/ or in "
-                f"<scheme>/[state/] (a BS state_dir or a testbed sim run); point at one of those"
-            )
-        kind = "daemon"
-        default = str(summary.get("scheme", "bs"))
-        schemes = {}
-        for name, f in found:
-            schemes[name or default] = _daemon_run(name or default, f)
+        raise ConfigError(
+            f"{path} is not a run directory: no {ROUNDS_FILE} in it or in state/ (a BS state_dir or a testbed sim "
+            f"run), no {SUMMARY_FILE} with <scheme>/{METRICS_FILE} (testbed compare --out), no {METRICS_FILE} "
+            f"(testbed train --out), no <scheme>/[state/]{ROUNDS_FILE}; point at one of those"
+        )
     for run in schemes.values():
         if not run.rounds:
             raise ConfigError(f"{run.source} holds no finished round yet; report a run that has at least one")
-    events = [e for run in schemes.values() for e in _record_events(run, path)]
+    events = []
+    for run in schemes.values():
+        with _schema(run.source):
+            events += _record_events(run, path)
     if kind == "daemon":
         events += _log_events(path)
     title = str(summary.get("scenario", path.name))
@@ -144,6 +147,12 @@ def _summary(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise StateError(f"{f} is not a JSON object; rerun the command that wrote it")
     return data
+
+
+def _daemon_runs(found: list[tuple[str | None, Path]], summary: dict[str, Any]) -> dict[str, SchemeRun]:
+    """The BS runs found; the only one is named by summary.json's ``scheme`` (default "bs")."""
+    default = str(summary.get("scheme", "bs"))
+    return {name or default: _daemon_run(name or default, f) for name, f in found}
 
 
 def _rounds_files(path: Path) -> list[tuple[str | None, Path]]:
@@ -171,12 +180,9 @@ def _field(record: dict[str, Any], name: str, source: Path, kind: type | tuple[t
 
 def _engine_run(source: Path) -> SchemeRun:
     """An engine log (compare's or train's): its totals are already cumulative, its clock virtual."""
-    rows = []
-    name = source.parent.name
     records = read_jsonl(source)
-    for r in records:
-        name = str(r.get("scheme", name))
-        rows.append(
+    with _schema(source):
+        rows = [
             Round(
                 round=_field(r, "round", source, int),
                 accuracy=r.get("accuracy"),
@@ -190,47 +196,63 @@ def _engine_run(source: Path) -> SchemeRun:
                 airtime_s=r.get("uplink_airtime_s"),
                 subcarrier_snr_db=r.get("subcarrier_snr_db"),
             )
-        )
+            for r in records
+        ]
+    name = str(records[-1].get("scheme", source.parent.name)) if records else source.parent.name
     return SchemeRun(name, source, "virtual", rows, records)
 
 
 def _daemon_run(name: str, source: Path) -> SchemeRun:
     """A BS's rounds.jsonl: per-round figures summed here; wall time from the rounds' wall-clock starts."""
-    rows: list[Round] = []
-    energy_j = uplink_bits = 0.0
-    first_start_s: float | None = None
     records = read_jsonl(source)
-    for r in records:
-        number = _field(r, "round", source, int)
-        learned = r.get("training") or {}
-        energy_j += sum(float(v) for v in (r.get("ue_energy_j") or {}).values())
-        uploads = r.get("uploads") or {}
-        uplink_bits += 8.0 * sum(int(u["bytes"]) for u in uploads.values())
-        wall_time_s = None
-        if isinstance(r.get("started_unix_s"), (int, float)) and isinstance(r.get("duration_s"), (int, float)):
-            first_start_s = r["started_unix_s"] if first_start_s is None else first_start_s
-            wall_time_s = r["started_unix_s"] - first_start_s + r["duration_s"]
-        snr = {kind: r[f"{kind}_snr_db"] for kind in ("uplink", "uplink_effective", "downlink")
-               if isinstance(r.get(f"{kind}_snr_db"), dict)}  # fmt: skip
-        rows.append(
-            Round(
-                round=number - 1,  # the BS counts rounds from 1, the engine from 0
-                accuracy=learned.get("accuracy"),
-                loss=learned.get("loss"),
-                virtual_time_s=r.get("virtual_time_s"),
-                wall_time_s=wall_time_s,
-                energy_j=energy_j,
-                uplink_bits=uplink_bits,
-                modes={ue: str(m) for ue, m in (r.get("modes") or {}).items()},
-                uplink_mcs=dict(r.get("uplink_mcs") or {}),
-                uplink_bytes={ue: int(u["bytes"]) for ue, u in uploads.items()},
-                airtime_s=r.get("uplink_airtime_s"),
-                snr_db={k: {ue: v for ue, v in d.items() if v is not None} for k, d in snr.items()},
-                subcarrier_snr_db=r.get("subcarrier_snr_db"),
-            )
-        )
+    rows: list[Round] = []
+    with _schema(source):
+        for r in records:
+            before = rows[-1] if rows else None
+            rows.append(_daemon_row(r, source, before, records[0].get("started_unix_s")))
     clock = "virtual" if rows and all(row.virtual_time_s is not None for row in rows) else "wall"
     return SchemeRun(name, source, clock, rows, records)
+
+
+def _daemon_row(r: dict[str, Any], source: Path, before: Round | None, first_start_s: Any) -> Round:
+    """One BS record as a row; ``before``: the previous row (for the running totals)."""
+    learned = r.get("training") or {}
+    uploads = {ue: int(u["bytes"]) for ue, u in (r.get("uploads") or {}).items()}
+    energy_j = sum(float(v) for v in (r.get("ue_energy_j") or {}).values())
+    wall_time_s = None
+    start, duration = r.get("started_unix_s"), r.get("duration_s")
+    if all(isinstance(v, (int, float)) for v in (start, duration, first_start_s)):
+        wall_time_s = start - first_start_s + duration
+    snr = {kind: r[f"{kind}_snr_db"] for kind in ("uplink", "uplink_effective", "downlink")
+           if isinstance(r.get(f"{kind}_snr_db"), dict)}  # fmt: skip
+    return Round(
+        round=_field(r, "round", source, int) - 1,  # the BS counts rounds from 1, the engine from 0
+        accuracy=learned.get("accuracy"),
+        loss=learned.get("loss"),
+        virtual_time_s=r.get("virtual_time_s"),
+        wall_time_s=wall_time_s,
+        energy_j=(before.energy_j if before else 0.0) + energy_j,
+        uplink_bits=(before.uplink_bits if before else 0.0) + 8.0 * sum(uploads.values()),
+        modes={ue: str(m) for ue, m in (r.get("modes") or {}).items()},
+        uplink_mcs=dict(r.get("uplink_mcs") or {}),
+        uplink_bytes=uploads,
+        airtime_s=r.get("uplink_airtime_s"),
+        snr_db={k: {ue: float(v) for ue, v in d.items() if v is not None} for k, d in snr.items()},
+        subcarrier_snr_db=r.get("subcarrier_snr_db"),
+    )
+
+
+@contextmanager
+def _schema(source: Path) -> Iterator[None]:
+    """A record whose fields do not have the documented shape: one line naming the file."""
+    try:
+        yield
+    except TestbedError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StateError(
+            f"{source} does not follow the documented schema (docs/report.md): {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _record_events(run: SchemeRun, root: Path) -> list[Event]:
