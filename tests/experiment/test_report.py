@@ -126,6 +126,7 @@ def test_a_daemon_run_gets_its_channel_symbols_wall_time_and_events(daemon_dir, 
     assert "round_started" not in kinds  # routine log events stay out
     run = read_run(daemon_dir)
     assert [e.node for e in run.events if e.kind == "rejoined"] == ["ue-3"]
+    assert [(e.node, e.round) for e in run.events if e.kind == "bs_gone"] == [("ue-3", 1)]  # BS round 2
     assert [r.round for r in run.schemes["bs"].rounds] == [0, 1, 2, 3]  # counted from 0 like the engine's rows
     assert sorted(run.symbols) == [(2, "ue-1"), (3, "ue-1"), (3, "ue-2"), (3, "ue-3")]  # in the same count
     assert load_symbols(run.symbols[(2, "ue-1")]).dtype.kind == "c"

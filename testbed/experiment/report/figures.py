@@ -176,7 +176,7 @@ def constellation_figure(symbols: Mapping[tuple[int, str], Path], path: Path) ->
     if not symbols:
         placeholder(path, "constellation of received semantic symbols",
                     f"not recorded: this run holds no {SYMBOLS_DIR}/<round>_<ue>.npy files\n"
-                    "((n,) complex received symbols per UE and round; see docs/report.md)")  # fmt: skip
+                    "(complex, or real (n, 2) I/Q, per UE and round; see docs/report.md)")  # fmt: skip
         return
     last = max(rnd for rnd, _ in symbols)
     ues = sorted(ue for rnd, ue in symbols if rnd == last)[:MAX_UES_DRAWN]

@@ -18,6 +18,7 @@ from testbed.experiment.report.runs import METHOD, Event, Run, SchemeRun, read_r
 from testbed.experiment.report.table import COLUMNS, target_table
 
 REPORT_FILE = "report.html"
+MAX_TIMELINE_STRIPS = 40  # UE strips in the timeline: the focus scheme always, others while they fit
 MAX_EVENTS_SHOWN = 400  # the page lists the first ones and says how many more the JSON output counts
 _CSS = """
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
@@ -33,6 +34,19 @@ figure { margin: 1em 0; } figure img { max-width: 100%; } figcaption { font-size
 def focus(run: Run) -> SchemeRun:
     """The scheme whose per-UE figures the page shows: the method if it ran, else the first."""
     return run.schemes.get(METHOD) or next(iter(run.schemes.values()))
+
+
+def timeline_schemes(run: Run) -> list[SchemeRun]:
+    """The focus scheme, then the others in the run's order while the timeline stays within
+    ``MAX_TIMELINE_STRIPS`` UE strips."""
+    main = focus(run)
+    shown, strips = [main], len({ue for r in main.rounds for ue in r.modes})
+    for scheme in run.schemes.values():
+        more = len({ue for r in scheme.rounds for ue in r.modes})
+        if scheme is not main and strips + more <= MAX_TIMELINE_STRIPS:
+            shown.append(scheme)
+            strips += more
+    return shown
 
 
 def _curves(run: Run, key: str) -> dict[str, list[tuple[float, float]]]:
@@ -68,8 +82,10 @@ def draw(run: Run, fig_dir: Path) -> list[tuple[Path, str]]:
         out.append((path, caption))
     main = focus(run)
     path = fig_dir / "timeline.png"
-    figures.timeline_figure([main], path)
-    out.append((path, f"Per-UE timeline of {main.name}: colour = the UE's mode in the round, height = its uplink "
+    shown = timeline_schemes(run)
+    figures.timeline_figure(shown, path)
+    names = ", ".join(s.name for s in shown)
+    out.append((path, f"Per-UE timeline of {names}: colour = the UE's mode in the round, height = its uplink "
                       "airtime where recorded (else its uplink bytes, else the modes alone)."))  # fmt: skip
     path = fig_dir / "channel.png"
     figures.channel_figure(main, path)

@@ -312,7 +312,8 @@ def _log_events(path: Path) -> list[Event]:
             if name in LOG_EVENTS or level in LOG_LEVELS:
                 extra = {k: v for k, v in rec.items() if k not in ("ts", "level", "node", "logger", "msg", "event")}
                 detail = str(rec.get("msg", "")) + (f" {json.dumps(extra, default=str)}" if extra else "")
-                rnd = rec.get("round") if isinstance(rec.get("round"), int) else None
+                number = rec.get("round")  # as the BS counts (from 1; 0: before the first round)
+                rnd = number - 1 if isinstance(number, int) and number >= 1 else None
                 events.append(Event(str(f.relative_to(path)), str(rec.get("node", f.stem)), str(name or level),
                                     detail[:300], rnd, rec.get("ts")))  # fmt: skip
     return events
