@@ -8,9 +8,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from testbed.experiment.compare import METHOD, draw_order, plot  # noqa: E402
+from testbed.experiment.compare import plot  # noqa: E402
 from testbed.experiment.phylab.plot import _curve, plot_ber  # noqa: E402
 from testbed.experiment.plotstyle import legend_label, merge_identical, style, zero_bound  # noqa: E402
+from testbed.experiment.report.figures import draw_order  # noqa: E402
+from testbed.experiment.report.runs import METHOD  # noqa: E402
 
 
 def test_styles_are_distinct_and_identical_series_are_grouped():
@@ -41,7 +43,8 @@ def test_compare_draws_identical_curves_once_and_the_method_last(tmp_path):
         "hybrid": _history([0.2, 0.5]),
         "policy_no_alloc": _history([0.2, 0.6]),
     }
-    order = draw_order(histories, "virtual_time_s")
+    curves = {name: [(m["virtual_time_s"], m["accuracy"]) for m in h] for name, h in histories.items()}
+    order = draw_order(curves)
     assert [names for names, _ in order] == [["fedavg_all"], ["hybrid"], [METHOD, "policy_no_alloc"]]
     result = {"histories": histories, "target_accuracy": 0.5, "scenario": "s", "partition": "iid", "seed": 1}
     assert all(p.stat().st_size > 0 for p in plot(result, tmp_path))
