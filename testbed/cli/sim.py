@@ -78,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         records = stack.run(lambda r: print(_line(r, rounds, time.monotonic() - start), file=sys.stderr, flush=True))
     finally:
         statuses = stack.close()
-    summary = summarise(records, time.monotonic() - start, statuses)
+    summary = summarise(stack, records, time.monotonic() - start, statuses)
     summary["run_dir"] = str(args.out)
     (args.out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
     emit(summary, as_json=args.json, human=_human)

@@ -207,10 +207,16 @@ class Stack:
         return {c.name: c.popen.returncode for c in self.children}
 
 
-def summarise(records: list[dict[str, Any]], wall_s: float, statuses: dict[str, int | None]) -> dict[str, Any]:
-    """summary.json: the run in a few numbers (the records hold the rest)."""
+def summarise(
+    stack: Stack, records: list[dict[str, Any]], wall_s: float, statuses: dict[str, int | None]
+) -> dict[str, Any]:
+    """summary.json: the run in a few numbers (the records hold the rest); ``scheme``, ``scenario`` and
+    ``target_accuracy`` are what ``testbed report`` titles and measures the run by."""
     accuracy = [r.get("training", {}).get("accuracy") for r in records]
     return {
+        "scenario": stack.scenario.name,
+        "scheme": "policy" if stack.rule == POLICY_RULE else f"policy ({stack.rule} rule)",
+        "target_accuracy": stack.scenario.run.target_accuracy,
         "rounds": len(records),
         "final_accuracy": accuracy[-1] if accuracy else None,
         "accuracy": accuracy,

@@ -42,6 +42,11 @@ def test_sim_runs_the_stack_and_every_mode_appears(tmp_path: Path) -> None:
         assert (run / "logs" / f"{name}.log").stat().st_size > 0
     lines = [line for line in done.stderr.splitlines() if line.startswith("round ")]
     assert len(lines) == 6 and "ue2 symb" in lines[-1], lines  # live progress: per-UE mode, SNR and MCS
+    shown = subprocess.run([sys.executable, "-m", "testbed", "report", str(run), "--json"], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    page = json.loads(shown.stdout)
+    assert page["kind"] == "daemon" and (run / "report.html").stat().st_size > 10_000, page
 
 
 def test_an_earlier_run_and_a_bad_scenario_are_refused_with_one_line(tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ class Round:
     airtime_s: dict[str, float] | None = None
     snr_db: dict[str, dict[str, float]] = field(default_factory=dict)  # kind (uplink, ...) -> ue -> dB
     subcarrier_snr_db: dict[str, list[float]] | None = None  # ue -> dB per used subcarrier
+    class_accuracy: list[float | None] | None = None  # per class, when the engine measured it
 
 
 @dataclass
@@ -195,6 +196,7 @@ def _engine_run(source: Path) -> SchemeRun:
                 uplink_mcs=dict(r.get("uplink_mcs") or {}),
                 airtime_s=r.get("uplink_airtime_s"),
                 subcarrier_snr_db=r.get("subcarrier_snr_db"),
+                class_accuracy=r.get("class_accuracy"),
             )
             for r in records
         ]
