@@ -32,7 +32,8 @@ def engine_air(scenario: Scenario) -> AirConfig:
     adaptive on measured SNR."""
     k = scenario.link
     return AirConfig(sample_rate_hz=k.sample_rate_hz, frame_payload_bytes=k.frame_payload_bytes, mcs="adaptive",
-                     guard_samples=k.guard_samples, tdma_cycle_samples=k.tdma_cycle_samples)  # fmt: skip
+                     guard_samples=k.guard_samples, tdma_cycle_samples=k.tdma_cycle_samples,
+                     analog_frame_symbols=k.analog_frame_symbols)  # fmt: skip
 
 
 def build_link(medium: str, scenario: Scenario, profiles: Sequence[UeProfile], rng: np.random.Generator) -> FrameLink:

@@ -6,6 +6,12 @@ the OFDM modem over a sample-level medium) and ``ModelFrameLink`` here, which ch
 lengths of testbed/phy/layout.py but decides reception by a seeded coin per frame and receiver: a fixed loss
 probability (for testing ARQ logic), or the PHY abstraction's PER at the link's SNR (testbed/link/abstraction.py:
 the AWGN table measured with the real receiver, EESM for per-subcarrier SNRs), the calibrated fast medium.
+
+Analog frames (testbed/link/analog.py: MCS ``ANALOG_MCS``, a complex array as payload) cross both: the
+receiver reports the equalized values and their noise variance. In ``ModelFrameLink`` value k of every OFDM
+symbol gets complex Gaussian noise of variance 1/snr_k of its data subcarrier (what zero-forcing leaves on
+the phy medium), drawn in one vectorised call; a frame is lost on a collision, the ``loss`` coin, or the PER
+of the shortest tabulated bpsk-1/2 frame (its header is a BPSK 1/2 code word of that order).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 
 from testbed.errors import LinkError
 from testbed.link.abstraction import PerTable
-from testbed.phy.layout import burst_num_samples
+from testbed.link.analog import ANALOG_MCS, HEADER_BYTES, HEADER_MCS, frame_num_samples
 from testbed.phy.numerology import PhyConfig
 
 
@@ -26,12 +32,13 @@ from testbed.phy.numerology import PhyConfig
 class TxFrame:
     """One frame to put on air: ``payload`` from node ``src`` at ``start_sample`` of the window.
 
+    payload : bytes, or for an analog frame (``mcs`` ANALOG_MCS) the ``(n,) complex64`` values to carry.
     stream_id, seq : PHY header fields (8 and 16 bits); the link sets the sender's id and the frame number.
     """
 
     src: int
     start_sample: int
-    payload: bytes
+    payload: bytes | np.ndarray
     mcs: str
     stream_id: int = 0
     seq: int = 0
@@ -41,9 +48,11 @@ class TxFrame:
 class Heard:
     """One frame a receiver detected.
 
-    payload : bytes if the PHY CRC passed, else None. stream_id : from the PHY header (CRC-16 protected).
-    snr_db : Es/N0 per subcarrier. cfo_hz : estimated carrier offset. channel : (n_used,) complex64 estimate
-    or None.
+    payload : bytes if the PHY CRC passed, else None (always None for an analog frame). stream_id, seq : from
+    the PHY header (CRC-16 protected). snr_db : Es/N0 per subcarrier. cfo_hz : estimated carrier offset.
+    channel : (n_used,) complex64 estimate or None. symbols : an analog frame's (n,) complex64 equalized values
+    at the unit-power scale they were sent at (None for data frames); noise_var : the receiver's estimate of
+    their mean noise variance.
     """
 
     payload: bytes | None
@@ -52,6 +61,13 @@ class Heard:
     snr_db: float
     cfo_hz: float
     channel: np.ndarray | None = None
+    symbols: np.ndarray | None = None
+    noise_var: float | None = None
+    seq: int = 0
+
+    @property
+    def analog(self) -> bool:
+        return self.symbols is not None
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,7 @@ class FrameLink(Protocol):
     def air_log(self) -> AirLog: ...
 
     def burst_num_samples(self, payload_bytes: int, mcs: str) -> int:
-        """Exact samples one frame of ``payload_bytes`` occupies on air."""
+        """Exact samples one frame of ``payload_bytes`` occupies on air (complex values for ANALOG_MCS)."""
         ...
 
     def exchange(self, frames: Sequence[TxFrame], receivers: Sequence[int], window_samples: int) -> Window:
@@ -147,7 +163,7 @@ class ModelFrameLink:
     _per_cache: dict[tuple[int, int, str, int], float] = field(default_factory=dict, init=False, repr=False)
 
     def burst_num_samples(self, payload_bytes: int, mcs: str) -> int:
-        return burst_num_samples(self.phy, payload_bytes, mcs)
+        return frame_num_samples(self.phy, payload_bytes, mcs)
 
     def _per_link(self, value: float | Mapping[tuple[int, int], float], src: int, dst: int) -> float:
         return float(value) if not isinstance(value, Mapping) else float(value.get((src, dst), 0.0))
@@ -161,15 +177,34 @@ class ModelFrameLink:
             snr = self._per_link(self.snr_db, frame.src, dst)
         if self.per_table is None:
             return snr, 0.0
-        key = (frame.src, dst, frame.mcs, len(frame.payload))  # a link's SNR and channel are fixed
+        mcs, size = (HEADER_MCS, HEADER_BYTES) if frame.mcs == ANALOG_MCS else (frame.mcs, len(frame.payload))
+        key = (frame.src, dst, mcs, size)  # a link's SNR and channel are fixed
         per = self._per_cache.get(key)
         if per is None:
             if sub is not None:
-                per = self.per_table.frame_error_rate_on_channel(frame.mcs, len(frame.payload), sub)
+                per = self.per_table.frame_error_rate_on_channel(mcs, size, sub)
             else:
-                per = self.per_table.frame_error_rate(frame.mcs, len(frame.payload), snr)
+                per = self.per_table.frame_error_rate(mcs, size, snr)
             self._per_cache[key] = per
         return snr, per
+
+    def _analog(self, frame: TxFrame, dst: int, snr_db: float) -> Heard:
+        """What a receiver makes of an analog frame: the values at unit mean power plus zero-forcing noise,
+        value i on data subcarrier i mod n_data at that subcarrier's SNR (the link's SNR if it is flat)."""
+        x = np.asarray(frame.payload, np.complex64)
+        x = x / np.float32(np.sqrt(np.mean(np.abs(x.astype(np.complex128)) ** 2)))  # as the transmitter scales
+        sub = self.subcarrier_snr.get((frame.src, dst))
+        n_data = self.phy.num_data
+        if sub is None:
+            var = np.full(x.size, 10.0 ** (-snr_db / 10.0))
+        else:  # (n,) noise variance per value, the subcarriers repeating every OFDM symbol
+            if len(sub) != n_data:
+                raise LinkError(f"subcarrier_snr of link {frame.src}->{dst} has {len(sub)} values, not {n_data}")
+            var = np.resize(1.0 / np.maximum(np.asarray(sub, np.float64), 1e-30), x.size)
+        z = self.rng.standard_normal((2, x.size)) * np.sqrt(var / 2.0)
+        y = (x + (z[0] + 1j * z[1])).astype(np.complex64)
+        return Heard(None, frame.stream_id, ANALOG_MCS, snr_db, 0.0, symbols=y, noise_var=float(np.mean(var)),
+                     seq=frame.seq)  # fmt: skip
 
     def exchange(self, frames: Sequence[TxFrame], receivers: Sequence[int], window_samples: int) -> Window:
         lengths = [self.burst_num_samples(len(f.payload), f.mcs) for f in frames]
@@ -186,6 +221,10 @@ class ModelFrameLink:
                 p_lost = self._per_link(self.loss, f.src, rx)
                 p_lost = p_lost if per == 0.0 else 1.0 - (1.0 - p_lost) * (1.0 - per)
                 lost = hit or self.rng.random() < p_lost
-                out.append(Heard(None if lost else f.payload, f.stream_id, f.mcs, snr, 0.0))
+                if f.mcs == ANALOG_MCS:  # a lost analog frame is not detected at all: its header failed
+                    if not lost:
+                        out.append(self._analog(f, rx, snr))
+                    continue
+                out.append(Heard(None if lost else f.payload, f.stream_id, f.mcs, snr, 0.0, seq=f.seq))
             heard[rx] = out
         return Window(heard, window_samples)
