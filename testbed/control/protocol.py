@@ -165,6 +165,7 @@ class UplinkDone(_Body, tag="UPLINK_DONE"):
     payload_bytes: Annotated[int, Meta(ge=0, le=2**40)]
     compute_time_s: Seconds
     energy_used_j: Joules
+    analog_frames: Annotated[int, Meta(ge=0, le=2**24)] = 0  # analog frames sent once beside the upload
 
 
 class Nack(_Body, tag="NACK"):

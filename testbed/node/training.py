@@ -1,8 +1,10 @@
 """The training step inside a round, as the daemons see it: bytes in, bytes out.
 
 BS: ``model_bytes(round, orders, views)`` plans the round and returns the broadcast; ``consume(round,
-uploads)`` takes the verified uploads of the UEs that finished in time and returns fields for the round
-record. UE: ``upload_bytes(round, model, assign)`` turns the verified model into its upload.
+uploads, analog)`` takes the verified uploads of the UEs that finished in time, and the analog frames the BS
+received from each, and returns fields for the round record. UE: ``upload_bytes(round, model, assign, link)``
+turns the verified model into its upload (a centralized-decoder UE: the symbols' index; the symbols
+themselves in ``last_analog``, for the core to send as analog frames).
 
 ``LearningBs`` / ``LearningUe`` (a [training] section) run the method: ``RoundRunner.plan_round`` ->
 ``wire.encode_model``; at the UE ``wire.decode_model`` -> its mode's local work (``LocalUe``) -> ``wire``
@@ -18,6 +20,7 @@ import copy
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,7 +37,8 @@ from testbed.learning.modes import LocalTraining, LocalUe
 from testbed.learning.partition import iid
 from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
 from testbed.learning.spec import TrainingSpec
-from testbed.link.airtime import LinkAirtime
+from testbed.link.airtime import DEFAULT_ANALOG_FRAME_SYMBOLS, LinkAirtime
+from testbed.link.framelink import Heard
 from testbed.mode import Mode
 from testbed.node.config import AirConfig
 from testbed.node.first_info import Orders, UeView, learning_profile
@@ -52,9 +56,12 @@ class BsTraining(Protocol):
         """The model to broadcast at the start of round ``round_no``; ``orders`` are the participants' ASSIGN."""
         ...
 
-    def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
-        """The verified uploads (UE id -> bytes) of the UEs that finished in time; called only when the round
-        counts. Returns fields for the round record."""
+    def consume(
+        self, round_no: int, uploads: Mapping[str, bytes], analog: Mapping[str, Mapping[int, Heard]] | None = None
+    ) -> dict[str, Any]:
+        """The verified uploads (UE id -> bytes) of the UEs that finished in time, and the analog frames heard
+        from each (frame index -> frame); called only when the round counts. Returns fields for the round
+        record."""
         ...
 
     def state_dict(self) -> dict[str, Any]:
@@ -64,14 +71,25 @@ class BsTraining(Protocol):
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
+@dataclass(frozen=True)
+class UeLink:
+    """What the UE core knows of its link when it trains: its latest measured SNR in dB (None before any
+    measurement: the configured [training] value is used) and the complex values one analog frame carries."""
+
+    snr_db: float | None = None
+    analog_frame_symbols: int = DEFAULT_ANALOG_FRAME_SYMBOLS
+
+
 class UeTraining(Protocol):
     """UE side of a round. ``last_work``: (samples, fraction of a full training step per sample) of the latest
-    upload, for the UE's energy account."""
+    upload, for the UE's energy account; ``last_analog``: the analog frames ((n,) complex64 each) that go
+    with it, empty unless the mode sends symbols."""
 
     last_work: tuple[int, float]
+    last_analog: tuple[np.ndarray, ...]
 
-    def upload_bytes(self, round_no: int, model: bytes, assign: Assign) -> bytes:
-        """The upload (update, symbols or samples, per ASSIGN's mode) computed from the verified model."""
+    def upload_bytes(self, round_no: int, model: bytes, assign: Assign, link: UeLink = UeLink()) -> bytes:
+        """The upload (update, symbols' index or samples, per ASSIGN's mode) computed from the verified model."""
         ...
 
 
@@ -157,8 +175,11 @@ class LearningBs:
         self._plan = self.runner.plan_round(assignments)
         return wire.encode_model(self.model, self._plan.round_index, self._plan.raw_requests)
 
-    def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
+    def consume(
+        self, round_no: int, uploads: Mapping[str, bytes], analog: Mapping[str, Mapping[int, Heard]] | None = None
+    ) -> dict[str, Any]:
         plan, self._plan = self._plan, None
+        analog = analog or {}
         if plan is None:
             raise LearningError(f"round {round_no}: consume without model_bytes")
         arrived: dict[str, Contribution] = {}
@@ -166,7 +187,7 @@ class LearningBs:
         for i, ue in enumerate(self.ues):
             if ue in uploads and plan.mode_of(i) is not Mode.IDLE:
                 try:
-                    got = self._decode(plan, i, uploads[ue])
+                    got = self._decode(plan, i, uploads[ue], analog.get(ue, {}))
                 except LearningError as exc:
                     refused[ue] = str(exc)
                     log.warning("round %d: upload of %s refused: %s", round_no, ue, exc)
@@ -204,13 +225,14 @@ class LearningBs:
             self.runner.optimizer.load_state_dict(saved[1])
             raise
 
-    def _decode(self, plan: RoundPlan, i: int, data: bytes) -> Contribution | None:
+    def _decode(self, plan: RoundPlan, i: int, data: bytes, analog: Mapping[int, Heard]) -> Contribution | None:
         ue, mode, cfg = self.ues[i], plan.mode_of(i), self.codec
         if mode is Mode.DISTRIBUTED:
             reference = {n: p.detach() for n, p in self.model.named_parameters()}
             return wire.decode_update(data, ue, reference, plan.round_index)
-        if mode is Mode.CENTRALIZED_DECODER:
-            return wire.decode_symbols(data, ue, cfg.num_symbols, cfg.num_classes, plan.round_index)
+        if mode is Mode.CENTRALIZED_DECODER:  # the symbols as received over the air, not bytes
+            frames = {f: (h.symbols, float(h.noise_var or 0.0)) for f, h in analog.items() if h.symbols is not None}
+            return wire.decode_symbols(data, frames, ue, cfg.num_symbols, cfg.num_classes, plan.round_index)
         request = plan.raw_requests.get(ue)
         if request is None:  # nothing left to send: the UE's empty upload says so
             if data:
@@ -228,11 +250,13 @@ class LearningUe:
         self.model = SemanticCodec(codec, torch.Generator().manual_seed(0))  # replaced by every broadcast
         self.scratch = SemanticCodec(codec, torch.Generator().manual_seed(0))
         self.last_work: tuple[int, float] = (0, 1.0)
+        self.last_analog: tuple[np.ndarray, ...] = ()
         load_optimizers()
 
     @classmethod
     def for_shard(cls, t: TrainingSpec, ue_id: str, shard: int) -> LearningUe:
-        """The daemon's UE: IID shard ``shard`` of [training]'s dataset, symbols at [training]'s SNR."""
+        """The daemon's UE: IID shard ``shard`` of [training]'s dataset; its local training simulates
+        [training]'s SNR until the UE has measured its link."""
         shards, _ = training_data(t, t.num_shards)
         data = shards[shard]
         gen = torch.Generator().manual_seed(t.seed * 1000 + _UE * 100 + shard)
@@ -242,17 +266,20 @@ class LearningUe:
     def num_samples(self) -> int:
         return len(self.local.data)
 
-    def upload_bytes(self, round_no: int, model: bytes, assign: Assign) -> bytes:
+    def upload_bytes(self, round_no: int, model: bytes, assign: Assign, link: UeLink = UeLink()) -> bytes:
         state = wire.decode_model(model, self.model)
         self.model.load_state_dict(state.tensors)
         mode, r = assign.mode, state.round_index
-        self.last_work = (0, 1.0)
+        self.last_work, self.last_analog = (0, 1.0), ()
+        self.local.measured(link.snr_db)  # local training through this UE's own link
         if mode is Mode.DISTRIBUTED:
             self.last_work = (self.work.samples_per_round, 1.0)
             return wire.encode_update(self.local.distributed(self.model, self.scratch, self.work), r)
         if mode is Mode.CENTRALIZED_DECODER:
             self.last_work = (self.work.samples_per_round, compute_fractions(self.codec)[0])
-            return wire.encode_symbols(self.local.symbols(self.model, self.work), r)
+            index, frames = wire.encode_symbols(self.local.symbols(self.model, self.work), r, link.analog_frame_symbols)
+            self.last_analog = tuple(frames)
+            return index
         request = state.raw_requests.get(self.ue_id)
         if mode is Mode.CENTRALIZED_FULL and request is not None:
             return wire.encode_raw(self.local.raw(*request), request[0], r)
@@ -272,7 +299,9 @@ class PlaceholderBs:
     ) -> bytes:
         return np.random.default_rng([self.seed, round_no]).bytes(self.model_size_bytes)
 
-    def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
+    def consume(
+        self, round_no: int, uploads: Mapping[str, bytes], analog: Mapping[str, Mapping[int, Heard]] | None = None
+    ) -> dict[str, Any]:
         self.consumed[round_no] = {ue: hashlib.sha256(data).hexdigest() for ue, data in uploads.items()}
         return {}
 
@@ -290,8 +319,9 @@ class PlaceholderUe:
     def __init__(self, ue_id: str, upload_size_bytes: int) -> None:
         self.ue_id, self.upload_size_bytes = ue_id, upload_size_bytes
         self.last_work: tuple[int, float] = (0, 1.0)
+        self.last_analog: tuple[np.ndarray, ...] = ()
 
-    def upload_bytes(self, round_no: int, model: bytes, assign: Assign) -> bytes:
+    def upload_bytes(self, round_no: int, model: bytes, assign: Assign, link: UeLink = UeLink()) -> bytes:
         return placeholder_upload(model, self.ue_id, self.upload_size_bytes)
 
 

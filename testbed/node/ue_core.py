@@ -6,8 +6,9 @@ injected. The same core runs in the UE daemon (testbed/node/ue.py) and in the in
 
 Per round: ASSIGN gives the uplink slot and MCS; ROUND_START gives the model's SHA-256, size and deadline;
 the model arrives over the radio (object id = round number), NACKed after silence and acknowledged once its
-SHA-256 matches; the training step (a ``train`` job) turns it into the upload, which goes out in the UE's
-TDMA slot of every cycle until the BS acknowledges it; then UPLINK_DONE. A UE that (re)joins during a round
+SHA-256 matches; the training step (a ``train`` job, through the UE's own measured downlink SNR) turns it into
+the upload, which goes out in the UE's TDMA slot of every cycle until the BS acknowledges it (a symbol upload:
+its analog frames first, each once, then their digital index); then UPLINK_DONE. A UE that (re)joins during a round
 is not a participant: it waits for the next ROUND_START. A round dropped while its job runs (ROUND_END, a new
 ROUND_START, BS gone) forgets the job, so a late result is discarded, never uploaded.
 """
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
+import numpy as np
 
 from testbed.control.config import Event
 from testbed.control.protocol import (
@@ -34,15 +36,17 @@ from testbed.control.protocol import (
 )
 from testbed.errors import LearningError, LinkError, PolicyError
 from testbed.link.airtime import LinkAirtime
+from testbed.link.analog import ANALOG_MCS, analog_seq, frame_num_samples
 from testbed.link.endpoints import Inbound, Outbound
 from testbed.link.messages import ChannelReport as LinkChannelReport
+from testbed.link.placement import Job
 from testbed.link.segment import parse
 from testbed.link.tracker import ChannelTracker
 from testbed.node.actions import Action, Cancel, CancelJob, JobDone, OnAir, Received, Send, StartJob, Transmit
 from testbed.node.config import BS_NODE_ID, AirConfig
 from testbed.node.first_info import UeFirstInfo
 from testbed.node.runtime import event, repair_timing
-from testbed.node.training import UeTraining
+from testbed.node.training import UeLink, UeTraining
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class Trained:
     round: int
     data: bytes
     work: tuple[int, float]
+    analog: tuple[np.ndarray, ...] = ()  # a symbol upload's analog frames, (n,) complex64 each
 
 
 @dataclass
@@ -70,6 +75,8 @@ class _Round:
     work: tuple[int, float] = (0, 1.0)
     assign: Assign | None = None  # the orders this round's upload was computed under
     reported: bool = False  # UPLINK_DONE sent
+    analog: tuple[np.ndarray, ...] = ()  # analog frames to send once, before the upload
+    analog_job: int | None = None  # their radio job, once handed out
 
 
 def control_bounds(report: LinkChannelReport) -> LinkChannelReport:
@@ -182,6 +189,8 @@ class UeCore:
             if rnd is not None and rnd.upload is not None:
                 rnd.upload.on_air(ev.job_id, ev.end_sample, self.now())
             return []
+        if ev.frame.analog:
+            return []  # the UEs send analog frames; the BS does not
         if ev.frame.stream_id == BS_NODE_ID & 0xFF:
             self.tracker.add(BS_NODE_ID, self.node_id, ev.frame)
         if ev.frame.payload is None:
@@ -227,6 +236,8 @@ class UeCore:
         assign = rnd.assign
         if rnd.upload is None or assign is None:
             return actions
+        if rnd.analog and rnd.analog_job is None:
+            actions.append(self._send_analog(rnd, assign))
         job = rnd.upload.next_job(self._next_job_id(), assign.mcs, self.cursor(), self.now(), assign.uplink_slot)
         if job is not None:
             actions.append(Transmit(job))
@@ -235,9 +246,18 @@ class UeCore:
             up = rnd.upload
             energy = self._account(rnd)
             used_j = energy.get("compute_energy_j", 0.0) + energy.get("radio_energy_j", 0.0)
-            actions.append(Send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, rnd.compute_time_s, used_j)))
+            actions.append(Send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, rnd.compute_time_s, used_j,
+                                           len(rnd.analog))))  # fmt: skip
             event(log, "uplink_done", round=rnd.number, payload_bytes=up.payload_bytes, passes=up.passes, **energy)
         return actions
+
+    def _send_analog(self, rnd: _Round, assign: Assign) -> Transmit:
+        """The symbol upload's analog frames, once each in the UE's slot ahead of its digital index (no ARQ:
+        the BS trains on what arrives); the PHY header seq names the round and the frame."""
+        rnd.analog_job = self._next_job_id()
+        frames = [(analog_seq(rnd.number, i), f) for i, f in enumerate(rnd.analog)]
+        event(log, "analog_frames", round=rnd.number, frames=len(frames), symbols=sum(f.size for f in rnd.analog))
+        return Transmit(Job(rnd.analog_job, frames, ANALOG_MCS, assign.uplink_slot))
 
     def _start_training(self, rnd: _Round) -> list[Action]:
         """The model is verified (its own SHA-256); check it is the one ROUND_START announced, then start the
@@ -254,20 +274,22 @@ class UeCore:
             return []
         rnd.assign = assign = self.assign
         number = rnd.number
-        event(log, "model_received", round=number, model_bytes=len(model), mode=assign.mode)
-        return [StartJob("train", ("train", number), lambda: self._train(number, model, assign))]
+        link = UeLink(self.tracker.snr_db(BS_NODE_ID, self.node_id), self.air.analog_frame_symbols)
+        event(log, "model_received", round=number, model_bytes=len(model), mode=assign.mode, link_snr_db=link.snr_db)
+        return [StartJob("train", ("train", number), lambda: self._train(number, model, assign, link))]
 
-    def _train(self, number: int, model: bytes, assign: Assign) -> Trained | None:
-        """Off the loop: the training step; None if it failed (logged: the round is skipped, the loop goes on)."""
+    def _train(self, number: int, model: bytes, assign: Assign, link: UeLink) -> Trained | None:
+        """Off the loop: the training step (through the UE's own measured link); None if it failed (logged:
+        the round is skipped, the loop goes on)."""
         try:
-            data = self.training.upload_bytes(number, model, assign)
+            data = self.training.upload_bytes(number, model, assign, link)
         except LearningError as exc:
             log.error("round %d: the model cannot be used (%s); skipping the round", number, exc)
             return None
         except Exception:
             log.exception("round %d: the training step failed; skipping the round", number)
             return None
-        return Trained(number, data, self.training.last_work)
+        return Trained(number, data, self.training.last_work, self.training.last_analog)
 
     def job_done(self, done: JobDone) -> list[Action]:
         handler = {"train": self._trained, "capability": self._measured}.get(done.key[0])
@@ -281,7 +303,7 @@ class UeCore:
         if trained is None:
             self._round = None
             return []
-        rnd.compute_time_s, rnd.work = done.elapsed_s, trained.work
+        rnd.compute_time_s, rnd.work, rnd.analog = done.elapsed_s, trained.work, trained.analog
         rnd.upload = Outbound(trained.data, src=self.node_id, dsts=[BS_NODE_ID], object_id=rnd.download.object_id,
                               frame_payload_bytes=self.air.frame_payload_bytes, timing=repair_timing(self.air),
                               expect={"bs"})  # fmt: skip
@@ -328,10 +350,13 @@ class UeCore:
     # --- bookkeeping ------------------------------------------------------------------------------------
     def _account(self, rnd: _Round) -> dict[str, float | bool]:
         """Energy of the round (compute at the applied clock, uplink airtime at ASSIGN's power), against the
-        budget; airtime = frames sent x a full frame's burst at the round's MCS (link.airtime; an upper bound)."""
+        budget; airtime = frames sent x a full frame's burst at the round's MCS (link.airtime; an upper bound),
+        plus the analog frames' exact bursts."""
         if self.first_info is None or rnd.assign is None or rnd.upload is None:
             return {}
         airtime_s = rnd.upload.frames_sent * self.airtime.burst_s(self.air.frame_payload_bytes, rnd.assign.mcs)
+        analog_samples = sum(frame_num_samples(self.air.phy, f.size, ANALOG_MCS) for f in rnd.analog)
+        airtime_s += analog_samples / self.air.sample_rate_hz  # the analog frames, each sent once
         samples, fraction = rnd.work
         return self.first_info.account(samples, fraction, airtime_s, rnd.assign)
 
@@ -341,7 +366,7 @@ class UeCore:
         rnd, self._round = self._round, None
         if rnd is None:
             return []
-        actions: list[Action] = []
+        actions: list[Action] = [Cancel(rnd.analog_job)] if rnd.analog_job is not None else []
         if rnd.upload is not None:
             actions += [Cancel(job_id) for job_id in rnd.upload.job_ids]
         elif rnd.training:

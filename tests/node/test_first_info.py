@@ -9,6 +9,7 @@ import logging
 import math
 
 import msgspec
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +17,8 @@ from testbed.control import protocol
 from testbed.errors import ConfigError
 from testbed.learning import wire
 from testbed.learning.guards import Update
+from testbed.link.analog import ANALOG_MCS
+from testbed.link.framelink import Heard
 from testbed.link.messages import SlotGrant
 from testbed.mode import Mode
 from testbed.node import first_info
@@ -177,6 +180,13 @@ def test_ue_on_a_host_without_cpufreq_names_the_config_field(tmp_path, monkeypat
     assert caught.value.exit_status == 2 and "SimulatedCpuFreq" not in str(caught.value)
 
 
+def _heard(ues: dict[str, LearningUe], noise_var: float = 1e-3) -> dict[str, dict[int, Heard]]:
+    """Each UE's latest analog frames as a receiver reports them: at unit mean power, with their noise."""
+    return {ue: {f: Heard(None, 0, ANALOG_MCS, 30.0, 0.0, symbols=x / np.sqrt(np.mean(np.abs(x) ** 2)),
+                          noise_var=noise_var) for f, x in enumerate(u.last_analog)}
+            for ue, u in ues.items()}  # fmt: skip
+
+
 def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
     bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     ues = {f"ue-{i}": LearningUe.for_shard(BS.training, f"ue-{i}", i - 1) for i in (1, 2, 3)}
@@ -190,7 +200,7 @@ def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
         if r == 2:  # a poisoned update (the guards refuse it) and bytes that are no message (the wire does)
             uploads["ue-1"] = wire.encode_update(_nan_update(bs), bs.runner.round_index)
             uploads["ue-2"] = b"\x93garbage"
-        out = bs.consume(r, uploads)["training"]
+        out = bs.consume(r, uploads, _heard(ues))["training"]
         losses.append(out["loss"])
         assert out["model_finite"] and math.isfinite(out["loss"]) and 0 <= out["accuracy"] <= 1
         if r == 2:
@@ -251,7 +261,7 @@ def test_a_restarted_bs_continues_with_the_same_model_and_raw_samples() -> None:
 
     def run(bs: LearningBs, r: int) -> dict:
         model = bs.model_bytes(r, orders, [])
-        return bs.consume(r, {ue: u.upload_bytes(r, model, _assign(modes[ue])) for ue, u in ues.items()})
+        return bs.consume(r, {ue: u.upload_bytes(r, model, _assign(modes[ue])) for ue, u in ues.items()}, _heard(ues))
 
     straight = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     for r in (1, 2):
