@@ -24,9 +24,9 @@ PATCH = """
 import time
 from testbed.node import training
 _step = training.PlaceholderUe.upload_bytes
-def upload_bytes(self, round_no, model, assign):
+def upload_bytes(self, round_no, model, assign, link):
 {behaviour}
-    return _step(self, round_no, model, assign)
+    return _step(self, round_no, model, assign, link)
 training.PlaceholderUe.upload_bytes = upload_bytes
 """
 # Pure Python: holds the GIL except at the interpreter's switch interval (unlike torch ops, which release it).
