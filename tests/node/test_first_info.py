@@ -24,7 +24,7 @@ from testbed.mode import Mode
 from testbed.node import first_info
 from testbed.node.config import BsConfig, UeConfig, parse_config
 from testbed.node.first_info import PolicyOrders, UeFirstInfo, UeView, config_orders
-from testbed.node.training import LearningBs, LearningUe
+from testbed.node.training import LearningBs, LearningUe, UeLink
 from testbed.policy.cpufreq import FrequencyTable, SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.profiles import default_profiles
 
@@ -210,6 +210,20 @@ def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
             assert out["refused"] == {} and out["late"] == []
     assert bs.runner.raw_uploaded[2] == 60  # three blocks of 20 raw samples from ue-3
     assert all(not torch.equal(b, p) for b, p in zip(before, bs.model.parameters(), strict=True))
+
+
+def test_a_ue_trains_through_its_own_measured_link_snr() -> None:
+    """The configured [training] SNR (20 dB unset) holds only until the UE has measured its link; then every
+    local step simulates the measured SNR (fails on the old code: every UE trained at the fixed 20 dB)."""
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    ue = LearningUe.for_shard(BS.training, "ue-1", 0)
+    model = bs.model_bytes(1, config_orders(BS.assign, list(BS.bs.ues)), [])
+    ue.upload_bytes(1, model, _assign("distributed"), UeLink())
+    assert ue.local.snr_db == 20.0 and ue.local.channel(0.0).noise_var == pytest.approx(0.01)
+    ue.upload_bytes(1, model, _assign("distributed"), UeLink(snr_db=4.0))
+    assert ue.local.channel(0.0).noise_var == pytest.approx(10**-0.4)
+    ue.upload_bytes(1, model, _assign("distributed"), UeLink())  # no new measurement: the last one stays
+    assert ue.local.snr_db == 4.0
 
 
 def test_a_joint_update_that_fails_part_way_leaves_the_last_good_model(monkeypatch: pytest.MonkeyPatch) -> None:
