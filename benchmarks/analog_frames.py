@@ -44,7 +44,7 @@ def _run(link, rng: np.random.Generator, n: int, frames: int) -> dict[str, float
             unit = x / np.sqrt(np.mean(np.abs(x) ** 2))
             errs.append(np.mean(np.abs(heard[0].symbols - unit) ** 2))
             noise.append(heard[0].noise_var)
-    nmse, est = 10 * np.log10(np.mean(errs)), 10 * np.log10(np.mean(noise))
+    nmse, est = float(10 * np.log10(np.mean(errs))), float(10 * np.log10(np.mean(noise)))
     return {"nmse_db": nmse, "noise_estimate_db": est, "gap_db": nmse - est, "received": len(errs),
             "cpu_ms_per_frame": 1e3 * cpu / frames}  # fmt: skip
 

@@ -255,6 +255,7 @@ class Engine:
             "broadcast_mcs": record.get("broadcast_mcs"),
             "uplink_mcs": record.get("uplink_mcs"),
             "broadcast_frames_sent": record.get("broadcast_frames_sent"),
+            "analog": record.get("analog", {}),  # per symbol UE: analog frames sent / received, noise, SNR
         }
 
     # --- checkpoints -----------------------------------------------------------------------------------
