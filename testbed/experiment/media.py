@@ -48,7 +48,8 @@ def build_link(medium: str, scenario: Scenario, profiles: Sequence[UeProfile], r
             if p.channel_gain is not None
             for pair in ((node, BS_NODE_ID), (BS_NODE_ID, node))
         }
-        return ModelFrameLink(phy, rng, snr_db=snr, per_table=default_errors(phy), subcarrier_snr=sub)  # type: ignore[arg-type]
+        return ModelFrameLink(phy, rng, snr_db=snr, per_table=default_errors(phy), subcarrier_snr=sub,  # type: ignore[arg-type]
+                              analog_seed=scenario.seed)  # fmt: skip
     links: dict[tuple[int, int], ChannelModel] = {}
     for (node, p), ue in zip(nodes, scenario.ues, strict=True):
         models: list[ChannelModel] = []

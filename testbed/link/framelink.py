@@ -10,12 +10,14 @@ the AWGN table measured with the real receiver, EESM for per-subcarrier SNRs), t
 Analog frames (testbed/link/analog.py: MCS ``ANALOG_MCS``, a complex array as payload) cross both: the
 receiver reports the equalized values and their noise variance. In ``ModelFrameLink`` value k of every OFDM
 symbol gets complex Gaussian noise of variance 1/snr_k of its data subcarrier (what zero-forcing leaves on
-the phy medium), drawn in one vectorised call; a frame is lost on a collision, the ``loss`` coin, or the PER
+the phy medium), drawn in one vectorised call from a generator seeded by the link and the frame's values
+(``analog_seed``); a frame is lost on a collision, the ``loss`` coin, or the PER
 of the shortest tabulated bpsk-1/2 frame (its header is a BPSK 1/2 code word of that order).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -151,6 +153,9 @@ class ModelFrameLink:
         (independently of ``loss``): at ``snr_db``, or, for a link in ``subcarrier_snr``, at the EESM
         effective SNR of its (n_data,) linear per-subcarrier SNRs (then the reported SNR is their mean).
     Overlapping bursts at a receiver (a broken schedule) destroy each other.
+    analog_seed : seeds the noise of analog frames, drawn per frame from (seed, link, the frame's values) rather
+        than from ``rng``, so a frame's noise does not depend on when it was sent or what else was on air (two
+        runs that send the same symbols, e.g. with and without a resource allocation, see the same noise).
     """
 
     phy: PhyConfig
@@ -159,6 +164,7 @@ class ModelFrameLink:
     snr_db: float | Mapping[tuple[int, int], float] = 30.0
     per_table: PerTable | None = None
     subcarrier_snr: Mapping[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    analog_seed: int = 0
     air_log: AirLog = field(default_factory=AirLog)
     _per_cache: dict[tuple[int, int, str, int], float] = field(default_factory=dict, init=False, repr=False)
 
@@ -201,7 +207,9 @@ class ModelFrameLink:
             if len(sub) != n_data:
                 raise LinkError(f"subcarrier_snr of link {frame.src}->{dst} has {len(sub)} values, not {n_data}")
             var = np.resize(1.0 / np.maximum(np.asarray(sub, np.float64), 1e-30), x.size)
-        z = self.rng.standard_normal((2, x.size)) * np.sqrt(var / 2.0)
+        digest = hashlib.blake2b(x.tobytes(), digest_size=16).digest()
+        noise = np.random.default_rng([self.analog_seed, frame.src, dst, *np.frombuffer(digest, np.uint64).tolist()])
+        z = noise.standard_normal((2, x.size)) * np.sqrt(var / 2.0)
         y = (x + (z[0] + 1j * z[1])).astype(np.complex64)
         return Heard(None, frame.stream_id, ANALOG_MCS, snr_db, 0.0, symbols=y, noise_var=float(np.mean(var)),
                      seq=frame.seq)  # fmt: skip
