@@ -26,7 +26,8 @@ from testbed.phy.mcs import MCS_TABLE
 #: Bumped on every incompatible change; a peer with another version is refused with ERROR bad_version.
 #: 2: ASSIGN's modes are testbed.mode.Mode's values (centralized_decoder, centralized_full); CAPABILITY_REPORT
 #: carries kappa and the minimum TX power, so the BS holds the UE's whole report.
-#: 3: FIRST_INFO (the policy the UE chooses its mode by, and its allocation) and MODE_CHOICE (its choice).
+#: 3: FIRST_INFO (the policy the UE chooses its mode by, and its allocation) and MODE_CHOICE (its choice);
+#: UPLINK_DONE carries the TX power applied, the work the energy budget allowed and the analog frames sent.
 PROTOCOL_VERSION = 3
 #: Hard cap on one frame, set as ZMQ_MAXMSGSIZE on every socket: libzmq drops a peer that sends more.
 #: The largest message is a CHANNEL_REPORT (about 18.5 KiB); a NACK's bitmap is at most MAX_BITMAP_BYTES (8 KiB).
@@ -226,6 +227,7 @@ class UplinkDone(_Body, tag="UPLINK_DONE"):
     radio_energy_j: Joules = 0.0
     work: Literal["full", "reduced", "declined"] = "full"
     trained_samples: Annotated[int, Meta(ge=0, le=2**31 - 1)] = 0
+    analog_frames: Annotated[int, Meta(ge=0, le=2**24)] = 0  # analog frames sent once beside the upload
 
 
 class Nack(_Body, tag="NACK"):

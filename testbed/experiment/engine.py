@@ -265,6 +265,7 @@ class Engine:
             "ue_energy_j": record.get("ue_energy_j", {}),  # each UE's round against its per-round budget
             "ue_energy_budget_j": record.get("ue_energy_budget_j", {}),
             "ue_work": record.get("ue_work", {}),
+            "analog": record.get("analog", {}),  # per symbol UE: analog frames sent / received, noise, SNR
         }
 
     # --- checkpoints -----------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ def engine_air(scenario: Scenario) -> AirConfig:
     adaptive on measured SNR."""
     k = scenario.link
     return AirConfig(sample_rate_hz=k.sample_rate_hz, frame_payload_bytes=k.frame_payload_bytes, mcs="adaptive",
-                     guard_samples=k.guard_samples, tdma_cycle_samples=k.tdma_cycle_samples)  # fmt: skip
+                     guard_samples=k.guard_samples, tdma_cycle_samples=k.tdma_cycle_samples,
+                     analog_frame_symbols=k.analog_frame_symbols)  # fmt: skip
 
 
 def build_link(medium: str, scenario: Scenario, profiles: Sequence[UeProfile], rng: np.random.Generator) -> FrameLink:
@@ -47,7 +48,8 @@ def build_link(medium: str, scenario: Scenario, profiles: Sequence[UeProfile], r
             if p.channel_gain is not None
             for pair in ((node, BS_NODE_ID), (BS_NODE_ID, node))
         }
-        return ModelFrameLink(phy, rng, snr_db=snr, per_table=default_errors(phy), subcarrier_snr=sub)  # type: ignore[arg-type]
+        return ModelFrameLink(phy, rng, snr_db=snr, per_table=default_errors(phy), subcarrier_snr=sub,  # type: ignore[arg-type]
+                              analog_seed=scenario.seed)  # fmt: skip
     links: dict[tuple[int, int], ChannelModel] = {}
     for (node, p), ue in zip(nodes, scenario.ues, strict=True):
         models: list[ChannelModel] = []

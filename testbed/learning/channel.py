@@ -1,8 +1,8 @@
 """The only thing learning knows about a radio link: complex symbols in, received symbols and noise out.
 
 A ``SymbolChannel`` is what the codec is trained and evaluated through. ``AwgnChannel`` simulates it here
-(differentiable, so an encoder can be trained through it); the OFDM analog frames implement the same
-protocol over the air later.
+(differentiable, so an encoder can be trained through it). Over the air the node cores carry symbol uploads
+as OFDM analog frames instead (testbed/link/analog.py), and the BS trains on what its receiver equalised.
 """
 
 from __future__ import annotations

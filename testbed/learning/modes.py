@@ -3,9 +3,10 @@
 - distributed: the UE copies (phi, theta), runs ``steps`` SGD steps of ``batch_size`` through a simulated
   channel at its own SNR and returns the pseudo-gradient g_k = (w_start - w_end) / lr (the sum of its
   step gradients; for one step, exactly the gradient) with its sample count n_k.
-- centralized-decoder: the UE runs phi forward on ``steps * batch_size`` samples and sends the symbols over
-  its channel with the labels; the BS trains theta on the symbols it actually received (and, with split
-  learning on, returns the gradient with respect to them: testbed/learning/split.py).
+- centralized-decoder: the UE runs phi forward on ``steps * batch_size`` samples and sends the clean symbols
+  (``SentSymbols``) with the labels; the node cores carry them as analog OFDM frames, so the BS trains theta on
+  the symbols the link actually delivered (``SymbolUpload``), with the receiver's noise variance (and, with
+  split learning on, returns the gradient with respect to them: testbed/learning/split.py).
 - centralized-full: the UE sends raw samples (all at once or in blocks); the BS trains phi and theta on
   them through a simulated channel at that UE's SNR.
 ``LocalUe`` is the in-process UE; the BS daemon reaches a remote UE through the same three calls.
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +42,22 @@ class LocalTraining:
     @property
     def samples_per_round(self) -> int:
         return self.steps * self.batch_size
+
+
+@dataclass(frozen=True)
+class SentSymbols:
+    """What a centralized-decoder UE sends: (M, k) complex64 encoder outputs, unit mean power per row, and
+    their (M,) labels. No noise: the channel is the link's (analog frames), or ``through`` a simulated one."""
+
+    source: str
+    symbols: torch.Tensor
+    labels: torch.Tensor
+    split: Update | None = None  # split learning: the encoder gradient for last round's symbols (split.py)
+
+    def through(self, channel: SymbolChannel) -> SymbolUpload:
+        """What a BS would receive over ``channel`` (learning-only runs and tests; the nodes use the air)."""
+        received, noise_var = channel.transmit(self.symbols)
+        return SymbolUpload(self.source, received, noise_var, self.labels, self.split)
 
 
 @dataclass(frozen=True)
@@ -76,12 +94,20 @@ def pseudo_gradient(start: SemanticCodec, end: SemanticCodec, lr: float) -> dict
 
 
 class LocalUe:
-    """An in-process UE: its data, its generator (batches and channel noise) and its three mode calls."""
+    """An in-process UE: its data, its generator (batches and channel noise) and its three mode calls.
+
+    ``snr_db``: the SNR its local training simulates; the configured value until ``measured`` gives it the
+    UE's own link measurement (each UE trains through its own link, not a fixed SNR)."""
 
     def __init__(self, name: str, data: ImageDataset, snr_db: float, generator: torch.Generator) -> None:
         if len(data) == 0:
             raise ConfigError(f"UE {name} holds no data; check the partition")
         self.name, self.data, self.snr_db, self.generator = name, data, float(snr_db), generator
+
+    def measured(self, snr_db: float | None) -> None:
+        """The UE's latest measured link SNR (None: nothing measured yet, the current value stays)."""
+        if snr_db is not None and math.isfinite(snr_db):
+            self.snr_db = float(snr_db)
 
     def channel(self, snr_offset_db: float) -> SymbolChannel:
         return AwgnChannel(self.snr_db + snr_offset_db, self.generator)
@@ -105,17 +131,11 @@ class LocalUe:
         return torch.cat([draw_batch(len(self.data), work.batch_size, self.generator) for _ in range(work.steps)])
 
     @torch.no_grad()
-    def symbols(
-        self,
-        model: SemanticCodec,
-        work: LocalTraining,
-        snr_offset_db: float = 0.0,
-        idx: torch.Tensor | None = None,
-    ) -> SymbolUpload:
-        """Encode ``steps`` batches (``idx``, else drawn now) with phi and send them; returns what the BS receives."""
+    def symbols(self, model: SemanticCodec, work: LocalTraining, idx: torch.Tensor | None = None) -> SentSymbols:
+        """Encode ``steps`` batches (``idx``, else drawn now) with phi: the clean symbols to send, and their
+        labels."""
         idx = self.symbol_indices(work) if idx is None else idx
-        received, noise_var = self.channel(snr_offset_db).transmit(model.encoder(self.data.images[idx]))
-        return SymbolUpload(self.name, received, noise_var, self.data.labels[idx])
+        return SentSymbols(self.name, model.encoder(self.data.images[idx]), self.data.labels[idx])
 
     def raw(self, start: int, count: int) -> ImageDataset:
         """Samples ``start .. start+count-1`` of the local data, for upload."""
@@ -138,6 +158,7 @@ def centralized_gradient(
     Step j takes batch j of each symbol upload (theta only) and a fresh batch of each raw shard (phi and
     theta, through AWGN at that UE's SNR). The encoder part is the mean over raw samples only, so it has
     the same scale as a distributed g_k; without raw shards it is zero and ``joint_gradient`` ignores it.
+    An upload that lost analog frames has fewer rows: a step with no row left from any source is skipped.
     With ``symbol_grads`` (split learning), row i of upload u's (M, k) complex64 gradient is d l_i / d y_i:
     the gradient of symbol i's own loss at the decoder of the step that used it (before that step's update),
     in torch's convention for complex tensors (d l / d Re y + j d l / d Im y); else the list is empty.
@@ -169,6 +190,8 @@ def centralized_gradient(
             idx = draw_batch(len(shard.data), b, generator)
             total = total + scratch.loss(shard.data.images[idx], shard.data.labels[idx], channel, reduction="sum")
             n_raw += len(idx)
+        if n_sym + n_raw == 0:
+            continue
         (total / (n_sym + n_raw)).backward()
         if n_raw:
             for p in scratch.encoder.parameters():

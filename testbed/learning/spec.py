@@ -22,8 +22,8 @@ if TYPE_CHECKING:  # torch-backed; imported when used, so loading a config does 
     from testbed.learning.codec import CodecConfig
     from testbed.learning.modes import LocalTraining
 
-#: SNR of the simulated symbol channel in the daemons when ``channel_snr_db`` is unset: they carry symbols as
-#: bytes over the link and do not yet feed the measured link SNR to the codec.
+#: SNR of the simulated symbol channel in the daemons when ``channel_snr_db`` is unset: the BS's evaluation,
+#: and a UE's local training until it has measured its link (symbol uploads cross the real link as analog frames).
 DAEMON_CHANNEL_SNR_DB = 20.0
 #: Guard: updates whose norm exceeds this multiple of the round's median are refused (guards.screen).
 DEFAULT_NORM_FACTOR = 10.0

@@ -2,6 +2,9 @@
 With split learning (testbed/learning/split.py) the model broadcast also carries a per-UE symbol gradient
 section and a symbol upload the UE's encoder gradient.
 
+Symbols cross as analog OFDM frames (testbed/link/analog.py); only their index (labels, which rows each frame
+carries, each frame's power) is bytes, sent digitally with CRC and ARQ beside them.
+
 Each object is one msgpack map decoded by msgspec into a typed struct (never pickle or ``torch.load``: the
 bytes come from another machine). Arrays travel as ``Array`` (dtype string, shape, raw little-endian bytes)
 and are checked against what the receiver expects before a tensor is made: dtype, shape (against the
@@ -25,7 +28,7 @@ from msgspec import Meta, Struct
 from testbed.errors import LearningError
 from testbed.learning.data import ImageDataset
 from testbed.learning.guards import Update
-from testbed.learning.modes import SymbolUpload
+from testbed.learning.modes import SentSymbols, SymbolUpload
 from testbed.learning.split import SymbolGradient
 
 WIRE_VERSION = 1
@@ -86,11 +89,13 @@ class UpdateMsg(_Msg, tag="update"):
 
 
 class SymbolsMsg(_Msg, tag="symbols", omit_defaults=True):
-    """Centralized-decoder UE -> BS: received (M, k) complex64 symbols, N0, (M,) labels; with split learning
-    the encoder gradient for last round's symbol gradient."""
+    """Centralized-decoder UE -> BS, digitally beside its analog frames: the (M,) labels and the frame index.
+    Frame f carries rows f * rows_per_frame .. of the (M, k) symbols, row after row, which the transmitter
+    scaled by 1 / sqrt(frame_power[f]) to unit mean power; the BS scales what it receives back. With split
+    learning, the encoder gradient for last round's symbol gradient."""
 
-    noise_var: float
-    symbols: Array
+    rows_per_frame: Annotated[int, Meta(ge=1, le=MAX_ROWS)]
+    frame_power: Array
     labels: Array
     split: EncoderGrad | None = None
 
@@ -247,36 +252,48 @@ def decode_update(
 
 
 # --- symbols --------------------------------------------------------------------------------------------
-def encode_symbols(upload: SymbolUpload, round_index: int) -> bytes:
-    """A centralized-decoder UE's upload: what the BS receives over the symbol channel, and the labels; with
-    ``upload.split`` its encoder gradient for the symbol gradient of round ``round_index - 1``."""
-    labels = _to_array(_label_bytes(upload.labels))
+def encode_symbols(sent: SentSymbols, round_index: int, frame_symbols: int) -> tuple[bytes, list[np.ndarray]]:
+    """A centralized-decoder UE's upload: the digital index (labels, frame layout, each frame's power; with
+    ``sent.split`` its encoder gradient for the symbol gradient of round ``round_index - 1``) and the analog
+    frames, whole rows of at most ``frame_symbols`` complex values each ((n,) complex64 arrays)."""
+    x = np.ascontiguousarray(sent.symbols.detach().cpu().numpy().astype(np.complex64))  # (M, k)
+    if x.ndim != 2 or not x.shape[0] or x.shape[0] > MAX_ROWS:
+        raise LearningError(f"symbols must be (M, k) with 1 <= M <= {MAX_ROWS}, got {x.shape}")
+    rows = frame_symbols // x.shape[1]
+    if rows < 1:
+        raise LearningError(f"one row of {x.shape[1]} symbols does not fit an analog frame of {frame_symbols}")
+    frames = [x[i : i + rows].reshape(-1) for i in range(0, x.shape[0], rows)]
+    power = np.array([np.mean(np.abs(f.astype(np.complex128)) ** 2) for f in frames], np.float32)
+    if not np.all(np.isfinite(power) & (power > 0)):
+        raise LearningError("every analog frame needs finite, non-zero symbols (they are sent at unit power)")
+    labels = _to_array(_label_bytes(sent.labels))
     split = None
-    if upload.split is not None:
-        tensors = {name: _to_array(t) for name, t in upload.split.tensors.items()}
-        split = EncoderGrad(max(0, round_index - 1), int(upload.split.num_samples), tensors)
-    received = _to_array(upload.received)
-    return _encode(SymbolsMsg(WIRE_VERSION, round_index, float(upload.noise_var), received, labels, split))
+    if sent.split is not None:
+        tensors = {name: _to_array(t) for name, t in sent.split.tensors.items()}
+        split = EncoderGrad(max(0, round_index - 1), int(sent.split.num_samples), tensors)
+    msg = SymbolsMsg(WIRE_VERSION, round_index, rows, _to_array(torch.from_numpy(power)), labels, split)
+    return _encode(msg), frames
 
 
 def decode_symbols(
-    data: bytes,
-    source: str,
-    num_symbols: int,
-    num_classes: int,
-    round_index: int | None = None,
-    encoder: Mapping[str, torch.Tensor] | None = None,
-) -> SymbolUpload:
-    """The symbols of UE ``source``: (M, num_symbols) complex64 with M <= MAX_ROWS, N0 finite > 0, labels; an
-    encoder gradient is checked against ``encoder`` (the receiver's phi, ``encoder.<name>`` -> tensor; None: the
-    receiver expects none) and must answer the symbol gradient of the round before."""
+    data: bytes, frames: Mapping[int, tuple[np.ndarray, float]], source: str, num_symbols: int, num_classes: int,
+    round_index: int | None = None, encoder: Mapping[str, torch.Tensor] | None = None,
+) -> SymbolUpload:  # fmt: skip
+    """What the BS trains on from UE ``source``: the rows of the analog frames that arrived (frame index ->
+    (received (n,) values at unit power, the receiver's noise variance)), scaled back by the index's frame
+    powers, with their labels; N0 is the row-weighted mean of the frames' scaled noise variances. An encoder
+    gradient is checked against ``encoder`` (the receiver's phi, ``encoder.<name>`` -> tensor; None: the
+    receiver expects none) and must answer the symbol gradient of the round before. Raises LearningError on a
+    malformed index, a frame of the wrong length, or when no frame arrived."""
     what = f"symbols from {source}"
     msg = _decode(data, SymbolsMsg, what)
     _round(msg, round_index, what)
-    if not (math.isfinite(msg.noise_var) and msg.noise_var > 0):
-        raise LearningError(f"{what}: noise_var={msg.noise_var!r} must be finite and > 0")
-    received = _from_array(msg.symbols, what, "<c8", [None, num_symbols])
-    labels = _labels(msg.labels, received.shape[0], num_classes, what)
+    labels = _labels(msg.labels, msg.labels.shape[0] if msg.labels.shape else 0, num_classes, what)
+    m, rows = labels.shape[0], msg.rows_per_frame
+    count = -(-m // rows)
+    power = _from_array(msg.frame_power, f"{what} frame powers", "<f4", [count])
+    if not m or not np.all(np.isfinite(power) & (power > 0)):
+        raise LearningError(f"{what}: needs at least one label and finite frame powers > 0")
     split = None
     if msg.split is not None:
         if encoder is None:
@@ -286,7 +303,26 @@ def decode_symbols(
                 f"{what}: encoder gradient for round {msg.split.round_index}, expected round {round_index - 1}"
             )
         split = Update(source, _tensors(msg.split.tensors, encoder, f"{what} encoder gradient"), msg.split.num_samples)
-    return SymbolUpload(source, torch.from_numpy(received), float(msg.noise_var), labels, split)
+    got, noise, keep = [], [], []
+    for f in range(count):
+        if f not in frames:
+            continue
+        values, noise_var = frames[f]
+        n_rows = min(rows, m - f * rows)
+        if values.shape != (n_rows * num_symbols,) or not (math.isfinite(noise_var) and noise_var > 0):
+            raise LearningError(
+                f"{what}: analog frame {f} holds {values.shape} values with noise variance {noise_var!r}; expected "
+                f"{n_rows * num_symbols} values and a finite variance > 0"
+            )
+        scale = np.sqrt(power[f])
+        got.append((values.astype(np.complex64) * scale).reshape(n_rows, num_symbols))
+        noise.append(noise_var * float(power[f]) * n_rows)
+        keep.append(torch.arange(f * rows, f * rows + n_rows))
+    if not got:
+        raise LearningError(f"{what}: none of its {count} analog frames arrived")
+    received = torch.from_numpy(np.concatenate(got))
+    n = received.shape[0]
+    return SymbolUpload(source, received, float(sum(noise) / n), labels[torch.cat(keep)], split)
 
 
 # --- raw samples ----------------------------------------------------------------------------------------

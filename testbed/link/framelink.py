@@ -6,10 +6,18 @@ the OFDM modem over a sample-level medium) and ``ModelFrameLink`` here, which ch
 lengths of testbed/phy/layout.py but decides reception by a seeded coin per frame and receiver: a fixed loss
 probability (for testing ARQ logic), or the PHY abstraction's PER at the link's SNR (testbed/link/abstraction.py:
 the AWGN table measured with the real receiver, EESM for per-subcarrier SNRs), the calibrated fast medium.
+
+Analog frames (testbed/link/analog.py: MCS ``ANALOG_MCS``, a complex array as payload) cross both: the
+receiver reports the equalized values and their noise variance. In ``ModelFrameLink`` value k of every OFDM
+symbol gets complex Gaussian noise of variance 1/snr_k of its data subcarrier (what zero-forcing leaves on
+the phy medium), drawn in one vectorised call from a generator seeded by the link and the frame's values
+(``analog_seed``); a frame is lost on a collision, the ``loss`` coin, or the PER
+of the shortest tabulated bpsk-1/2 frame (its header is a BPSK 1/2 code word of that order).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -18,7 +26,7 @@ import numpy as np
 
 from testbed.errors import LinkError
 from testbed.link.abstraction import PerTable
-from testbed.phy.layout import burst_num_samples
+from testbed.link.analog import ANALOG_MCS, HEADER_BYTES, HEADER_MCS, frame_num_samples
 from testbed.phy.numerology import PhyConfig
 
 
@@ -26,6 +34,7 @@ from testbed.phy.numerology import PhyConfig
 class TxFrame:
     """One frame to put on air: ``payload`` from node ``src`` at ``start_sample`` of the window.
 
+    payload : bytes, or for an analog frame (``mcs`` ANALOG_MCS) the ``(n,) complex64`` values to carry.
     stream_id, seq : PHY header fields (8 and 16 bits); the link sets the sender's id and the frame number.
     tx_gain_db : the sender's transmit power above (below, if negative) the power its link's SNR is quoted at
         (the allocation's TX power applied): the model medium shifts the link's SNR by it, the phy medium
@@ -34,7 +43,7 @@ class TxFrame:
 
     src: int
     start_sample: int
-    payload: bytes
+    payload: bytes | np.ndarray
     mcs: str
     stream_id: int = 0
     seq: int = 0
@@ -45,9 +54,11 @@ class TxFrame:
 class Heard:
     """One frame a receiver detected.
 
-    payload : bytes if the PHY CRC passed, else None. stream_id : from the PHY header (CRC-16 protected).
-    snr_db : Es/N0 per subcarrier. cfo_hz : estimated carrier offset. channel : (n_used,) complex64 estimate
-    or None.
+    payload : bytes if the PHY CRC passed, else None (always None for an analog frame). stream_id, seq : from
+    the PHY header (CRC-16 protected). snr_db : Es/N0 per subcarrier. cfo_hz : estimated carrier offset.
+    channel : (n_used,) complex64 estimate or None. symbols : an analog frame's (n,) complex64 equalized values
+    at the unit-power scale they were sent at (None for data frames); noise_var : the receiver's estimate of
+    their mean noise variance.
     """
 
     payload: bytes | None
@@ -56,6 +67,13 @@ class Heard:
     snr_db: float
     cfo_hz: float
     channel: np.ndarray | None = None
+    symbols: np.ndarray | None = None
+    noise_var: float | None = None
+    seq: int = 0
+
+    @property
+    def analog(self) -> bool:
+        return self.symbols is not None
 
 
 @dataclass(frozen=True)
@@ -76,7 +94,7 @@ class FrameLink(Protocol):
     def air_log(self) -> AirLog: ...
 
     def burst_num_samples(self, payload_bytes: int, mcs: str) -> int:
-        """Exact samples one frame of ``payload_bytes`` occupies on air."""
+        """Exact samples one frame of ``payload_bytes`` occupies on air (complex values for ANALOG_MCS)."""
         ...
 
     def exchange(self, frames: Sequence[TxFrame], receivers: Sequence[int], window_samples: int) -> Window:
@@ -140,6 +158,9 @@ class ModelFrameLink:
         effective SNR of its (n_data,) linear per-subcarrier SNRs (then the reported SNR is their mean, and the
         receiver's channel estimate is their shape, sqrt(SNR_k / mean SNR), as a real receiver would report it).
     Overlapping bursts at a receiver (a broken schedule) destroy each other.
+    analog_seed : seeds the noise of analog frames, drawn per frame from (seed, link, the frame's values) rather
+        than from ``rng``, so a frame's noise does not depend on when it was sent or what else was on air (two
+        runs that send the same symbols, e.g. with and without a resource allocation, see the same noise).
     """
 
     phy: PhyConfig
@@ -148,12 +169,13 @@ class ModelFrameLink:
     snr_db: float | Mapping[tuple[int, int], float] = 30.0
     per_table: PerTable | None = None
     subcarrier_snr: Mapping[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    analog_seed: int = 0
     air_log: AirLog = field(default_factory=AirLog)
     _per_cache: dict[tuple[int, int, str, int, float], float] = field(default_factory=dict, init=False, repr=False)
     _shape_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def burst_num_samples(self, payload_bytes: int, mcs: str) -> int:
-        return burst_num_samples(self.phy, payload_bytes, mcs)
+        return frame_num_samples(self.phy, payload_bytes, mcs)
 
     def _per_link(self, value: float | Mapping[tuple[int, int], float], src: int, dst: int) -> float:
         return float(value) if not isinstance(value, Mapping) else float(value.get((src, dst), 0.0))
@@ -168,13 +190,14 @@ class ModelFrameLink:
             snr = self._per_link(self.snr_db, frame.src, dst) + frame.tx_gain_db
         if self.per_table is None:
             return snr, 0.0
-        key = (frame.src, dst, frame.mcs, len(frame.payload), frame.tx_gain_db)  # a link's channel is fixed
+        mcs, size = (HEADER_MCS, HEADER_BYTES) if frame.mcs == ANALOG_MCS else (frame.mcs, len(frame.payload))
+        key = (frame.src, dst, mcs, size, frame.tx_gain_db)  # a link's channel is fixed
         per = self._per_cache.get(key)
         if per is None:
             if sub is not None:
-                per = self.per_table.frame_error_rate_on_channel(frame.mcs, len(frame.payload), sub)
+                per = self.per_table.frame_error_rate_on_channel(mcs, size, sub)
             else:
-                per = self.per_table.frame_error_rate(frame.mcs, len(frame.payload), snr)
+                per = self.per_table.frame_error_rate(mcs, size, snr)
             self._per_cache[key] = per
         return snr, per
 
@@ -187,6 +210,27 @@ class ModelFrameLink:
         if shape is None:
             shape = self._shape_cache[(src, dst)] = np.sqrt(sub / np.mean(sub)).astype(np.complex64)
         return shape
+
+    def _analog(self, frame: TxFrame, dst: int, snr_db: float) -> Heard:
+        """What a receiver makes of an analog frame: the values at unit mean power plus zero-forcing noise,
+        value i on data subcarrier i mod n_data at that subcarrier's SNR (the link's SNR if it is flat)."""
+        x = np.asarray(frame.payload, np.complex64)
+        x = x / np.float32(np.sqrt(np.mean(np.abs(x.astype(np.complex128)) ** 2)))  # as the transmitter scales
+        sub = self.subcarrier_snr.get((frame.src, dst))
+        n_data = self.phy.num_data
+        if sub is None:
+            var = np.full(x.size, 10.0 ** (-snr_db / 10.0))
+        else:  # (n,) noise variance per value, the subcarriers repeating every OFDM symbol
+            if len(sub) != n_data:
+                raise LinkError(f"subcarrier_snr of link {frame.src}->{dst} has {len(sub)} values, not {n_data}")
+            gain = 10.0 ** (frame.tx_gain_db / 10.0)  # the sender's applied power against its link's reference
+            var = np.resize(1.0 / np.maximum(gain * np.asarray(sub, np.float64), 1e-30), x.size)
+        digest = hashlib.blake2b(x.tobytes(), digest_size=16).digest()
+        noise = np.random.default_rng([self.analog_seed, frame.src, dst, *np.frombuffer(digest, np.uint64).tolist()])
+        z = noise.standard_normal((2, x.size)) * np.sqrt(var / 2.0)
+        y = (x + (z[0] + 1j * z[1])).astype(np.complex64)
+        return Heard(None, frame.stream_id, ANALOG_MCS, snr_db, 0.0, symbols=y, noise_var=float(np.mean(var)),
+                     seq=frame.seq)  # fmt: skip
 
     def exchange(self, frames: Sequence[TxFrame], receivers: Sequence[int], window_samples: int) -> Window:
         lengths = [self.burst_num_samples(len(f.payload), f.mcs) for f in frames]
@@ -203,6 +247,11 @@ class ModelFrameLink:
                 p_lost = self._per_link(self.loss, f.src, rx)
                 p_lost = p_lost if per == 0.0 else 1.0 - (1.0 - p_lost) * (1.0 - per)
                 lost = hit or self.rng.random() < p_lost
-                out.append(Heard(None if lost else f.payload, f.stream_id, f.mcs, snr, 0.0, self._shape(f.src, rx)))
+                if f.mcs == ANALOG_MCS:  # a lost analog frame is not detected at all: its header failed
+                    if not lost:
+                        out.append(self._analog(f, rx, snr))
+                    continue
+                out.append(Heard(None if lost else f.payload, f.stream_id, f.mcs, snr, 0.0, self._shape(f.src, rx),
+                                 seq=f.seq))  # fmt: skip
             heard[rx] = out
         return Window(heard, window_samples)

@@ -12,17 +12,20 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from testbed.errors import LinkError
 from testbed.link.messages import SlotGrant
 
 
 @dataclass(frozen=True)
 class Job:
-    """Frames to send: ``frames`` are (PHY header seq, payload) pairs, modulated at ``mcs``. ``slot``: place
-    them only inside this grant of each TDMA cycle; None: back to back at once."""
+    """Frames to send: ``frames`` are (PHY header seq, payload) pairs, modulated at ``mcs`` (analog frames:
+    ANALOG_MCS, each payload a complex array; testbed/link/analog.py). ``slot``: place them only inside this
+    grant of each TDMA cycle; None: back to back at once."""
 
     job_id: int
-    frames: Sequence[tuple[int, bytes]]
+    frames: Sequence[tuple[int, bytes | np.ndarray]]
     mcs: str
     slot: SlotGrant | None = None
 
@@ -35,7 +38,7 @@ class PlannedBurst:
     start: int
     length: int
     seq: int
-    payload: bytes
+    payload: bytes | np.ndarray
     mcs: str
     last: bool  # the job's last burst: once the clock has passed it the job is on air
 
@@ -49,7 +52,7 @@ class BurstPlanner:
 
     guard_samples : silence between consecutive bursts (and after the last one before a new job).
     cycle_samples : the TDMA cycle a ``SlotGrant`` repeats in (unused for jobs without a slot).
-    burst_samples : (payload bytes, MCS) -> exact burst length, from testbed/phy/layout.py.
+    burst_samples : (payload size, MCS) -> exact burst length (testbed/link/analog.py ``frame_num_samples``).
     """
 
     def __init__(self, guard_samples: int, cycle_samples: int, burst_samples: Callable[[int, str], int]) -> None:

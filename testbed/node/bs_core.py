@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from testbed.control.config import Event
 from testbed.control.protocol import (
@@ -37,7 +38,9 @@ from testbed.control.protocol import (
     UplinkDone,
 )
 from testbed.errors import LinkError
+from testbed.link.analog import analog_index
 from testbed.link.endpoints import Inbound, Outbound
+from testbed.link.framelink import Heard
 from testbed.link.messages import SlotGrant, SlotSchedule
 from testbed.link.segment import parse
 from testbed.link.tdma import cycle_schedule
@@ -116,6 +119,8 @@ class _Round:
     started_air_s: float = 0.0  # the radio's sample clock at ROUND_START, in seconds
     choices: dict[str, Any] = field(default_factory=dict)  # each UE's accepted MODE_CHOICE
     refused: dict[str, str] = field(default_factory=dict)  # why a UE has no accepted choice this round
+    analog: dict[str, dict[int, Heard]] = field(default_factory=dict)  # analog frames heard, by UE and index
+    analog_sent: dict[str, int] = field(default_factory=dict)  # UPLINK_DONE's analog_frames
 
 
 @dataclass(frozen=True)
@@ -274,6 +279,7 @@ class BsCore:
             body: UplinkDone = ev.message.body  # type: ignore[union-attr,assignment]
             rnd.done.add(ev.ue_id)
             rnd.energy_j[ev.ue_id], rnd.compute_s[ev.ue_id] = body.energy_used_j, body.compute_time_s
+            rnd.analog_sent[ev.ue_id] = body.analog_frames
             rnd.done_s[ev.ue_id] = self.now() - rnd.started_s
             rnd.reports[ev.ue_id] = body
             event(log, "uplink_done", ue=ev.ue_id, round=rnd.number, payload_bytes=body.payload_bytes,
@@ -323,6 +329,8 @@ class BsCore:
                 rnd.broadcast.on_air(ev.job_id, ev.end_sample, self.now())
             return []
         node = self.node_of_stream.get(ev.frame.stream_id)
+        if ev.frame.analog:
+            return self._analog(rnd, node, ev.frame)
         if node is not None:
             self.tracker.add(node, BS_NODE_ID, ev.frame)
         if rnd is None or ev.frame.payload is None:
@@ -335,6 +343,17 @@ class BsCore:
         inbound = rnd.uplinks.get(ue) if ue is not None else None
         if inbound is not None and head.object_id == inbound.object_id:
             inbound.offer(head, chunk, ev.start_sample)
+        return []
+
+    def _analog(self, rnd: _Round | None, node: int | None, frame: Heard) -> list[Action]:
+        """An analog frame of a UE's symbol upload: kept by its index as received (the first copy; a frame of
+        another round or from a UE outside the round is dropped). No ARQ: what is missing stays missing."""
+        ue = self.ue_of_node.get(node) if node is not None else None
+        if rnd is None or ue is None or ue not in rnd.uplinks:
+            return []
+        index = analog_index(frame.seq, rnd.number)
+        if index is not None:
+            rnd.analog.setdefault(ue, {}).setdefault(index, frame)
         return []
 
     # --- timers -----------------------------------------------------------------------------------------
@@ -530,6 +549,7 @@ class BsCore:
             "ue_compute_s": dict(rnd.compute_s),
             "uplink_done_s": dict(rnd.done_s),
             **_applied(rnd),
+            "analog": _analog_record(rnd),
             "started_unix_s": rnd.started_wall_s,
             "air_started_s": rnd.started_air_s,
         }
@@ -537,14 +557,18 @@ class BsCore:
         if outcome == "skipped":
             return [*actions, *self._recorded(record, rnd.started_s, {"consume_s": 0.0})]
         self._consuming = _Consuming(rnd.number, record, rnd.started_s)
-        return [*actions, StartJob("consume", ("consume", rnd.number), lambda: self._consume(rnd.number, uploads))]
+        analog = {ue: rnd.analog.get(ue, {}) for ue in uploads}
+        consume = StartJob("consume", ("consume", rnd.number), lambda: self._consume(rnd.number, uploads, analog))
+        return [*actions, consume]
 
-    def _consume(self, number: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
+    def _consume(
+        self, number: int, uploads: Mapping[str, bytes], analog: Mapping[str, Mapping[int, Heard]]
+    ) -> dict[str, Any]:
         """Off the loop: the training step's record fields. If it raises, the exception is logged with its
         traceback and the fields say ``outcome`` "failed" and the ``error``; the next round goes on from the last
         good model (LearningBs rolls a failed joint update back)."""
         try:
-            return self.training.consume(number, uploads)
+            return self.training.consume(number, uploads, analog)
         except Exception as exc:
             log.exception("round %d: the training step failed; the round is recorded as failed", number)
             return {"outcome": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -575,3 +599,21 @@ class BsCore:
     def _next_job_id(self) -> int:
         self._job_id += 1
         return self._job_id
+
+
+def _analog_record(rnd: _Round) -> dict[str, dict[str, Any]]:
+    """Per UE that sent or was heard sending analog frames: frames sent (its UPLINK_DONE; None without one)
+    and received, and the receiver's mean noise-variance estimate of the received values at the unit power
+    they were sent at, with the symbol SNR it implies (None when no frame arrived)."""
+    out = {}
+    for ue in sorted({ue for ue, n in rnd.analog_sent.items() if n} | set(rnd.analog)):
+        frames = rnd.analog.get(ue, {})
+        noise = [h.noise_var for h in frames.values() if h.noise_var is not None and h.noise_var > 0]
+        mean = float(np.mean(noise)) if noise else None
+        out[ue] = {
+            "frames_sent": rnd.analog_sent.get(ue),
+            "frames_received": len(frames),
+            "noise_var": mean,
+            "snr_db": None if mean is None else -10.0 * math.log10(mean),
+        }
+    return out

@@ -23,11 +23,11 @@ from testbed.control.security import CurveClientKeys, CurveServerKeys, Plaintext
 from testbed.errors import ConfigError
 from testbed.learning.spec import RETIRED_TRAINING_FIELDS, TrainingSpec, refuse_retired
 from testbed.link.abstraction import report_effective_snr_db
-from testbed.link.airtime import MOST_ROBUST_MCS, LinkAirtime, McsPolicy, default_errors
+from testbed.link.airtime import DEFAULT_ANALOG_FRAME_SYMBOLS, MOST_ROBUST_MCS, LinkAirtime, McsPolicy, default_errors
 from testbed.link.messages import ChannelReport as LinkChannelReport
 from testbed.link.segment import HEADER_BYTES, MAX_NODE_ID
 from testbed.mode import Mode
-from testbed.phy.layout import burst_num_samples
+from testbed.phy.layout import MAX_ANALOG_SYMBOLS, analog_burst_num_samples, burst_num_samples
 from testbed.phy.mcs import CODED_MCS
 from testbed.phy.numerology import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, PhyConfig
 from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR
@@ -55,6 +55,7 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
     nack_quiet_samples : a receiver missing frames NACKs after one cycle plus this much silence from the
         sender (``quiet_samples``): a sender's slots are a cycle apart.
     realtime_factor : pace the sample clock at this multiple of real time (0: as fast as the peers allow).
+    analog_frame_symbols : semantic symbols per analog frame (the airtime model's figure; a slot holds one).
     """
 
     sample_rate_hz: Annotated[float, Meta(ge=MIN_SAMPLE_RATE_HZ, le=MAX_SAMPLE_RATE_HZ)] = 1_000_000.0
@@ -67,6 +68,7 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
     nack_quiet_samples: Annotated[int, Meta(ge=1, le=1 << 32)] = 40_000
     max_passes: Annotated[int, Meta(ge=1, le=64)] = 8
     realtime_factor: Annotated[float, Meta(ge=0.0, le=1000.0)] = 1.0
+    analog_frame_symbols: Annotated[int, Meta(ge=1, le=MAX_ANALOG_SYMBOLS)] = DEFAULT_ANALOG_FRAME_SYMBOLS
 
     def __post_init__(self) -> None:
         if self.mcs != ADAPTIVE and self.mcs not in CODED_MCS:
@@ -95,7 +97,7 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
         energy account); ConfigError if a slot cannot hold one frame."""
         return LinkAirtime(
             self.phy, num_ues, frame_payload_bytes=self.frame_payload_bytes, tdma_cycle_samples=self.tdma_cycle_samples,
-            guard_samples=self.guard_samples, fixed_mcs=self.fixed_mcs,
+            guard_samples=self.guard_samples, fixed_mcs=self.fixed_mcs, analog_frame_symbols=self.analog_frame_symbols,
         )  # fmt: skip
 
     @property
@@ -114,8 +116,11 @@ class AirConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def max_burst_samples(self) -> int:
-        """Longest burst a frame of this air can occupy (a full frame at ``slowest_mcs``)."""
-        return burst_num_samples(self.phy, self.frame_payload_bytes, self.slowest_mcs)
+        """Longest burst a frame of this air can occupy (a full frame at ``slowest_mcs``, or a full analog frame)."""
+        return max(
+            burst_num_samples(self.phy, self.frame_payload_bytes, self.slowest_mcs),
+            analog_burst_num_samples(self.phy, self.analog_frame_symbols),
+        )
 
 
 class RadioSection(Struct, frozen=True, forbid_unknown_fields=True):

@@ -1,5 +1,5 @@
 """The radio pump: the one thread that owns a node's radio, keeps its sample clock moving and turns the
-receive stream into frames.
+receive stream into frames (data and analog frames alike).
 
 Why a thread: a hub radio's receive blocks until every other node has moved its clock past the window
 (testbed/radio/air.py), and the control loop must keep answering heartbeats meanwhile. The daemon's event
@@ -20,11 +20,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
 from testbed.errors import ConfigError, LinkError, RadioError
-from testbed.link.framelink import Heard
+from testbed.link.analog import frame_num_samples
+from testbed.link.phylink import heard as heard_frame
+from testbed.link.phylink import modulate_frame
 from testbed.link.placement import BurstPlanner, Job
 from testbed.node.actions import Failed, OnAir, RadioEvent, Received, TxPowerSet
 from testbed.node.config import AirConfig
@@ -55,12 +58,10 @@ class FrameStream:
         heard = []
         for fr in self._modem.demodulate(buf):
             start = self._buf_start + int(fr.start)
-            if fr.frame_type != "data" or start <= self._last_start + self._tol:
+            if start <= self._last_start + self._tol:
                 continue
             self._last_start = start
-            payload = bytes(fr.payload) if fr.crc_ok and fr.payload is not None else None
-            frame = Heard(payload, int(fr.stream_id), fr.mcs, float(fr.snr_db), float(fr.cfo_hz), fr.channel)
-            heard.append(Received(start, frame))
+            heard.append(Received(start, heard_frame(fr)))
         keep = min(self._carry, buf.size)
         self._buf, self._buf_start = buf[buf.size - keep :], self._buf_start + buf.size - keep
         return heard
@@ -152,7 +153,7 @@ class RadioPump:
         air = self.air
         phy = modem.cfg
         stream = FrameStream(modem, air.max_burst_samples + 4 * phy.symbol_len, phy.fft_size)
-        planner = BurstPlanner(air.guard_samples, air.tdma_cycle_samples, modem.burst_num_samples)
+        planner = BurstPlanner(air.guard_samples, air.tdma_cycle_samples, partial(frame_num_samples, phy))
         rate_sps = air.sample_rate_hz * air.realtime_factor
         c0: int | None = None  # pacing anchor: the first block's start (a late joiner starts mid-clock)
         t0_s = 0.0
@@ -197,5 +198,4 @@ class RadioPump:
     def _transmit_due(self, radio: Radio, modem: OfdmModem, planner: BurstPlanner) -> None:
         """Hand the radio every planned burst that starts before the end of the next receive window."""
         for b in planner.due(self.cursor + self.air.window_samples):
-            iq = modem.modulate(b.payload, b.mcs, stream_id=self.stream_id, seq=b.seq & 0xFFFF)
-            radio.transmit(iq, at_sample=b.start)
+            radio.transmit(modulate_frame(modem, b.payload, b.mcs, self.stream_id, b.seq & 0xFFFF), at_sample=b.start)

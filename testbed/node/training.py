@@ -1,8 +1,10 @@
 """The training step inside a round, as the daemons see it: bytes in, bytes out.
 
 BS: ``model_bytes(round, orders, views)`` plans the round and returns the broadcast; ``consume(round,
-uploads)`` takes the verified uploads of the UEs that finished in time and returns fields for the round
-record. UE: ``upload_bytes(round, model, assign)`` turns the verified model into its upload.
+uploads, analog)`` takes the verified uploads of the UEs that finished in time, and the analog frames the BS
+received from each, and returns fields for the round record. UE: ``upload_bytes(round, model, assign, link)``
+turns the verified model into its upload (a centralized-decoder UE: the symbols' index; the symbols
+themselves in ``last_analog``, for the core to send as analog frames).
 
 ``LearningBs`` / ``LearningUe`` (a [training] section) run the method: ``RoundRunner.plan_round`` ->
 ``wire.encode_model``; at the UE ``wire.decode_model`` -> its mode's local work (``LocalUe``) -> ``wire``
@@ -19,6 +21,7 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,12 +35,13 @@ from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.evaluate import evaluate_classes
 from testbed.learning.guards import Update
-from testbed.learning.modes import LocalTraining, LocalUe, SymbolUpload
+from testbed.learning.modes import LocalTraining, LocalUe, SentSymbols
 from testbed.learning.partition import iid
 from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
 from testbed.learning.spec import TrainingSpec
 from testbed.learning.split import PendingSymbols, encoder_gradient, split_reference
-from testbed.link.airtime import LinkAirtime
+from testbed.link.airtime import DEFAULT_ANALOG_FRAME_SYMBOLS, LinkAirtime
+from testbed.link.framelink import Heard
 from testbed.mode import Mode
 from testbed.node.assigners import Orders, UeView, learning_profile
 from testbed.node.config import AirConfig
@@ -57,9 +61,12 @@ class BsTraining(Protocol):
         """The model to broadcast at the start of round ``round_no``; ``orders`` are the participants' ASSIGN."""
         ...
 
-    def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
-        """The verified uploads (UE id -> bytes) of the UEs that finished in time; called only when the round
-        counts. Returns fields for the round record."""
+    def consume(
+        self, round_no: int, uploads: Mapping[str, bytes], analog: Mapping[str, Mapping[int, Heard]] | None = None
+    ) -> dict[str, Any]:
+        """The verified uploads (UE id -> bytes) of the UEs that finished in time, and the analog frames heard
+        from each (frame index -> frame); called only when the round counts. Returns fields for the round
+        record."""
         ...
 
     def state_dict(self) -> dict[str, Any]:
@@ -69,20 +76,33 @@ class BsTraining(Protocol):
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
+@dataclass(frozen=True)
+class UeLink:
+    """What the UE core knows of its link when it trains: its latest measured SNR in dB (None before any
+    measurement: the configured [training] value is used) and the complex values one analog frame carries."""
+
+    snr_db: float | None = None
+    analog_frame_symbols: int = DEFAULT_ANALOG_FRAME_SYMBOLS
+
+
 class UeTraining(Protocol):
     """UE side of a round. ``last_work``: (samples, fraction of a full training step per sample) of the latest
-    upload, for the UE's energy account."""
+    upload, for the UE's energy account; ``last_analog``: the analog frames ((n,) complex64 each) that go
+    with it, empty unless the mode sends symbols."""
 
     last_work: tuple[int, float]
+    last_analog: tuple[np.ndarray, ...]
 
     def work_options(self, model: bytes, assign: Assign) -> list[WorkOption]:
         """The ways to do this round, most work first (the UE keeps to its energy budget with the first that
         fits, testbed/policy/budget.py)."""
         ...
 
-    def upload_bytes(self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None) -> bytes:
-        """The upload (update, symbols or samples, per ASSIGN's mode) computed from the verified model, with
-        ``local_steps`` of a ``work_options`` entry (None: the full round)."""
+    def upload_bytes(
+        self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None, link: UeLink = UeLink()
+    ) -> bytes:
+        """The upload (update, symbols' index or samples, per ASSIGN's mode) computed from the verified model,
+        with ``local_steps`` of a ``work_options`` entry (None: the full round) over this UE's ``link``."""
         ...
 
 
@@ -169,8 +189,11 @@ class LearningBs:
         self._plan = self.runner.plan_round(assignments)
         return wire.encode_model(self.model, self._plan.round_index, self._plan.raw_requests, self._plan.symbol_grads)
 
-    def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
+    def consume(
+        self, round_no: int, uploads: Mapping[str, bytes], analog: Mapping[str, Mapping[int, Heard]] | None = None
+    ) -> dict[str, Any]:
         plan, self._plan = self._plan, None
+        analog = analog or {}
         if plan is None:
             raise LearningError(f"round {round_no}: consume without model_bytes")
         arrived: dict[str, Contribution] = {}
@@ -178,7 +201,7 @@ class LearningBs:
         for i, ue in enumerate(self.ues):
             if ue in uploads and plan.mode_of(i) is not Mode.IDLE:
                 try:
-                    got = self._decode(plan, i, uploads[ue])
+                    got = self._decode(plan, i, uploads[ue], analog.get(ue, {}))
                 except LearningError as exc:
                     refused[ue] = str(exc)
                     log.warning("round %d: upload of %s refused: %s", round_no, ue, exc)
@@ -217,14 +240,15 @@ class LearningBs:
             self.runner.optimizer.load_state_dict(saved[1])
             raise
 
-    def _decode(self, plan: RoundPlan, i: int, data: bytes) -> Contribution | None:
+    def _decode(self, plan: RoundPlan, i: int, data: bytes, analog: Mapping[int, Heard]) -> Contribution | None:
         ue, mode, cfg = self.ues[i], plan.mode_of(i), self.codec
         if mode is Mode.DISTRIBUTED:
             reference = {n: p.detach() for n, p in self.model.named_parameters()}
             return wire.decode_update(data, ue, reference, plan.round_index)
-        if mode is Mode.CENTRALIZED_DECODER:
+        if mode is Mode.CENTRALIZED_DECODER:  # the symbols as received over the air, not bytes
+            frames = {f: (h.symbols, float(h.noise_var or 0.0)) for f, h in analog.items() if h.symbols is not None}
             encoder = split_reference(self.model) if self.runner.cfg.split_gradient else None
-            return wire.decode_symbols(data, ue, cfg.num_symbols, cfg.num_classes, plan.round_index, encoder)
+            return wire.decode_symbols(data, frames, ue, cfg.num_symbols, cfg.num_classes, plan.round_index, encoder)
         request = plan.raw_requests.get(ue)
         if request is None:  # nothing left to send: the UE's empty upload says so
             if data:
@@ -246,11 +270,13 @@ class LearningUe:
         self.last_work: tuple[int, float] = (0, 1.0)
         self.split, self.pending = split, None  # pending: PendingSymbols of the last symbol upload
         self.split_refused: str | None = None  # why the last symbol gradient for this UE was not used
+        self.last_analog: tuple[np.ndarray, ...] = ()
         load_optimizers()
 
     @classmethod
     def for_shard(cls, t: TrainingSpec, ue_id: str, shard: int) -> LearningUe:
-        """The daemon's UE: IID shard ``shard`` of [training]'s dataset, symbols at [training]'s SNR."""
+        """The daemon's UE: IID shard ``shard`` of [training]'s dataset; its local training simulates
+        [training]'s SNR until the UE has measured its link."""
         shards, _ = training_data(t, t.num_shards)
         data = shards[shard]
         gen = torch.Generator().manual_seed(t.seed * 1000 + _UE * 100 + shard)
@@ -277,12 +303,15 @@ class LearningUe:
             return [WorkOption(0, 0, 1.0, self._raw_bytes(*request))]
         return [WorkOption(0, 0, 1.0, 0)]
 
-    def upload_bytes(self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None) -> bytes:
+    def upload_bytes(
+        self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None, link: UeLink = UeLink()
+    ) -> bytes:
         state = wire.decode_model(model, self.model)
         self.model.load_state_dict(state.tensors)
         mode, r = assign.mode, state.round_index
         work = self.work if local_steps is None else dataclasses.replace(self.work, steps=local_steps)
-        self.last_work = (0, 1.0)
+        self.last_work, self.last_analog = (0, 1.0), ()
+        self.local.measured(link.snr_db)  # local training through this UE's own link
         pending, self.pending = self.pending, None  # a symbol gradient answers only the very next round
         if mode is Mode.DISTRIBUTED:
             self.last_work = (work.samples_per_round, 1.0)
@@ -293,9 +322,13 @@ class LearningUe:
             return wire.encode_update(update, r)
         if mode is Mode.CENTRALIZED_DECODER:
             self.last_work = (work.samples_per_round, compute_fractions(self.codec)[0])
+            idx = self.local.symbol_indices(work)
+            sent = self.local.symbols(self.model, work, idx)
             if self.split:
-                return self._split_symbols(state, pending, work)
-            return wire.encode_symbols(self.local.symbols(self.model, work), r)
+                sent = self._split_symbols(state, pending, sent, idx)
+            index, frames = wire.encode_symbols(sent, r, link.analog_frame_symbols)
+            self.last_analog = tuple(frames)
+            return index
         request = state.raw_requests.get(self.ue_id)
         if mode is Mode.CENTRALIZED_FULL and request is not None:
             return wire.encode_raw(self.local.raw(*request), request[0], r)
@@ -306,26 +339,29 @@ class LearningUe:
         return len(wire.encode_update(Update(self.ue_id, zeros, _WIDEST), _WIDEST))
 
     def _symbols_bytes(self, rows: int) -> int:
-        received = torch.zeros(rows, self.codec.num_symbols, dtype=torch.complex64)
-        upload = SymbolUpload(self.ue_id, received, 1.0, torch.zeros(rows, dtype=torch.int64))
-        return len(wire.encode_symbols(upload, _WIDEST))
+        """The symbol upload priced as if its analog values went digitally, 8 bytes each, plus its index: an
+        upper bound on its airtime (an analog frame carries one value per subcarrier and OFDM symbol)."""
+        sent = SentSymbols(self.ue_id, torch.ones(rows, self.codec.num_symbols, dtype=torch.complex64),
+                           torch.zeros(rows, dtype=torch.int64))  # fmt: skip
+        index, frames = wire.encode_symbols(sent, _WIDEST, DEFAULT_ANALOG_FRAME_SYMBOLS)
+        return len(index) + 8 * sum(f.size for f in frames)
 
     def _raw_bytes(self, start: int, count: int) -> int:
         return len(wire.encode_raw(self.local.raw(start, count), _WIDEST, _WIDEST))
 
     # --- split learning (testbed/learning/split.py) --------------------------------------------------------
-    def _split_symbols(self, state: wire.ModelState, pending: PendingSymbols | None, work: LocalTraining) -> bytes:
-        """This round's symbols (``work``: the round's, possibly cut by the energy budget), with the encoder
-        gradient for last round's symbols if the BS sent theirs."""
+    def _split_symbols(
+        self, state: wire.ModelState, pending: PendingSymbols | None, sent: SentSymbols, idx: torch.Tensor
+    ) -> SentSymbols:
+        """This round's symbols (of samples ``idx``) with the encoder gradient for last round's symbols if the BS
+        sent theirs; this round's samples and phi are kept for the next round's symbol gradient."""
         split = self._encoder_gradient(state, pending)
-        idx = self.local.symbol_indices(work)
-        upload = dataclasses.replace(self.local.symbols(self.model, work, idx=idx), split=split)
         phi = {n: t.detach().clone() for n, t in self.model.encoder.state_dict().items()}
         self.pending = PendingSymbols(state.round_index, idx, phi)
         if split is not None:  # phi forward and backward over last round's samples, on top of the encoding
             samples, fraction = self.last_work
-            self.last_work = (samples, fraction + 3.0 * fraction * len(pending.indices) / samples)
-        return wire.encode_symbols(upload, state.round_index)
+            self.last_work = (samples, fraction + 3.0 * fraction * len(pending.indices) / samples)  # type: ignore[union-attr]
+        return dataclasses.replace(sent, split=split)
 
     def _encoder_gradient(self, state: wire.ModelState, pending: PendingSymbols | None) -> Update | None:
         """The encoder gradient at phi_{r-1} for the BS's symbol gradient of round r-1; None (logged, reason in
@@ -372,7 +408,9 @@ class PlaceholderBs:
     ) -> bytes:
         return np.random.default_rng([self.seed, round_no]).bytes(self.model_size_bytes)
 
-    def consume(self, round_no: int, uploads: Mapping[str, bytes]) -> dict[str, Any]:
+    def consume(
+        self, round_no: int, uploads: Mapping[str, bytes], analog: Mapping[str, Mapping[int, Heard]] | None = None
+    ) -> dict[str, Any]:
         self.consumed[round_no] = {ue: hashlib.sha256(data).hexdigest() for ue, data in uploads.items()}
         return {}
 
@@ -390,11 +428,14 @@ class PlaceholderUe:
     def __init__(self, ue_id: str, upload_size_bytes: int) -> None:
         self.ue_id, self.upload_size_bytes = ue_id, upload_size_bytes
         self.last_work: tuple[int, float] = (0, 1.0)
+        self.last_analog: tuple[np.ndarray, ...] = ()
 
     def work_options(self, model: bytes, assign: Assign) -> list[WorkOption]:
         return [WorkOption(0, 0, 1.0, self.upload_size_bytes)]
 
-    def upload_bytes(self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None) -> bytes:
+    def upload_bytes(
+        self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None, link: UeLink = UeLink()
+    ) -> bytes:
         return placeholder_upload(model, self.ue_id, self.upload_size_bytes)
 
 

@@ -12,8 +12,9 @@ frame from it, at most ``CHOICE_WAIT_S``.
 
 Per round: ASSIGN gives the mode, the uplink slot and MCS; ROUND_START gives the model's SHA-256, size and deadline;
 the model arrives over the radio (object id = round number), NACKed after silence and acknowledged once its
-SHA-256 matches; the training step (a ``train`` job) turns it into the upload, which goes out in the UE's
-TDMA slot of every cycle until the BS acknowledges it; then UPLINK_DONE. A UE that (re)joins during a round
+SHA-256 matches; the training step (a ``train`` job, through the UE's own measured downlink SNR) turns it into
+the upload, which goes out in the UE's TDMA slot of every cycle until the BS acknowledges it (a symbol upload:
+its analog frames first, each once, then their digital index); then UPLINK_DONE. A UE that (re)joins during a round
 is not a participant: it waits for the next ROUND_START. A round dropped while its job runs (ROUND_END, a new
 ROUND_START, BS gone) forgets the job, so a late result is discarded, never uploaded.
 """
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
+import numpy as np
 
 from testbed.control.config import Event
 from testbed.control.protocol import (
@@ -43,8 +45,10 @@ from testbed.control.protocol import (
 )
 from testbed.errors import LearningError, LinkError, PolicyError
 from testbed.link.airtime import LinkAirtime
+from testbed.link.analog import ANALOG_MCS, analog_seq, frame_num_samples
 from testbed.link.endpoints import Inbound, Outbound
 from testbed.link.messages import ChannelReport as LinkChannelReport
+from testbed.link.placement import Job
 from testbed.link.segment import HEADER_BYTES, frame_count, parse
 from testbed.link.tracker import ChannelTracker
 from testbed.node.actions import (
@@ -63,7 +67,7 @@ from testbed.node.actions import (
 from testbed.node.config import BS_NODE_ID, AirConfig
 from testbed.node.first_info import UeFirstInfo
 from testbed.node.runtime import event, repair_timing
-from testbed.node.training import UeTraining
+from testbed.node.training import UeLink, UeTraining
 from testbed.policy.budget import WorkAction, WorkPlan, priced_frames
 
 log = logging.getLogger(__name__)
@@ -82,6 +86,7 @@ class Trained:
     data: bytes
     work: tuple[int, float]
     plan: WorkPlan | None = None  # what the energy budget left of the round (None: no budget to keep)
+    analog: tuple[np.ndarray, ...] = ()  # a symbol upload's analog frames, (n,) complex64 each
 
 
 @dataclass
@@ -97,6 +102,8 @@ class _Round:
     tx_power_dbm: float | None = None  # the radio's applied TX power when training started
     plan: WorkPlan | None = None
     reported: bool = False  # UPLINK_DONE sent
+    analog: tuple[np.ndarray, ...] = ()  # analog frames to send once, before the upload
+    analog_job: int | None = None  # their radio job, once handed out
 
 
 def control_bounds(report: LinkChannelReport) -> LinkChannelReport:
@@ -252,6 +259,8 @@ class UeCore:
             if rnd is not None and rnd.upload is not None:
                 rnd.upload.on_air(ev.job_id, ev.end_sample, self.now())
             return []
+        if ev.frame.analog:
+            return []  # the UEs send analog frames; the BS does not
         if ev.frame.stream_id == BS_NODE_ID & 0xFF:
             self.tracker.add(BS_NODE_ID, self.node_id, ev.frame)
         if ev.frame.payload is None:
@@ -299,6 +308,8 @@ class UeCore:
         assign = rnd.assign
         if rnd.upload is None or assign is None:
             return actions
+        if rnd.analog and rnd.analog_job is None:
+            actions.append(self._send_analog(rnd, assign))
         job = rnd.upload.next_job(self._next_job_id(), assign.mcs, self.cursor(), self.now(), assign.uplink_slot)
         if job is not None:
             actions.append(Transmit(job))
@@ -307,6 +318,14 @@ class UeCore:
         elif rnd.upload.budget_spent and not rnd.reported:  # repairs used up the budget: stop, say so
             actions.append(self._uplink_done(rnd, "declined"))
         return actions
+
+    def _send_analog(self, rnd: _Round, assign: Assign) -> Transmit:
+        """The symbol upload's analog frames, once each in the UE's slot ahead of its digital index (no ARQ:
+        the BS trains on what arrives); the PHY header seq names the round and the frame."""
+        rnd.analog_job = self._next_job_id()
+        frames = [(analog_seq(rnd.number, i), f) for i, f in enumerate(rnd.analog)]
+        event(log, "analog_frames", round=rnd.number, frames=len(frames), symbols=sum(f.size for f in rnd.analog))
+        return Transmit(Job(rnd.analog_job, frames, ANALOG_MCS, assign.uplink_slot))
 
     def _start_training(self, rnd: _Round) -> list[Action]:
         """The model is verified (its own SHA-256); check it is the one ROUND_START announced, then start the
@@ -324,25 +343,26 @@ class UeCore:
         rnd.assign = assign = self.assign
         rnd.tx_power_dbm = power = self.tx_power_dbm if self.tx_power_dbm is not None else assign.tx_power_dbm
         number = rnd.number
-        event(log, "model_received", round=number, model_bytes=len(model), mode=assign.mode)
-        return [StartJob("train", ("train", number), lambda: self._train(number, model, assign, power))]
+        link = UeLink(self.tracker.snr_db(BS_NODE_ID, self.node_id), self.air.analog_frame_symbols)
+        event(log, "model_received", round=number, model_bytes=len(model), mode=assign.mode, link_snr_db=link.snr_db)
+        return [StartJob("train", ("train", number), lambda: self._train(number, model, assign, power, link))]
 
-    def _train(self, number: int, model: bytes, assign: Assign, tx_power_dbm: float) -> Trained | None:
-        """Off the loop: the work the energy budget allows (``_plan_work``), then the training step; None if it
-        failed (logged: the round is skipped, the loop goes on)."""
+    def _train(self, number: int, model: bytes, assign: Assign, tx_power_dbm: float, link: UeLink) -> Trained | None:
+        """Off the loop: the work the energy budget allows (``_plan_work``), then the training step through the
+        UE's own measured link; None if it failed (logged: the round is skipped, the loop goes on)."""
         try:
             plan = self._plan_work(model, assign, tx_power_dbm)
             if plan is not None and plan.option is None:
                 return Trained(number, b"", (0, 1.0), plan)  # declined: no training, no upload
             steps = plan.option.local_steps if plan is not None and plan.action == "reduced" else None
-            data = self.training.upload_bytes(number, model, assign, local_steps=steps)
+            data = self.training.upload_bytes(number, model, assign, local_steps=steps, link=link)
         except LearningError as exc:
             log.error("round %d: the model cannot be used (%s); skipping the round", number, exc)
             return None
         except Exception:
             log.exception("round %d: the training step failed; skipping the round", number)
             return None
-        return Trained(number, data, self.training.last_work, plan)
+        return Trained(number, data, self.training.last_work, plan, self.training.last_analog)
 
     def job_done(self, done: JobDone) -> list[Action]:
         handler = {"train": self._trained, "capability": self._measured}.get(done.key[0])
@@ -356,7 +376,7 @@ class UeCore:
         if trained is None:
             self._round = None
             return []
-        rnd.compute_time_s, rnd.work, rnd.plan = done.elapsed_s, trained.work, trained.plan
+        rnd.compute_time_s, rnd.work, rnd.plan, rnd.analog = done.elapsed_s, trained.work, trained.plan, trained.analog
         if trained.plan is not None and trained.plan.option is None:
             rnd.reported = True  # declined: the BS hears it at once, and counts this UE as absent
             event(log, "round_declined", round=rnd.number, predicted_energy_j=trained.plan.energy_j,
@@ -417,7 +437,7 @@ class UeCore:
               **energy)  # fmt: skip
         radio_j = float(energy.get("radio_energy_j", 0.0))
         return Send(UplinkDone(up.object_id, up.frames_sent, up.payload_bytes, rnd.compute_time_s, used_j,
-                               rnd.tx_power_dbm, radio_j, work, rnd.work[0]))  # fmt: skip
+                               rnd.tx_power_dbm, radio_j, work, rnd.work[0], len(rnd.analog)))  # fmt: skip
 
     # --- capability -------------------------------------------------------------------------------------
     def _measure_capability(self) -> list[Action]:
@@ -459,10 +479,13 @@ class UeCore:
     # --- bookkeeping ------------------------------------------------------------------------------------
     def _account(self, rnd: _Round) -> dict[str, float | bool]:
         """Energy of the round (compute at the applied clock, uplink airtime at the applied power), against the
-        budget; airtime = frames sent x a full frame's burst at the round's MCS (link.airtime; an upper bound)."""
+        budget; airtime = frames sent x a full frame's burst at the round's MCS (link.airtime; an upper bound),
+        plus the analog frames' exact bursts."""
         if self.first_info is None or rnd.assign is None or rnd.upload is None or rnd.tx_power_dbm is None:
             return {}
         airtime_s = rnd.upload.frames_sent * self.airtime.burst_s(self.air.frame_payload_bytes, rnd.assign.mcs)
+        analog_samples = sum(frame_num_samples(self.air.phy, f.size, ANALOG_MCS) for f in rnd.analog)
+        airtime_s += analog_samples / self.air.sample_rate_hz  # the analog frames, each sent once
         samples, fraction = rnd.work
         return self.first_info.account(samples, fraction, airtime_s, rnd.assign, rnd.tx_power_dbm)
 
@@ -472,7 +495,7 @@ class UeCore:
         rnd, self._round = self._round, None
         if rnd is None:
             return []
-        actions: list[Action] = []
+        actions: list[Action] = [Cancel(rnd.analog_job)] if rnd.analog_job is not None else []
         if rnd.upload is not None:
             actions += [Cancel(job_id) for job_id in rnd.upload.job_ids]
         elif rnd.training:

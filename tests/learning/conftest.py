@@ -50,7 +50,7 @@ class LocalRunner(RoundRunner):
             if a.mode is Mode.DISTRIBUTED:
                 arrived[ue.name] = ue.distributed(self.model, self.scratch, self.cfg.work)
             elif a.mode is Mode.CENTRALIZED_DECODER:
-                arrived[ue.name] = ue.symbols(self.model, self.cfg.work)
+                arrived[ue.name] = ue.symbols(self.model, self.cfg.work).through(ue.channel(0.0))
             elif a.mode is Mode.CENTRALIZED_FULL and ue.name in plan.raw_requests:
                 arrived[ue.name] = ue.raw(*plan.raw_requests[ue.name])
         return self.finish_round(plan, arrived, late=late)

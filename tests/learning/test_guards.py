@@ -9,7 +9,7 @@ from testbed.learning.aggregate import ServerOptimizerConfig
 from testbed.learning.assignment import FixedAssignment, UeAssignment
 from testbed.learning.evaluate import evaluate
 from testbed.learning.guards import Update, screen, symbol_problem, update_norm
-from testbed.learning.modes import LocalTraining, SymbolUpload
+from testbed.learning.modes import LocalTraining, SentSymbols
 from testbed.learning.rounds import RoundConfig
 from testbed.learning.spec import DEFAULT_NORM_FACTOR as NORM_FACTOR
 from testbed.mode import Mode
@@ -80,9 +80,12 @@ class PoisonedUe:
             t[name] = torch.zeros(7)
         return Update(u.source, t, u.num_samples)
 
-    def symbols(self, model, work, snr_offset_db=0.0) -> SymbolUpload:
-        up = self.honest.symbols(model, work, snr_offset_db)
-        return SymbolUpload(up.source, up.received * math.inf, up.noise_var, up.labels)
+    def channel(self, snr_offset_db):
+        return self.honest.channel(snr_offset_db)
+
+    def symbols(self, model, work) -> SentSymbols:
+        sent = self.honest.symbols(model, work)
+        return SentSymbols(sent.source, sent.symbols * math.inf, sent.labels)
 
     def raw(self, start, count):
         return self.honest.raw(start, count)

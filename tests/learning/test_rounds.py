@@ -4,6 +4,7 @@ direct in-process contributions give."""
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,8 +94,11 @@ def _wire_round(runner, assignments, late):
             data = wire.encode_update(ue.distributed(runner.model, runner.scratch, runner.cfg.work), 0)
             arrived[ue.name] = wire.decode_update(data, ue.name, reference)
         elif a.mode is Mode.CENTRALIZED_DECODER:
-            data = wire.encode_symbols(ue.symbols(runner.model, runner.cfg.work), 0)
-            arrived[ue.name] = wire.decode_symbols(data, ue.name, TINY.num_symbols, TINY.num_classes)
+            index, frames = wire.encode_symbols(ue.symbols(runner.model, runner.cfg.work), 0, 4800)
+            channel = ue.channel(0.0)  # each analog frame through the UE's channel, at the transmitter's unit power
+            unit = [torch.from_numpy(x / np.sqrt(np.mean(np.abs(x) ** 2))) for x in frames]
+            received = {f: (channel.transmit(x)[0].numpy(), channel.noise_var) for f, x in enumerate(unit)}
+            arrived[ue.name] = wire.decode_symbols(index, received, ue.name, TINY.num_symbols, TINY.num_classes)
         elif ue.name in plan.raw_requests:
             arrived[ue.name] = ue.raw(*plan.raw_requests[ue.name])
     on_time = {n: c for n, c in arrived.items() if n not in late or isinstance(c, ImageDataset)}
@@ -112,7 +116,10 @@ def test_contributions_through_the_wire_equal_direct_ones(digits_split, make_run
         assert got == want
     assert direct.raw_uploaded == wired.raw_uploaded
     for (name, p), q in zip(direct.model.named_parameters(), wired.model.parameters(), strict=True):
-        assert torch.equal(p, q), name
+        if weak_mode is Mode.CENTRALIZED_DECODER:  # analog frames are scaled to unit power and back: rounding
+            assert torch.allclose(p, q, rtol=1e-4, atol=1e-6), name
+        else:
+            assert torch.equal(p, q), name
 
 
 def test_a_runner_refuses_a_plan_of_another_round(digits_split, make_runner) -> None:

@@ -15,7 +15,7 @@ from testbed.learning import wire
 from testbed.learning.codec import SemanticCodec
 from testbed.learning.data import ImageDataset
 from testbed.learning.guards import Update
-from testbed.learning.modes import SymbolUpload
+from testbed.learning.modes import SentSymbols, SymbolUpload
 from testbed.learning.split import SymbolGradient
 from tests.learning.conftest import TINY
 
@@ -29,23 +29,36 @@ def _update(gen: torch.Generator) -> Update:
     return Update("ue-1", {n: torch.randn(t.shape, generator=gen) for n, t in REF.items()}, 37)
 
 
-def _symbols(gen: torch.Generator, m: int = 12) -> SymbolUpload:
-    received = torch.complex(torch.randn(m, K, generator=gen), torch.randn(m, K, generator=gen))
-    return SymbolUpload("ue-2", received, 0.25, torch.randint(0, CLASSES, (m,), generator=gen))
+ROWS_PER_FRAME = 5  # 12 rows -> analog frames of 5, 5 and 2 rows
+
+
+def _symbols(gen: torch.Generator, m: int = 12) -> SentSymbols:
+    sent = torch.complex(torch.randn(m, K, generator=gen), torch.randn(m, K, generator=gen))
+    return SentSymbols("ue-2", sent, torch.randint(0, CLASSES, (m,), generator=gen))
+
+
+def _received(frames: list[np.ndarray], noise_var: float = 0.25) -> dict[int, tuple[np.ndarray, float]]:
+    """The frames as a noiseless receiver reports them: at unit mean power (the transmitter's scaling)."""
+    return {f: (x / np.sqrt(np.mean(np.abs(x) ** 2)), noise_var) for f, x in enumerate(frames)}
+
+
+SYMBOLS_INDEX, SYMBOLS_FRAMES = wire.encode_symbols(_symbols(torch.Generator().manual_seed(6)), 3, ROWS_PER_FRAME * K)
 
 
 def _encodings() -> dict[str, tuple[bytes, object]]:
     gen = torch.Generator().manual_seed(5)
     images = torch.randint(0, 256, (6, 1, 8, 8), generator=gen).float() / 255.0
     raw = ImageDataset(images, torch.randint(0, CLASSES, (6,), generator=gen), CLASSES)
-    grads = {"ue-2": SymbolGradient(2, _symbols(gen).received)}
+    grads = {"ue-2": SymbolGradient(2, _symbols(gen).symbols)}
     split = dataclasses.replace(_symbols(gen), split=Update("ue-2", {n: t + 1 for n, t in PHI.items()}, 9))
+    split_index, split_frames = wire.encode_symbols(split, 3, ROWS_PER_FRAME * K)
     return {
         "model+grads": (wire.encode_model(MODEL, 3, {}, grads), lambda b: wire.decode_model(b, MODEL, 3)),
-        "symbols+split": (wire.encode_symbols(split, 3), lambda b: wire.decode_symbols(b, "ue-2", K, CLASSES, 3, PHI)),
+        "symbols+split": (split_index, lambda b: wire.decode_symbols(b, _received(split_frames), "ue-2", K, CLASSES,
+                                                                      3, PHI)),  # fmt: skip
         "model": (wire.encode_model(MODEL, 3, {"ue-3": (10, 6)}), lambda b: wire.decode_model(b, MODEL, 3)),
         "update": (wire.encode_update(_update(gen), 3), lambda b: wire.decode_update(b, "ue-1", REF, 3)),
-        "symbols": (wire.encode_symbols(_symbols(gen), 3), lambda b: wire.decode_symbols(b, "ue-2", K, CLASSES, 3)),
+        "symbols": (SYMBOLS_INDEX, lambda b: wire.decode_symbols(b, _received(SYMBOLS_FRAMES), "ue-2", K, CLASSES, 3)),
         "raw": (wire.encode_raw(raw, 10, 3), lambda b: wire.decode_raw(b, "ue-3", 8, CLASSES, (10, 6), 3)),
     }
 
@@ -62,8 +75,12 @@ def test_every_object_round_trips_exactly() -> None:
     back = wire.decode_update(wire.encode_update(up, 4), "ue-1", REF, 4)
     assert back.num_samples == 37 and all(torch.equal(back.tensors[n], t) for n, t in up.tensors.items())
     sym = _symbols(gen)
-    got = wire.decode_symbols(wire.encode_symbols(sym, 4), "ue-2", K, CLASSES, 4)
-    assert torch.equal(got.received, sym.received) and torch.equal(got.labels, sym.labels) and got.noise_var == 0.25
+    index, frames = wire.encode_symbols(sym, 4, ROWS_PER_FRAME * K + 1)  # a frame holds whole rows only
+    assert [f.size for f in frames] == [5 * K, 5 * K, 2 * K]
+    got = wire.decode_symbols(index, _received(frames), "ue-2", K, CLASSES, 4)
+    assert torch.allclose(got.received, sym.symbols, rtol=0, atol=1e-5) and torch.equal(got.labels, sym.labels)
+    power = [float(np.mean(np.abs(f) ** 2)) for f in frames]  # N0 scaled back with each frame's power
+    assert got.noise_var == pytest.approx(0.25 * (5 * power[0] + 5 * power[1] + 2 * power[2]) / 12, rel=1e-6)
     assert got.received.dtype == torch.complex64 and got.labels.dtype == torch.int64
     assert ENCODED["model+grads"][1](ENCODED["model+grads"][0]).symbol_grads["ue-2"].round_index == 2
     back = ENCODED["symbols+split"][1](ENCODED["symbols+split"][0]).split
@@ -73,7 +90,23 @@ def test_every_object_round_trips_exactly() -> None:
         msgspec.structs.replace(msg, split=msgspec.structs.replace(msg.split, round_index=1))
     )
     with pytest.raises(LearningError, match="encoder gradient for round 1, expected round 2"):
-        wire.decode_symbols(stale, "ue-2", K, CLASSES, 3, PHI)
+        wire.decode_symbols(stale, _received(SYMBOLS_FRAMES), "ue-2", K, CLASSES, 3, PHI)
+
+
+def test_symbols_of_lost_analog_frames_are_missing_with_their_labels() -> None:
+    sym = _symbols(torch.Generator().manual_seed(8))
+    index, frames = wire.encode_symbols(sym, 4, ROWS_PER_FRAME * K)
+    received = _received(frames)
+    del received[1]  # rows 5..9 lost on the air
+    got = wire.decode_symbols(index, received, "ue-2", K, CLASSES, 4)
+    keep = [0, 1, 2, 3, 4, 10, 11]
+    assert torch.allclose(got.received, sym.symbols[keep], atol=1e-5) and torch.equal(got.labels, sym.labels[keep])
+    with pytest.raises(LearningError, match="none of its 3 analog frames arrived"):
+        wire.decode_symbols(index, {}, "ue-2", K, CLASSES, 4)
+    with pytest.raises(LearningError, match="analog frame 2 holds"):
+        wire.decode_symbols(index, {2: (frames[0], 0.1)}, "ue-2", K, CLASSES, 4)
+    with pytest.raises(LearningError, match="does not fit"):
+        wire.encode_symbols(sym, 4, K - 1)
     images = torch.arange(2 * 64, dtype=torch.float32).reshape(2, 1, 8, 8) / 127.0
     block = ImageDataset(images.clamp(0, 1), torch.tensor([3, 9]), CLASSES)
     raw = wire.decode_raw(wire.encode_raw(block, 7, 4), "ue-3", 8, CLASSES, (7, 2), 4)
@@ -94,7 +127,7 @@ def test_bad_bytes_are_refused_with_a_reason(name: str, mutate, match: str) -> N
     data, decode = ENCODED[name]
     if match.startswith("round"):
         with pytest.raises(LearningError, match=match):
-            wire.decode_symbols(data, "ue-2", K, CLASSES, 4)
+            wire.decode_symbols(data, _received(SYMBOLS_FRAMES), "ue-2", K, CLASSES, 4)
         return
     with pytest.raises(LearningError, match=match):
         decode(mutate(data))
@@ -114,13 +147,15 @@ def test_structure_must_match_the_receivers_model() -> None:
     with pytest.raises(LearningError, match="missing"):
         wire.decode_update(msgspec.msgpack.encode(msgspec.structs.replace(msg, tensors=missing)), "ue-1", REF)
     sym = msgspec.msgpack.decode(ENCODED["symbols"][0], type=wire.SymbolsMsg)
+    nan_power = np.array([1.0, np.nan, 1.0], np.float32).tobytes()
     for bad_sym, match in (
-        (msgspec.structs.replace(sym, noise_var=float("nan")), "noise_var"),
+        (msgspec.structs.replace(sym, frame_power=wire.Array("<f4", [3], nan_power)), "frame powers"),
+        (msgspec.structs.replace(sym, frame_power=wire.Array("<f4", [2], bytes(8))), "frame powers"),
         (msgspec.structs.replace(sym, labels=wire.Array("|u1", [12], bytes([200] * 12))), "labels"),
-        (msgspec.structs.replace(sym, symbols=wire.Array("<f4", [12, K], bytes(48 * K))), "expected <c8"),
+        (msgspec.structs.replace(sym, labels=wire.Array("<f4", [12], bytes(48))), "expected [|]u1"),
     ):
         with pytest.raises(LearningError, match=match):
-            wire.decode_symbols(msgspec.msgpack.encode(bad_sym), "ue-2", K, CLASSES)
+            wire.decode_symbols(msgspec.msgpack.encode(bad_sym), _received(SYMBOLS_FRAMES), "ue-2", K, CLASSES)
     with pytest.raises(LearningError, match="plan asked"):
         wire.decode_raw(ENCODED["raw"][0], "ue-3", 8, CLASSES, (0, 6))
     nan_model = SemanticCodec(TINY, torch.Generator().manual_seed(1))

@@ -4,11 +4,16 @@ the BS sounds the links, offers FIRST_INFO and starts the round with the modes t
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from testbed.control import protocol
 from testbed.control.config import Event
 from testbed.control.protocol import make_envelope
+from testbed.link.analog import ANALOG_MCS, analog_seq
+from testbed.link.framelink import Heard
 from testbed.mode import Mode
-from testbed.node.actions import OnAir, OpenRound, Send, Transmit
+from testbed.node.actions import OnAir, OpenRound, Received, Record, Send, Transmit
 from testbed.node.assigners import config_assigner
 from testbed.node.bs_core import BsCore
 from testbed.node.config import AirConfig, Assignment, BsSection
@@ -137,3 +142,30 @@ def test_without_training_nothing_is_awaited() -> None:
     bs.control(Event("joined", "ue-1", 0))
     bs.control(Event("joined", "ue-2", 0))
     assert opened(bs.timers())
+
+
+def test_analog_frames_are_kept_by_round_and_index_and_counted_in_the_record() -> None:
+    """The BS keeps the first copy of each analog frame of the open round from a participant; a frame tagged
+    with another round, or from a node outside [bs.ues], is dropped; the record sets frames received against
+    UPLINK_DONE's count and reports the receiver's noise estimate."""
+    clock = Clock()
+    bs = core(clock, wait=False)
+    bs.control(Event("joined", "ue-1", 0))
+    bs.control(Event("joined", "ue-2", 0))
+    assert opened(bs.timers())
+
+    def analog(node: int, round_no: int, index: int, noise_var: float) -> Received:
+        values = np.ones(48, np.complex64)
+        return Received(0, Heard(None, node, ANALOG_MCS, 10.0, 0.0, symbols=values, noise_var=noise_var,
+                                 seq=analog_seq(round_no, index)))  # fmt: skip
+
+    for ev in (analog(2, 1, 0, 0.1), analog(2, 1, 0, 9.0), analog(2, 1, 2, 0.1), analog(2, 0, 1, 9.0),
+               analog(7, 1, 1, 9.0)):  # fmt: skip
+        assert bs.radio(ev) == []
+    done = protocol.UplinkDone(1, 0, 0, 0.1, 0.0, analog_frames=3)
+    bs.control(Event("message", "ue-2", 1, make_envelope(done, ue_id="ue-2", seq=2, round=1)))
+    actions = bs.control(Event("round_deadline", "", 1))  # no digital upload arrived: the round is skipped
+    record = next(a for a in actions if isinstance(a, Record)).fields
+    assert record["outcome"] == "skipped"
+    assert record["analog"] == {"ue-2": {"frames_sent": 3, "frames_received": 2, "noise_var": 0.1,
+                                         "snr_db": pytest.approx(10.0)}}  # fmt: skip

@@ -24,9 +24,9 @@ PATCH = """
 import time
 from testbed.node import training
 _consume = training.PlaceholderBs.consume
-def consume(self, round_no, uploads):
+def consume(self, round_no, uploads, analog):
 {behaviour}
-    return _consume(self, round_no, uploads)
+    return _consume(self, round_no, uploads, analog)
 training.PlaceholderBs.consume = consume
 """
 # Round 1 spins in pure Python: it holds the GIL but for the switch interval (torch ops would release it).

@@ -9,6 +9,7 @@ import logging
 import math
 
 import msgspec
+import numpy as np
 import pytest
 import torch
 
@@ -16,13 +17,15 @@ from testbed.control import protocol
 from testbed.errors import ConfigError, PolicyError
 from testbed.learning import wire
 from testbed.learning.guards import Update
+from testbed.link.analog import ANALOG_MCS
+from testbed.link.framelink import Heard
 from testbed.link.messages import SlotGrant
 from testbed.mode import Mode
 from testbed.node import first_info
 from testbed.node.assigners import UeView, config_orders, daemon_policy_assigner
 from testbed.node.config import BsConfig, UeConfig, parse_config
 from testbed.node.first_info import UeFirstInfo
-from testbed.node.training import LearningBs, LearningUe
+from testbed.node.training import LearningBs, LearningUe, UeLink
 from testbed.policy.choice import Allocation, SentPolicy, capability_of
 from testbed.policy.cpufreq import FrequencyTable, SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.grouping import GroupingConfig
@@ -185,6 +188,13 @@ def test_ue_on_a_host_without_cpufreq_names_the_config_field(tmp_path, monkeypat
     assert caught.value.exit_status == 2 and "SimulatedCpuFreq" not in str(caught.value)
 
 
+def _heard(ues: dict[str, LearningUe], noise_var: float = 1e-3) -> dict[str, dict[int, Heard]]:
+    """Each UE's latest analog frames as a receiver reports them: at unit mean power, with their noise."""
+    return {ue: {f: Heard(None, 0, ANALOG_MCS, 30.0, 0.0, symbols=x / np.sqrt(np.mean(np.abs(x) ** 2)),
+                          noise_var=noise_var) for f, x in enumerate(u.last_analog)}
+            for ue, u in ues.items()}  # fmt: skip
+
+
 def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
     bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     ues = {f"ue-{i}": LearningUe.for_shard(BS.training, f"ue-{i}", i - 1) for i in (1, 2, 3)}
@@ -198,7 +208,7 @@ def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
         if r == 2:  # a poisoned update (the guards refuse it) and bytes that are no message (the wire does)
             uploads["ue-1"] = wire.encode_update(_nan_update(bs), bs.runner.round_index)
             uploads["ue-2"] = b"\x93garbage"
-        out = bs.consume(r, uploads)["training"]
+        out = bs.consume(r, uploads, _heard(ues))["training"]
         losses.append(out["loss"])
         assert out["model_finite"] and math.isfinite(out["loss"]) and 0 <= out["accuracy"] <= 1
         if r == 2:
@@ -208,6 +218,20 @@ def test_bs_refuses_bad_uploads_and_trains_on_the_rest() -> None:
             assert out["refused"] == {} and out["late"] == []
     assert bs.runner.raw_uploaded[2] == 60  # three blocks of 20 raw samples from ue-3
     assert all(not torch.equal(b, p) for b, p in zip(before, bs.model.parameters(), strict=True))
+
+
+def test_a_ue_trains_through_its_own_measured_link_snr() -> None:
+    """The configured [training] SNR (20 dB unset) holds only until the UE has measured its link; then every
+    local step simulates the measured SNR (fails on the old code: every UE trained at the fixed 20 dB)."""
+    bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
+    ue = LearningUe.for_shard(BS.training, "ue-1", 0)
+    model = bs.model_bytes(1, config_orders(BS.assign, list(BS.bs.ues)), [])
+    ue.upload_bytes(1, model, _assign("distributed"), UeLink())
+    assert ue.local.snr_db == 20.0 and ue.local.channel(0.0).noise_var == pytest.approx(0.01)
+    ue.upload_bytes(1, model, _assign("distributed"), UeLink(snr_db=4.0))
+    assert ue.local.channel(0.0).noise_var == pytest.approx(10**-0.4)
+    ue.upload_bytes(1, model, _assign("distributed"), UeLink())  # no new measurement: the last one stays
+    assert ue.local.snr_db == 4.0
 
 
 def test_a_joint_update_that_fails_part_way_leaves_the_last_good_model(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,7 +283,7 @@ def test_a_restarted_bs_continues_with_the_same_model_and_raw_samples() -> None:
 
     def run(bs: LearningBs, r: int) -> dict:
         model = bs.model_bytes(r, orders, [])
-        return bs.consume(r, {ue: u.upload_bytes(r, model, _assign(modes[ue])) for ue, u in ues.items()})
+        return bs.consume(r, {ue: u.upload_bytes(r, model, _assign(modes[ue])) for ue, u in ues.items()}, _heard(ues))
 
     straight = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     for r in (1, 2):

@@ -24,9 +24,9 @@ PATCH = """
 import time
 from testbed.node import training
 _step = training.PlaceholderUe.upload_bytes
-def upload_bytes(self, round_no, model, assign, local_steps=None):
+def upload_bytes(self, round_no, model, assign, local_steps=None, link=None):
 {behaviour}
-    return _step(self, round_no, model, assign, local_steps)
+    return _step(self, round_no, model, assign, local_steps, link)
 training.PlaceholderUe.upload_bytes = upload_bytes
 """
 # Pure Python: holds the GIL except at the interpreter's switch interval (unlike torch ops, which release it).
