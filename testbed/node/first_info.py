@@ -144,13 +144,13 @@ class UeFirstInfo:
         options: Sequence[WorkOption],
         assign: protocol.Assign,
         tx_power_dbm: float,
-        upload_airtime_s: Callable[[int], float],
+        upload_airtime_s: Callable[[WorkOption], float],
     ) -> WorkPlan:
         """The most of ``options`` that ASSIGN's per-round budget allows (policy/budget.py), priced at the
-        applied clock and ``tx_power_dbm`` (the radio's applied power) with ``upload_airtime_s(bytes)``."""
+        applied clock and ``tx_power_dbm`` (the radio's applied power) with ``upload_airtime_s(option)``."""
 
         def energy(o: WorkOption) -> float:
-            return sum(self.energy_j(o.samples, o.cycle_fraction, upload_airtime_s(o.upload_bytes), tx_power_dbm))
+            return sum(self.energy_j(o.samples, o.cycle_fraction, upload_airtime_s(o), tx_power_dbm))
 
         plan = fit_budget(options, energy, assign.energy_budget_j)
         if plan.action != "full":

@@ -296,8 +296,9 @@ class LearningUe:
             size = self._update_bytes()
             return [WorkOption(k, k * w.batch_size, 1.0, size) for k in range(w.steps, 0, -1)]
         if mode is Mode.CENTRALIZED_DECODER:
-            return [WorkOption(k, k * w.batch_size, fraction, self._symbols_bytes(k * w.batch_size))
-                    for k in range(w.steps, 0, -1)]  # fmt: skip
+            k_sym = self.codec.num_symbols
+            return [WorkOption(k, k * w.batch_size, fraction, self._index_bytes(k * w.batch_size),
+                               k * w.batch_size * k_sym) for k in range(w.steps, 0, -1)]  # fmt: skip
         request = wire.decode_model(model, self.model).raw_requests.get(self.ue_id)
         if mode is Mode.CENTRALIZED_FULL and request is not None:
             return [WorkOption(0, 0, 1.0, self._raw_bytes(*request))]
@@ -338,13 +339,11 @@ class LearningUe:
         zeros = {n: torch.zeros_like(p) for n, p in self.model.named_parameters()}
         return len(wire.encode_update(Update(self.ue_id, zeros, _WIDEST), _WIDEST))
 
-    def _symbols_bytes(self, rows: int) -> int:
-        """The symbol upload priced as if its analog values went digitally, 8 bytes each, plus its index: an
-        upper bound on its airtime (an analog frame carries one value per subcarrier and OFDM symbol)."""
+    def _index_bytes(self, rows: int) -> int:
+        """The digital index of a symbol upload of ``rows`` rows (its analog frames are priced apart)."""
         sent = SentSymbols(self.ue_id, torch.ones(rows, self.codec.num_symbols, dtype=torch.complex64),
                            torch.zeros(rows, dtype=torch.int64))  # fmt: skip
-        index, frames = wire.encode_symbols(sent, _WIDEST, DEFAULT_ANALOG_FRAME_SYMBOLS)
-        return len(index) + 8 * sum(f.size for f in frames)
+        return len(wire.encode_symbols(sent, _WIDEST, DEFAULT_ANALOG_FRAME_SYMBOLS)[0])
 
     def _raw_bytes(self, start: int, count: int) -> int:
         return len(wire.encode_raw(self.local.raw(start, count), _WIDEST, _WIDEST))

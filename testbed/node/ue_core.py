@@ -68,7 +68,7 @@ from testbed.node.config import BS_NODE_ID, AirConfig
 from testbed.node.first_info import UeFirstInfo
 from testbed.node.runtime import event, repair_timing
 from testbed.node.training import UeLink, UeTraining
-from testbed.policy.budget import WorkAction, WorkPlan, priced_frames
+from testbed.policy.budget import WorkAction, WorkOption, WorkPlan, priced_frames
 
 log = logging.getLogger(__name__)
 
@@ -403,14 +403,19 @@ class UeCore:
 
     def _plan_work(self, model: bytes, assign: Assign, tx_power_dbm: float) -> WorkPlan | None:
         """Off the loop: the most work ASSIGN's energy budget allows at the applied clock and TX power (None
-        without [training]: no energy model); an upload priced as its frames plus the repair reserve."""
+        without [training]: no energy model); an upload priced as its frames plus the repair reserve, and its
+        analog frames' exact bursts (sent once)."""
         if self.first_info is None:
             return None
         burst_s = self.airtime.burst_s(self.air.frame_payload_bytes, assign.mcs)
         chunk = self.air.frame_payload_bytes - HEADER_BYTES
+        per_frame = self.air.analog_frame_symbols
 
-        def airtime_s(upload_bytes: int) -> float:
-            return priced_frames(frame_count(upload_bytes, chunk)) * burst_s
+        def airtime_s(o: WorkOption) -> float:
+            full, rest = divmod(o.analog_values, per_frame)
+            sizes = [per_frame] * full + ([rest] if rest else [])
+            analog = sum(frame_num_samples(self.air.phy, n, ANALOG_MCS) for n in sizes) / self.air.sample_rate_hz
+            return priced_frames(frame_count(o.upload_bytes, chunk)) * burst_s + analog
 
         return self.first_info.plan_work(self.training.work_options(model, assign), assign, tx_power_dbm, airtime_s)
 

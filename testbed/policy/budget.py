@@ -27,12 +27,14 @@ REPAIR_RESERVE = 0.25
 @dataclass(frozen=True)
 class WorkOption:
     """One way to do a UE's round: ``local_steps`` minibatches (0: no local training, e.g. a raw upload),
-    ``samples`` at ``cycle_fraction`` of a full training step each, and an upload of ``upload_bytes``."""
+    ``samples`` at ``cycle_fraction`` of a full training step each, and an upload of ``upload_bytes`` (digital,
+    with ARQ) and ``analog_values`` complex values (semantic symbols as analog frames, sent once)."""
 
     local_steps: int
     samples: int
     cycle_fraction: float
     upload_bytes: int
+    analog_values: int = 0
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ def test_lossy_analog_frames_carry_exact_labels_and_rows(medium, monkeypatch) ->
     decoded: dict[str, list] = {ue: [] for ue in SYMBOL_UES}
     symbols, decode = LocalUe.symbols, wire.decode_symbols
 
-    def spy_symbols(self, model, work):
-        out = symbols(self, model, work)
+    def spy_symbols(self, model, work, idx=None):
+        out = symbols(self, model, work, idx)
         sent[self.name].append(out)
         return out
 
@@ -45,8 +45,8 @@ def test_lossy_analog_frames_carry_exact_labels_and_rows(medium, monkeypatch) ->
     engine = Engine(scenario, "hybrid", medium=medium)
     engine.start()
     link = engine.network.link
-    if isinstance(link, ModelFrameLink):
-        link.loss = 0.2
+    if isinstance(link, ModelFrameLink):  # the symbol UEs' uplinks: a broadcast repaired for ten lossy UEs in
+        link.loss = {(i + 1, 0): 0.2 for i in range(len(SYMBOL_UES))}  # 8 passes may run out by chance
     else:
         link.medium.frame_loss = 0.2  # type: ignore[attr-defined]
     for _ in range(3):
@@ -62,6 +62,7 @@ def test_lossy_analog_frames_carry_exact_labels_and_rows(medium, monkeypatch) ->
                 assert a["snr_db"] == pytest.approx(record["uplink_snr_db"][ue], abs=1.5)
     assert lost > 0  # some frames were lost, none resent, and the rounds went on
     rows = FRAME_SYMBOLS // 8
+    errors, estimates = [], []
     for ue in SYMBOL_UES:
         assert len(sent[ue]) == len(decoded[ue]) == 3
         for record, s, (frames, up) in zip(engine.records, sent[ue], decoded[ue], strict=True):
@@ -71,4 +72,8 @@ def test_lossy_analog_frames_carry_exact_labels_and_rows(medium, monkeypatch) ->
             keep = [i for f in frames for i in range(f * rows, min((f + 1) * rows, len(s.labels)))]
             assert torch.equal(up.labels, s.labels[keep])  # exact labels, in frame order
             err = (up.received - s.symbols[keep]).abs().pow(2).mean() / s.symbols[keep].abs().pow(2).mean()
-            assert 10 * np.log10(float(err)) == pytest.approx(10 * np.log10(up.noise_var), abs=1.0)
+            # one upload of a few hundred values: within 2 dB; pooled over the run: within 1 dB (below)
+            assert 10 * np.log10(float(err)) == pytest.approx(10 * np.log10(up.noise_var), abs=2.0)
+            errors.append(float(err) * len(keep))
+            estimates.append(up.noise_var * len(keep))
+    assert 10 * np.log10(sum(errors) / sum(estimates)) == pytest.approx(0.0, abs=1.0)

@@ -151,7 +151,7 @@ def test_a_symbol_upload_cut_short_by_the_budget_weighs_in_by_its_rows(digits_sp
             if a.mode is Mode.DISTRIBUTED:
                 arrived[ue.name] = ue.distributed(runner.model, runner.scratch, full)
             else:
-                arrived[ue.name] = ue.symbols(runner.model, work)
+                arrived[ue.name] = ue.symbols(runner.model, work).through(ue.channel(0.0))
         runner.finish_round(plan, arrived)
     weak = sum(runner.registered[p.name] for p in runner.profiles if p.weak)
     (n_d, n_c_full, phi_full), (_, n_c_half, phi_half) = seen

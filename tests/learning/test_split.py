@@ -26,7 +26,7 @@ SYMBOLS_ONLY = FixedAssignment(Mode.CENTRALIZED_DECODER, Mode.IDLE)  # weak UEs 
 def _symbol_round(runner):
     """Round of the weak UEs' symbols (what the BS received), run by hand: (plan, uploads)."""
     plan = runner.plan_round(SYMBOLS_ONLY.assign(runner.round_index, runner.profiles))
-    uploads = {ue.name: ue.symbols(runner.model, WORK) for ue in runner.ues[:2]}
+    uploads = {ue.name: ue.symbols(runner.model, WORK).through(ue.channel(0.0)) for ue in runner.ues[:2]}
     return plan, uploads
 
 
@@ -118,7 +118,7 @@ def test_split_trains_the_encoder_from_symbols_alone_one_round_late(digits_split
             before = copy.deepcopy(bs.model.encoder.state_dict())
             model = bs.model_bytes(r, _orders(Mode.CENTRALIZED_DECODER), ())
             uploads = {ue.ue_id: ue.upload_bytes(r, model, _assign(Mode.CENTRALIZED_DECODER)) for ue in ues}
-            record = bs.consume(r, uploads)["training"]
+            record = bs.consume(r, uploads, _analog(ues))["training"]
             assert record["refused"] == {}, record
             moved.append(any(not torch.equal(before[k], v) for k, v in bs.model.encoder.state_dict().items()))
         return moved
@@ -136,7 +136,7 @@ def test_a_malformed_downlink_section_is_refused_by_that_ue_and_its_round_goes_o
     bs = _bs(LearningBs, t)
     ues = [LearningUe.for_shard(t, f"ue-{i}", i) for i in range(2)]
     model = bs.model_bytes(0, _orders(Mode.CENTRALIZED_DECODER), ())
-    bs.consume(0, {ue.ue_id: ue.upload_bytes(0, model, _assign(Mode.CENTRALIZED_DECODER)) for ue in ues})
+    bs.consume(0, {ue.ue_id: ue.upload_bytes(0, model, _assign(Mode.CENTRALIZED_DECODER)) for ue in ues}, _analog(ues))
     good = bs.model_bytes(1, _orders(Mode.CENTRALIZED_DECODER), ())
     msg = wire._decode(good, wire.ModelMsg, "test")
     sections = dict(msg.symbol_grads)
@@ -149,7 +149,7 @@ def test_a_malformed_downlink_section_is_refused_by_that_ue_and_its_round_goes_o
         uploads[ue.ue_id] = ue.upload_bytes(1, bad, _assign(Mode.CENTRALIZED_DECODER))
     assert "needs" in ues[0].split_refused and "9" in ues[0].split_refused, ues[0].split_refused
     assert "round 7" in ues[1].split_refused, ues[1].split_refused
-    record = bs.consume(1, uploads)["training"]
+    record = bs.consume(1, uploads, _analog(ues))["training"]
     assert record["refused"] == {} and record["round_index"] == 1  # symbols used, no encoder gradient sent
     assert all(wire._decode(b, wire.SymbolsMsg, "t").split is None for b in uploads.values())
 
@@ -163,7 +163,7 @@ def test_a_bad_encoder_gradient_upload_is_refused_with_a_reason_and_the_round_go
     bs = _bs(LearningBs, t)
     ues = [LearningUe.for_shard(t, f"ue-{i}", i) for i in range(2)]
     model = bs.model_bytes(0, _orders(Mode.CENTRALIZED_DECODER), ())
-    bs.consume(0, {ue.ue_id: ue.upload_bytes(0, model, _assign(Mode.CENTRALIZED_DECODER)) for ue in ues})
+    bs.consume(0, {ue.ue_id: ue.upload_bytes(0, model, _assign(Mode.CENTRALIZED_DECODER)) for ue in ues}, _analog(ues))
     model = bs.model_bytes(1, _orders(Mode.CENTRALIZED_DECODER), ())
     uploads = {ue.ue_id: ue.upload_bytes(1, model, _assign(Mode.CENTRALIZED_DECODER)) for ue in ues}
     shaped = wire._decode(uploads["ue-0"], wire.SymbolsMsg, "t")
@@ -180,14 +180,14 @@ def test_a_bad_encoder_gradient_upload_is_refused_with_a_reason_and_the_round_go
     uploads["ue-1"] = wire._encode(msgspec.structs.replace(nan, split=nan_split))
     theta = copy.deepcopy(bs.model.decoder.state_dict())
     phi = copy.deepcopy(bs.model.encoder.state_dict())
-    record = bs.consume(1, uploads)["training"]
+    record = bs.consume(1, uploads, _analog(ues))["training"]
     assert f"symbols from ue-0 encoder gradient {name}: expected <f4 with" in record["refused"]["ue-0"]  # bytes
     assert record["refused"]["ue-1"].startswith("split gradient:") and "NaN" in record["refused"]["ue-1"]
     assert record["model_finite"] and record["round_index"] == 1
     assert any(not torch.equal(theta[k], v) for k, v in bs.model.decoder.state_dict().items())  # ue-1's symbols
     assert all(torch.equal(phi[k], v) for k, v in bs.model.encoder.state_dict().items())  # no good phi gradient
     with pytest.raises(LearningError, match="split learning is off here"):
-        wire.decode_symbols(uploads["ue-1"], "ue-1", 8, 10, 1, None)
+        wire.decode_symbols(uploads["ue-1"], _frames(ues[1]), "ue-1", 8, 10, 1, None)
 
 
 def test_an_encoder_gradient_the_bs_did_not_ask_for_is_refused(digits_split, make_runner) -> None:
@@ -206,6 +206,22 @@ def _update_of(source, tensors):
 
 
 # --- helpers: the BS and UE training objects of the daemons, driven without the cores --------------------------
+def _frames(ue):
+    """The UE's latest analog frames as a noiseless receiver reports them (unit mean power, a small noise)."""
+    import numpy as np
+
+    return {f: (x / np.sqrt(np.mean(np.abs(x) ** 2)), 1e-3) for f, x in enumerate(ue.last_analog)}
+
+
+def _analog(ues):
+    """What the BS core hands LearningBs.consume: each UE's analog frames, as heard."""
+    from testbed.link.analog import ANALOG_MCS
+    from testbed.link.framelink import Heard
+
+    return {ue.ue_id: {f: Heard(None, 0, ANALOG_MCS, 30.0, 0.0, symbols=x, noise_var=v)
+                       for f, (x, v) in _frames(ue).items()} for ue in ues}  # fmt: skip
+
+
 def _bs(cls, t):
     from testbed.node.config import AirConfig
 
@@ -238,4 +254,5 @@ def test_with_the_option_off_the_bytes_are_those_of_before(digits_split, make_ru
     runner.finish_round(plan, uploads)
     assert runner.symbol_grads == {} and runner.plan_round(SYMBOLS_ONLY.assign(1, runner.profiles)).symbol_grads == {}
     assert b"symbol_grads" not in wire.encode_model(runner.model, 1, {}, {})
-    assert b"split" not in wire.encode_symbols(uploads["ue0"], 0)
+    index, _ = wire.encode_symbols(runner.ues[0].symbols(runner.model, WORK), 0, 4800)
+    assert b"split" not in index
