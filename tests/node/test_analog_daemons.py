@@ -19,8 +19,8 @@ UE_DUMP = """
 import itertools, numpy as np
 from testbed.learning.modes import LocalUe
 _symbols, _count = LocalUe.symbols, itertools.count()
-def symbols(self, model, work):
-    out = _symbols(self, model, work)
+def symbols(self, model, work, idx=None):
+    out = _symbols(self, model, work, idx)
     np.savez(f"symbols-ue-{next(_count)}.npz", symbols=out.symbols.numpy(), labels=out.labels.numpy())
     return out
 LocalUe.symbols = symbols
@@ -58,11 +58,16 @@ def test_symbols_cross_the_hub_as_analog_frames_and_the_decoder_trains_on_them(t
             assert a["frames_sent"] == a["frames_received"] == 1  # 32 images x 4 symbols: one frame
             assert math.isfinite(a["snr_db"]) and abs(a["snr_db"] - r["uplink_snr_db"]["ue-2"]) < 1.5, r
             assert r["uploads"]["ue-2"]["bytes"] < 200  # digital: the labels and the frame index only
+        errors, estimates = [], []
         for k in range(ROUNDS):
             sent, got = np.load(tmp_path / f"symbols-ue-{k}.npz"), np.load(tmp_path / f"symbols-bs-{k}.npz")
             assert np.array_equal(sent["labels"], got["labels"]) and got["symbols"].shape == sent["symbols"].shape
             err = np.mean(np.abs(got["symbols"] - sent["symbols"]) ** 2) / np.mean(np.abs(sent["symbols"]) ** 2)
-            assert abs(10 * np.log10(err) - 10 * np.log10(float(got["noise_var"]))) < 1.0, (err, got["noise_var"])
+            # one frame of 128 values: within 2 dB; the run's, pooled: within 1 dB
+            assert abs(10 * np.log10(err) - 10 * np.log10(float(got["noise_var"]))) < 2.0, (err, got["noise_var"])
+            errors.append(float(err))
+            estimates.append(float(got["noise_var"]))
+        assert abs(10 * np.log10(sum(errors) / sum(estimates))) < 1.0, (errors, estimates)
         frames = ues[1].wait_event(lambda e: e.get("event") == "analog_frames", 10, "analog_frames")
         assert frames["frames"] == 1 and frames["symbols"] == 32 * 4
         received = ues[1].wait_event(lambda e: e.get("event") == "model_received", 10, "model_received")

@@ -226,11 +226,11 @@ def test_a_ue_trains_through_its_own_measured_link_snr() -> None:
     bs = LearningBs.for_ues(BS.training, list(BS.bs.ues), BS.air, 20.0)
     ue = LearningUe.for_shard(BS.training, "ue-1", 0)
     model = bs.model_bytes(1, config_orders(BS.assign, list(BS.bs.ues)), [])
-    ue.upload_bytes(1, model, _assign("distributed"), UeLink())
+    ue.upload_bytes(1, model, _assign("distributed"), link=UeLink())
     assert ue.local.snr_db == 20.0 and ue.local.channel(0.0).noise_var == pytest.approx(0.01)
-    ue.upload_bytes(1, model, _assign("distributed"), UeLink(snr_db=4.0))
+    ue.upload_bytes(1, model, _assign("distributed"), link=UeLink(snr_db=4.0))
     assert ue.local.channel(0.0).noise_var == pytest.approx(10**-0.4)
-    ue.upload_bytes(1, model, _assign("distributed"), UeLink())  # no new measurement: the last one stays
+    ue.upload_bytes(1, model, _assign("distributed"), link=UeLink())  # no new measurement: the last one stays
     assert ue.local.snr_db == 4.0
 
 
