@@ -128,15 +128,7 @@ def test_split_trains_the_encoder_from_symbols_alone_one_round_late(digits_split
 
 
 def test_a_malformed_downlink_section_is_refused_by_that_ue_and_its_round_goes_on(digits_split) -> None:
-    from testbed.learning.spec import TrainingSpec
-    from testbed.node.training import LearningBs, LearningUe
-
-    t = TrainingSpec(dataset="digits", seed=3, num_shards=2, num_symbols=8, decoder_hidden=32, local_steps=2,
-                     batch_size=16, split_gradient=True)  # fmt: skip
-    bs = _bs(LearningBs, t)
-    ues = [LearningUe.for_shard(t, f"ue-{i}", i) for i in range(2)]
-    model = bs.model_bytes(0, _orders(Mode.CENTRALIZED_DECODER), ())
-    bs.consume(0, {ue.ue_id: ue.upload_bytes(0, model, _assign(Mode.CENTRALIZED_DECODER)) for ue in ues}, _analog(ues))
+    bs, ues = _after_round_0()
     good = bs.model_bytes(1, _orders(Mode.CENTRALIZED_DECODER), ())
     msg = wire._decode(good, wire.ModelMsg, "test")
     sections = dict(msg.symbol_grads)
@@ -155,15 +147,7 @@ def test_a_malformed_downlink_section_is_refused_by_that_ue_and_its_round_goes_o
 
 
 def test_a_bad_encoder_gradient_upload_is_refused_with_a_reason_and_the_round_goes_on(digits_split) -> None:
-    from testbed.learning.spec import TrainingSpec
-    from testbed.node.training import LearningBs, LearningUe
-
-    t = TrainingSpec(dataset="digits", seed=3, num_shards=2, num_symbols=8, decoder_hidden=32, local_steps=2,
-                     batch_size=16, split_gradient=True)  # fmt: skip
-    bs = _bs(LearningBs, t)
-    ues = [LearningUe.for_shard(t, f"ue-{i}", i) for i in range(2)]
-    model = bs.model_bytes(0, _orders(Mode.CENTRALIZED_DECODER), ())
-    bs.consume(0, {ue.ue_id: ue.upload_bytes(0, model, _assign(Mode.CENTRALIZED_DECODER)) for ue in ues}, _analog(ues))
+    bs, ues = _after_round_0()
     model = bs.model_bytes(1, _orders(Mode.CENTRALIZED_DECODER), ())
     uploads = {ue.ue_id: ue.upload_bytes(1, model, _assign(Mode.CENTRALIZED_DECODER)) for ue in ues}
     shaped = wire._decode(uploads["ue-0"], wire.SymbolsMsg, "t")
@@ -206,6 +190,20 @@ def _update_of(source, tensors):
 
 
 # --- helpers: the BS and UE training objects of the daemons, driven without the cores --------------------------
+def _after_round_0():
+    """The daemons' BS and two symbol UEs with split learning on, after round 0 (no symbol gradient yet)."""
+    from testbed.learning.spec import TrainingSpec
+    from testbed.node.training import LearningBs, LearningUe
+
+    t = TrainingSpec(dataset="digits", seed=3, num_shards=2, num_symbols=8, decoder_hidden=32, local_steps=2,
+                     batch_size=16, split_gradient=True)  # fmt: skip
+    bs = _bs(LearningBs, t)
+    ues = [LearningUe.for_shard(t, f"ue-{i}", i) for i in range(2)]
+    model = bs.model_bytes(0, _orders(Mode.CENTRALIZED_DECODER), ())
+    bs.consume(0, {ue.ue_id: ue.upload_bytes(0, model, _assign(Mode.CENTRALIZED_DECODER)) for ue in ues}, _analog(ues))
+    return bs, ues
+
+
 def _frames(ue):
     """The UE's latest analog frames as a noiseless receiver reports them (unit mean power, a small noise)."""
     import numpy as np
