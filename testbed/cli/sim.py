@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     stack = Stack(args.out, scenario, rounds=rounds, seed=scenario.training.seed, rule=args.rule)
+    signal.signal(signal.SIGTERM, _interrupted)  # a SIGTERM (systemd, timeout) stops the stack as Ctrl-C does
     start = time.monotonic()
     records: list[dict[str, Any]] = []
     statuses: dict[str, int | None] = {}
@@ -83,6 +85,10 @@ def _run(args: argparse.Namespace) -> int:
     (args.out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
     emit(summary, as_json=args.json, human=_human)
     return 0
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _human(s: dict[str, Any]) -> str:

@@ -60,3 +60,39 @@ def test_an_earlier_run_and_a_bad_scenario_are_refused_with_one_line(tmp_path: P
     done = sim(str(bad), "--out", str(tmp_path / "other"), timeout_s=120)
     assert done.returncode == 2 and "speed_of_light" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "other" / "logs").exists()  # nothing started
+
+
+def _children_in(run: Path) -> list[int]:
+    """Processes whose working directory is the run directory (the stack's children)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if Path(proc / "cwd").resolve() == run.resolve():
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_a_sigterm_stops_the_whole_stack(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    sim_proc = subprocess.Popen([sys.executable, "-m", "testbed", "sim", str(DATA / "sim_tiny.toml"), "--out",
+                                 str(run)], cwd=REPO, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert sim_proc.stderr is not None
+        line = sim_proc.stderr.readline()  # "sim: hub, BS and 4 UEs started ..."
+        assert line.startswith("sim: hub, BS and 4 UEs started"), line
+        assert len(_children_in(run)) == 6
+        sim_proc.send_signal(signal.SIGTERM)
+        assert sim_proc.wait(60) == 130
+        deadline = time.monotonic() + 10
+        while _children_in(run) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _children_in(run) == []  # nothing left running
+    finally:
+        if sim_proc.poll() is None:
+            sim_proc.kill()
