@@ -32,7 +32,6 @@ from testbed.control.protocol import (
     CapabilityReport,
     ChannelReport,
     Error,
-    FirstInfo,
     ModeChoice,
     Nack,
     UplinkDone,
@@ -60,11 +59,11 @@ from testbed.node.actions import (
     StartJob,
     Transmit,
 )
-from testbed.node.assigners import Assigner, Offer, Orders, UeView
+from testbed.node.assigners import Assigner, Orders, UeView
 from testbed.node.config import BS_NODE_ID, AirConfig, BsSection
+from testbed.node.exchange import FirstInfoExchange
 from testbed.node.runtime import event, repair_timing
 from testbed.node.training import BsTraining
-from testbed.policy.wire import choice_from_wire, first_info_to_wire
 
 log = logging.getLogger(__name__)
 
@@ -177,13 +176,7 @@ class BsCore:
         self._consuming: _Consuming | None = None
         self._job_id = 0
         # first information: what was last sent to each UE, this round's offers and answers, the last choices
-        self.first_info_revision = 0
-        self._sent_info: dict[str, FirstInfo] = {}
-        self._offers: dict[str, Offer] = {}
-        self._offered_s: float | None = None
-        self._views: list[UeView] = []
-        self._answers: dict[str, ModeChoice | str] = {}  # this round: the accepted choice, or why none
-        self._accepted: dict[str, Mode] = {}  # each UE's last accepted mode (kept if it refuses a FIRST_INFO)
+        self.exchange = FirstInfoExchange(assigner)
         self._sounding: int | None = None  # job id of the sounding burst until it is on the air
         self._sounded = False
         self._on_event = {"joined": self._joined, "gone": self._gone, "left": self._gone,
@@ -205,7 +198,7 @@ class BsCore:
             "tracker": self.tracker.state(),
             "channels": {ue: msgspec.to_builtins(r) for ue, r in self.channels.items()},
             "capabilities": {ue: msgspec.to_builtins(r) for ue, r in self.capabilities.items()},
-            "first_info_revision": self.first_info_revision,
+            "first_info_revision": self.exchange.revision,
         }
 
     def load_state_dict(self, state: Mapping[str, Any], *, next_round_s: float = 0.0) -> None:
@@ -216,7 +209,7 @@ class BsCore:
         self.tracker = ChannelTracker.from_state(state["tracker"])
         self.channels = {ue: msgspec.convert(r, ChannelReport) for ue, r in state["channels"].items()}
         self.capabilities = {ue: msgspec.convert(r, CapabilityReport) for ue, r in state["capabilities"].items()}
-        self.first_info_revision = int(state["first_info_revision"])
+        self.exchange.revision = int(state["first_info_revision"])
         self._sounded = bool(self.tracker.links() or self.channels)
         self.next_round_s = next_round_s
 
@@ -287,36 +280,17 @@ class BsCore:
         return []
 
     def _mode_choice(self, ev: Event) -> list[Action]:
-        """A UE's MODE_CHOICE: accepted if it answers this round's offer and the policy applied to its figures
-        gives it; else refused with ERROR inconsistent_choice and the reason (the UE sits the round out)."""
-        body: ModeChoice = ev.message.body  # type: ignore[union-attr,assignment]
-        ue, offer = ev.ue_id, self._offers.get(ev.ue_id)
-        sent = self._sent_info.get(ue)
-        if offer is None or sent is None or body.revision != sent.revision or ue in self._answers:
-            log.info("MODE_CHOICE of %s (revision %d) answers no open offer; ignored", ue, body.revision)
-            return []
-        view = next((v for v in self._views if v.ue_id == ue), None)
-        if view is not None:  # the CHANNEL_REPORT it sent just before is part of the figures it chose by
+        """A UE's MODE_CHOICE, checked on its figures as the BS holds them now (the CHANNEL_REPORT it sent just
+        before is part of what it chose by)."""
+        ue, view = ev.ue_id, self.exchange.offered_view(ev.ue_id)
+        if view is not None:
             view = UeView(ue, self.capabilities.get(ue), view.uplink_snr_db, self._downlink_snr_db(ue))
-        choice = choice_from_wire(body)
-        reason = "not in this round's plan" if view is None else self.assigner.check(view, offer, choice)
-        event(log, "mode_choice", ue=ue, mode=body.mode, group=body.group, capability=body.capability,
-              channel_snr_db=body.channel_snr_db, channel_source=body.channel_source, refused=reason,
-              why=body.reason)  # fmt: skip
-        if reason is not None:
-            self._answers[ue] = reason
-            return [Send(Error("inconsistent_choice", reason[:256]), ue)]
-        self._answers[ue] = body
-        self._accepted[ue] = body.mode
-        return []
+        return self.exchange.answer(ue, ev.message.body, view)  # type: ignore[union-attr,arg-type]
 
     def _ue_error(self, ev: Event) -> list[Action]:
-        """ERROR refused_first_info: the UE keeps its last valid first information, so its last accepted
-        choice stands (none: it sits the round out)."""
         body: Error = ev.message.body  # type: ignore[union-attr,assignment]
-        if body.code == "refused_first_info" and ev.ue_id in self._offers and ev.ue_id not in self._answers:
-            log.warning("UE %s refused FIRST_INFO: %s", ev.ue_id, body.detail)
-            self._answers[ev.ue_id] = f"refused FIRST_INFO: {body.detail}"
+        if body.code == "refused_first_info":
+            self.exchange.refused(ev.ue_id, body.detail)
         return []
 
     # --- radio ------------------------------------------------------------------------------------------
@@ -402,30 +376,21 @@ class BsCore:
     def _choose(self, mapped: list[str]) -> list[Action]:
         """Before a round: sound the links if some UE has none measured, offer FIRST_INFO, collect the choices;
         the round starts when every UE answered or ``capability_wait_s`` passed since the offer."""
-        if self._offered_s is None:
+        if self.exchange.offered_s is None:
             if self._sounding is not None:
                 return []  # the sounding burst is not on the air yet
             unmeasured = [ue for ue in mapped if self.tracker.snr_db(self.bs.ues[ue], BS_NODE_ID) is None
                           and ue not in self.channels]  # fmt: skip
             if unmeasured and not self._sounded:
                 return self._sound(mapped)
-            return self._offer(mapped)
-        waiting = [ue for ue in self._offers if ue not in self._answers and ue in self.live]
-        if waiting and self.now() - self._offered_s < self.bs.capability_wait_s:
+            return self.exchange.offer([self._view(ue) for ue in mapped], self.now())
+        waiting = self.exchange.waiting(self.live)
+        if waiting and self.now() - self.exchange.offered_s < self.bs.capability_wait_s:
             return []
         if waiting:
             log.warning("no MODE_CHOICE from %s within %.0f s of FIRST_INFO: they sit this round out",
                         ", ".join(waiting), self.bs.capability_wait_s)  # fmt: skip
-        chosen = {}
-        for ue in self._offers:
-            answer = self._answers.get(ue)
-            if isinstance(answer, ModeChoice):
-                chosen[ue] = answer.mode
-            elif isinstance(answer, str) and answer.startswith("refused FIRST_INFO"):
-                chosen[ue] = self._accepted.get(ue, Mode.IDLE)  # it keeps its last valid first information
-            else:
-                chosen[ue] = Mode.IDLE
-        return self._start(chosen)
+        return self._start(self.exchange.chosen())
 
     def _sound(self, ues: list[str]) -> list[Action]:
         """One short broadcast in the BS's slot: each UE measures the downlink from it (CHANNEL_REPORT)."""
@@ -441,25 +406,6 @@ class BsCore:
         event(log, "sounding", ues=ues, mcs=self.air.slowest_mcs)
         return [Transmit(job)]
 
-    def _offer(self, ues: list[str]) -> list[Action]:
-        """FIRST_INFO to every UE; a new revision whenever what a UE is sent changed."""
-        self._views = [self._view(ue) for ue in ues]
-        self._offers = self.assigner.offers(self._views)
-        self._answers = {}
-        self._offered_s = self.now()
-        actions: list[Action] = []
-        for v in self._views:
-            body = first_info_to_wire(self._offers[v.ue_id].policy, self._offers[v.ue_id].allocation, v.uplink_snr_db)
-            last = self._sent_info.get(v.ue_id)
-            same = last is not None and msgspec.structs.replace(last, revision=0) == body
-            if not same:
-                self.first_info_revision += 1
-            body = msgspec.structs.replace(body, revision=last.revision if same else self.first_info_revision)  # type: ignore[union-attr]
-            self._sent_info[v.ue_id] = body
-            actions.append(Send(body, v.ue_id))
-        event(log, "first_info", ues=ues, revision=self.first_info_revision)
-        return actions
-
     def _start(self, chosen: Mapping[str, Mode] | None) -> list[Action]:
         """Open a round: ASSIGN (the modes the UEs chose; None: the assigner's own), the model broadcast."""
         bs, air = self.bs, self.air
@@ -472,9 +418,7 @@ class BsCore:
         views = [self._view(ue) for ue in slotted]
         uplink_mcs = {v.ue_id: policy.choose(v.uplink_snr_db) for v in views}  # effective SNR: selectivity counts
         orders = self.assigner.orders(views, chosen)
-        choices = {ue: msgspec.to_builtins(a) for ue, a in self._answers.items() if isinstance(a, ModeChoice)}
-        refused = {ue: a for ue, a in self._answers.items() if isinstance(a, str)}
-        self._offered_s, self._offers, self._answers = None, {}, {}
+        choices, refused = self.exchange.close()
         actions: list[Action] = []
         for ue in slotted:
             o, grant = orders[ue], schedule.grant_for(bs.ues[ue])
@@ -544,7 +488,7 @@ class BsCore:
             "modes": {ue: o.mode for ue, o in rnd.orders.items()},
             "choices": rnd.choices,
             "choices_refused": rnd.refused,
-            "first_info_revision": self.first_info_revision,
+            "first_info_revision": self.exchange.revision,
             "ue_energy_j": dict(rnd.energy_j),
             "ue_compute_s": dict(rnd.compute_s),
             "uplink_done_s": dict(rnd.done_s),
