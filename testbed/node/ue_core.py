@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -407,15 +407,12 @@ class UeCore:
         analog frames' exact bursts (sent once)."""
         if self.first_info is None:
             return None
-        burst_s = self.airtime.burst_s(self.air.frame_payload_bytes, assign.mcs)
-        chunk = self.air.frame_payload_bytes - HEADER_BYTES
-        per_frame = self.air.analog_frame_symbols
+        chunk, per_frame = self.air.frame_payload_bytes - HEADER_BYTES, self.air.analog_frame_symbols
 
         def airtime_s(o: WorkOption) -> float:
             full, rest = divmod(o.analog_values, per_frame)
             sizes = [per_frame] * full + ([rest] if rest else [])
-            analog = sum(frame_num_samples(self.air.phy, n, ANALOG_MCS) for n in sizes) / self.air.sample_rate_hz
-            return priced_frames(frame_count(o.upload_bytes, chunk)) * burst_s + analog
+            return self._airtime_s(assign.mcs, priced_frames(frame_count(o.upload_bytes, chunk)), sizes)
 
         return self.first_info.plan_work(self.training.work_options(model, assign), assign, tx_power_dbm, airtime_s)
 
@@ -425,8 +422,7 @@ class UeCore:
             return None
         samples, fraction = rnd.work
         compute_j, _ = self.first_info.energy_j(samples, fraction, 0.0, rnd.tx_power_dbm)
-        burst_s = self.airtime.burst_s(self.air.frame_payload_bytes, rnd.assign.mcs)
-        _, frame_j = self.first_info.energy_j(0, 1.0, burst_s, rnd.tx_power_dbm)
+        _, frame_j = self.first_info.energy_j(0, 1.0, self._airtime_s(rnd.assign.mcs, 1.0), rnd.tx_power_dbm)
         return max(0, math.floor((rnd.assign.energy_budget_j - compute_j) / frame_j)) if frame_j > 0 else None
 
     def _uplink_done(self, rnd: _Round, work: WorkAction | None = None) -> Send:
@@ -488,11 +484,15 @@ class UeCore:
         plus the analog frames' exact bursts."""
         if self.first_info is None or rnd.assign is None or rnd.upload is None or rnd.tx_power_dbm is None:
             return {}
-        airtime_s = rnd.upload.frames_sent * self.airtime.burst_s(self.air.frame_payload_bytes, rnd.assign.mcs)
-        analog_samples = sum(frame_num_samples(self.air.phy, f.size, ANALOG_MCS) for f in rnd.analog)
-        airtime_s += analog_samples / self.air.sample_rate_hz  # the analog frames, each sent once
+        airtime_s = self._airtime_s(rnd.assign.mcs, rnd.upload.frames_sent, [f.size for f in rnd.analog])
         samples, fraction = rnd.work
         return self.first_info.account(samples, fraction, airtime_s, rnd.assign, rnd.tx_power_dbm)
+
+    def _airtime_s(self, mcs: str, frames: float, analog_sizes: Iterable[int] = ()) -> float:
+        """Seconds on the air of ``frames`` full digital frames at ``mcs`` (link.airtime) and of analog frames
+        of ``analog_sizes`` values each (their exact bursts)."""
+        analog = sum(frame_num_samples(self.air.phy, n, ANALOG_MCS) for n in analog_sizes)
+        return frames * self.airtime.burst_s(self.air.frame_payload_bytes, mcs) + analog / self.air.sample_rate_hz
 
     def _drop_round(self) -> list[Action]:
         """Forget the current round: its uplink frames not yet on the air are cancelled, and so is its training
