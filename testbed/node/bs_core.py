@@ -60,14 +60,13 @@ from testbed.node.actions import (
     Transmit,
 )
 from testbed.node.assigners import Assigner, Orders, UeView
-from testbed.node.config import BS_NODE_ID, AirConfig, BsSection
+from testbed.node.config import BS_NODE_ID, SOUNDING_OBJECT_ID, AirConfig, BsSection
 from testbed.node.exchange import FirstInfoExchange
 from testbed.node.runtime import event, repair_timing
 from testbed.node.training import BsTraining
 
 log = logging.getLogger(__name__)
 
-SOUNDING_OBJECT_ID = 0  # the BS's sounding burst before a first round (round numbers start at 1)
 SOUNDING_PAYLOAD = bytes(16)
 
 

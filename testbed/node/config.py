@@ -37,6 +37,7 @@ Seconds = Annotated[float, Meta(gt=0.0, le=86400.0)]
 Samples = Annotated[int, Meta(ge=1, le=1 << 40)]
 NodeId = Annotated[int, Meta(ge=1, le=MAX_NODE_ID)]  # link-layer id of a UE; the BS is node 0
 BS_NODE_ID = 0
+SOUNDING_OBJECT_ID = 0  # the BS's sounding burst before a first round: measured, never a download (rounds start at 1)
 ADAPTIVE = "adaptive"
 
 

@@ -64,7 +64,7 @@ from testbed.node.actions import (
     Transmit,
     TxPowerSet,
 )
-from testbed.node.config import BS_NODE_ID, AirConfig
+from testbed.node.config import BS_NODE_ID, SOUNDING_OBJECT_ID, AirConfig
 from testbed.node.first_info import UeFirstInfo
 from testbed.node.runtime import event, repair_timing
 from testbed.node.training import UeLink, UeTraining
@@ -74,7 +74,6 @@ log = logging.getLogger(__name__)
 
 EARLY_OBJECTS = 2  # broadcast objects heard before their ROUND_START that are kept
 CHOICE_WAIT_S = 2.0  # how long a FIRST_INFO waits for a first frame from the BS before the UE chooses unmeasured
-SOUNDING_OBJECT_ID = 0  # the BS's sounding burst: measured, never a download
 
 
 @dataclass(frozen=True)
