@@ -69,9 +69,10 @@ class FrameStream:
 
 class RadioPump:
     """Owns the radio in its own thread; see the module docstring. ``open_radio`` runs in that thread and
-    returns a configured radio; ``stream_id`` is the PHY header stream id of this node's frames."""
+    returns a configured radio whose waits end when the event it is given (set by ``stop``) is set;
+    ``stream_id`` is the PHY header stream id of this node's frames."""
 
-    def __init__(self, open_radio: Callable[[], Radio], air: AirConfig, stream_id: int) -> None:
+    def __init__(self, open_radio: Callable[[threading.Event], Radio], air: AirConfig, stream_id: int) -> None:
         self.air, self.stream_id = air, stream_id
         self._open_radio = open_radio
         # a job, the id of one to cancel, or a transmit power (dBm) to set
@@ -132,10 +133,13 @@ class RadioPump:
             modem = OfdmModem(self.air.phy)
             # compile the numba kernels now: on a shared air a node that stalls on its first frame stalls all
             modem.demodulate(modem.modulate(bytes(self.air.frame_payload_bytes), self.air.slowest_mcs))
-            radio = self._open_radio()
+            radio = self._open_radio(self._stop)
             self._loop(radio, modem)
         except (RadioError, ConfigError, LinkError, OSError) as exc:
-            self._fail(str(exc))
+            if self._stop.is_set():  # stopping: a wait the stop cut short is no failure
+                log.info("radio pump stopped: %s", exc)
+            else:
+                self._fail(str(exc))
         except Exception as exc:  # a thread boundary: any other failure must reach the event loop too
             log.exception("radio pump crashed")
             self._fail(f"{type(exc).__name__}: {exc}")

@@ -78,8 +78,9 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def radio_factory(section: RadioSection, air: AirConfig) -> Callable[[], Radio]:
-    """A callable that opens and configures this node's radio (run inside the radio pump's thread)."""
+def radio_factory(section: RadioSection, air: AirConfig) -> Callable[[threading.Event], Radio]:
+    """A callable that opens and configures this node's radio (run inside the radio pump's thread); the event
+    it is given ends the radio's waits when set (the daemon is stopping)."""
     config = RadioConfig(
         center_freq_hz=air.center_freq_hz,
         sample_rate_hz=air.sample_rate_hz,
@@ -88,7 +89,7 @@ def radio_factory(section: RadioSection, air: AirConfig) -> Callable[[], Radio]:
         rx_gain_db=section.rx_gain_db,
     )
 
-    def open_radio() -> Radio:
+    def open_radio(cancel: threading.Event) -> Radio:
         radio: Radio
         if section.kind == "pluto":
             from testbed.radio.calibration import load_calibration
@@ -99,7 +100,7 @@ def radio_factory(section: RadioSection, air: AirConfig) -> Callable[[], Radio]:
         else:
             from testbed.radio.hub_client import HubRadio
 
-            radio = HubRadio(section.endpoint, section.node, timeout_s=section.timeout_s)
+            radio = HubRadio(section.endpoint, section.node, timeout_s=section.timeout_s, cancel=cancel)
         try:
             radio.configure(config)
         except BaseException:

@@ -7,6 +7,9 @@ node has either transmitted into it or promised not to; ``timeout_s`` bounds tha
 
 from __future__ import annotations
 
+import threading
+import time
+
 import msgspec
 import numpy as np
 import zmq
@@ -31,6 +34,8 @@ from testbed.radio.protocol import (
     encode,
 )
 
+CANCEL_POLL_MS = 100  # how soon a wait for the hub notices ``cancel``
+
 
 class HubRadio(Radio):
     """One node of the virtual air.
@@ -38,13 +43,21 @@ class HubRadio(Radio):
     endpoint : the hub's endpoint (tcp://127.0.0.1:PORT or ipc://PATH).
     node_id : this node's id in the hub's scenario.
     timeout_s : longest wait for any reply (a receive waits for the slowest node).
+    cancel : set from another thread to end a wait at once (a daemon stopping while the hub is gone would
+        otherwise sit out ``timeout_s``); the radio is then closed.
     """
 
     def __init__(
-        self, endpoint: str, node_id: str, timeout_s: float = 30.0, context: zmq.Context | None = None
+        self,
+        endpoint: str,
+        node_id: str,
+        timeout_s: float = 30.0,
+        context: zmq.Context | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         super().__init__()
         self.endpoint, self.node_id, self.timeout_s = check_local_endpoint(endpoint), node_id, timeout_s
+        self._cancel = cancel or threading.Event()
         self._sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.connect(endpoint)
@@ -75,8 +88,12 @@ class HubRadio(Radio):
 
     def _request(self, msg: msgspec.Struct, iq: np.ndarray | None = None) -> tuple[msgspec.Struct, np.ndarray | None]:
         self._sock.send_multipart(encode(msg, iq), copy=False)
-        if not self._sock.poll(int(self.timeout_s * 1000)):
-            self._broken(f"no reply from the hub at {self.endpoint} within {self.timeout_s:g} s")
+        deadline_s = time.monotonic() + self.timeout_s
+        while not self._sock.poll(CANCEL_POLL_MS):
+            if self._cancel.is_set():
+                self._broken(f"stopped while waiting for the hub at {self.endpoint}", hint=False)
+            if time.monotonic() >= deadline_s:
+                self._broken(f"no reply from the hub at {self.endpoint} within {self.timeout_s:g} s")
         frames = self._sock.recv_multipart(copy=False)
         reply, samples = decode_reply([f.buffer for f in frames])
         if isinstance(reply, Error):
@@ -84,11 +101,12 @@ class HubRadio(Radio):
             raise err(f"hub refused {type(msg).__name__} from node {self.node_id!r}: {reply.message}")
         return reply, samples
 
-    def _broken(self, why: str) -> None:
+    def _broken(self, why: str, hint: bool = True) -> None:
         """A reply may still be in flight: the connection can no longer pair requests with replies."""
         self._closed = True
         self._sock.close(linger=0)
-        raise RadioError(f"{why}; is the hub running and are the other nodes alive? This radio is now closed")
+        check = "; is the hub running and are the other nodes alive?" if hint else ""
+        raise RadioError(f"{why}{check} This radio is now closed")
 
     def _apply(self, config: RadioConfig) -> None:
         if self._welcome is None:

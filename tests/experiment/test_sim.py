@@ -30,7 +30,9 @@ def test_sim_runs_the_stack_and_every_mode_appears(tmp_path: Path) -> None:
     modes = {mode for r in summary["modes"] for mode in r.values()}
     assert modes == {"distributed", "centralized_full", "centralized_decoder"}, summary["modes"]
     loss = summary["loss"]
-    assert all(b < a for a, b in zip(loss, loss[1:], strict=False)), loss  # the codec learns every round
+    # the codec learns: below the untrained loss in every later round and well below it at the end (not
+    # monotone round by round: which uploads make a round's deadline depends on the machine's load)
+    assert all(later < loss[0] for later in loss[1:]) and loss[-1] < loss[0] - 0.05, loss
     assert max(summary["accuracy"]) > summary["accuracy"][0]
     assert summary["air_time_s"] > 0 and summary["wall_time_s"] > 0
     records = [json.loads(line) for line in (run / "state" / "rounds.jsonl").read_text().splitlines()]

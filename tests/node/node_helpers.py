@@ -203,14 +203,16 @@ class NodeRig:
         sections: str = "",
         env: dict[str, str] | None = None,
         preamble: str = "",
+        radio: str = "",
         **ue: Any,
     ) -> Proc:
-        """UE ``i`` with ``ue`` fields in [ue] and ``sections`` (TOML text) appended; ``preamble``: see Proc."""
+        """UE ``i`` with ``ue`` fields in [ue], ``radio`` lines in [radio] and ``sections`` (TOML text)
+        appended; ``preamble``: see Proc."""
         fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in ue.items())
         text = (
             f'[ue]\nue_id = "ue-{i}"\nnode_id = {i}\nupload_size_bytes = {upload_size_bytes}\n{fields}\n'
             f"{sections}\n{self.air}\n"
-            f'[radio]\nendpoint = "{self.hub_endpoint}"\nnode = "ue-{i}"\n'
+            f'[radio]\nendpoint = "{self.hub_endpoint}"\nnode = "ue-{i}"\n{radio}\n'
             f'[control]\nserver_endpoint = "{self.bs_endpoint}"\n{self._security(f"ue-{i}")}\n'
         )
         (self.root / f"ue-{i}.toml").write_text(text)

@@ -164,3 +164,19 @@ def test_round_past_its_deadline_proceeds_with_the_ues_in_time(tmp_path: Path) -
             assert ue.stop(signal.SIGTERM) == 0, ue.tail()
     finally:
         rig.close()
+
+
+def test_ue_stops_at_once_on_sigterm_when_its_hub_is_gone(rig: NodeRig) -> None:
+    """The UE's radio waits up to timeout_s for the hub; a stop must cut that wait short (it used to sit it out,
+    here 300 s, and a stack stopped hub-first hung)."""
+    hub = rig.start_hub()
+    bs = rig.start_bs(num_rounds=0, min_ues=1, deadline_s=30.0, round_gap_s=0.2, model_size_bytes=MODEL_BYTES,
+                      seed=SEED)  # fmt: skip
+    ue = rig.start_ue(1, radio="timeout_s = 300")
+    bs.wait_event(lambda r: r.get("event") == "round_finished", 120, "a round")
+    assert hub.stop(signal.SIGKILL) == -signal.SIGKILL
+    time.sleep(1.0)  # the UE's radio is now waiting for a hub that will never answer
+    assert ue.stop(signal.SIGTERM, timeout_s=60) == 0, ue.tail()
+    stopped = [r for r in ue.events() if r.get("event") == "stopped"]
+    assert stopped and stopped[-1]["radio_closed"], ue.tail()
+    assert bs.stop(signal.SIGTERM) == 0, bs.tail()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def test_pluto_radio_is_wired_and_a_failed_radio_stops_the_pump(monkeypatch: pyt
     cfg = parse_config(b'[ue]\nue_id = "ue-1"\nnode_id = 1\n[radio]\nkind = "pluto"\nuri = "ip:192.0.2.1"\n', UeConfig)
     open_radio = radio_factory(cfg.radio, cfg.air)
     with pytest.raises(RadioError, match="pyadi"):
-        open_radio()
+        open_radio(threading.Event())
     pump = RadioPump(open_radio, cfg.air, stream_id=1)
     pump.start()
     assert not pump.wait_ready(30.0)
