@@ -109,6 +109,7 @@ class CapabilityReport(_Body, tag="CAPABILITY_REPORT"):
     memory_bytes: Annotated[int, Meta(ge=0, le=2**40)]
     kappa_j_per_cycle_hz2: Annotated[float, Meta(ge=1e-32, le=1e-22)]  # CMOS energy model, learning/cost.py
     min_tx_power_dbm: PowerDbm
+    tx_draw_offset_db: Annotated[float, Meta(ge=0.0, le=60.0)] = 0.0  # radio draw above RF output, cost.py
 
     def __post_init__(self) -> None:
         if self.cpu_freq_min_hz > self.cpu_freq_max_hz:

@@ -70,7 +70,7 @@ class EngineFirstInfo(UeFirstInfo):
                          cpufreq=SimulatedCpuFreq(board.frequency_table), choice_inputs=choice_inputs)  # fmt: skip
         # the scenario's TX power is the UE's whole radio draw (docs/learning.md): its range is the board's up to it
         power = profile.tx_power_dbm
-        self.profile = dataclasses.replace(board, max_tx_power_dbm=power,
+        self.profile = dataclasses.replace(board, max_tx_power_dbm=power, tx_draw_offset_db=0.0,
                                            min_tx_power_dbm=min(board.min_tx_power_dbm, power))  # fmt: skip
         self.profile_ue = profile
 

@@ -9,7 +9,9 @@ translates; it writes nothing but the files it is asked for:
   alternating; a UE with ``channel = "multipath"`` gets a quasi-static multipath draw on its links;
 - the BS: [bs] (the UEs and their link node ids, the rounds, the deadline), the scenario's [training], the
   method's policy in [assign], [air] from the scenario's [link] at as-fast-as-possible pacing;
-- each UE: its board (simulated), its shard, the same [training] and [air].
+- each UE: its board (simulated), its shard, the same [training] and [air]; its radio at the Pluto's full
+  RF output (TX_POWER_DBM, the most the BS may assign) drawing the scenario's ``tx_power_dbm`` while it
+  transmits ([ue] tx_draw_offset_db = the difference), so its radio energy is the engine's.
 Each config is parsed back with the daemons' own loader before anything starts, so a scenario the daemons
 would refuse is refused here, with the field named.
 """
@@ -33,8 +35,8 @@ from testbed.radio.scenario import Scenario as AirScenario
 from testbed.radio.scenario import validate as validate_air
 
 BS_NODE = "bs"
-NOISE_FLOOR_DBM = -90.0  # the hub's noise floor; with 0 dBm TX the distances come out at metres to a few km
-TX_POWER_DBM = 0.0  # the radios' RF power on the hub (the scenario's tx_power_dbm is the energy model's draw)
+NOISE_FLOOR_DBM = -90.0  # the hub's noise floor; with 7 dBm TX the distances come out at metres to a few km
+TX_POWER_DBM = 7.0  # the radios' RF power on the hub: a Pluto's maximum (policy/profiles.toml [radio])
 CRYSTAL_PPM = 2.0  # +-2 ppm alternating: a Pluto's TCXO class (docs/radio.md)
 MIN_DISTANCE_M = 1.0
 POLICY_RULE = "joint"  # the full method (docs/policy.md); testbed sim --rule picks another grouping rule
@@ -119,6 +121,17 @@ def air_scenario(sc: Scenario, seed: int) -> str:
     return text
 
 
+def _draw_offset_db(name: str, draw_dbm: float) -> float:
+    """The radio's draw above its RF output for a UE whose scenario draw is ``draw_dbm`` at full output."""
+    offset = draw_dbm - TX_POWER_DBM
+    if offset < 0:
+        raise ConfigError(
+            f"[[ues]] {name}: tx_power_dbm={draw_dbm:g} (the radio's draw while transmitting) is "
+            f"below the Pluto's {TX_POWER_DBM:g} dBm RF output; testbed sim needs >= {TX_POWER_DBM:g}"
+        )
+    return round(offset, 6)
+
+
 def _air(sc: Scenario) -> dict[str, Any]:
     link = sc.link
     return {"sample_rate_hz": link.sample_rate_hz, "frame_payload_bytes": link.frame_payload_bytes,
@@ -150,17 +163,18 @@ def stack_files(
                "deadline_s": deadline_s, "round_gap_s": 0.0},
         "training": training,
         "assign": {"policy": rule, "deadline_factor": sc.policy.deadline_factor,
-                   "raw_upload_budget_s": sc.policy.raw_upload_budget_s},
+                   "raw_upload_budget_s": sc.policy.raw_upload_budget_s, "tx_power_dbm": TX_POWER_DBM},
         "air": air,
-        "radio": {"endpoint": hub_endpoint, "node": BS_NODE},
+        "radio": {"endpoint": hub_endpoint, "node": BS_NODE, "tx_power_dbm": TX_POWER_DBM},
         "control": {"bind_endpoint": bs_endpoint, "security": security(BS_NODE)},
     }  # fmt: skip
     texts = {"bs": toml_text(bs)}
     for i, ue in enumerate(sc.ues):
-        section = {"ue_id": ue.name, "node_id": i + 1, "board": ue.board, "simulated_board": True, "shard": i}
+        section = {"ue_id": ue.name, "node_id": i + 1, "board": ue.board, "simulated_board": True, "shard": i,
+                   "tx_draw_offset_db": _draw_offset_db(ue.name, ue.tx_power_dbm)}  # fmt: skip
         texts[ue.name] = toml_text({
             "ue": section, "training": training, "air": air,
-            "radio": {"endpoint": hub_endpoint, "node": ue.name},
+            "radio": {"endpoint": hub_endpoint, "node": ue.name, "tx_power_dbm": TX_POWER_DBM},
             "control": {"server_endpoint": bs_endpoint, "security": security(ue.name)},
         })  # fmt: skip
     parse_config(texts["bs"], BsConfig, source="the BS config testbed sim wrote")

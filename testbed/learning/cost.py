@@ -4,7 +4,9 @@ allocator share, so what the allocator optimizes is exactly what the clock charg
 Compute follows the usual CMOS model for federated-learning devices (e.g. Yang et al., "Energy Efficient
 Federated Learning Over Wireless Communication Networks", IEEE TWC 2021, eqs. 4-5):
 time = cycles / f and energy = kappa * cycles * f^2, with cycles = cycles_per_sample * samples.
-Radio energy is transmit power times airtime (circuit power is folded into ``tx_power_dbm``).
+Radio energy is the power the radio draws while transmitting times its airtime. The draw is the RF output
+power plus ``draw_offset_db`` (the PA's inefficiency and the radio's circuit power, a board's
+``tx_draw_offset_db``); the engine's scenarios give the draw itself as ``tx_power_dbm`` (offset 0).
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ def dbm_to_w(power_dbm: float) -> float:
     return 10.0 ** ((power_dbm - 30.0) / 10.0)
 
 
-def radio_energy_j(tx_power_dbm: float, airtime_s: float) -> float:
-    """Joules spent transmitting for ``airtime_s`` seconds at ``tx_power_dbm``."""
+def radio_energy_j(tx_power_dbm: float, airtime_s: float, draw_offset_db: float = 0.0) -> float:
+    """Joules spent transmitting for ``airtime_s`` seconds at ``tx_power_dbm`` of RF output, the radio
+    drawing ``draw_offset_db`` above that."""
     if not (math.isfinite(airtime_s) and airtime_s >= 0):
         raise LearningError(f"airtime_s={airtime_s!r} must be finite and >= 0")
-    return dbm_to_w(tx_power_dbm) * airtime_s
+    return dbm_to_w(tx_power_dbm + draw_offset_db) * airtime_s

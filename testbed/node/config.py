@@ -248,7 +248,8 @@ class UeSection(Struct, frozen=True, forbid_unknown_fields=True):
     """The UE daemon: its control-plane id, its link-layer node id (as in the BS's [bs.ues]), the size of
     the placeholder upload; with [training]: its data shard, the board it is (profiles.toml: cpufreq table,
     kappa, relative speed), whether that board is simulated (``SimulatedCpuFreq``, the host's measured
-    speed scaled to the board) or this machine (Linux cpufreq), and its energy budget (0: the board's)."""
+    speed scaled to the board) or this machine (Linux cpufreq), its energy budget (0: the board's) and what its
+    radio draws while transmitting above its RF output (None: the board table's ``tx_draw_offset_db``)."""
 
     ue_id: Annotated[str, Meta(pattern=UE_ID_PATTERN)]
     node_id: NodeId
@@ -257,6 +258,7 @@ class UeSection(Struct, frozen=True, forbid_unknown_fields=True):
     board: str = "pi_4"
     simulated_board: bool = True
     energy_budget_j: Annotated[float, Meta(ge=0.0, le=1e7)] = 0.0
+    tx_draw_offset_db: Annotated[float, Meta(ge=0.0, le=60.0)] | None = None
 
     def __post_init__(self) -> None:
         boards = default_profiles().profiles

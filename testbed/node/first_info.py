@@ -14,6 +14,7 @@ that budget. The BS's side is testbed/node/assigners.py.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ class UeFirstInfo:
         self.choice_inputs = choice_inputs
         self.first_info: protocol.FirstInfo | None = None  # the last FIRST_INFO it could apply
         self.profile = profiles.get(ue.board)
+        if ue.tx_draw_offset_db is not None:
+            self.profile = dataclasses.replace(self.profile, tx_draw_offset_db=ue.tx_draw_offset_db)
         self.speed_scale = profiles.speed_scale(ue.board) if ue.simulated_board else None
         if cpufreq is None:
             cpufreq = SimulatedCpuFreq(self.profile.frequency_table) if ue.simulated_board else _host_cpufreq()
@@ -137,7 +140,7 @@ class UeFirstInfo:
         f = self.cpufreq.current_frequency_hz()
         cycles = self.report.cycles_per_sample if self.report is not None else PI4_CYCLES_PER_SAMPLE
         compute = compute_energy_j(samples, cycles * cycle_fraction, f, self.profile.kappa_j_per_cycle_hz2)
-        return compute, radio_energy_j(tx_power_dbm, airtime_s)
+        return compute, radio_energy_j(tx_power_dbm, airtime_s, self.profile.tx_draw_offset_db)
 
     def plan_work(
         self,

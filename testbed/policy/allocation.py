@@ -95,6 +95,7 @@ class UeResources:
     max_tx_power_dbm: float
     energy_budget_j: float
     channel: ChannelReport
+    tx_draw_offset_db: float = 0.0  # the radio's draw while transmitting above its RF output (cost.py)
 
     def __post_init__(self) -> None:
         for name in ("cycles_per_sample", "kappa_j_per_cycle_hz2", "energy_budget_j"):
@@ -204,7 +205,7 @@ def evaluate(
         compute_energy_j=compute_energy_j(
             work.compute_samples, cycles_per_sample, cpu_freq_hz, ue.kappa_j_per_cycle_hz2
         ),
-        radio_energy_j=radio_energy_j(tx_power_dbm, airtime_s),
+        radio_energy_j=radio_energy_j(tx_power_dbm, airtime_s, ue.tx_draw_offset_db),
         energy_budget_j=ue.energy_budget_j,
     )
 

@@ -27,7 +27,7 @@ from testbed.errors import PolicyError
 from testbed.link.messages import ChannelReport
 from testbed.policy.allocation import UeResources
 from testbed.policy.cpufreq import CpuFreqControl, FrequencyTable
-from testbed.policy.link_budget import TX_POWER_RANGE_DBM
+from testbed.policy.link_budget import TX_DRAW_OFFSET_RANGE_DB, TX_POWER_RANGE_DBM
 from testbed.policy.profiles import UeProfile
 
 if TYPE_CHECKING:
@@ -236,6 +236,7 @@ class CapabilityReport:
     kappa_j_per_cycle_hz2: float
     min_tx_power_dbm: float
     max_tx_power_dbm: float
+    tx_draw_offset_db: float = 0.0  # the radio's draw while transmitting above its RF output (cost.py)
 
     def validate(self) -> None:
         """Raise PolicyError naming the first negative, zero, NaN or absurd field."""
@@ -247,6 +248,7 @@ class CapabilityReport:
             "kappa_j_per_cycle_hz2": (self.kappa_j_per_cycle_hz2, *KAPPA_RANGE),
             "min_tx_power_dbm": (self.min_tx_power_dbm, *TX_POWER_RANGE_DBM),
             "max_tx_power_dbm": (self.max_tx_power_dbm, *TX_POWER_RANGE_DBM),
+            "tx_draw_offset_db": (self.tx_draw_offset_db, *TX_DRAW_OFFSET_RANGE_DB),
         }
         for name, (value, lo, hi) in bounds.items():
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -287,6 +289,7 @@ class CapabilityReport:
             max_tx_power_dbm=self.max_tx_power_dbm,
             energy_budget_j=self.energy_budget_j,
             channel=channel,
+            tx_draw_offset_db=self.tx_draw_offset_db,
         )
 
 
@@ -331,6 +334,7 @@ def build_report(
         kappa_j_per_cycle_hz2=profile.kappa_j_per_cycle_hz2,
         min_tx_power_dbm=profile.min_tx_power_dbm,
         max_tx_power_dbm=profile.max_tx_power_dbm,
+        tx_draw_offset_db=profile.tx_draw_offset_db,
     )
     report.validate()
     return report

@@ -104,9 +104,9 @@ def centralized_cost(
     return CentralizedCost(
         rounds_remaining=rounds_remaining,
         raw_airtime_s=raw_s,
-        raw_energy_j=_radio_j(power_dbm, raw_s),
+        raw_energy_j=_radio_j(power_dbm + report.tx_draw_offset_db, raw_s),
         symbols_airtime_s_per_round=symbols_s,
-        symbols_energy_j_per_round=encoder_j + _radio_j(power_dbm, symbols_s),
+        symbols_energy_j_per_round=encoder_j + _radio_j(power_dbm + report.tx_draw_offset_db, symbols_s),
     )
 
 

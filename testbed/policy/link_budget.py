@@ -17,6 +17,7 @@ from testbed.link.messages import ChannelReport
 # Plausible ranges of reported numbers; outside them a report is refused as absurd rather than trusted.
 SNR_RANGE_DB = (-30.0, 60.0)
 TX_POWER_RANGE_DBM = (-100.0, 40.0)
+TX_DRAW_OFFSET_RANGE_DB = (0.0, 60.0)  # a radio's draw while transmitting above its RF output
 
 
 def validate_channel(ue_id: str, channel: ChannelReport) -> None:

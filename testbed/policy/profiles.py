@@ -38,6 +38,7 @@ class UeProfile:
     min_tx_power_dbm: float
     energy_budget_j: float
     source: str
+    tx_draw_offset_db: float = 0.0  # draw while transmitting above the RF output (cost.radio_energy_j)
 
     def __post_init__(self) -> None:
         positive = {
@@ -107,6 +108,7 @@ def _profile(name: str, table: dict[str, Any], radio: dict[str, Any]) -> UeProfi
             min_tx_power_dbm=float(table.get("min_tx_power_dbm", radio["min_tx_power_dbm"])),
             energy_budget_j=float(table["energy_budget_j"]),
             source=str(table["source"]).strip(),
+            tx_draw_offset_db=float(table.get("tx_draw_offset_db", radio.get("tx_draw_offset_db", 0.0))),
         )
     except PolicyError:
         raise

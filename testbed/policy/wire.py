@@ -52,6 +52,7 @@ def report_to_wire(report: CapabilityReport, num_local_samples: int) -> protocol
         memory_bytes=report.available_memory_bytes,
         kappa_j_per_cycle_hz2=report.kappa_j_per_cycle_hz2,
         min_tx_power_dbm=report.min_tx_power_dbm,
+        tx_draw_offset_db=report.tx_draw_offset_db,
     )
 
 
@@ -77,6 +78,7 @@ def report_from_wire(ue_id: str, msg: protocol.CapabilityReport) -> CapabilityRe
         kappa_j_per_cycle_hz2=msg.kappa_j_per_cycle_hz2,
         min_tx_power_dbm=msg.min_tx_power_dbm,
         max_tx_power_dbm=msg.max_tx_power_dbm,
+        tx_draw_offset_db=msg.tx_draw_offset_db,
     )
     report.validate()
     return report

@@ -165,10 +165,16 @@ def test_ue_reports_capability_applies_the_clock_and_charges_energy() -> None:
     assert info.apply(_assign("distributed", cpu_freq_hz=1.23e9)) == pytest.approx(1.3e9)  # snapped up
     assert info.apply(_assign("distributed", cpu_freq_hz=5e9)) == pytest.approx(1.3e9)  # refused, kept
     one = info.account(32, 1.0, 0.1, _assign("distributed", budget_j=1e-9), 0.0)
-    assert one["compute_energy_j"] > 0 and one["radio_energy_j"] == pytest.approx(1e-3 * 0.1)
+    draw = 10 ** (22.0 / 10)  # the Pluto draws 22 dB above its RF output while transmitting (profiles.toml)
+    assert one["compute_energy_j"] > 0 and one["radio_energy_j"] == pytest.approx(1e-3 * draw * 0.1)
     assert one["within_budget"] is False
     quiet = UeFirstInfo(cfg.ue, ue.model, ue.num_samples, cpufreq).account(32, 1.0, 0.1, _assign("distributed"), -10.0)
-    assert quiet["radio_energy_j"] == pytest.approx(1e-4 * 0.1)  # the radio's applied power, not ASSIGN's 0 dBm
+    assert quiet["radio_energy_j"] == pytest.approx(1e-4 * draw * 0.1)  # the applied power, not ASSIGN's 0 dBm
+    own = msgspec.structs.replace(cfg.ue, tx_draw_offset_db=29.0)  # a UE's own figure beats the board table's
+    assert UeFirstInfo(own, ue.model, ue.num_samples, cpufreq).account(32, 1.0, 0.1, _assign("distributed"),
+                                                                      0.0)["radio_energy_j"] == pytest.approx(
+        10 ** (29.0 / 10) * 1e-3 * 0.1
+    )  # fmt: skip
     two = info.account(32, 0.5, 0.0, _assign("distributed"), 0.0)
     assert two["compute_energy_j"] == pytest.approx(one["compute_energy_j"] / 2) and two["within_budget"]
     assert two["energy_spent_j"] == pytest.approx(
