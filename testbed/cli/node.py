@@ -46,7 +46,7 @@ def _bs_training(cfg: BsConfig) -> tuple[BsTraining, Assigner | None]:
 
     if cfg.training is None:
         return PlaceholderBs(cfg.bs.model_size_bytes, cfg.bs.seed), None
-    training = LearningBs.for_ues(cfg.training, list(cfg.bs.ues), cfg.air, cfg.assign.assumed_snr_db)
+    training = LearningBs.for_ues(cfg.training, list(cfg.bs.ues), cfg.air, cfg.assign.assumed_snr_db, cfg.bs.board)
     if not cfg.assign.policy:
         return training, None
     assigner = daemon_policy_assigner(

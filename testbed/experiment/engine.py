@@ -29,7 +29,7 @@ import torch
 from testbed.errors import ConfigError, LinkError, StateError
 from testbed.experiment.media import MEDIA, build_link, engine_air
 from testbed.experiment.network import Network
-from testbed.experiment.nodes import EngineFirstInfo, assigner_for, bs_job_time, bs_section, ue_job_time
+from testbed.experiment.nodes import EngineFirstInfo, assigner_for, bs_section
 from testbed.experiment.scenario import Scenario
 from testbed.experiment.schemes import build_scheme, policy_inputs
 from testbed.learning import partition, wire
@@ -49,6 +49,7 @@ from testbed.learning.rounds import RoundRunner
 from testbed.learning.schemes import Scheme
 from testbed.node.bs_core import BsCore
 from testbed.node.first_info import ChoiceInputs
+from testbed.node.jobtime import bs_job_time, ue_job_time
 from testbed.node.training import LearningBs, LearningUe
 from testbed.node.ue_core import UeCore
 
@@ -161,7 +162,7 @@ class Engine:
         core = BsCore(bs, self.air, self.bs_training, assigner_for(self.scheme, self.profiles, self.runner),
                       now=net.now, cursor=net.cursor, wall=net.now,
                       deadline_s=deadline if deadline is not None else bs.deadline_s, ue_chooses=True)  # fmt: skip
-        net.add_bs(core, bs_job_time(self.runner))
+        net.add_bs(core, bs_job_time(self.runner.cfg.clock))
         self.bs_core = core
         self.ue_cores = []
         choices = ChoiceInputs(self.policy_inputs.work, lambda num_ues: self.airtime)  # the UEs share the run's air
@@ -169,7 +170,7 @@ class Engine:
             first_info = EngineFirstInfo(prof, len(self.local[i].data), choices)
             ue = UeCore(prof.name, i + 1, self.air, training, first_info, now=net.now, cursor=net.cursor,
                         airtime=self.airtime)  # fmt: skip
-            net.add_ue(ue, ue_job_time(prof, first_info), prof.tx_power_dbm)
+            net.add_ue(ue, ue_job_time(first_info), prof.tx_power_dbm)
             self.ue_cores.append(ue)
         if state is not None:
             core.load_state_dict(state["bs_core"], next_round_s=state["clock_samples"] / self.air.sample_rate_hz)

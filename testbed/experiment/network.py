@@ -47,12 +47,10 @@ from testbed.node.actions import (
 )
 from testbed.node.bs_core import BsCore
 from testbed.node.config import BS_NODE_ID, AirConfig
+from testbed.node.jobtime import JobTime
 from testbed.node.ue_core import UeCore
 
 log = logging.getLogger(__name__)
-
-JobTime = Callable[[StartJob, Any], float]  # (the job, its result) -> virtual seconds it took
-
 
 @dataclass
 class _Node:

@@ -1,26 +1,19 @@
 """What the in-process engine hands the node cores instead of a real board: the [bs] of a scenario, the
-scheme as the BS's assigner (a policy scheme's UEs choose their modes from FIRST_INFO as the daemons' do), a
-capability report from the board table, and the virtual time each job takes.
-
-Compute time: a UE's training step costs its work (samples x the fraction of a full step, from the step
-itself) x its board's cycles per sample at the CPU clock ASSIGN set (testbed/learning/cost.py's model); the
-BS's step costs the samples it trained on at the scenario's BS board (``[clock] bs_board``). A capability
-measurement costs nothing: the engine's UE knows its board.
+scheme as the BS's assigner (a policy scheme's UEs choose their modes from FIRST_INFO as the daemons' do), and
+a capability report from the board table. The virtual time each job takes is the daemons' rule on the
+virtual air (testbed/node/jobtime.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
 
 from testbed.control import protocol
-from testbed.experiment.network import JobTime
 from testbed.experiment.scenario import Scenario
 from testbed.learning.assignment import UeProfile
 from testbed.learning.rounds import RoundRunner
 from testbed.learning.schemes import Scheme
-from testbed.node.actions import StartJob
 from testbed.node.assigners import Assigner, FixedAssigner, Orders, PolicyAssigner, UeView
 from testbed.node.config import BsSection, UeSection
 from testbed.node.first_info import ChoiceInputs, UeFirstInfo
@@ -79,25 +72,3 @@ class EngineFirstInfo(UeFirstInfo):
         measured = ThroughputMeasurement(rate, (rate,), batch_size=1, clock="board table")
         self.report = build_report(self.ue.ue_id, self.profile, measured, self.cpufreq)
         return report_to_wire(self.report, self.num_local_samples)
-
-
-def ue_job_time(profile: UeProfile, first_info: EngineFirstInfo) -> JobTime:
-    """Virtual seconds of this UE's jobs: training at the applied clock; the capability report is free."""
-
-    def seconds(job: StartJob, result: Any) -> float:
-        if job.kind != "train" or result is None:
-            return 0.0
-        samples, fraction = result.work
-        return samples * fraction * profile.cycles_per_sample / first_info.cpufreq.current_frequency_hz()
-
-    return seconds
-
-
-def bs_job_time(runner: RoundRunner) -> JobTime:
-    """Virtual seconds of the BS's training step: the samples it trained on, at its board."""
-
-    def seconds(job: StartJob, result: Any) -> float:
-        learned = result.get("training", {}) if isinstance(result, dict) else {}
-        return runner.cfg.clock.bs_compute_s(learned.get("bs_train_samples", 0.0))
-
-    return seconds

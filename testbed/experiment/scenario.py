@@ -26,8 +26,7 @@ import numpy as np
 from testbed.channel.multipath import Multipath
 from testbed.errors import ConfigError
 from testbed.learning.assignment import UeProfile
-from testbed.learning.clock import ClockConfig
-from testbed.learning.codec import CodecConfig, forward_macs
+from testbed.learning.codec import CodecConfig, train_macs
 from testbed.learning.rounds import RoundConfig
 from testbed.learning.spec import RETIRED_TRAINING_FIELDS, TrainingSpec, refuse_retired
 from testbed.link.airtime import (
@@ -39,6 +38,7 @@ from testbed.link.airtime import (
     channel_gain,
     default_errors,
 )
+from testbed.node.jobtime import bs_clock
 from testbed.phy.numerology import PhyConfig
 from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR
 from testbed.policy.profiles import UeProfile as Board
@@ -52,7 +52,6 @@ RETIRED_SCENARIO_SECTIONS: dict[str, str] = {
     "codec": "[training] (num_symbols, encoder_channels, decoder_hidden, recon_weight, snr_side_info)",
     "boards": "[[ues]] board = a name in testbed/policy/profiles.toml (the one board table)",
 }
-TRAIN_MACS_PER_FORWARD_MAC = 3.0  # forward + backward ~ 3x forward (see codec.compute_fractions)
 CHANNELS = ("flat", "multipath")  # a UE's [[ues]] channel
 #: Seed stream of the UEs' channel draws, apart from engine.py's (split 1, partition 2, model 3, BS 4, eval 5, UE 100+)
 CHANNEL_SEED_STREAM = 6
@@ -199,15 +198,11 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def round_config(self, codec: CodecConfig) -> RoundConfig:
         t, c = self.training, self.clock
-        bs = _board(c.bs_board, "clock.bs_board")
+        _board(c.bs_board, "clock.bs_board")  # an unknown board is refused with the field named
         return RoundConfig(
             work=t.local_training,
             server=t.server,
-            clock=ClockConfig(
-                control_latency_s=c.control_latency_s,
-                bs_cpu_freq_hz=bs.cpu_freq_max_hz,
-                bs_cycles_per_sample=bs.cycles_per_mac * _train_macs(codec),
-            ),
+            clock=bs_clock(c.bs_board, codec, c.control_latency_s),
             raw_block_samples=t.raw_block_samples,
             norm_factor=t.norm_factor,
             split_gradient=t.split_gradient,
@@ -240,7 +235,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                     ue.tx_power_dbm,
                     b.cpu_freq_max_hz,
                     b.cpu_freq_max_hz,
-                    b.cycles_per_mac * _train_macs(codec),
+                    b.cycles_per_mac * train_macs(codec),
                     b.kappa_j_per_cycle_hz2,
                     ue.board,
                     gain,
@@ -262,10 +257,6 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             )  # fmt: skip
         except ConfigError as exc:
             raise ConfigError(f"[link] {exc}") from exc
-
-
-def _train_macs(codec: CodecConfig) -> float:
-    return TRAIN_MACS_PER_FORWARD_MAC * sum(forward_macs(codec))
 
 
 def load_scenario(

@@ -7,8 +7,10 @@ translates; it writes nothing but the files it is asked for:
 - the air (testbed/radio/scenario.py): the BS at the origin, each UE at the distance where the hub's path
   loss gives the UE's ``snr_db`` (Es/N0 per data subcarrier, the PHY's definition), crystals +-2 ppm
   alternating; a UE with ``channel = "multipath"`` gets a quasi-static multipath draw on its links;
-- the BS: [bs] (the UEs and their link node ids, the rounds, the deadline), the scenario's [training], the
-  method's policy in [assign], [air] from the scenario's [link] at as-fast-as-possible pacing;
+- the BS: [bs] (the UEs and their link node ids, the rounds, the deadline, the scenario's BS board), the
+  scenario's [training], the method's policy in [assign], [air] from the scenario's [link] unpaced: the air's
+  clock is the run's virtual time (a job holds it and moves it on by its modelled time on the node's board,
+  testbed/node/jobtime.py), so each radio waits up to the deadline for the others (``timeout_s``);
 - each UE: its board (simulated), its shard, the same [training] and [air]; its radio at the Pluto's full
   RF output (TX_POWER_DBM, the most the BS may assign) drawing the scenario's ``tx_power_dbm`` while it
   transmits ([ue] tx_draw_offset_db = the difference), so its radio energy is the engine's.
@@ -160,12 +162,12 @@ def stack_files(
 
     bs = {
         "bs": {"ues": ues, "state_dir": str(state_dir), "num_rounds": rounds, "min_ues": len(ues),
-               "deadline_s": deadline_s, "round_gap_s": 0.0},
+               "deadline_s": deadline_s, "round_gap_s": 0.0, "board": sc.clock.bs_board},
         "training": training,
         "assign": {"policy": rule, "deadline_factor": sc.policy.deadline_factor,
                    "raw_upload_budget_s": sc.policy.raw_upload_budget_s, "tx_power_dbm": TX_POWER_DBM},
         "air": air,
-        "radio": {"endpoint": hub_endpoint, "node": BS_NODE, "tx_power_dbm": TX_POWER_DBM},
+        "radio": {"endpoint": hub_endpoint, "node": BS_NODE, "tx_power_dbm": TX_POWER_DBM, "timeout_s": deadline_s},
         "control": {"bind_endpoint": bs_endpoint, "security": security(BS_NODE)},
     }  # fmt: skip
     texts = {"bs": toml_text(bs)}
@@ -174,7 +176,8 @@ def stack_files(
                    "tx_draw_offset_db": _draw_offset_db(ue.name, ue.tx_power_dbm)}  # fmt: skip
         texts[ue.name] = toml_text({
             "ue": section, "training": training, "air": air,
-            "radio": {"endpoint": hub_endpoint, "node": ue.name, "tx_power_dbm": TX_POWER_DBM},
+            "radio": {"endpoint": hub_endpoint, "node": ue.name, "tx_power_dbm": TX_POWER_DBM,
+                      "timeout_s": deadline_s},
             "control": {"server_endpoint": bs_endpoint, "security": security(ue.name)},
         })  # fmt: skip
     parse_config(texts["bs"], BsConfig, source="the BS config testbed sim wrote")

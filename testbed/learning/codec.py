@@ -159,6 +159,15 @@ def _init_parameters(model: nn.Module, generator: torch.Generator) -> None:
                     nn.init.uniform_(module.bias, -bound, bound, generator=generator)
 
 
+TRAIN_MACS_PER_FORWARD_MAC = 3.0  # forward + backward ~ 3x forward (see compute_fractions)
+
+
+def train_macs(cfg: CodecConfig) -> float:
+    """Multiply-accumulates of one sample's training step (forward and backward, whole model): what a board's
+    ``cycles_per_mac`` turns into its cycles per sample."""
+    return TRAIN_MACS_PER_FORWARD_MAC * sum(forward_macs(cfg))
+
+
 def forward_macs(cfg: CodecConfig) -> tuple[int, int]:
     """Multiply-accumulates of one sample's forward pass: (encoder, decoder); from the layer shapes above."""
     c1, c2 = cfg.encoder_channels

@@ -33,8 +33,9 @@ from testbed.node.actions import (
 from testbed.node.assigners import Assigner, config_assigner
 from testbed.node.bs_core import BsCore
 from testbed.node.config import BS_NODE_ID, BsConfig
+from testbed.node.jobtime import JobTime, bs_job_time
 from testbed.node.pump import RadioPump
-from testbed.node.runtime import event, radio_factory, radio_running
+from testbed.node.runtime import event, radio_factory, radio_running, virtual_clock
 from testbed.node.sdnotify import Notifier
 from testbed.node.shell import POLL_S, Shell
 from testbed.node.training import BsTraining
@@ -105,7 +106,7 @@ class BsDaemon:
             ),
             CloseRound: lambda a: server.end_round(a.status),
             Record: self._record,
-        })  # fmt: skip
+        }, job_time=self._job_time())  # fmt: skip
         try:
             while not self.stop.is_set():
                 self.notifier.watchdog()
@@ -117,7 +118,13 @@ class BsDaemon:
             return 0
         finally:
             for done in self._worker.shutdown():
-                shell.carry_out(core.job_done(done))
+                shell.carry_out(core.job_done(shell.timed(done)))
+
+    def _job_time(self) -> JobTime | None:
+        """On the virtual air the training step takes [bs] board's time on the air's clock (jobtime.py)."""
+        if not virtual_clock(self.cfg.radio, self.cfg.air):
+            return None
+        return bs_job_time(self.training.clock)
 
     @staticmethod
     def _send(server: ControlServer, a: Send) -> None:

@@ -223,6 +223,8 @@ class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
         (the resend goes at once when every receiver still expected has answered).
     state_dir : where rounds.jsonl (one JSON record per finished round) is appended.
     model_size_bytes, seed : the placeholder training step (testbed/node/training.py; no [training]).
+    board : the board the BS trains on in simulation (profiles.toml): on the virtual air (hub, unpaced) its
+        training step takes this board's time on the air's clock (testbed/node/jobtime.py).
     With [training] the real step runs; its ``num_shards`` 0 means one shard per UE of ``ues``.
     """
 
@@ -237,8 +239,12 @@ class BsSection(Struct, frozen=True, forbid_unknown_fields=True):
     capability_wait_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 30.0
     model_size_bytes: Annotated[int, Meta(ge=1, le=1 << 30)] = 4096
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
+    board: str = "laptop"
 
     def __post_init__(self) -> None:
+        boards = default_profiles().profiles
+        if self.board not in boards:
+            raise ConfigError(f"[bs] board={self.board!r} is not in testbed/policy/profiles.toml ({', '.join(boards)})")
         ids = list(self.ues.values())
         if len({i & 0xFF for i in ids}) != len(ids):  # the PHY header's stream id is the node id mod 256
             raise ConfigError(f"[bs.ues] gives two UEs the same node id (modulo 256): {self.ues}")

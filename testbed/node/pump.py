@@ -10,7 +10,11 @@ received with their start sample, jobs fully on air, the power applied, a radio 
 opened, used and closed inside the thread.
 
 Clock: the pump receives ``window_samples`` per pass and paces the clock at ``realtime_factor`` times real
-time (it sleeps when ahead, never catches up by skipping), so airtime in simulation matches the lab.
+time (it sleeps when ahead, never catches up by skipping), so airtime in simulation matches the lab. On the
+unpaced virtual air the daemon instead ``pause``s the clock while a job computes and ``resume``s it with the
+job's modelled duration (testbed/node/jobtime.py): the hub serves no node a window past a paused node's
+clock, and nothing this node submits afterwards goes out before the paused clock plus that duration, so the
+air's clock is the run's virtual time, however long the host took.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -67,6 +72,19 @@ class FrameStream:
         return heard
 
 
+@dataclass(frozen=True)
+class _Pause:
+    pass
+
+
+@dataclass(frozen=True)
+class _Resume:
+    samples: int
+
+
+PAUSE_POLL_S = 0.05  # how often a paused pump looks at its stop flag
+
+
 class RadioPump:
     """Owns the radio in its own thread; see the module docstring. ``open_radio`` runs in that thread and
     returns a configured radio whose waits end when the event it is given (set by ``stop``) is set;
@@ -75,8 +93,8 @@ class RadioPump:
     def __init__(self, open_radio: Callable[[threading.Event], Radio], air: AirConfig, stream_id: int) -> None:
         self.air, self.stream_id = air, stream_id
         self._open_radio = open_radio
-        # a job, the id of one to cancel, or a transmit power (dBm) to set
-        self._jobs: queue.SimpleQueue[Job | int | float] = queue.SimpleQueue()
+        # a job, the id of one to cancel, a transmit power (dBm) to set, a pause or the end of one
+        self._jobs: queue.SimpleQueue[Job | int | float | _Pause | _Resume] = queue.SimpleQueue()
         self._events: queue.SimpleQueue[RadioEvent] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -109,6 +127,15 @@ class RadioPump:
         """Set the radio's transmit power before the bursts handed to it from now on; ``TxPowerSet`` says what
         the radio applied (a power it refuses leaves the old one, logged)."""
         self._jobs.put(float(tx_power_dbm))
+
+    def pause(self) -> None:
+        """Hold this node's sample clock where it is until the matching ``resume`` (pauses nest)."""
+        self._jobs.put(_Pause())
+
+    def resume(self, samples: int) -> None:
+        """End one pause that stood for ``samples`` of air time: what is submitted from now on goes out no
+        earlier than the paused clock plus that (successive pauses add up)."""
+        self._jobs.put(_Resume(max(int(samples), 0)))
 
     def events(self) -> list[RadioEvent]:
         """Everything that happened since the last call, in order."""
@@ -161,19 +188,28 @@ class RadioPump:
         rate_sps = air.sample_rate_hz * air.realtime_factor
         c0: int | None = None  # pacing anchor: the first block's start (a late joiner starts mid-clock)
         t0_s = 0.0
+        paused, floor = 0, 0  # pauses open; no job placed before ``floor`` (the end of the last pause)
         while not self._stop.is_set():
             while True:
                 try:
-                    request = self._jobs.get_nowait()
+                    request = self._jobs.get(timeout=PAUSE_POLL_S) if paused else self._jobs.get_nowait()
                 except queue.Empty:
                     break
                 if isinstance(request, Job):
-                    planner.plan(request, self.cursor)
+                    planner.plan(request, max(self.cursor, floor))
                 elif isinstance(request, float):
                     self._set_tx_power(radio, request)
+                elif isinstance(request, _Pause):
+                    paused += 1
+                elif isinstance(request, _Resume):
+                    paused, floor = max(paused - 1, 0), max(floor, self.cursor) + request.samples
                 else:
                     planner.cancel(request)
+                if paused and self._stop.is_set():
+                    break
             self._transmit_due(radio, modem, planner)
+            if paused:
+                continue
             if rate_sps > 0 and c0 is not None:
                 ahead_s = t0_s + (self.cursor + air.window_samples - c0) / rate_sps - time.monotonic()
                 if ahead_s > 0 and self._stop.wait(ahead_s):

@@ -78,6 +78,12 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def virtual_clock(section: RadioSection, air: AirConfig) -> bool:
+    """Whether this node's air is the hub's unpaced virtual air, whose clock a job may hold
+    (testbed/node/jobtime.py); a Pluto's air, or a paced hub's, runs in real time."""
+    return section.kind == "hub" and air.realtime_factor == 0
+
+
 def radio_factory(section: RadioSection, air: AirConfig) -> Callable[[threading.Event], Radio]:
     """A callable that opens and configures this node's radio (run inside the radio pump's thread); the event
     it is given ends the radio's waits when set (the daemon is stopping)."""

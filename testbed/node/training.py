@@ -31,6 +31,7 @@ from testbed.control.protocol import Assign
 from testbed.errors import LearningError
 from testbed.learning import wire
 from testbed.learning.assignment import UeAssignment
+from testbed.learning.clock import ClockConfig
 from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.evaluate import evaluate_classes
@@ -45,6 +46,7 @@ from testbed.link.framelink import Heard
 from testbed.mode import Mode
 from testbed.node.assigners import Orders, UeView, learning_profile
 from testbed.node.config import AirConfig
+from testbed.node.jobtime import bs_clock
 from testbed.policy.budget import WorkOption
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,10 @@ _SPLIT, _PARTITION, _MODEL, _BS, _UE = 0, 1, 2, 3, 4
 
 
 class BsTraining(Protocol):
-    """BS side of a round."""
+    """BS side of a round. ``clock``: the round's fixed costs, with the BS's own training speed (what its step
+    takes on the virtual air, testbed/node/jobtime.py)."""
+
+    clock: ClockConfig
 
     def model_bytes(self, round_no: int, orders: Mapping[str, Orders], views: Sequence[UeView]) -> bytes:
         """The model to broadcast at the start of round ``round_no``; ``orders`` are the participants' ASSIGN."""
@@ -149,9 +154,11 @@ class LearningBs:
         self._plan: RoundPlan | None = None  # the RoundRunner built the BS's optimizer: torch.optim is loaded
 
     @classmethod
-    def for_ues(cls, t: TrainingSpec, ues: Sequence[str], air: AirConfig, assumed_snr_db: float) -> LearningBs:
+    def for_ues(
+        cls, t: TrainingSpec, ues: Sequence[str], air: AirConfig, assumed_snr_db: float, board: str = "laptop"
+    ) -> LearningBs:
         """The daemon's BS: IID shards of [training]'s dataset, one per UE of [bs.ues] in order, planned as the
-        reference board until each reports."""
+        reference board until each reports; its own training step on ``board`` ([bs] board)."""
         if len(ues) > (t.num_shards or len(ues)):
             raise LearningError(f"{len(ues)} UEs in [bs.ues] but [training] num_shards={t.num_shards}")
         shards, test = training_data(t, t.num_shards or len(ues))
@@ -160,6 +167,7 @@ class LearningBs:
         cfg = RoundConfig(
             work=t.local_training,
             server=t.server,
+            clock=bs_clock(board, codec),
             raw_block_samples=t.raw_block_samples,
             norm_factor=t.norm_factor,
             split_gradient=t.split_gradient,
@@ -174,6 +182,10 @@ class LearningBs:
     @property
     def model(self) -> SemanticCodec:
         return self.runner.model
+
+    @property
+    def clock(self) -> ClockConfig:
+        return self.runner.cfg.clock
 
     def model_bytes(self, round_no: int, orders: Mapping[str, Orders], views: Sequence[UeView]) -> bytes:
         for v in views if not self.fixed_profiles else ():
@@ -397,6 +409,8 @@ class LearningUe:
 # --- the placeholder ---------------------------------------------------------------------------------------
 class PlaceholderBs:
     """Model of ``model_size_bytes`` seeded bytes per round; keeps the SHA-256 of what it consumed."""
+
+    clock = ClockConfig()  # it trains nothing: its step takes no time on the virtual air
 
     def __init__(self, model_size_bytes: int, seed: int) -> None:
         self.model_size_bytes, self.seed = model_size_bytes, seed

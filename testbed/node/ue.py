@@ -19,8 +19,9 @@ from testbed.errors import ProtocolError
 from testbed.node.actions import Send
 from testbed.node.config import UeConfig
 from testbed.node.first_info import UeFirstInfo
+from testbed.node.jobtime import ue_job_time
 from testbed.node.pump import RadioPump
-from testbed.node.runtime import event, radio_factory, radio_running
+from testbed.node.runtime import event, radio_factory, radio_running, virtual_clock
 from testbed.node.sdnotify import Notifier
 from testbed.node.shell import POLL_S, Shell
 from testbed.node.training import UeTraining
@@ -74,7 +75,9 @@ class UeDaemon:
         cfg = self.cfg
         core = self.core = UeCore(cfg.ue.ue_id, self.node_id, cfg.air, self.training, self.first_info,
                                   now=time.monotonic, cursor=lambda: pump.cursor)  # fmt: skip
-        shell = Shell(core, pump, self._worker, {Send: lambda a: self._send(client, a)})
+        modelled = self.first_info is not None and cfg.ue.simulated_board and virtual_clock(cfg.radio, cfg.air)
+        job_time = ue_job_time(self.first_info) if modelled else None  # a real board computes in real time
+        shell = Shell(core, pump, self._worker, {Send: lambda a: self._send(client, a)}, job_time=job_time)
         try:
             while not self.stop.is_set():
                 self.notifier.watchdog()

@@ -7,8 +7,9 @@ Three writers, one reader (their schemas are in docs/report.md):
   ``DIR``, under ``DIR/state/`` or under ``DIR/<scheme>/[state/]``, one record per finished round.
 
 A row (:class:`Round`) keeps what the figures need and says what was not recorded (``None``) instead of
-guessing: the engine's rows carry no wall time and no SNR; the BS's records carry no virtual time (the daemon
-clock is the wall clock) and no per-UE airtime. Events come from the records (late, dropped, refused uploads,
+guessing: the engine's rows carry no wall time and no SNR; the BS's records carry no per-UE airtime, and their
+virtual time is the air's clock (each round from its start to its record, rounds back to back: on the hub's
+unpaced air the virtual time testbed/node/jobtime.py models, on a Pluto real time). Events come from the records (late, dropped, refused uploads,
 refused mode choices, failed or skipped rounds, UEs that left and rejoined, a BS restart) and, for daemon
 runs, from the JSON-line logs beside them (``*.log``, ``logs/*.log``).
 """
@@ -227,11 +228,15 @@ def _daemon_row(r: dict[str, Any], source: Path, before: Round | None, first_sta
         wall_time_s = start - first_start_s + duration
     snr = {kind: r[f"{kind}_snr_db"] for kind in ("uplink", "uplink_effective", "downlink")
            if isinstance(r.get(f"{kind}_snr_db"), dict)}  # fmt: skip
+    virtual_time_s = None  # the air's clock: the rounds back to back, as the engine's virtual time
+    air = r.get("air_started_s"), r.get("air_clock_s")
+    if all(isinstance(v, (int, float)) for v in air) and (before is None or before.virtual_time_s is not None):
+        virtual_time_s = (before.virtual_time_s if before else 0.0) + air[1] - air[0]
     return Round(
         round=_field(r, "round", source, int) - 1,  # the BS counts rounds from 1, the engine from 0
         accuracy=learned.get("accuracy"),
         loss=learned.get("loss"),
-        virtual_time_s=r.get("virtual_time_s"),
+        virtual_time_s=virtual_time_s,
         wall_time_s=wall_time_s,
         energy_j=(before.energy_j if before else 0.0) + energy_j,
         uplink_bits=(before.uplink_bits if before else 0.0) + 8.0 * sum(uploads.values()),
