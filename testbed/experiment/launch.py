@@ -13,7 +13,9 @@ The run directory holds what a person needs to see what happened and nothing tha
 Processes: the hub first (its endpoint from its one JSON line), then the BS (its endpoint from its ``ready``
 event), then every UE, each with one torch thread. The run ends when the BS reaches its rounds and exits; the
 UEs and the hub are then stopped with SIGTERM (SIGKILL after a grace period). A child that exits early stops
-the run with a line naming it and the tail of its log; so does Ctrl-C, and nothing is left running.
+the run with a line naming it and the tail of its log; so does Ctrl-C, and nothing is left running. A stack
+made with ``resume`` starts again in a run directory it wrote: same keys and scenario, logs appended, and the
+BS continues from its checkpoint (the round after the last one it saved; docs/nodes.md, "Durable state").
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import msgspec
 from testbed.control.security import generate_keypair
 from testbed.errors import ConfigError, TestbedError
 from testbed.experiment.scenario import Scenario
-from testbed.experiment.stack import BS_NODE, POLICY_RULE, StackFiles, stack_files, toml_text
+from testbed.experiment.stack import BS_NODE, METHOD, StackFiles, stack_files, toml_text
 
 STARTUP_TIMEOUT_S = 120.0  # importing torch and the data set in ten processes on two cores
 STOP_GRACE_S = 15.0
@@ -45,12 +47,23 @@ class SimError(TestbedError):
     """A process of the stack failed (exit status 1)."""
 
 
-class _Child:
-    """One process of the stack with its stdout and stderr in the run directory's logs."""
+def resolved_scenario(scenario: Scenario, rounds: int, seed: int) -> str:
+    """The scenario as a run used it (its rounds and seed in place), TOML that load_scenario reads back."""
+    resolved = msgspec.to_builtins(msgspec.structs.replace(
+        scenario, run=msgspec.structs.replace(scenario.run, rounds=rounds),
+        training=msgspec.structs.replace(scenario.training, seed=seed)))  # fmt: skip
+    ues = resolved.pop("ues")
+    return toml_text(resolved, {"ues": ues})
 
-    def __init__(self, name: str, args: list[str], logs: Path, cwd: Path) -> None:
+
+class _Child:
+    """One process of the stack with its stdout and stderr in the run directory's logs (appended to with
+    ``append``: a resumed run keeps the earlier sessions' lines)."""
+
+    def __init__(self, name: str, args: list[str], logs: Path, cwd: Path, append: bool = False) -> None:
         self.name, self.log, self.out = name, logs / f"{name}.log", logs / f"{name}.out"
-        self._files: list[IO[bytes]] = [self.out.open("wb"), self.log.open("wb")]
+        mode = "ab" if append else "wb"
+        self._files: list[IO[bytes]] = [self.out.open(mode), self.log.open(mode)]
         env = {**os.environ, **CHILD_ENV}
         self.popen = subprocess.Popen([sys.executable, "-m", "testbed", *args], cwd=cwd, env=env,
                                       stdout=self._files[0], stderr=self._files[1], start_new_session=True)  # fmt: skip
@@ -88,10 +101,11 @@ class Stack:
     """The hub, the BS and the UEs of one run (module docstring). ``plaintext``: no CURVE (tests)."""
 
     def __init__(
-        self, run_dir: Path, scenario: Scenario, *, rounds: int, seed: int, rule: str = POLICY_RULE,
-        plaintext: bool = False,
+        self, run_dir: Path, scenario: Scenario, *, rounds: int, seed: int, scheme: str = METHOD,
+        plaintext: bool = False, resume: bool = False,
     ) -> None:  # fmt: skip
-        self.run_dir, self.scenario, self.rounds, self.seed, self.rule = run_dir, scenario, rounds, seed, rule
+        self.run_dir, self.scenario, self.rounds, self.seed, self.scheme = run_dir, scenario, rounds, seed, scheme
+        self.resume, self._seen_at_start = resume, 0
         self.keys = None if plaintext else run_dir / "keys"
         self.logs, self.state = run_dir / "logs", run_dir / "state"
         self.children: list[_Child] = []
@@ -102,15 +116,17 @@ class Stack:
 
     def _prepare(self) -> None:
         run = self.run_dir
+        if self.resume:
+            if not (run / "scenario.toml").exists() or (self.keys is not None and not (self.keys / "bs.key").exists()):
+                raise ConfigError(f"{run} holds no run of testbed sim to resume (no scenario.toml or keys/)")
+            self.logs.mkdir(parents=True, exist_ok=True)
+            self.state.mkdir(exist_ok=True)
+            return
         if self.records_path.exists() or (run / "summary.json").exists():
             raise ConfigError(f"{run} holds an earlier run; pass --overwrite to replace it, or choose another --out")
         self.logs.mkdir(parents=True, exist_ok=True)
         self.state.mkdir(exist_ok=True)
-        resolved = msgspec.to_builtins(msgspec.structs.replace(
-            self.scenario, run=msgspec.structs.replace(self.scenario.run, rounds=self.rounds),
-            training=msgspec.structs.replace(self.scenario.training, seed=self.seed)))  # fmt: skip
-        ues = resolved.pop("ues")
-        (run / "scenario.toml").write_text(toml_text(resolved, {"ues": ues}))
+        (run / "scenario.toml").write_text(resolved_scenario(self.scenario, self.rounds, self.seed))
         if self.keys is not None:
             (self.keys / "ues").mkdir(parents=True, exist_ok=True)
             for name in [BS_NODE, *(ue.name for ue in self.scenario.ues)]:
@@ -120,10 +136,10 @@ class Stack:
 
     def _files(self, hub: str, bs: str) -> StackFiles:
         return stack_files(self.scenario, rounds=self.rounds, seed=self.seed, state_dir=self.state,
-                           hub_endpoint=hub, bs_endpoint=bs, keys=self.keys, rule=self.rule)  # fmt: skip
+                           hub_endpoint=hub, bs_endpoint=bs, keys=self.keys, scheme=self.scheme)  # fmt: skip
 
     def _spawn(self, name: str, args: list[str]) -> _Child:
-        child = _Child(name, args, self.logs, self.run_dir)
+        child = _Child(name, args, self.logs, self.run_dir, append=self.resume)
         self.children.append(child)
         return child
 
@@ -142,6 +158,7 @@ class Stack:
     def start(self) -> None:
         """Write the run directory and start every process (hub, BS, UEs)."""
         self._prepare()
+        self._seen_at_start = len(self.records())  # a resumed run's earlier rounds
         files = self._files("tcp://127.0.0.1:1", "tcp://127.0.0.1:*")  # validates every config first
         (self.run_dir / "air.toml").write_text(files.air)
         hub = self._spawn("hub", ["hub", "--scenario", "air.toml", "--json"])
@@ -164,19 +181,22 @@ class Stack:
             self._spawn(name, ["ue", "--config", f"{name}.toml"])
 
     def records(self) -> list[dict[str, Any]]:
+        """The BS's records so far, the last of each round: a BS killed between a round's record and its
+        checkpoint runs that round again (docs/nodes.md, "Durable state")."""
         if not self.records_path.exists():
             return []
-        out = []
+        out: dict[int, dict[str, Any]] = {}
         for line in self.records_path.read_text().splitlines():
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 break  # a line being appended
-        return out
+            out[record.get("round", len(out) + 1)] = record
+        return [out[k] for k in sorted(out)]
 
     def run(self, on_record: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
-        """Until the BS has recorded its rounds and exited; ``on_record`` sees each record once."""
-        seen = 0
+        """Until the BS has recorded its rounds and exited; ``on_record`` sees each new record once."""
+        seen = self._seen_at_start
         bs = next(c for c in self.children if c.name == "bs")
         while True:
             records = self.records()
@@ -215,7 +235,7 @@ def summarise(
     accuracy = [r.get("training", {}).get("accuracy") for r in records]
     return {
         "scenario": stack.scenario.name,
-        "scheme": "policy" if stack.rule == POLICY_RULE else f"policy ({stack.rule} rule)",
+        "scheme": stack.scheme,
         "target_accuracy": stack.scenario.run.target_accuracy,
         "rounds": len(records),
         "final_accuracy": accuracy[-1] if accuracy else None,

@@ -41,7 +41,16 @@ NOISE_FLOOR_DBM = -90.0  # the hub's noise floor; with 7 dBm TX the distances co
 TX_POWER_DBM = 7.0  # the radios' RF power on the hub: a Pluto's maximum (policy/profiles.toml [radio])
 CRYSTAL_PPM = 2.0  # +-2 ppm alternating: a Pluto's TCXO class (docs/radio.md)
 MIN_DISTANCE_M = 1.0
-POLICY_RULE = "joint"  # the full method (docs/policy.md); testbed sim --rule picks another grouping rule
+METHOD = "policy"  # the full method (docs/policy.md)
+# A policy scheme is a grouping rule the BS sends in its first information; a fixed scheme, per-UE modes.
+POLICY_RULES = {"policy": "joint", "policy_by_capability": "capability", "policy_by_channel": "channel",
+                "policy_snr_threshold": "joint_snr"}  # fmt: skip
+NOT_ON_STACK = {
+    "fedavg_deadline": "it drops UEs later than a deadline in virtual time, and the BS's round deadline is wall "
+    "time; testbed compare runs it",
+    "policy_no_alloc": "the daemons' BS has no rule that keeps every UE at its nominal clock and TX power; testbed "
+    "compare runs it",
+}
 
 
 @dataclass(frozen=True)
@@ -141,15 +150,35 @@ def _air(sc: Scenario) -> dict[str, Any]:
             "realtime_factor": 0.0}  # fmt: skip
 
 
+def scheme_assign(sc: Scenario, scheme: str) -> tuple[dict[str, Any], bool]:
+    """The BS's [assign] fields that make ``scheme`` (one of testbed compare's) and whether it trains by split
+    learning: a policy scheme's grouping rule, a fixed scheme's mode per UE by its ``weak`` flag. ConfigError
+    names a scheme the stack cannot run and why."""
+    from testbed.learning.schemes import SCHEME_NAMES, make_scheme
+
+    if scheme in POLICY_RULES:
+        return {"policy": POLICY_RULES[scheme]}, sc.training.split_gradient
+    if scheme in NOT_ON_STACK:
+        raise ConfigError(f"scheme {scheme!r} does not run as processes: {NOT_ON_STACK[scheme]}")
+    if scheme not in SCHEME_NAMES:
+        known = [n for n in (*SCHEME_NAMES, *POLICY_RULES) if n not in NOT_ON_STACK]
+        raise ConfigError(f"unknown scheme {scheme!r}; testbed sim runs {', '.join(known)}")
+    fixed = make_scheme(scheme, sc.run.deadline_s)
+    policy = fixed.policy
+    modes = {ue.name: str((policy.weak_mode if ue.weak else policy.strong_mode).value) for ue in sc.ues}
+    return {"policy": "", "modes": modes}, fixed.split_gradient or sc.training.split_gradient
+
+
 def stack_files(
     sc: Scenario, *, rounds: int, seed: int, state_dir: Path, hub_endpoint: str, bs_endpoint: str,
-    keys: Path | None, deadline_s: float = 600.0, rule: str = POLICY_RULE,
+    keys: Path | None, deadline_s: float = 600.0, scheme: str = METHOD,
 ) -> StackFiles:  # fmt: skip
-    """Every config of the stack for ``sc``; ``bs_endpoint`` is where the UEs dial (the BS binds it);
-    ``keys``: the CURVE key directory (testbed keys layout), None for plain text (tests)."""
+    """Every config of the stack for ``sc`` running ``scheme``; ``bs_endpoint`` is where the UEs dial (the BS
+    binds it); ``keys``: the CURVE key directory (testbed keys layout), None for plain text (tests)."""
     _refuse_unsupported(sc)
-    training = msgspec.to_builtins(msgspec.structs.replace(sc.training, seed=seed, num_shards=len(sc.ues)),
-                                   builtin_types=(), order="deterministic")  # fmt: skip
+    assign, split = scheme_assign(sc, scheme)
+    spec = msgspec.structs.replace(sc.training, seed=seed, num_shards=len(sc.ues), split_gradient=split)
+    training = msgspec.to_builtins(spec, builtin_types=(), order="deterministic")
     air = _air(sc)
     ues = {ue.name: i + 1 for i, ue in enumerate(sc.ues)}
 
@@ -164,7 +193,7 @@ def stack_files(
         "bs": {"ues": ues, "state_dir": str(state_dir), "num_rounds": rounds, "min_ues": len(ues),
                "deadline_s": deadline_s, "round_gap_s": 0.0, "board": sc.clock.bs_board},
         "training": training,
-        "assign": {"policy": rule, "deadline_factor": sc.policy.deadline_factor,
+        "assign": {**assign, "deadline_factor": sc.policy.deadline_factor,
                    "raw_upload_budget_s": sc.policy.raw_upload_budget_s, "tx_power_dbm": TX_POWER_DBM},
         "air": air,
         "radio": {"endpoint": hub_endpoint, "node": BS_NODE, "tx_power_dbm": TX_POWER_DBM, "timeout_s": deadline_s},

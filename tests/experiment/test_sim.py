@@ -20,11 +20,15 @@ def sim(*args: str, timeout_s: float = 600.0) -> subprocess.CompletedProcess:
 
 
 def test_sim_runs_the_stack_and_every_mode_appears(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    done = sim(str(DATA / "sim_tiny.toml"), "--out", str(run), "--rule", "joint_snr", "--json")
+    out = tmp_path / "out"
+    done = sim(str(DATA / "sim_tiny.toml"), "--out", str(out), "--schemes", "policy_snr_threshold", "--json")
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout)
+    top = json.loads(done.stdout)
+    assert top == json.loads((out / "summary.json").read_text())
+    run, summary = out / "policy_snr_threshold", top["schemes"]["policy_snr_threshold"]
     assert summary == json.loads((run / "summary.json").read_text())
+    row = top["table"]["schemes"]["policy_snr_threshold"]
+    assert row["clock"] == "virtual" and row["total_time_s"] == summary["air_time_s"]  # the air's clock
     assert summary["rounds"] == 6 and summary["outcomes"] == ["complete"] * 6
     assert set(summary["exit_statuses"].values()) == {0}, summary["exit_statuses"]  # nothing killed
     modes = {mode for r in summary["modes"] for mode in r.values()}
@@ -44,19 +48,26 @@ def test_sim_runs_the_stack_and_every_mode_appears(tmp_path: Path) -> None:
         assert (run / "logs" / f"{name}.log").stat().st_size > 0
     lines = [line for line in done.stderr.splitlines() if line.startswith("round ")]
     assert len(lines) == 6 and "ue2 symb" in lines[-1], lines  # live progress: per-UE mode, SNR and MCS
-    shown = subprocess.run([sys.executable, "-m", "testbed", "report", str(run), "--json"], cwd=REPO,
+    shown = subprocess.run([sys.executable, "-m", "testbed", "report", str(out), "--json"], cwd=REPO,
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert shown.returncode == 0, shown.stderr[-2000:]
     page = json.loads(shown.stdout)
-    assert page["kind"] == "daemon" and (run / "report.html").stat().st_size > 10_000, page
+    assert page["kind"] == "daemon" and (out / "report.html").stat().st_size > 10_000, page
 
 
 def test_an_earlier_run_and_a_bad_scenario_are_refused_with_one_line(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    (run / "state").mkdir(parents=True)
-    (run / "state" / "rounds.jsonl").write_text("{}\n")
+    (run / "policy" / "state").mkdir(parents=True)
+    (run / "policy" / "state" / "rounds.jsonl").write_text("{}\n")
     done = sim(str(DATA / "sim_tiny.toml"), "--out", str(run), timeout_s=120)
-    assert done.returncode == 2 and "holds an earlier run; pass --overwrite" in done.stderr, done.stderr
+    assert done.returncode == 2 and "holds an earlier run; pass --resume" in done.stderr, done.stderr
+    done = sim("--out", str(run), "--resume", "--rounds", "3", timeout_s=120)
+    assert done.returncode == 2 and "drop --rounds" in done.stderr, done.stderr
+    done = sim("--out", str(tmp_path / "empty"), "--resume", timeout_s=120)
+    assert done.returncode == 2 and "holds no testbed sim run to resume" in done.stderr, done.stderr
+    done = sim(str(DATA / "sim_tiny.toml"), "--out", str(tmp_path / "x"), "--schemes", "fedavg_deadline", timeout_s=120)
+    assert done.returncode == 2 and "does not run as processes" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "x").exists()
     bad = tmp_path / "bad.toml"
     bad.write_text((DATA / "sim_tiny.toml").read_text().replace("[run]", "[run]\nspeed_of_light = 3"))
     done = sim(str(bad), "--out", str(tmp_path / "other"), timeout_s=120)
@@ -88,13 +99,52 @@ def test_a_sigterm_stops_the_whole_stack(tmp_path: Path) -> None:
         assert sim_proc.stderr is not None
         line = sim_proc.stderr.readline()  # "sim: hub, BS and 4 UEs started ..."
         assert line.startswith("sim: hub, BS and 4 UEs started"), line
-        assert len(_children_in(run)) == 6
+        assert len(_children_in(run / "policy")) == 6
         sim_proc.send_signal(signal.SIGTERM)
         assert sim_proc.wait(60) == 130
         deadline = time.monotonic() + 10
-        while _children_in(run) and time.monotonic() < deadline:
+        while _children_in(run / "policy") and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _children_in(run) == []  # nothing left running
+        assert _children_in(run / "policy") == []  # nothing left running
     finally:
         if sim_proc.poll() is None:
             sim_proc.kill()
+
+
+def test_a_killed_bs_is_resumed_from_its_checkpoint(tmp_path: Path) -> None:
+    """SIGKILL the BS once a round is recorded: the run stops with the BS named; --resume starts the stack again in
+    the same directory and the BS goes on from the round after its checkpoint, its session counted."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    run = out / "policy"
+    proc = subprocess.Popen([sys.executable, "-m", "testbed", "sim", str(DATA / "sim_tiny.toml"), "--out", str(out),
+                             "--rounds", "3"], cwd=REPO, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        records = run / "state" / "rounds.jsonl"
+        deadline = time.monotonic() + 400
+        while not (records.exists() and records.read_text().count("\n") >= 1) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert records.exists(), "no round recorded"
+        time.sleep(1.0)  # the checkpoint follows the record
+        bs = [p for p in _children_in(run) if b" bs " in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")]
+        assert len(bs) == 1
+        os.kill(bs[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1 and "the BS exited with status -9" in err, err[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed_after = [json.loads(line)["round"] for line in records.read_text().splitlines()]
+    done = sim(str(DATA / "sim_tiny.toml"), "--out", str(out), "--resume", "--json")  # the same command, resumed
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)["schemes"]["policy"]
+    assert summary["rounds"] == 3 and summary["outcomes"] == ["complete"] * 3
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    resumed = lines[len(killed_after):]
+    assert [r["round"] for r in resumed] == list(range(resumed[0]["round"], 4)), [r["round"] for r in lines]
+    assert resumed[0]["round"] in (killed_after[-1], killed_after[-1] + 1)  # the checkpointed round's successor
+    assert {r["bs_session"] for r in resumed} == {lines[0]["bs_session"] + 1}
+    assert {r["run_id"] for r in lines} == {lines[0]["run_id"]}

@@ -9,9 +9,9 @@ Three writers, one reader (their schemas are in docs/report.md):
 A row (:class:`Round`) keeps what the figures need and says what was not recorded (``None``) instead of
 guessing: the engine's rows carry no wall time and no SNR; the BS's records carry no per-UE airtime, and their
 virtual time is the air's clock (each round from its start to its record, rounds back to back: on the hub's
-unpaced air the virtual time testbed/node/jobtime.py models, on a Pluto real time). Events come from the records (late, dropped, refused uploads,
-refused mode choices, failed or skipped rounds, UEs that left and rejoined, a BS restart) and, for daemon
-runs, from the JSON-line logs beside them (``*.log``, ``logs/*.log``).
+unpaced air the virtual time testbed/node/jobtime.py models, on a Pluto real time). Events come from the
+records (late, dropped, refused uploads, refused mode choices, failed or skipped rounds, UEs that left and
+rejoined, a BS restart) and, for daemon runs, from the JSON-line logs beside them (``*.log``, ``logs/*.log``).
 """
 
 from __future__ import annotations
