@@ -70,8 +70,16 @@ def _stem(file: str) -> Path:
     return path.with_suffix("") if path.suffix in (".sigmf-meta", ".sigmf-data") else path
 
 
-def decode_recording(file: str | Path, window_samples: int = WINDOW_SAMPLES, progress: Any = None) -> Replay:
-    """Every frame in the recording at ``file``; ConfigError if it cannot be read or decoded at its rate."""
+def decode_recording(
+    file: str | Path,
+    window_samples: int = WINDOW_SAMPLES,
+    max_frame_samples: int | None = None,
+    progress: Any = None,
+) -> Replay:
+    """Every frame in the recording at ``file``; ConfigError if it cannot be read or decoded at its rate.
+
+    Windows of ``window_samples`` overlap by ``max_frame_samples`` (default: the longest data frame the PHY
+    allows), so every frame lies wholly inside the window where it starts."""
     import numpy as np
 
     from testbed.phy import OfdmModem, PhyConfig
@@ -87,7 +95,7 @@ def decode_recording(file: str | Path, window_samples: int = WINDOW_SAMPLES, pro
         modem = OfdmModem(phy)
         radio.configure(RadioConfig(sample_rate_hz=rate, **({"center_freq_hz": centre} if centre else {})))
         # a frame starting before a window's last `overlap` samples lies wholly inside the window
-        overlap = max(burst_num_samples(phy, phy.max_payload_bytes, m) for m in MCS_TABLE)
+        overlap = max_frame_samples or max(burst_num_samples(phy, phy.max_payload_bytes, m) for m in MCS_TABLE)
         total, frames, jumps = radio.num_samples, [], 0
         buf, buf_index = np.zeros(0, np.complex64), 0  # buf[0] is file sample buf_index
         while radio.remaining or buf.size:
