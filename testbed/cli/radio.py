@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
 
     probe = sub.add_parser("probe", help="device, firmware and ranges of one Pluto")
-    probe.add_argument("--uri", required=True, help="e.g. ip:192.168.2.1 or usb:1.2.5 (never scanned)")
+    probe.add_argument("--uri", required=True, help="e.g. ip:192.168.2.1, usb:1.2.5 or xml:pluto.xml (never scanned)")
     add_json_flag(probe)
     probe.set_defaults(func=_probe)
 
