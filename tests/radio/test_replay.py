@@ -12,17 +12,6 @@ from testbed.cli._replay import decode_recording
 from testbed.radio.base import RadioConfig
 from testbed.radio.sigmf_io import SigmfReplayRadio
 
-SCENARIO = """
-seed = 5
-noise_floor_dbm = -90.0
-[[nodes]]
-id = "bs"
-position_m = [0.0, 0.0]
-[[nodes]]
-id = "ue-1"
-position_m = [25.0, 0.0]
-crystal_ppm = 3.0
-"""
 FRAMES, PAYLOAD_BYTES, SEED = 4, 120, 3
 
 
@@ -35,9 +24,11 @@ def _json(capsys):
 @pytest.fixture
 def recording(tmp_path, capsys):
     """A txrx loopback run recorded through RecordingRadio (cf32_le), and its rate and samples."""
-    (tmp_path / "s.toml").write_text(SCENARIO)
+    nodes = '[[nodes]]\nid = "bs"\nposition_m = [0.0, 0.0]\n[[nodes]]\nid = "ue1"\nposition_m = [20.0, 0.0]\n'
+    (tmp_path / "s.toml").write_text(f"seed = 5\n{nodes}crystal_ppm = 3.0\n")
     stem = tmp_path / "rec"
-    args = ["radio", "txrx", "--backend", "loopback", "--scenario", str(tmp_path / "s.toml"), "--record", str(stem)]
+    args = ["radio", "txrx", "--scenario", str(tmp_path / "s.toml"), "--tx-node", "bs", "--rx-node", "ue1"]
+    args += ["--record", str(stem)]
     args += ["--frames", str(FRAMES), "--payload-bytes", str(PAYLOAD_BYTES), "--seed", str(SEED), "--json"]
     assert main(args) == 0
     assert _json(capsys)["frames_ok"] == FRAMES
@@ -80,7 +71,7 @@ def test_replay_cli_reports_frames_per_snr_cfo_and_the_scale(recording, tmp_path
     assert (r["datatype"], r["scale"], r["frames_found"], r["frames_decoded"]) == ("ci8", 128.0, FRAMES, FRAMES)
     assert "full scale of ci8" in r["scale_source"]
     assert r["per"] == pytest.approx(1 - FRAMES / 6)
-    assert r["snr_db_mean"] > 15 and abs(r["cfo_hz_mean"]) > 1000  # the 3 ppm crystal
+    assert r["snr_db_mean"] > 15 and abs(r["cfo_hz_mean"]) > 1000  # ue1's 3 ppm crystal
     assert [f["seq"] for f in r["frames"]] == list(range(FRAMES))
     assert main(["radio", "replay", str(stem)]) == 0
     assert "scaled by 1/1 (testbed:scale in the metadata)" in capsys.readouterr().out
