@@ -258,7 +258,8 @@ def recording_scale(rec: SigMFFile) -> tuple[float, str]:
 class SigmfReplayRadio(Radio):
     """A receive-only Radio serving a recording: ``receive`` returns its samples with their recorded times;
     a block that spans a jump in the recorded clock is flagged ``overflow``. ``scale`` and ``scale_source``
-    say how file values became full-scale units (``recording_scale``)."""
+    say how file values became full-scale units (``recording_scale``). Samples are read from the file block by
+    block, so a long recording needs no more memory than the blocks asked for."""
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
@@ -267,8 +268,7 @@ class SigmfReplayRadio(Radio):
         self.datatype = str(self._rec.get_global_field("core:datatype"))
         self.scale, self.scale_source = recording_scale(self._rec)
         self._rec.autoscale = False  # raw file values; the scale is ours (a recording may say it)
-        raw = np.asarray(self._rec.read_samples(), np.complex64)
-        self._iq = raw if self.scale == 1.0 else (raw / np.float32(self.scale)).astype(np.complex64)
+        self._count = int(self._rec.sample_count)
         caps = self._rec.get_captures()
         starts = [c["core:sample_start"] for c in caps]
         self._globals = [c.get("core:global_index", c["core:sample_start"]) for c in caps]
@@ -278,7 +278,7 @@ class SigmfReplayRadio(Radio):
 
     @property
     def remaining(self) -> int:
-        return self._iq.size - self._pos
+        return self._count - self._pos
 
     def annotations(self) -> list[dict[str, Any]]:
         """The recording's annotations (frame labels, SNR, CFO...)."""
@@ -299,7 +299,7 @@ class SigmfReplayRadio(Radio):
 
     @property
     def num_samples(self) -> int:
-        return self._iq.size
+        return self._count
 
     def clock_at(self, index: int) -> int:
         """The recorded radio-clock sample of file sample ``index``."""
@@ -308,14 +308,14 @@ class SigmfReplayRadio(Radio):
 
     def _receive(self, num_samples: int) -> RxBlock:
         if num_samples > self.remaining:
-            raise RadioError(
-                f"{self.path}: asked for {num_samples} samples, {self.remaining} of {self._iq.size} remain"
-            )
+            raise RadioError(f"{self.path}: asked for {num_samples} samples, {self.remaining} of {self._count} remain")
         lo, hi = self._pos, self._pos + num_samples
         crosses = any(lo < s < hi for s in self._cap_starts)
         jump = crosses and any(self.clock_at(s) != self.clock_at(s - 1) + 1 for s in self._cap_starts if lo < s < hi)
         self._pos = hi
-        return RxBlock(self._iq[lo:hi].copy(), self.clock_at(lo), overflow=jump)
+        raw = np.asarray(self._rec.read_samples(lo, num_samples), np.complex64)
+        iq = raw if self.scale == 1.0 else (raw / np.float32(self.scale)).astype(np.complex64)
+        return RxBlock(iq, self.clock_at(lo), overflow=jump)
 
     def _close(self) -> None:
-        self._iq = np.zeros(0, np.complex64)
+        self._count = self._pos  # nothing more to serve
