@@ -52,12 +52,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     replay = sub.add_parser(
         "replay",
         help="decode the OFDM frames of a SigMF recording: frames found and decoded, PER, SNR, CFO",
-        description="Read FILE (a .sigmf-meta, .sigmf-data or their common stem) with the sigmf library and "
+        description="Read FILE (a .sigmf-meta, .sigmf-data, their common stem or a .sigmf archive) with the sigmf "
+        "library and "
         "demodulate it at its recorded sample rate. Datatypes cf32_le/be, ci16_le/be, ci8; samples are scaled "
         "by testbed:scale when the metadata has it, else by the datatype's full scale (2^15 for ci16, 2^7 "
         "for ci8), and the output says which.",
     )
-    replay.add_argument("file", help="the recording (STEM, STEM.sigmf-meta or STEM.sigmf-data)")
+    replay.add_argument("file", help="the recording (STEM, STEM.sigmf-meta, STEM.sigmf-data or ARCHIVE.sigmf)")
     replay.add_argument("--frames-sent", type=int,
                         help="frames the transmitter sent: PER counts the ones never decoded (default: PER over "
                         "the frames found)")  # fmt: skip

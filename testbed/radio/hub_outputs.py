@@ -57,7 +57,8 @@ class HubOutputs:
 def hub_capture_args(scenario: Scenario, node_ids: Sequence[str], directory: str | Path) -> list[str]:
     """Arguments to add to ``testbed hub --scenario FILE`` so that it writes SigMF captures of what
     ``node_ids`` receive into ``directory`` (``<directory>/<node>-rx.sigmf-*``, metadata written when the
-    hub stops on SIGINT/SIGTERM). ConfigError for an id the scenario lacks or an empty list."""
+    hub stops on SIGINT/SIGTERM; a relative ``directory`` is taken from the hub's working directory). ConfigError
+    for an id the scenario lacks or an empty list."""
     if not node_ids:
         raise ConfigError("hub captures need at least one node id")
     HubOutputs(capture_dir=Path(directory), capture_nodes=tuple(node_ids)).check(scenario)

@@ -42,15 +42,17 @@ def _payloads():
     return [rng.integers(0, 256, PAYLOAD_BYTES, dtype=np.uint8).tobytes() for _ in range(FRAMES)]
 
 
-def test_cf32_ci16_and_ci8_replays_decode_the_same_payloads(recording, tmp_path):
+def test_cf32_ci16_ci8_and_archive_replays_decode_the_same_payloads(recording, tmp_path):
     stem, rate, iq = recording
     write_foreign(tmp_path / "c16", iq, "ci16_le", rate=rate)
     write_foreign(tmp_path / "c8", iq, "ci8", rate=rate)
-    reps = [decode_recording(path) for path in (stem, tmp_path / "c16", tmp_path / "c8")]
+    sigmf.fromfile(str(stem)).archive(str(tmp_path / "arch"))  # the same recording as one .sigmf archive
+    paths = (stem, tmp_path / "c16", tmp_path / "c8", tmp_path / "arch.sigmf")
+    reps = [decode_recording(path) for path in paths]
     for rep in reps:
         assert [f.payload for f in rep.frames] == _payloads(), rep.datatype
         assert [f.seq for f in rep.frames] == list(range(FRAMES))
-    assert [r.scale for r in reps] == [1.0, 32768.0, 128.0]
+    assert [r.scale for r in reps] == [1.0, 32768.0, 128.0, 1.0]
     snr = [np.mean([f.snr_db for f in r.frames]) for r in reps]
     assert abs(snr[1] - snr[0]) < 0.5 and abs(snr[2] - snr[0]) < 3.0  # ci8 adds its quantisation noise
 
