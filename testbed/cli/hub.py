@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="publish every block NODE receives on a ZeroMQ PUB socket at ENDPOINT (tcp://127.0.0.1:PORT, * = any "
         "free port, or ipc://PATH): raw complex64 messages for GNU Radio's ZMQ SUB Source; repeatable",
     )
+    parser.add_argument("--tap-tx", action="append", default=[], metavar="NODE=ENDPOINT",
+                        help="publish every burst NODE transmits (as sent, a message a burst); repeatable")  # fmt: skip
     parser.add_argument("--capture", action="append", default=[], metavar="NODE",
                         help="record what NODE receives to CAPTURE_DIR/NODE-rx.sigmf-*; repeatable")  # fmt: skip
     parser.add_argument("--capture-dir", help="directory for --capture's SigMF files")
@@ -51,15 +53,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _outputs(args: argparse.Namespace) -> HubOutputs:
     from testbed.radio.hub_outputs import HubOutputs
 
-    taps = {}
-    for item in args.tap:
-        node, sep, endpoint = item.partition("=")
-        if not (sep and node and endpoint) or node in taps:
-            raise ConfigError(f"--tap {item!r}: expected NODE=ENDPOINT, one per node (e.g. ue-1=tcp://127.0.0.1:5701)")
-        taps[node] = endpoint
+    taps: dict[str, dict[str, str]] = {"--tap": {}, "--tap-tx": {}}
+    for flag, items in (("--tap", args.tap), ("--tap-tx", args.tap_tx)):
+        for item in items:
+            node, sep, endpoint = item.partition("=")
+            if not (sep and node and endpoint) or node in taps[flag]:
+                raise ConfigError(
+                    f"{flag} {item!r}: expected NODE=ENDPOINT, one per node (e.g. ue-1=tcp://127.0.0.1:5701)"
+                )
+            taps[flag][node] = endpoint
     if args.capture_dir is not None and not args.capture:
         raise ConfigError("--capture-dir needs at least one --capture NODE")
-    return HubOutputs(taps, Path(args.capture_dir) if args.capture_dir else None, tuple(args.capture))
+    capture_dir = Path(args.capture_dir) if args.capture_dir else None
+    return HubOutputs(taps["--tap"], capture_dir, tuple(args.capture), taps["--tap-tx"])
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -72,11 +78,13 @@ def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     ready = {"endpoint": hub.endpoint, "nodes": scenario.node_ids, "seed": scenario.seed}
-    ready |= {"taps": hub.outputs.endpoints, "captures": hub.outputs.captures}
+    outputs = hub.outputs
+    ready |= {"taps": outputs.endpoints, "tx_taps": outputs.tx_endpoints, "captures": outputs.captures}
 
     def human(r: dict[str, Any]) -> str:
         lines = [f"hub listening on {r['endpoint']} for nodes {', '.join(r['nodes'])} (seed {r['seed']})"]
         lines += [f"tap of {node} on {ep}" for node, ep in r["taps"].items()]
+        lines += [f"transmit tap of {node} on {ep}" for node, ep in r["tx_taps"].items()]
         lines += [f"capturing {node} to {stem}.sigmf-*" for node, stem in r["captures"].items()]
         return "\n".join(lines)
 

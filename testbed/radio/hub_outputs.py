@@ -1,4 +1,4 @@
-"""What the hub sends out beside serving its nodes, both off by default: a raw-IQ tap and SigMF captures.
+"""What the hub sends out beside serving its nodes, all off by default: raw-IQ taps and SigMF captures.
 
 **Tap** (``HubOutputs.taps = {node_id: endpoint}``): one ZeroMQ PUB socket per tapped node, bound to a local
 endpoint (``tcp://127.0.0.1:PORT``, ``*`` for any free port, or ``ipc://PATH``). Every receive block the hub
@@ -7,7 +7,8 @@ little-endian float32 I, Q (complex64, 8 bytes per sample), full-scale units (wh
 of the air), no header, no topic. GNU Radio's ZMQ SUB Source reads it with ``type`` complex, ``vlen`` 1 and
 ``pass_tags`` off; a pyzmq SUB reads ``np.frombuffer(msg, "<c8")``. PUB drops whole messages for a
 subscriber that falls behind (``TAP_HWM`` messages queued) and never slows the hub; a subscriber sees only
-what is published after it connected.
+what is published after it connected. ``tx_taps`` likewise publish every burst a node transmits, as it sent
+it (before the channel), one message per burst: the silence between bursts is not in the stream.
 
 **Captures** (``capture_dir`` and ``capture_nodes``): ``<capture_dir>/<node>-rx.sigmf-data/-meta``, the same
 SigMF stream a ``RecordingRadio`` writes (testbed.radio.sigmf_io): every sample the node received, a new
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import zmq
 
 from testbed.errors import ConfigError
@@ -38,17 +40,19 @@ TAP_HWM = 64  # messages queued per subscriber before PUB drops (64 blocks of 16
 @dataclass(frozen=True)
 class HubOutputs:
     """The hub's optional outputs. taps : node id -> local endpoint to publish its receive blocks on;
-    capture_dir, capture_nodes : SigMF captures of what those nodes receive."""
+    capture_dir, capture_nodes : SigMF captures of what those nodes receive; tx_taps : node id -> endpoint
+    for the bursts it transmits."""
 
     taps: Mapping[str, str] = field(default_factory=dict)
     capture_dir: Path | None = None
     capture_nodes: tuple[str, ...] = ()
+    tx_taps: Mapping[str, str] = field(default_factory=dict)
 
     def check(self, scenario: Scenario) -> None:
         """ConfigError for a node the scenario lacks, a non-local endpoint or captures without a directory."""
-        for node_id in [*self.taps, *self.capture_nodes]:
+        for node_id in [*self.taps, *self.tx_taps, *self.capture_nodes]:
             scenario.node(node_id)
-        for endpoint in self.taps.values():
+        for endpoint in [*self.taps.values(), *self.tx_taps.values()]:
             check_local_endpoint(endpoint)
         if self.capture_nodes and self.capture_dir is None:
             raise ConfigError("hub captures need a directory (--capture-dir) to write the SigMF files into")
@@ -79,20 +83,19 @@ class OutputSink:
                                  tx_power_dbm=spec.tx_power_dbm, rx_gain_db=0.0)  # as Air.join powers a radio up
             for spec in scenario.nodes
         }  # fmt: skip
-        self._pubs: dict[str, zmq.Socket] = {}
-        self.endpoints: dict[str, str] = {}
+        self._pubs: dict[tuple[str, str], zmq.Socket] = {}  # (stream "rx"/"tx", node id) -> PUB socket
         self._streams: dict[str, SigmfStream] = {}
         try:
-            for node_id, endpoint in outputs.taps.items():
-                sock = context.socket(zmq.PUB)
-                self._pubs[node_id] = sock
-                sock.setsockopt(zmq.LINGER, 0)
-                sock.setsockopt(zmq.SNDHWM, TAP_HWM)
-                try:
-                    sock.bind(endpoint)
-                except zmq.ZMQError as exc:
-                    raise ConfigError(f"the tap of node {node_id!r} cannot bind {endpoint}: {exc}") from exc
-                self.endpoints[node_id] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            for kind, taps in (("rx", outputs.taps), ("tx", outputs.tx_taps)):
+                for node_id, endpoint in taps.items():
+                    sock = context.socket(zmq.PUB)
+                    self._pubs[kind, node_id] = sock
+                    sock.setsockopt(zmq.LINGER, 0)
+                    sock.setsockopt(zmq.SNDHWM, TAP_HWM)
+                    try:
+                        sock.bind(endpoint)
+                    except zmq.ZMQError as exc:
+                        raise ConfigError(f"the {kind} tap of node {node_id!r} cannot bind {endpoint}: {exc}") from exc
             if outputs.capture_nodes and outputs.capture_dir is not None:  # check() refused nodes without a dir
                 from testbed.radio.sigmf_io import SigmfStream  # the sigmf library only when capturing
 
@@ -102,6 +105,19 @@ class OutputSink:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """node id -> where its receive tap is bound."""
+        return self._bound("rx")
+
+    @property
+    def tx_endpoints(self) -> dict[str, str]:
+        """node id -> where its transmit tap is bound."""
+        return self._bound("tx")
+
+    def _bound(self, kind: str) -> dict[str, str]:
+        return {node: sock.getsockopt_string(zmq.LAST_ENDPOINT) for (k, node), sock in self._pubs.items() if k == kind}
 
     @property
     def captures(self) -> dict[str, str]:
@@ -116,15 +132,22 @@ class OutputSink:
 
     def received(self, node_id: str, block: RxBlock) -> None:
         """``block`` was delivered to ``node_id``: publish it on the node's tap and append it to its capture."""
-        pub = self._pubs.get(node_id)
-        if pub is not None:
-            try:
-                pub.send(block.iq.astype("<c8", copy=False).data, zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                pass  # no room for a slow subscriber: PUB drops, the air goes on
+        self._publish("rx", node_id, block.iq)
         stream = self._streams.get(node_id)
         if stream is not None:
             stream.append(block.iq, block.start_sample, self._config[node_id], force_new=block.overflow)
+
+    def transmitted(self, node_id: str, iq: np.ndarray) -> None:
+        """``node_id`` put the burst ``iq`` on the air: publish it on the node's transmit tap."""
+        self._publish("tx", node_id, iq)
+
+    def _publish(self, kind: str, node_id: str, iq: np.ndarray) -> None:
+        pub = self._pubs.get((kind, node_id))
+        if pub is not None:
+            try:
+                pub.send(iq.astype("<c8", copy=False).data, zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                pass  # no room for a slow subscriber: PUB drops, the air goes on
 
     def close(self) -> None:
         """Write the captures' metadata and close the taps (idempotent)."""

@@ -171,6 +171,7 @@ class HubServer:
             return Ok(), None
         if isinstance(msg, Transmit):
             start = self.air.transmit(node_id, iq, msg.at_sample)
+            self.outputs.transmitted(node_id, iq)
             return TxAck(start, msg.num_samples), None
         if isinstance(msg, Receive):
             self.air.request(node_id, msg.num_samples)

@@ -64,6 +64,39 @@ def test_tap_publishes_exactly_the_blocks_the_node_receives():
         np.testing.assert_array_equal(message, block.iq)  # complex64, bit for bit
 
 
+def test_transmit_tap_publishes_each_burst_as_sent(rng):
+    hub, close = _serve(HubOutputs(tx_taps={"bs": "tcp://127.0.0.1:*"}))
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    try:
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(hub.outputs.tx_endpoints["bs"])
+        assert hub.outputs.endpoints == {}  # no receive tap asked for
+        with HubRadio(hub.endpoint, "bs", timeout_s=10) as bs:
+            bs.configure(RADIO)
+            sent, got = [], []
+
+            def send(k):
+                sent.append((rng.standard_normal(300 + k) * 0.3 + 0.1j).astype(np.complex64))
+                bs.transmit(sent[-1])
+                bs.receive(sent[-1].size)  # moves the clock past the burst
+
+            for k in range(200):  # PUB drops until the subscription has reached it: send until one arrives
+                send(k)
+                if sub.poll(100):
+                    break
+            for k in range(3):
+                send(k)
+            while sub.poll(1000):
+                got.append(np.frombuffer(sub.recv(), dtype="<c8"))
+    finally:
+        sub.close(linger=0)
+        close()
+    first = next(k for k, b in enumerate(sent) if np.array_equal(b, got[0]))
+    assert len(got) == len(sent) - first >= 4
+    for burst, message in zip(sent[first:], got, strict=True):
+        np.testing.assert_array_equal(message, burst)  # as sent, before the channel
+
+
 def test_captures_hold_what_the_node_received_and_its_settings(tmp_path):
     _hub, close = _serve(HubOutputs(capture_dir=tmp_path / "cap", capture_nodes=("ue1",)))
     try:
