@@ -86,30 +86,6 @@ class SigmfStream:
                 return cap["core:sample_start"] + offset
         return None
 
-    def annotate(
-        self,
-        start_sample: int,
-        num_samples: int,
-        label: str,
-        freq_edges_hz: tuple[float, float] | None = None,
-        **fields: float | int | str | bool,
-    ) -> None:
-        """Mark samples [start_sample, +num_samples) of the radio clock; ``freq_edges_hz`` (lower, upper) is
-        the occupied band in absolute Hz (``core:freq_lower_edge``/``upper_edge``, which viewers draw as a box);
-        ``fields`` are stored as ``testbed:<name>``."""
-        index = self.file_index(start_sample)
-        if index is None:
-            raise RadioError(f"sample {start_sample} of the receive clock was not recorded; cannot annotate it")
-        meta: dict[str, Any] = {"core:label": str(label)}
-        if freq_edges_hz is not None:
-            lower, upper = (float(f) for f in freq_edges_hz)
-            if not lower < upper:
-                raise RadioError(f"freq_edges_hz must be (lower, upper) with lower < upper, got {freq_edges_hz}")
-            meta["core:freq_lower_edge"], meta["core:freq_upper_edge"] = lower, upper
-        for key, value in fields.items():
-            meta[f"{NS}:{key}"] = value.item() if isinstance(value, np.generic) else value
-        self.annotations.append((index, int(num_samples), meta))
-
     def close(self, sample_rate_hz: float, hw: str, description: str, hardware: dict[str, str] | None = None) -> None:
         """Finish the dataset and write its metadata (a stream that saw no samples leaves no files).
 
@@ -191,9 +167,22 @@ class RecordingRadio(Radio):
         freq_edges_hz: tuple[float, float] | None = None,
         **fields: float | int | str | bool,
     ) -> None:
-        """Mark samples of the receive clock, e.g. a decoded frame with its band, SNR, CFO and CRC (see
-        ``SigmfStream.annotate``)."""
-        self._rx.annotate(start_sample, num_samples, label, freq_edges_hz, **fields)
+        """Mark samples [start_sample, +num_samples) of the receive clock, e.g. a decoded frame with its band,
+        SNR, CFO and CRC; ``freq_edges_hz`` (lower, upper) is the occupied band in absolute Hz
+        (``core:freq_lower_edge``/``upper_edge``, which viewers draw as a box); ``fields`` are stored as
+        ``testbed:<name>``."""
+        index = self._rx.file_index(start_sample)
+        if index is None:
+            raise RadioError(f"sample {start_sample} of the receive clock was not recorded; cannot annotate it")
+        meta: dict[str, Any] = {"core:label": str(label)}
+        if freq_edges_hz is not None:
+            lower, upper = (float(f) for f in freq_edges_hz)
+            if not lower < upper:
+                raise RadioError(f"freq_edges_hz must be (lower, upper) with lower < upper, got {freq_edges_hz}")
+            meta["core:freq_lower_edge"], meta["core:freq_upper_edge"] = lower, upper
+        for key, value in fields.items():
+            meta[f"{NS}:{key}"] = value.item() if isinstance(value, np.generic) else value
+        self._rx.annotations.append((index, int(num_samples), meta))
 
     def _close(self) -> None:
         try:

@@ -12,7 +12,7 @@ import testbed
 from testbed.errors import ConfigError, RadioError
 from testbed.radio.air import Air
 from testbed.radio.loopback import LoopbackRadio
-from testbed.radio.sigmf_io import RecordingRadio, SigmfReplayRadio, SigmfStream
+from testbed.radio.sigmf_io import RecordingRadio, SigmfReplayRadio
 
 
 def _record(tmp_path, rng, datatype="cf32_le", gap=False):
@@ -177,9 +177,10 @@ def test_a_bad_testbed_scale_is_refused(tmp_path, rng):
         SigmfReplayRadio(tmp_path / "cap-rx")
 
 
-def test_stream_refuses_an_inverted_band(tmp_path):
-    stream = SigmfStream(tmp_path / "s", "rx", "cf32_le")
-    stream.append(np.zeros(10, np.complex64), 0, RADIO)
+def test_an_inverted_band_is_refused(tmp_path):
+    rec = RecordingRadio(LoopbackRadio(Air(make_scenario()), "ue1"), tmp_path / "y")
+    rec.configure(RADIO)
+    rec.receive(10)
     with pytest.raises(RadioError, match="lower < upper"):
-        stream.annotate(0, 5, "frame", freq_edges_hz=(2.5e9, 2.4e9))
-    stream.close(RADIO.sample_rate_hz, "test", "")
+        rec.annotate(0, 5, "frame", freq_edges_hz=(2.5e9, 2.4e9))
+    rec.close()
