@@ -241,7 +241,7 @@ def recording_scale(rec: SigMFFile) -> tuple[float, str]:
             raise ConfigError(f"{NS}:scale must be a positive number of file units per full-scale unit, got {scale!r}")
         return float(scale), f"{NS}:scale in the metadata"
     kind = str(rec.get_global_field("core:datatype")).split("_")[0]
-    return FULL_SCALE[kind], f"full scale of {kind} (no {NS}:scale in the metadata)"
+    return FULL_SCALE[kind], f"full scale of {kind}: no {NS}:scale in the metadata"
 
 
 class SigmfReplayRadio(Radio):
