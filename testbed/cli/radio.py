@@ -1,5 +1,6 @@
-"""``testbed radio probe`` (what a Pluto is and can do) and ``testbed radio txrx`` (OFDM frames from one
-radio to another on any backend: PER, SNR, CFO; optionally recorded to SigMF)."""
+"""``testbed radio probe`` (what a Pluto is and can do), ``testbed radio txrx`` (OFDM frames from one
+radio to another on any backend: PER, SNR, CFO; optionally recorded to SigMF) and ``testbed radio replay``
+(the frames of a SigMF recording, testbed/cli/_replay.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from testbed.cli import _replay
 from testbed.cli._output import Progress, add_json_flag, emit, format_table
 from testbed.errors import ConfigError
 
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
 
     probe = sub.add_parser("probe", help="device, firmware and ranges of one Pluto")
-    probe.add_argument("--uri", required=True, help="e.g. ip:192.168.2.1 or usb:1.2.5 (never scanned)")
+    probe.add_argument("--uri", required=True, help="e.g. ip:192.168.2.1, usb:1.2.5 or xml:pluto.xml (never scanned)")
     add_json_flag(probe)
     probe.set_defaults(func=_probe)
 
@@ -79,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     txrx.add_argument("--record", help="record the receiver to SigMF files with this path stem")
     add_json_flag(txrx)
     txrx.set_defaults(func=_txrx)
+    _replay.add_parser(sub)
 
 
 def _probe(args: argparse.Namespace) -> int:
@@ -186,8 +189,12 @@ def _txrx(args: argparse.Namespace) -> int:
         raise ConfigError(f"--frames must be 1..65535 and --gap-samples >= 0, got {args.frames}, {args.gap_samples}")
     tx, rx, cfg, concurrent = _radios(args)
     if args.record:
-        rx = RecordingRadio(rx, args.record, hw=f"{args.backend} {args.rx_uri or args.rx_node}", description="txrx")
-    modem = OfdmModem(PhyConfig(sample_rate_hz=cfg.sample_rate_hz))
+        hardware = _hardware(rx)
+        rx = RecordingRadio(
+            rx, args.record, hw=f"{args.backend} {args.rx_uri or args.rx_node}", description="txrx", hardware=hardware
+        )
+    phy = PhyConfig(sample_rate_hz=cfg.sample_rate_hz)
+    modem = OfdmModem(phy)
     rng = np.random.default_rng(args.seed)
     payloads = [rng.integers(0, 256, args.payload_bytes, dtype=np.uint8).tobytes() for _ in range(args.frames)]
     slot = modem.burst_num_samples(args.payload_bytes, args.mcs) + args.gap_samples
@@ -226,11 +233,14 @@ def _txrx(args: argparse.Namespace) -> int:
         iq = np.concatenate([b.iq for b in blocks])
         frames = [f for f in modem.demodulate(iq) if f.stream_id == 0 and f.seq < args.frames]
         if args.record:
+            half_band_hz = phy.occupied_bandwidth_hz / 2
             for f in frames:
+                centre_hz = cfg.center_freq_hz + f.cfo_hz  # where the frame's band sits as received
                 rx.annotate(
                     blocks[0].start_sample + f.start,
                     slot - args.gap_samples,
                     f"frame {f.seq}",
+                    freq_edges_hz=(centre_hz - half_band_hz, centre_hz + half_band_hz),
                     snr_db=f.snr_db,
                     cfo_hz=f.cfo_hz,
                     crc_ok=f.crc_ok,
@@ -240,9 +250,7 @@ def _txrx(args: argparse.Namespace) -> int:
         "backend": args.backend,
         "frames_sent": args.frames,
         "frames_ok": len(good),
-        "per": 1.0 - len(good) / args.frames,
-        "snr_db_mean": float(np.mean([f.snr_db for f in frames])) if frames else None,
-        "cfo_hz_mean": float(np.mean([f.cfo_hz for f in frames])) if frames else None,
+        **_replay.summary(frames, len(good), args.frames),
         "overflow": any(b.overflow for b in blocks),
         "record": args.record,
     }
@@ -252,6 +260,17 @@ def _txrx(args: argparse.Namespace) -> int:
         human=lambda r: format_table(["field", "value"], [[k, v] for k, v in r.items()]),
     )
     return 0
+
+
+def _hardware(radio: Any) -> dict[str, str]:
+    """The receiver's identity for a recording's metadata: a Pluto's context attributes (model, serial,
+    firmware), the backend and node otherwise."""
+    from testbed.radio.pluto import PlutoRadio
+
+    if isinstance(radio, PlutoRadio):
+        attrs = radio.context_attrs()
+        return {"uri": radio.uri, **{k: attrs[k] for k in ("hw_model", "hw_serial", "fw_version") if k in attrs}}
+    return {"backend": type(radio).__name__, **({"node": radio.node_id} if hasattr(radio, "node_id") else {})}
 
 
 def _guard(fn: Any, errors: list[BaseException]) -> None:

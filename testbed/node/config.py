@@ -32,6 +32,7 @@ from testbed.phy.mcs import CODED_MCS
 from testbed.phy.numerology import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, PhyConfig
 from testbed.policy.assign import DEFAULT_DEADLINE_FACTOR
 from testbed.policy.profiles import default_profiles
+from testbed.radio.pluto import check_uri
 
 Seconds = Annotated[float, Meta(gt=0.0, le=86400.0)]
 Samples = Annotated[int, Meta(ge=1, le=1 << 40)]
@@ -128,8 +129,9 @@ class RadioSection(Struct, frozen=True, forbid_unknown_fields=True):
     """This node's radio backend.
 
     kind "hub": a client of ``testbed hub`` at ``endpoint`` as scenario node ``node`` (simulation).
-    kind "pluto": the ADALM-Pluto at ``uri`` (``ip:ADDRESS`` or ``usb:BUS.DEV.IF``, never scanned), TX power
-    through the board calibration in ``calibration_file`` (testbed/radio/calibration.py; nominal if empty).
+    kind "pluto": the ADALM-Pluto at ``uri`` (``ip:ADDRESS``, ``usb:BUS.DEV.IF``, ``xml:PATH``...: checked at
+    load by testbed.radio.pluto.check_uri; never scanned), TX power through the board calibration in
+    ``calibration_file`` (testbed/radio/calibration.py; nominal if empty).
     """
 
     kind: Literal["hub", "pluto"] = "hub"
@@ -145,6 +147,11 @@ class RadioSection(Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.kind == "pluto" and not self.uri:
             raise ConfigError('radio.kind = "pluto" needs radio.uri (e.g. "ip:192.168.2.1"); it is never scanned')
+        if self.kind == "pluto":
+            try:
+                check_uri(self.uri)
+            except ConfigError as exc:
+                raise ConfigError(f"radio.uri: {exc}") from exc
 
 
 class Security(Struct, frozen=True, forbid_unknown_fields=True):

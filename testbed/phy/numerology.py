@@ -103,6 +103,12 @@ class PhyConfig:
         return 2 * self.occupied_half_width
 
     @property
+    def occupied_bandwidth_hz(self) -> float:
+        """Width of the band the used subcarriers cover, from the lower edge of bin -W to the upper edge of +W
+        (the empty DC bin included): (2W + 1) spacings."""
+        return (2 * self.occupied_half_width + 1) * self.subcarrier_spacing_hz
+
+    @property
     def occupied_fraction(self) -> float:
         """Used subcarriers / FFT size: converts per-subcarrier Es/N0 to time-domain SNR."""
         return self.num_used / self.fft_size

@@ -4,7 +4,8 @@ One event loop (a ROUTER socket); every request is answered or held (a receive w
 time model in testbed.radio.air allows it). A malformed message, an unknown node id or a peer that vanishes
 costs that peer an ``Error`` reply or its place on the air, never the hub: the others keep being served.
 Peers that disconnect are seen through a socket monitor (the connection's file descriptor, recorded at
-Hello, names the node), so a killed node process releases the clock.
+Hello, names the node), so a killed node process releases the clock. Optional outputs (a raw-IQ tap per
+node, SigMF captures) are testbed.radio.hub_outputs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from zmq.utils.monitor import recv_monitor_message
 from testbed.errors import ConfigError, ProtocolError, RadioError
 from testbed.radio.air import Air
 from testbed.radio.base import RadioConfig
+from testbed.radio.hub_outputs import HubOutputs, OutputSink
 from testbed.radio.loopback import check_matches_scenario
 from testbed.radio.protocol import (
     PROTOCOL_VERSION,
@@ -57,16 +59,22 @@ class HubServer:
         endpoint: str = DEFAULT_ENDPOINT,
         context: zmq.Context | None = None,
         workers: int = 2,
+        outputs: HubOutputs | None = None,
     ):
-        """workers : threads computing noise and links in parallel (see Air); results do not depend on it."""
-        self.air = Air(scenario, workers=workers)
+        """workers : threads computing noise and links in parallel (see Air); results do not depend on it.
+        outputs : taps and captures of what nodes receive (testbed.radio.hub_outputs); none by default."""
+        check_local_endpoint(endpoint)
         self._ctx = context or zmq.Context.instance()
+        self.outputs = OutputSink(scenario, outputs or HubOutputs(), self._ctx)
+        self.air = Air(scenario, workers=workers)
         self._sock = self._ctx.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
         try:
-            self._sock.bind(check_local_endpoint(endpoint))
+            self._sock.bind(endpoint)
         except zmq.ZMQError as exc:
             self._sock.close()
+            self.outputs.close()
+            self.air.close()
             raise ConfigError(f"hub cannot bind {endpoint}: {exc}") from exc
         self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._monitor = self._sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
@@ -110,6 +118,7 @@ class HubServer:
         self._monitor.close(linger=0)
         self._sock.close(linger=0)
         self.air.close()
+        self.outputs.close()
 
     def _read_disconnects(self) -> None:
         """Note peers whose connection closed. They are dropped DROP_GRACE_S later, because their last
@@ -158,9 +167,11 @@ class HubServer:
             raise ProtocolError(f"{type(msg).__name__} from a peer that has not said Hello; send Hello first")
         if isinstance(msg, Configure):
             self.air.set_radio(node_id, msg.tx_power_dbm, msg.rx_gain_mode, msg.rx_gain_db)
+            self.outputs.configured(node_id, msg.tx_power_dbm, msg.rx_gain_mode, msg.rx_gain_db)
             return Ok(), None
         if isinstance(msg, Transmit):
             start = self.air.transmit(node_id, iq, msg.at_sample)
+            self.outputs.transmitted(node_id, iq)
             return TxAck(start, msg.num_samples), None
         if isinstance(msg, Receive):
             self.air.request(node_id, msg.num_samples)
@@ -204,6 +215,7 @@ class HubServer:
         for node_id in self.air.waiting():
             if self.air.ready(node_id):
                 block = self.air.collect(node_id)
+                self.outputs.received(node_id, block)
                 self._send(self._peer_of[node_id], Samples(block.start_sample, len(block.iq)), block.iq)
 
     def _send(self, peer: bytes, reply: msgspec.Struct, samples: np.ndarray | None) -> None:

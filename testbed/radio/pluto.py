@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,13 +36,24 @@ TX_GAIN_RANGE_DB = (-89.75, 0.0)  # AD9361 TX attenuation 0..89.75 dB in 0.25 dB
 TX_GAIN_STEP_DB = 0.25
 AD9363_LO_RANGE_HZ = (325e6, 3.8e9)  # stock Pluto (AD9363) when the driver does not report its range
 AD9363_RX_GAIN_RANGE_DB = (-3.0, 71.0)  # ad9361 driver, above 1.3 GHz, when the driver does not report it
-_URI = re.compile(r"^(ip|usb|serial|local):\S*$")
+_URI = re.compile(r"^(ip|usb|serial|local|xml):\S*$")  # libiio's context backends (iio_create_context_from_uri)
+URI_FORMS = "ip:ADDRESS, usb:BUS.DEV.IF, serial:PORT,BAUD, local: or xml:PATH"
 _AVAILABLE = re.compile(r"\[\s*(-?[\d.eE+]+)\s+(-?[\d.eE+]+)\s+(-?[\d.eE+]+)\s*\]")
 
 
 def quantise_tx_gain_db(gain_db: float) -> float:
     """The AD9361 TX attenuation step nearest to ``gain_db`` (not clamped to the range)."""
     return round(gain_db / TX_GAIN_STEP_DB) * TX_GAIN_STEP_DB
+
+
+def check_uri(uri: object) -> str:
+    """``uri`` if libiio takes it (URI_FORMS) and, for ``xml:``, the context description exists; ConfigError
+    otherwise. An ``xml:`` context (``iio_genxml -u ip:... > pluto.xml``) has the attributes but no buffers."""
+    if not isinstance(uri, str) or not _URI.match(uri):
+        raise ConfigError(f"Pluto URI {uri!r} is not of the form {URI_FORMS}")
+    if uri.startswith("xml:") and not Path(uri[4:]).is_file():
+        raise ConfigError(f"Pluto URI {uri!r}: no XML context description at {uri[4:]!r}; give an existing file")
+    return uri
 
 
 def _import_adi() -> Any:
@@ -67,7 +79,7 @@ def _range(channel: Any, attr: str, fallback: tuple[float, float]) -> tuple[floa
 class PlutoRadio(Radio):
     """One ADALM-Pluto.
 
-    uri : always explicit (``ip:192.168.2.1``, ``usb:1.2.5``); never scanned.
+    uri : always explicit (``ip:192.168.2.1``, ``usb:1.2.5``, ``xml:pluto.xml``; see check_uri); never scanned.
     calibration : TX power per board; the nominal offset when None.
     rx_buffer_samples : samples per kernel buffer (one ``rx()`` call).
     kernel_buffers : buffer count set before the first receive (the driver default, 4, serves stale data).
@@ -83,8 +95,7 @@ class PlutoRadio(Radio):
         flush_buffers: int = 3,
     ) -> None:
         super().__init__()
-        if not isinstance(uri, str) or not _URI.match(uri):
-            raise ConfigError(f"Pluto URI {uri!r} is not of the form ip:ADDRESS, usb:BUS.DEV.IF or local:")
+        check_uri(uri)
         if not 1 <= kernel_buffers <= 64 or not 0 <= flush_buffers <= 64 or not 64 <= rx_buffer_samples <= 1 << 22:
             raise ConfigError(
                 f"kernel_buffers={kernel_buffers} (1..64), flush_buffers={flush_buffers} (0..64), "

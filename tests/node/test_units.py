@@ -65,6 +65,16 @@ def test_pluto_radio_is_wired_and_a_failed_radio_stops_the_pump(monkeypatch: pyt
     assert len(events) == 1 and isinstance(events[0], Failed) and "pyadi" in events[0].reason
 
 
+def test_pluto_uris_are_checked_at_load_and_xml_is_accepted(tmp_path: Path) -> None:
+    desc = tmp_path / "pluto.xml"
+    desc.write_text("<context name='xml'/>")
+    head = '[ue]\nue_id = "ue-1"\nnode_id = 1\n[radio]\nkind = "pluto"\n'
+    assert parse_config(f'{head}uri = "xml:{desc}"\n', UeConfig).radio.uri == f"xml:{desc}"
+    for uri, why in (("tcp:192.0.2.1", "not of the form"), (f"xml:{tmp_path / 'no.xml'}", "no XML context")):
+        with pytest.raises(ConfigError, match=f"ue.toml: .*radio.uri: .*{why}"):
+            parse_config(f'{head}uri = "{uri}"\n', UeConfig, source="ue.toml")
+
+
 def test_adaptive_mcs_falls_back_until_measured_and_slots_fit_the_slowest_frame() -> None:
     adaptive, fixed = AirConfig(mcs="adaptive"), AirConfig(mcs="16qam-1/2")
     assert adaptive.mcs_policy.choose(None) == "bpsk-1/2" and adaptive.mcs_policy.choose(30.0) == "64qam-3/4"

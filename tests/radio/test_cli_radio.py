@@ -8,7 +8,9 @@ import pluto_fake
 import pytest
 import sigmf
 
+import testbed
 from testbed.cli import main
+from testbed.phy import PhyConfig
 from testbed.radio.base import RadioConfig
 from testbed.radio.hub_client import HubRadio
 from testbed.radio.hub_server import HubServer
@@ -57,6 +59,14 @@ def test_txrx_loopback_reports_per_snr_cfo_and_records(scenario_file, tmp_path, 
     assert abs(r["cfo_hz_mean"] - sc.cfo_hz("bs", "ue-1")) < 500
     rec = sigmf.fromfile(str(tmp_path / "rec-rx"))
     assert [a["core:label"] for a in rec.get_annotations()] == [f"frame {k}" for k in range(4)]
+    width = PhyConfig(sample_rate_hz=sc.sample_rate_hz).occupied_bandwidth_hz  # 53 of 64 bins: 52 used + DC
+    for ann in rec.get_annotations():  # the band viewers draw: the used subcarriers, shifted by the frame's CFO
+        lower, upper = ann["core:freq_lower_edge"], ann["core:freq_upper_edge"]
+        assert upper - lower == pytest.approx(width)
+        assert (lower + upper) / 2 == pytest.approx(sc.center_freq_hz + ann["testbed:cfo_hz"])
+    assert rec.get_global_field("testbed:version") == testbed.__version__
+    assert rec.get_global_field("testbed:hw_node") == "ue-1"
+    assert rec.get_captures()[0]["testbed:rx_gain_mode"] == "manual"
 
 
 def test_txrx_loopback_far_node_loses_frames(scenario_file, capsys):

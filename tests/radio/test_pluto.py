@@ -182,6 +182,18 @@ def test_absent_radio_and_bad_uri(adi):
         PlutoRadio("")
 
 
+def test_xml_context_uris_are_accepted_like_ip_and_usb(adi, tmp_path):
+    """libiio's xml: backend (a context description from iio_genxml) reaches pyadi-iio; refused before."""
+    desc = tmp_path / "pluto.xml"
+    desc.write_text("<context name='xml'/>")
+    radio = PlutoRadio(f"xml:{desc}")
+    assert pluto_fake.FakePluto.instances[-1].uri == f"xml:{desc}" and radio.uri == f"xml:{desc}"
+    with pytest.raises(ConfigError, match="no XML context description"):
+        PlutoRadio(f"xml:{tmp_path / 'absent.xml'}")
+    with pytest.raises(ConfigError, match="xml:PATH"):
+        PlutoRadio("tcp:192.168.2.1")
+
+
 def test_missing_pyadi_is_a_radio_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "adi", None)  # import adi -> ImportError
     with pytest.raises(RadioError, match="libiio0"):

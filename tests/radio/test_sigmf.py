@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import sigmf
 from conftest import RADIO, make_scenario
+from sigmf_helpers import write_foreign
 
+import testbed
 from testbed.errors import ConfigError, RadioError
 from testbed.radio.air import Air
 from testbed.radio.loopback import LoopbackRadio
@@ -17,7 +19,9 @@ def _record(tmp_path, rng, datatype="cf32_le", gap=False):
     air = Air(make_scenario())
     bs = LoopbackRadio(air, "bs")
     bs.configure(RADIO)
-    ue = RecordingRadio(LoopbackRadio(air, "ue1"), tmp_path / "cap", datatype=datatype, hw="loopback ue1")
+    ue = RecordingRadio(
+        LoopbackRadio(air, "ue1"), tmp_path / "cap", datatype=datatype, hw="loopback ue1", hardware={"node": "ue1"}
+    )
     ue.configure(RADIO)
     burst = ((rng.standard_normal(500) + 1j * rng.standard_normal(500)) * 0.5).astype(np.complex64)
     bs.transmit(burst, 300)
@@ -27,7 +31,7 @@ def _record(tmp_path, rng, datatype="cf32_le", gap=False):
         ue.inner.receive(400)  # not recorded: the recorded clock jumps
     ue.configure(RADIO.with_(rx_gain_db=6.0))
     blocks.append(ue.receive(400))
-    ue.annotate(300, 500, "frame 0", snr_db=np.float32(21.5), crc_ok=True)
+    ue.annotate(300, 500, "frame 0", freq_edges_hz=(2.399e9, 2.401e9), snr_db=np.float32(21.5), crc_ok=True)
     ue.close()
     return blocks
 
@@ -44,6 +48,9 @@ def test_recording_opens_with_sigmf_and_carries_metadata(tmp_path, rng):
     (ann,) = rec.get_annotations()
     assert ann["core:label"] == "frame 0" and ann["core:sample_start"] == 300 and ann["testbed:crc_ok"] is True
     assert ann["testbed:snr_db"] == pytest.approx(21.5)
+    assert (ann["core:freq_lower_edge"], ann["core:freq_upper_edge"]) == (2.399e9, 2.401e9)  # viewers draw the band
+    assert rec.get_global_field("testbed:version") == testbed.__version__
+    assert rec.get_global_field("testbed:hw_node") == "ue1"
     tx = sigmf.fromfile(str(tmp_path / "cap-tx"))
     assert tx.sample_count == 100 and tx.get_captures()[0]["core:global_index"] == 0
 
@@ -130,4 +137,50 @@ def test_unsupported_datatype_and_unrecorded_annotation(tmp_path):
     rec.configure(RADIO)
     with pytest.raises(RadioError, match="not recorded"):
         rec.annotate(0, 10, "frame")
+    rec.close()
+
+
+@pytest.mark.parametrize("datatype", ["ci16_le", "ci16_be", "ci8", "cf32_be"])
+def test_foreign_recordings_replay_at_their_full_scale(tmp_path, rng, datatype):
+    """A recording without testbed:scale is read at its datatype's full scale (the old code served a ci16_le
+    file as raw integers, 2^15 times too large, and refused the others)."""
+    iq = ((rng.standard_normal(700) + 1j * rng.standard_normal(700)) * 0.1).astype(np.complex64)
+    held = write_foreign(tmp_path / "x", iq, datatype)
+    replay = SigmfReplayRadio(tmp_path / "x")
+    replay.configure(RADIO)
+    np.testing.assert_allclose(replay.receive(700).iq, held, atol=1e-6)
+    kind = datatype.split("_")[0]
+    assert replay.scale == {"ci16": 32768.0, "ci8": 128.0, "cf32": 1.0}[kind]
+    assert "full scale" in replay.scale_source and "testbed:scale" in replay.scale_source
+
+
+@pytest.mark.parametrize(
+    ("datatype", "reason"),
+    [("rf32_le", "real-valued"), ("ri16_le", "real-valued"), ("cu8", "unsigned"), ("cf64_le", "not read")],
+)
+def test_unsupported_datatypes_are_refused_with_the_reason(tmp_path, datatype, reason):
+    (tmp_path / "x.sigmf-data").write_bytes(bytes(64))
+    meta = sigmf.SigMFFile(
+        data_file=tmp_path / "x.sigmf-data", global_info={"core:datatype": datatype, "core:sample_rate": 1e6}
+    )
+    meta.add_capture(0)
+    meta.tofile(tmp_path / "x.sigmf-meta")
+    with pytest.raises(ConfigError, match=f"{datatype}.*cannot be replayed: .*{reason}.*supported") as err:
+        SigmfReplayRadio(tmp_path / "x")
+    assert "\n" not in str(err.value)
+
+
+def test_a_bad_testbed_scale_is_refused(tmp_path, rng):
+    _record(tmp_path, rng, datatype="ci16_le")
+    _edit_meta(tmp_path / "cap-rx.sigmf-meta", lambda m: m["global"].update({"testbed:scale": -3}))
+    with pytest.raises(ConfigError, match="testbed:scale"):
+        SigmfReplayRadio(tmp_path / "cap-rx")
+
+
+def test_an_inverted_band_is_refused(tmp_path):
+    rec = RecordingRadio(LoopbackRadio(Air(make_scenario()), "ue1"), tmp_path / "y")
+    rec.configure(RADIO)
+    rec.receive(10)
+    with pytest.raises(RadioError, match="lower < upper"):
+        rec.annotate(0, 5, "frame", freq_edges_hz=(2.5e9, 2.4e9))
     rec.close()
