@@ -46,6 +46,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "finished scheme is kept, the others start again, each BS from its checkpoint")  # fmt: skip
     p.add_argument("--rounds", type=int, default=None, help="rounds to run (default: the scenario's)")
     p.add_argument("--seed", type=int, default=None, help="override the scenario's [training] seed")
+    p.add_argument("--capture", nargs="+", default=[], metavar="NODE",
+                   help="record what these nodes (bs or a UE's name) receive as SigMF files in each scheme's "
+                   "captures/ (8 bytes per sample of air time each; testbed radio replay decodes them)")  # fmt: skip
+    p.add_argument("--kill", nargs="+", default=[], metavar="UE@ROUND",
+                   help="faults: SIGKILL that UE's process once the BS has started that round; it is started again "
+                   "when the round is recorded and rejoins")  # fmt: skip
+    p.add_argument(
+        "--drop",
+        nargs="+",
+        default=[],
+        metavar="NODE=SHARE",
+        help="faults: lose this share (0..1) of the radio bursts on every link of that node, e.g. ue1=0.2",
+    )
     others = ", ".join(n for n in SIM_SCHEMES if n != METHOD)
     p.add_argument("--schemes", nargs="+", default=[METHOD], metavar="SCHEME",
                    help=f"schemes to run through the same stack, one after another (default: {METHOD}, the full "
@@ -81,7 +94,8 @@ def _run(args: argparse.Namespace) -> int:
     for scheme in schemes:
         out = args.out / scheme
         done = _finished(out, rounds)
-        summary["schemes"][scheme] = done or _run_scheme(out, scenario, scheme, rounds, len(schemes) > 1)
+        summary["schemes"][scheme] = done or _run_scheme(out, scenario, scheme, rounds, len(schemes) > 1,
+                                                         tuple(args.capture), _faults(args, scenario))  # fmt: skip
     summary["wall_time_s"] = sum(s["wall_time_s"] for s in summary["schemes"].values())
     (args.out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
     summary["table"] = target_table(read_run(args.out))
@@ -105,6 +119,11 @@ def _planned(args: argparse.Namespace) -> tuple[Any, list[str]]:
     schemes = list(dict.fromkeys(args.schemes))
     for scheme in schemes:  # a scheme the stack cannot run is refused before anything starts
         scheme_assign(scenario, scheme)
+    nodes = {"bs", *(ue.name for ue in scenario.ues)}
+    unknown = [n for n in args.capture if n not in nodes]
+    if unknown:
+        raise UsageError(f"--capture {' '.join(unknown)}: not a node of this scenario ({', '.join(sorted(nodes))})")
+    _faults(args, scenario)  # refused before anything starts
     if args.overwrite and args.out.exists():
         shutil.rmtree(args.out)
     if (args.out / PLAN_FILE).exists() or any((args.out / s).exists() for s in schemes):
@@ -147,13 +166,49 @@ def _finished(out: Path, rounds: int) -> dict[str, Any] | None:
     return summary if isinstance(summary, dict) and summary.get("rounds") == rounds else None
 
 
-def _run_scheme(out: Path, scenario: Any, scheme: str, rounds: int, prefix: bool) -> dict[str, Any]:
+def _faults(args: argparse.Namespace, scenario: Any) -> Any:
+    """--kill UE@ROUND and --drop NODE=SHARE as the stack's Faults; a malformed one is a usage error."""
+    from testbed.cli import UsageError
+    from testbed.experiment.launch import Faults
+
+    ues, nodes = {ue.name for ue in scenario.ues}, {"bs", *(ue.name for ue in scenario.ues)}
+    kill: dict[str, int] = {}
+    for item in args.kill:
+        name, _, rnd = item.partition("@")
+        if name not in ues or not rnd.isdigit() or not 1 <= int(rnd) <= scenario.run.rounds:
+            raise UsageError(f"--kill {item}: give UE@ROUND, a UE of the scenario ({', '.join(sorted(ues))}) and a "
+                             f"round in 1..{scenario.run.rounds}")  # fmt: skip
+        kill[name] = int(rnd)
+    drop: dict[str, float] = {}
+    for item in args.drop:
+        name, _, share = item.partition("=")
+        try:
+            value = float(share)
+        except ValueError:
+            value = -1.0
+        if name not in nodes or not 0.0 <= value < 1.0:
+            raise UsageError(f"--drop {item}: give NODE=SHARE, a node of the scenario ({', '.join(sorted(nodes))}) "
+                             "and a share in [0, 1)")  # fmt: skip
+        drop[name] = value
+    return Faults(kill, drop)
+
+
+def _run_scheme(
+    out: Path,
+    scenario: Any,
+    scheme: str,
+    rounds: int,
+    prefix: bool,
+    capture: tuple[str, ...] = (),
+    faults: Any = None,
+) -> dict[str, Any]:
     """One scheme's stack in ``out``: started, run to its last round (a line per round on stderr), stopped."""
     from testbed.experiment.launch import Stack, summarise
 
     resume = out.exists()  # a scheme the run had started: its BS continues from its checkpoint
     out.mkdir(parents=True, exist_ok=True)
-    stack = Stack(out, scenario, rounds=rounds, seed=scenario.training.seed, scheme=scheme, resume=resume)
+    stack = Stack(out, scenario, rounds=rounds, seed=scenario.training.seed, scheme=scheme, resume=resume,
+                  capture=capture, faults=faults)  # fmt: skip
     tag = f"{scheme}: " if prefix else ""
     start = time.monotonic()
     records: list[dict[str, Any]] = []

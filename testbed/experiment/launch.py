@@ -9,6 +9,7 @@ The run directory holds what a person needs to see what happened and nothing tha
     RUN_DIR/logs/<name>.log   each process's JSON-line log (stderr); <name>.out its stdout
     RUN_DIR/state/rounds.jsonl   the BS's round records (docs/nodes.md), bs_state.pt its checkpoint
     RUN_DIR/summary.json      written at the end: rounds, accuracy per round, wall and air time, modes
+    RUN_DIR/captures/         with ``capture``: SigMF recordings of what those nodes received (the hub's)
 
 Processes: the hub first (its endpoint from its one JSON line), then the BS (its endpoint from its ``ready``
 event), then every UE, each with one torch thread. The run ends when the BS reaches its rounds and exits; the
@@ -26,7 +27,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,9 +38,12 @@ from testbed.control.security import generate_keypair
 from testbed.errors import ConfigError, TestbedError
 from testbed.experiment.scenario import Scenario
 from testbed.experiment.stack import BS_NODE, METHOD, StackFiles, stack_files, toml_text
+from testbed.radio.hub_outputs import hub_capture_args
+from testbed.radio.scenario import Scenario as AirScenario
 
+CAPTURE_DIR = "captures"  # RUN_DIR/captures/<node>-rx.sigmf-{meta,data} (testbed sim --capture)
 STARTUP_TIMEOUT_S = 120.0  # importing torch and the data set in ten processes on two cores
-STOP_GRACE_S = 15.0
+STOP_GRACE_S = 30.0  # SIGTERM to SIGKILL: a UE finishing a torch step on a loaded 2-core machine
 POLL_S = 0.5
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}  # many torch processes on a few cores
 
@@ -54,6 +59,16 @@ def resolved_scenario(scenario: Scenario, rounds: int, seed: int) -> str:
         training=msgspec.structs.replace(scenario.training, seed=seed)))  # fmt: skip
     ues = resolved.pop("ues")
     return toml_text(resolved, {"ues": ues})
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong on purpose (testbed sim --kill / --drop): ``kill`` UE -> the round in which its process is
+    SIGKILLed (once the BS has started that round; restarted once the round is recorded, so it rejoins a later
+    one); ``drop`` node -> the share of bursts lost on its links (the hub's NodeSpec.burst_loss)."""
+
+    kill: Mapping[str, int] = field(default_factory=dict)
+    drop: Mapping[str, float] = field(default_factory=dict)
 
 
 class _Child:
@@ -102,10 +117,14 @@ class Stack:
 
     def __init__(
         self, run_dir: Path, scenario: Scenario, *, rounds: int, seed: int, scheme: str = METHOD,
-        plaintext: bool = False, resume: bool = False,
+        plaintext: bool = False, resume: bool = False, capture: tuple[str, ...] = (),
+        faults: Faults | None = None,
     ) -> None:  # fmt: skip
         self.run_dir, self.scenario, self.rounds, self.seed, self.scheme = run_dir, scenario, rounds, seed, scheme
-        self.resume, self._seen_at_start = resume, 0
+        self.resume, self._seen_at_start, self.capture = resume, 0, capture
+        self.faults = faults or Faults()
+        self._down: dict[str, int] = {}  # UE killed -> the round whose record restarts it
+        self._done_kills: set[str] = set()
         self.keys = None if plaintext else run_dir / "keys"
         self.logs, self.state = run_dir / "logs", run_dir / "state"
         self.children: list[_Child] = []
@@ -136,7 +155,8 @@ class Stack:
 
     def _files(self, hub: str, bs: str) -> StackFiles:
         return stack_files(self.scenario, rounds=self.rounds, seed=self.seed, state_dir=self.state,
-                           hub_endpoint=hub, bs_endpoint=bs, keys=self.keys, scheme=self.scheme)  # fmt: skip
+                           hub_endpoint=hub, bs_endpoint=bs, keys=self.keys, scheme=self.scheme,
+                           burst_loss=self.faults.drop)  # fmt: skip
 
     def _spawn(self, name: str, args: list[str]) -> _Child:
         child = _Child(name, args, self.logs, self.run_dir, append=self.resume)
@@ -161,7 +181,10 @@ class Stack:
         self._seen_at_start = len(self.records())  # a resumed run's earlier rounds
         files = self._files("tcp://127.0.0.1:1", "tcp://127.0.0.1:*")  # validates every config first
         (self.run_dir / "air.toml").write_text(files.air)
-        hub = self._spawn("hub", ["hub", "--scenario", "air.toml", "--json"])
+        args = ["hub", "--scenario", "air.toml", "--json"]
+        if self.capture:  # SigMF recordings of what these nodes receive, in captures/
+            args += hub_capture_args(msgspec.toml.decode(files.air, type=AirScenario), self.capture, CAPTURE_DIR)
+        hub = self._spawn("hub", args)
 
         def hub_endpoint() -> str | None:
             text = hub.out.read_text().strip()
@@ -208,11 +231,33 @@ class Stack:
                 if code != 0:
                     raise SimError(f"the BS exited with status {code}; its log ({bs.log}):\n{bs.tail()}")
                 return self.records()
+            self._inject(bs, records)
             for child in self.children:
-                if child is not bs and child.popen.poll() is not None:
+                if child is not bs and child.name not in self._down and child.popen.poll() is not None:
                     raise SimError(f"{child.name} exited with status {child.popen.returncode} during the run; its "
                                    f"log ({child.log}):\n{child.tail()}")  # fmt: skip
             time.sleep(POLL_S)
+
+    def _inject(self, bs: _Child, records: list[dict[str, Any]]) -> None:
+        """Kill each UE of ``faults.kill`` once the BS has started its round; start it again once that round is
+        recorded (a new process with the same config: it registers and rejoins, as a rebooted board would)."""
+        recorded = {r.get("round") for r in records}
+        for name, rnd in list(self._down.items()):
+            if rnd in recorded:
+                del self._down[name]
+                i = next(i for i, c in enumerate(self.children) if c.name == name)
+                self.children[i] = _Child(name, ["ue", "--config", f"{name}.toml"], self.logs, self.run_dir, True)
+        pending = {ue: r for ue, r in self.faults.kill.items() if r not in recorded and ue not in self._done_kills}
+        if not pending:
+            return
+        started = {e.get("round") for e in bs.events() if e.get("event") == "round_started"}
+        for ue, rnd in pending.items():
+            if rnd in started:
+                child = next(c for c in self.children if c.name == ue)
+                os.killpg(child.popen.pid, signal.SIGKILL)
+                child.popen.wait(10)
+                self._done_kills.add(ue)
+                self._down[ue] = rnd
 
     def close(self) -> dict[str, int | None]:
         """Stop every process still running, the UEs first, then the BS, then the hub (which the others' radios

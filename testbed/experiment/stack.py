@@ -109,9 +109,14 @@ def _refuse_unsupported(sc: Scenario) -> None:
                           "an equal shard; give every UE the same data_share")  # fmt: skip
 
 
-def air_scenario(sc: Scenario, seed: int) -> str:
-    """The hub's air for ``sc`` (module docstring)."""
+def air_scenario(sc: Scenario, seed: int, burst_loss: Mapping[str, float] | None = None) -> str:
+    """The hub's air for ``sc`` (module docstring); ``burst_loss``: node -> share of bursts lost on its links (a
+    fault, testbed sim --drop)."""
     center = 2.4e9
+    loss = dict(burst_loss or {})
+    unknown = set(loss) - {BS_NODE, *(ue.name for ue in sc.ues)}
+    if unknown:
+        raise ConfigError(f"burst loss for {', '.join(sorted(unknown))}: not a node of this scenario")
     nodes = [{"id": BS_NODE, "position_m": [0.0, 0.0], "crystal_ppm": 0.0, "tx_power_dbm": TX_POWER_DBM}]
     for i, ue in enumerate(sc.ues):
         r = distance_for_snr_m(ue.snr_db, center)
@@ -121,7 +126,11 @@ def air_scenario(sc: Scenario, seed: int) -> str:
         if ue.channel == "multipath":
             node |= {"channel": "multipath", "rms_delay_spread_samples": ue.rms_delay_spread_samples or 1.0,
                      "k_factor_db": ue.k_factor_db}  # fmt: skip
+        if ue.name in loss:
+            node["burst_loss"] = loss[ue.name]
         nodes.append(node)
+    if BS_NODE in loss:
+        nodes[0]["burst_loss"] = loss[BS_NODE]
     top = {"seed": seed, "center_freq_hz": center, "sample_rate_hz": sc.link.sample_rate_hz,
            "noise_floor_dbm": NOISE_FLOOR_DBM, "wait_for_all_nodes": False}  # fmt: skip
     text = toml_text(top, {"nodes": nodes})
@@ -171,7 +180,7 @@ def scheme_assign(sc: Scenario, scheme: str) -> tuple[dict[str, Any], bool]:
 
 def stack_files(
     sc: Scenario, *, rounds: int, seed: int, state_dir: Path, hub_endpoint: str, bs_endpoint: str,
-    keys: Path | None, deadline_s: float = 600.0, scheme: str = METHOD,
+    keys: Path | None, deadline_s: float = 600.0, scheme: str = METHOD, burst_loss: Mapping[str, float] | None = None,
 ) -> StackFiles:  # fmt: skip
     """Every config of the stack for ``sc`` running ``scheme``; ``bs_endpoint`` is where the UEs dial (the BS
     binds it); ``keys``: the CURVE key directory (testbed keys layout), None for plain text (tests)."""
@@ -212,4 +221,4 @@ def stack_files(
     parse_config(texts["bs"], BsConfig, source="the BS config testbed sim wrote")
     for name in ues:
         parse_config(texts[name], UeConfig, source=f"the config testbed sim wrote for {name}")
-    return StackFiles(air_scenario(sc, seed), texts.pop("bs"), texts)
+    return StackFiles(air_scenario(sc, seed, burst_loss or {}), texts.pop("bs"), texts)

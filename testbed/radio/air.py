@@ -30,6 +30,7 @@ from testbed.radio.scenario import Scenario
 
 NOISE_BLOCK_SAMPLES = 1 << 15
 NOISE_PREFETCH_BLOCKS = 4  # blocks each receiver's noise is computed ahead when a thread pool is given
+LOSS_SEED_STREAM = 7  # the burst-loss draws' stream, apart from the links' and the noise's
 AGC_NOISE_DBFS = -50.0  # the AGC modes settle the noise floor here (a fixed stand-in for a real AGC loop)
 
 
@@ -193,7 +194,7 @@ class Air:
                 "transmit at or after the end of the last receive"
             )
         burst = _Burst(node_id, start)
-        links = [(b, link) for (a, b), link in self._links.items() if a == node_id]
+        links = [(b, link) for (a, b), link in self._links.items() if a == node_id and not self._lost(a, b, start)]
         if self._pool is None:
             waves = [link(iq, start, node.tx_power_dbm) for _, link in links]
         else:  # each link has its own state and generator, so links run in parallel without changing results
@@ -253,6 +254,16 @@ class Air:
         """Stop the worker threads (if any)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _lost(self, src: str, dst: str, start: int) -> bool:
+        """Whether the burst from ``src`` at ``start`` is lost on its way to ``dst`` (NodeSpec.burst_loss)."""
+        a, b = self.scenario.nodes[self._nodes[src].index], self.scenario.nodes[self._nodes[dst].index]
+        loss = max(a.burst_loss, b.burst_loss)
+        if loss == 0.0:
+            return False
+        draw = np.random.default_rng([self.scenario.seed, LOSS_SEED_STREAM, self._nodes[src].index,
+                                      self._nodes[dst].index, start]).random()  # fmt: skip
+        return bool(draw < loss)
 
     def _live(self, node_id: str) -> _Node:
         node = self._node(node_id)

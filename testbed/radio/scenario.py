@@ -41,7 +41,9 @@ class NodeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One radio in the scenario. ``channel = "multipath"``: every link to or from this node is frequency
     selective, one quasi-static draw per link of an exponential profile of ``rms_delay_spread_samples``
     (Rician K ``k_factor_db`` on the first tap; unset: Rayleigh), as the engine's phy medium draws a selective
-    UE; the scenario-wide ``fading`` redraws on every burst instead."""
+    UE; the scenario-wide ``fading`` redraws on every burst instead. ``burst_loss``: a fault to test the link
+    layer with: this share of the bursts on every link to or from this node is lost whole (the receiver hears
+    nothing of it), each drawn from the scenario seed, the link and the burst's start sample."""
 
     id: NodeId
     position_m: Annotated[list[Finite], msgspec.Meta(min_length=2, max_length=3)]
@@ -50,6 +52,7 @@ class NodeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     channel: Literal["flat", "multipath"] = "flat"
     rms_delay_spread_samples: Annotated[float, msgspec.Meta(ge=0.0, le=64.0)] = 1.0
     k_factor_db: Annotated[float, msgspec.Meta(ge=-30.0, le=60.0)] | None = None
+    burst_loss: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.0
 
 
 class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -238,3 +238,28 @@ def test_wait_for_all_nodes_holds_again_in_a_new_session():
     air.join("bs")
     air.request("bs", 100)
     assert not air.ready("bs")  # ue1 and ue2 have not joined this session yet
+
+
+def test_burst_loss_drops_that_share_of_one_nodes_bursts_and_repeats():
+    """NodeSpec.burst_loss 0.2 on ue1: about a fifth of its bursts never reach the BS (the others arrive whole),
+    ue2's all do, and the same seed loses the same bursts."""
+    nodes = [
+        {"id": "bs", "position_m": [0.0, 0.0]},
+        {"id": "ue1", "position_m": [20.0, 0.0], "burst_loss": 0.2},
+        {"id": "ue2", "position_m": [0.0, 20.0]},
+    ]
+
+    def heard(src: str) -> list[bool]:
+        air = _air(nodes=nodes, noise_floor_dbm=-200.0)
+        for k in range(400):
+            air.transmit(src, np.ones(50, np.complex64), at_sample=100 * k)
+        air.request("bs", 40_000)
+        iq = air.collect("bs").iq.reshape(400, 100)
+        energy = np.sum(np.abs(iq[:, :50]) ** 2, axis=1)
+        assert np.all((energy < 1e-6 * energy.max()) | (energy > 0.5 * energy.max()))  # whole bursts or none
+        return list(energy > 0.5 * energy.max())
+
+    lost = 1.0 - np.mean(heard("ue1"))
+    assert 0.13 < lost < 0.27, lost  # 400 draws at 0.2: 3.5 sigma either side
+    assert all(heard("ue2"))
+    assert heard("ue1") == heard("ue1")
