@@ -66,7 +66,9 @@ def start(
             try:
                 plutos[node_id] = VirtualPluto(medium, node_id, *where)
             except OSError as exc:
-                raise ConfigError(f"virtual Pluto {node_id} cannot listen on {where[0]}:{where[1]}: {exc.strerror}") from exc
+                raise ConfigError(
+                    f"virtual Pluto {node_id} cannot listen on {where[0]}:{where[1]}: {exc.strerror}"
+                ) from exc
     except BaseException:
         for pluto in plutos.values():
             pluto.close()

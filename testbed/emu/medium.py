@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import msgspec
 import numpy as np
 
-from testbed.errors import RadioError
 from testbed.emu.pluto_model import RX_OVERFLOW_BIT, RXDEV, TX_UNDERFLOW_BIT, TXDEV, PlutoModel
+from testbed.errors import RadioError
 from testbed.radio.air import AGC_NOISE_DBFS, Air
 from testbed.radio.calibration import NOMINAL_POWER_AT_0DB_DBM
 from testbed.radio.pluto import RX_FULL_SCALE, TX_NOMINAL
@@ -121,7 +121,10 @@ class SharedAir:
 
     def _on_channel(self, node_id: str, lo_hz: int) -> bool:
         s = self._boards[node_id].model.s
-        return abs(lo_hz - self.scenario.center_freq_hz) < 1.0 and abs(s.sample_rate_hz - self.scenario.sample_rate_hz) < 1.0
+        return (
+            abs(lo_hz - self.scenario.center_freq_hz) < 1.0
+            and abs(s.sample_rate_hz - self.scenario.sample_rate_hz) < 1.0
+        )
 
     # --- samples ----------------------------------------------------------------------------------------
     def transmit(self, node_id: str, words: np.ndarray, cyclic: bool) -> None:

@@ -117,7 +117,10 @@ class PlutoModel:
         s = self.s
         self._attrs: dict[tuple[str, str, str | None, str], tuple[Getter, Setter | None]] = {}
         phy_in, phy_out = ("input", "voltage0"), ("output", "voltage0")
-        for kind_chan, bw_range, bw_key in ((phy_in, RX_BW_RANGE_HZ, "rx_bw_hz"), (phy_out, TX_BW_RANGE_HZ, "tx_bw_hz")):
+        for kind_chan, bw_range, bw_key in (
+            (phy_in, RX_BW_RANGE_HZ, "rx_bw_hz"),
+            (phy_out, TX_BW_RANGE_HZ, "tx_bw_hz"),
+        ):
             self._chan(PHY, *kind_chan, "sampling_frequency", lambda: str(s.sample_rate_hz), self._set_rate)
             self._chan(PHY, *kind_chan, "sampling_frequency_available", self._rates_available)
             self._chan(PHY, *kind_chan, "rf_bandwidth", lambda k=bw_key: str(getattr(s, k)),
@@ -135,7 +138,7 @@ class PlutoModel:
         self._chan(PHY, *phy_out, "hardwaregain_available", lambda: "[-89.750000 0.250000 0.000000]")
         self._chan(PHY, *phy_out, "rf_port_select", lambda: "A", self._fixed("A"))
         self._chan(PHY, *phy_out, "rf_port_select_available", lambda: "A B")
-        for chan, key, name in (("altvoltage0", "rx_lo_hz", "RX_LO"), ("altvoltage1", "tx_lo_hz", "TX_LO")):
+        for chan, key in (("altvoltage0", "rx_lo_hz"), ("altvoltage1", "tx_lo_hz")):
             self._chan(PHY, "output", chan, "frequency", lambda k=key: str(getattr(s, k)),
                        lambda v, k=key: self._set_lo(k, v))  # fmt: skip
             self._chan(PHY, "output", chan, "frequency_available", lambda: "[{} 1 {}]".format(*LO_RANGE_HZ))
@@ -155,7 +158,9 @@ class PlutoModel:
         self._debug(PHY, "loopback", lambda: str(s.loopback), self._set_loopback)
         self._debug(PHY, "initialize", lambda: "0", self._fixed_any)
         for dev in (PHY, RXDEV, TXDEV):
-            self._debug(dev, "direct_reg_access", lambda d=dev: self._reg_read(d), lambda v, d=dev: self._reg_write(d, v))
+            self._debug(
+                dev, "direct_reg_access", lambda d=dev: self._reg_read(d), lambda v, d=dev: self._reg_write(d, v)
+            )
         for dev, kind in ((RXDEV, "input"), (TXDEV, "output")):
             for chan in ("voltage0", "voltage1"):
                 self._chan(dev, kind, chan, "sampling_frequency", lambda: str(s.sample_rate_hz))
@@ -218,7 +223,9 @@ class PlutoModel:
     def context_xml(self) -> str:
         parts = [CONTEXT_DTD, '<context name="network" version-major="0" version-minor="24" version-git="testbed" '
                  'description="testbed virtual ADALM-Pluto">']  # fmt: skip
-        parts += [f"<context-attribute name={quoteattr(k)} value={quoteattr(v)} />" for k, v in self.context_attrs().items()]
+        parts += [
+            f"<context-attribute name={quoteattr(k)} value={quoteattr(v)} />" for k, v in self.context_attrs().items()
+        ]
         for dev, dev_id in DEVICE_IDS.items():
             parts.append(f'<device id="{dev_id}" name="{dev}">')
             chans: dict[tuple[str, str], list[str]] = {}
@@ -226,7 +233,9 @@ class PlutoModel:
                 if d == dev and chan is not None:
                     chans.setdefault((chan, kind), []).append(attr)
             for (chan, kind), attrs in chans.items():
-                name = {"altvoltage0": ' name="RX_LO"', "altvoltage1": ' name="TX_LO"'}.get(chan, "") if dev == PHY else ""
+                name = (
+                    {"altvoltage0": ' name="RX_LO"', "altvoltage1": ' name="TX_LO"'}.get(chan, "") if dev == PHY else ""
+                )
                 parts.append(f'<channel id="{chan}"{name} type="{kind}">')
                 if dev in (RXDEV, TXDEV) and chan in ("voltage0", "voltage1"):
                     fmt = RX_FORMAT if dev == RXDEV else TX_FORMAT
@@ -254,7 +263,11 @@ class PlutoModel:
         _number(value, "value")
 
     def _min_rate(self) -> int:
-        return MIN_RATE_NO_FIR_HZ // self.s.fir_decimation if self.s.fir_enabled and self.s.fir_decimation else MIN_RATE_NO_FIR_HZ
+        return (
+            MIN_RATE_NO_FIR_HZ // self.s.fir_decimation
+            if self.s.fir_enabled and self.s.fir_decimation
+            else MIN_RATE_NO_FIR_HZ
+        )
 
     def _rates_available(self) -> str:
         return f"[{self._min_rate()} 1 {MAX_RATE_HZ}]"
