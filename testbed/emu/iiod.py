@@ -153,6 +153,7 @@ class VirtualPluto:
         sock.settimeout(IDLE_TIMEOUT_S)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn, buffers = _Conn(sock), {}
+        self.medium.connect(self.node_id)
         try:
             while not self._gone.is_set():
                 words = conn.line().split()
@@ -171,6 +172,7 @@ class VirtualPluto:
         finally:
             for buf in buffers.values():
                 self.medium.close_buffer(self.node_id, rx=buf.dev == RXDEV)
+            self.medium.disconnect(self.node_id)
             with self._lock:
                 self._conns.discard(sock)
             sock.close()

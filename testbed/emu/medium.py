@@ -54,9 +54,12 @@ class _Board:
     waited_since: float | None = None  # wall time since when others wait on this board
     lost_samples: int = 0
 
+    connections: int = 0
+    stalled: bool = False  # held the others past stall_s; free-running until it reads again
+
     @property
     def live(self) -> bool:
-        return self.rx_open or self.tx_open
+        return self.connections > 0
 
 
 class SharedAir:
@@ -77,20 +80,39 @@ class SharedAir:
         model._on_change = lambda nid=node_id: self.settings_changed(nid)
         self._boards[node_id] = _Board(model)
 
-    # --- buffers ----------------------------------------------------------------------------------------
-    def open_buffer(self, node_id: str, rx: bool) -> None:
+    # --- connections and buffers -------------------------------------------------------------------------
+    def connect(self, node_id: str) -> None:
+        """A client connection to the board opened: the board is on the air while any is open."""
         with self._cond:
             board = self._boards[node_id]
-            if not board.live:
+            board.connections += 1
+            if board.connections == 1:
                 if not any(b.live for b in self._boards.values()):
                     self._t0 = time.monotonic()
                 board.tx_end = self.air.join(node_id)
                 board.looped.clear()
+                board.waited_since = None
+                self._apply_settings(node_id)
+            self._cond.notify_all()
+
+    def disconnect(self, node_id: str) -> None:
+        with self._cond:
+            board = self._boards[node_id]
+            board.connections -= 1
+            if board.connections == 0:
+                board.rx_open = board.tx_open = False
+                board.cyclic, board.underflow_armed = None, False
+                board.auto, board.queued, board.window_end = False, [], None
+                self.air.leave(node_id)
+            self._cond.notify_all()
+
+    def open_buffer(self, node_id: str, rx: bool) -> None:
+        with self._cond:
+            board = self._boards[node_id]
             if rx:
                 board.rx_open = True
             else:
                 board.tx_open, board.underflow_armed = True, False
-            self._apply_settings(node_id)
             self._cond.notify_all()
 
     def close_buffer(self, node_id: str, rx: bool) -> None:
@@ -100,9 +122,6 @@ class SharedAir:
                 board.rx_open = False
             else:
                 board.tx_open, board.cyclic, board.underflow_armed = False, None, False
-            if not board.live:
-                board.auto, board.queued, board.window_end = False, [], None
-                self.air.leave(node_id)
             self._cond.notify_all()
 
     def settings_changed(self, node_id: str) -> None:
@@ -194,7 +213,7 @@ class SharedAir:
                     break
                 self._cond.wait(POLL_S)
             block = self._collect(node_id)
-            board.waited_since = None
+            board.waited_since, board.stalled = None, False
             self._cond.notify_all()
         if self.realtime:
             self._pace(block.end_sample)
@@ -240,14 +259,17 @@ class SharedAir:
             cursor = self.air.cursor(nid)
             if cursor >= end:
                 continue
-            if board.rx_open:
+            if board.rx_open or not board.tx_open:  # a reader, or a board still being set up, holds the clock
                 board.waited_since = board.waited_since or now
                 if now - board.waited_since < self.stall_s:
                     continue
-                log.warning("virtual Pluto %s: no read for %.1f s while others wait: RX overflow", nid, self.stall_s)
-                board.model.raise_flag(RXDEV, RX_OVERFLOW_BIT)
-                board.lost_samples += end - cursor
-                board.drop_samples = 0
+                if board.rx_open:
+                    if not board.stalled:
+                        log.warning("virtual Pluto %s: no read for %.1f s while others wait: RX overflow", nid,
+                                    self.stall_s)  # fmt: skip
+                    board.model.raise_flag(RXDEV, RX_OVERFLOW_BIT)
+                    board.lost_samples += end - cursor
+                board.stalled = True
             self._extend_cyclic(nid, end)
             self._request(nid, end - cursor)
             board.auto = True
