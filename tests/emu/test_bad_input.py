@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from conftest import Raw
+from emu_helpers import Raw
 
 from testbed.emu.iiod import MAX_LINE_BYTES
 
