@@ -171,7 +171,7 @@ class VirtualPluto:
             log.debug("virtual Pluto %s: connection ended (%s)", self.node_id, exc)
         finally:
             for buf in buffers.values():
-                self.medium.close_buffer(self.node_id, rx=buf.dev == RXDEV)
+                self.medium.buffer(self.node_id, buf.dev == RXDEV, is_open=False)
             self.medium.disconnect(self.node_id)
             with self._lock:
                 self._conns.discard(sock)
@@ -202,7 +202,7 @@ class VirtualPluto:
             buf = buffers.pop(dev, None)
             if buf is None:
                 raise IioErrno(errno.EBADF, f"{dev} has no buffer open on this connection")
-            self.medium.close_buffer(self.node_id, rx=dev == RXDEV)
+            self.medium.buffer(self.node_id, dev == RXDEV, is_open=False)
             conn.send(b"0\n")
         elif cmd in ("READBUF", "WRITEBUF") and len(args) == 2 and args[1].isdigit():
             self._wait_if_stalled()
@@ -284,7 +284,7 @@ class VirtualPluto:
         if cyclic and dev == RXDEV:
             raise IioErrno(errno.EINVAL, "an RX buffer cannot be cyclic")
         buffers[dev] = _Buffer(dev, samples, mask, cyclic)
-        self.medium.open_buffer(self.node_id, rx=dev == RXDEV)
+        self.medium.buffer(self.node_id, dev == RXDEV, is_open=True)
         conn.send(b"0\n")
 
     def _wait_if_stalled(self) -> None:

@@ -106,22 +106,15 @@ class SharedAir:
                 self.air.leave(node_id)
             self._cond.notify_all()
 
-    def open_buffer(self, node_id: str, rx: bool) -> None:
+    def buffer(self, node_id: str, rx: bool, is_open: bool) -> None:
+        """An RX (``rx``) or TX buffer of the board was opened or closed; closing TX ends a cyclic wave."""
         with self._cond:
             board = self._boards[node_id]
             if rx:
-                board.rx_open = True
+                board.rx_open = is_open
             else:
-                board.tx_open, board.underflow_armed = True, False
-            self._cond.notify_all()
-
-    def close_buffer(self, node_id: str, rx: bool) -> None:
-        with self._cond:
-            board = self._boards[node_id]
-            if rx:
-                board.rx_open = False
-            else:
-                board.tx_open, board.cyclic, board.underflow_armed = False, None, False
+                board.tx_open, board.underflow_armed = is_open, False
+                board.cyclic = board.cyclic if is_open else None
             self._cond.notify_all()
 
     def settings_changed(self, node_id: str) -> None:
