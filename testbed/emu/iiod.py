@@ -66,7 +66,7 @@ class _Conn:
         data, self._buf = bytes(self._buf[:n]), self._buf[n:]
         return data
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes | memoryview) -> None:
         try:
             self.sock.sendall(data)
         except OSError as exc:
@@ -295,9 +295,9 @@ class VirtualPluto:
         samples = nbytes // (2 * buf.channels)
         words, _lost = self.medium.receive(self.node_id, samples)
         if buf.channels == 1:  # one of I or Q
-            words = words[(0 if buf.mask & 1 else 1) :: 2]
-        payload = words.astype("<i2").tobytes()[:nbytes]
-        conn.send(b"%d\n%08x\n" % (len(payload), buf.mask) + payload)
+            words = np.ascontiguousarray(words[(0 if buf.mask & 1 else 1) :: 2])
+        conn.send(b"%d\n%08x\n" % (nbytes, buf.mask))
+        conn.send(memoryview(words.astype("<i2", copy=False)).cast("B"))
 
     def _writebuf(self, conn: _Conn, buf: _Buffer, nbytes: int) -> None:
         if buf.dev != TXDEV:
