@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from testbed.emu.medium import SharedAir
-from testbed.emu.pluto_model import DEVICE_IDS, PHY, RXDEV, TXDEV, IioErrno, PlutoModel
+from testbed.emu.pluto_model import DEVICE_IDS, PHY, RXDEV, TXDEV, IioErrno
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,7 @@ class VirtualPluto:
 
     def __init__(self, medium: SharedAir, node_id: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.node_id, self.medium = node_id, medium
-        self.model = PlutoModel(serial=f"emu-{node_id}")
-        medium.add(node_id, self.model)
+        self.model = medium.add(node_id, serial=f"emu-{node_id}")
         self._lock = threading.Lock()  # attribute state (buffers go through the medium's own lock)
         self._listener = socket.create_server((host, port), backlog=128)
         self.host, self.port = host, self._listener.getsockname()[1]

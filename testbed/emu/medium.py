@@ -55,6 +55,7 @@ class _Board:
     lost_samples: int = 0
 
     connections: int = 0
+    rx_fresh: bool = False  # RX buffer just opened: with real-time pacing, jump to now without an overflow
     stalled: bool = False  # held the others past stall_s; free-running until it reads again
 
     @property
@@ -74,21 +75,23 @@ class SharedAir:
         self._t0: float | None = None
         self._agc_gain_db = AGC_NOISE_DBFS - (scenario.noise_floor_dbm - scenario.rx_full_scale_dbm)
 
-    def add(self, node_id: str, model: PlutoModel) -> None:
+    def add(self, node_id: str, serial: str) -> PlutoModel:
+        """A board for scenario node ``node_id``; its drivers tell the air when gains or powers change."""
         self.scenario.node(node_id)  # ConfigError for an id the scenario lacks
+        model = PlutoModel(serial, on_change=lambda: self.settings_changed(node_id))
         model.agc_gain_db = lambda: self._agc_gain_db
-        model._on_change = lambda nid=node_id: self.settings_changed(nid)
         self._boards[node_id] = _Board(model)
+        return model
 
     # --- connections and buffers -------------------------------------------------------------------------
     def connect(self, node_id: str) -> None:
         """A client connection to the board opened: the board is on the air while any is open."""
         with self._cond:
             board = self._boards[node_id]
+            if not any(b.live for b in self._boards.values()):
+                self._t0 = time.monotonic()  # a session starts: the real-time clock's origin
             board.connections += 1
             if board.connections == 1:
-                if not any(b.live for b in self._boards.values()):
-                    self._t0 = time.monotonic()
                 board.tx_end = self.air.join(node_id)
                 board.looped.clear()
                 board.waited_since = None
@@ -111,7 +114,7 @@ class SharedAir:
         with self._cond:
             board = self._boards[node_id]
             if rx:
-                board.rx_open = is_open
+                board.rx_open, board.rx_fresh = is_open, is_open
             else:
                 board.tx_open, board.underflow_armed = is_open, False
                 board.cyclic = board.cyclic if is_open else None
@@ -215,14 +218,18 @@ class SharedAir:
     def _lose_pending_samples(self, node_id: str, num_samples: int) -> bool:
         """Injected overflows and, with real-time pacing, a reader late by more than its kernel buffers."""
         board = self._boards[node_id]
-        drop, board.drop_samples = board.drop_samples, 0
+        drop, injected = board.drop_samples, board.drop_samples
+        board.drop_samples = 0
         if self.realtime and self._t0 is not None:
             now = int((time.monotonic() - self._t0) * self.scenario.sample_rate_hz)
             late = now - self.air.cursor(node_id) - board.model.s.kernel_buffers * num_samples
             drop = max(drop, late)
+        fresh, board.rx_fresh = board.rx_fresh, False
         if drop <= 0:
             return False
         self._advance(node_id, drop)
+        if fresh and not injected:  # samples from before the buffer existed were never captured
+            return False
         board.lost_samples += drop
         board.model.raise_flag(RXDEV, RX_OVERFLOW_BIT)
         return True

@@ -78,3 +78,22 @@ def test_describe_failure_names_each_case():
     assert "connection dropped" in pluto.describe_failure(uri, "receive", BrokenPipeError(errno.EPIPE, "p"), 0.1)
     assert "board is gone" in pluto.describe_failure(uri, "receive", ConnectionRefusedError(111, "r"), 0.0)
     assert "ValueError" in pluto.describe_failure(uri, "transmit", ValueError("x"), 0.0)
+
+
+def test_realtime_reader_later_than_its_kernel_buffers_overflows():
+    import time
+
+    from emu_helpers import make_scenario
+
+    from testbed import emu
+
+    with emu.start(make_scenario(), realtime=True) as running:
+        radio = pluto.PlutoRadio(running.uris["bs"], rx_buffer_samples=65536, kernel_buffers=4)
+        with radio:
+            radio.configure(CFG)
+            radio.receive(65536)
+            before = radio.overflows
+            time.sleep(0.5)  # 1.25 Msamples at 2.5 MS/s: far more than 4 kernel buffers of 65536
+            late = radio.receive(65536)
+            assert late.overflow and radio.overflows == before + 1
+            assert running.medium.lost_samples("bs") > 900_000
