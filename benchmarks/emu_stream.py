@@ -50,9 +50,10 @@ print(n / (time.perf_counter() - t0), n, time.process_time() - c0, flush=True)
 """
 
 
-def scenario_text(nodes: list[tuple[str, float, float]], seed: int = 1) -> str:
+def scenario_text(nodes: list[tuple[str, float, float]], seed: int = 1, noise_floor_dbm: float = -90.0) -> str:
     """nodes: (id, x_m, crystal_ppm)."""
-    lines = [f"seed = {seed}", f"sample_rate_hz = {RATE_HZ}", "noise_floor_dbm = -90.0", "wait_for_all_nodes = false"]
+    lines = [f"seed = {seed}", f"sample_rate_hz = {RATE_HZ}", f"noise_floor_dbm = {noise_floor_dbm}",
+             "wait_for_all_nodes = false"]  # fmt: skip
     for node_id, x_m, ppm in nodes:
         lines += ["[[nodes]]", f'id = "{node_id}"', f"position_m = [{x_m}, 0.0]", f"crystal_ppm = {ppm}"]
     return "\n".join(lines) + "\n"
@@ -119,11 +120,14 @@ def txrx(args: list[str]) -> dict:
     return json.loads(out.stdout)
 
 
-def per_vs_hub(distances_m: list[float], frames: int, mcs: str, workdir: Path) -> list[dict]:
+def per_vs_hub(
+    distances_m: list[float], frames: int, mcs: str, workdir: Path, noise_floor_dbm: float = -90.0
+) -> list[dict]:
+    """One row per distance; with a noise floor far below the signal the SNR is the TX chain's own floor."""
     rows = []
     for d in distances_m:
         path = workdir / f"per-{d:g}.toml"
-        path.write_text(scenario_text([("bs", 0.0, 0.0), ("ue-1", d, 2.0)], seed=3))
+        path.write_text(scenario_text([("bs", 0.0, 0.0), ("ue-1", d, 2.0)], seed=3, noise_floor_dbm=noise_floor_dbm))
         common = ["--frames", str(frames), "--mcs", mcs, "--seed", "1"]
         emu_proc, emu_info = start_server(["emu", str(path)])
         try:
@@ -160,26 +164,31 @@ def main() -> int:
     parser.add_argument("--mcs", default="16qam-1/2")
     parser.add_argument("--distances-m", default="100,160,200,250", help="bs to ue-1, comma separated")
     parser.add_argument("--skip-per", action="store_true")
+    parser.add_argument("--skip-stream", action="store_true")
+    parser.add_argument("--floor", action="store_true",
+                        help="add a row at 20 m and a -150 dBm noise floor: the TX chain's own floor")  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        result = {"stream": stream(args.radios, args.seconds, args.buffer, Path(tmp))}
+        result = {} if args.skip_stream else {"stream": stream(args.radios, args.seconds, args.buffer, Path(tmp))}
         if not args.skip_per:
             distances = [float(x) for x in args.distances_m.split(",")]
             result["per"] = per_vs_hub(distances, args.frames, args.mcs, Path(tmp))
             result["per_mcs"], result["per_frames"] = args.mcs, args.frames
+        if args.floor:
+            result["floor"] = per_vs_hub([20.0], args.frames, args.mcs, Path(tmp), noise_floor_dbm=-150.0)
     result["wall_s"] = time.perf_counter() - t0
     if args.json:
         print(json.dumps(result, allow_nan=False, default=lambda v: None))
         return 0
-    s = result["stream"]
-    print(f"{s['radios']} virtual Plutos streaming {s['buffer_samples']}-sample buffers: "
+    s = result.get("stream")
+    print("" if s is None else f"{s['radios']} virtual Plutos streaming {s['buffer_samples']}-sample buffers: "
           + ", ".join(f"{r:.2f}" for r in s["msps_per_radio"]) + f" MS/s (total {s['msps_total']:.2f}); CPU per "
           f"sample: server {s['server_cpu_ns_per_sample']:.0f} ns, clients {s['client_cpu_ns_per_sample']:.0f} ns "
           f"({s['msps_per_radio_per_free_core']:.2f} MS/s per radio per idle core); "
           f"load average {s['load_average_1min']:.1f}")  # fmt: skip
-    for row in result.get("per", []):
+    for row in result.get("per", []) + result.get("floor", []):
         print(f"{row['distance_m']:5g} m, configured {row['configured_snr_db']:5.1f} dB: "
               f"PER pluto {row['pluto_per']:.3f}"
               f" hub {row['hub_per']:.3f}; SNR pluto {row['pluto_snr_db']:.2f} hub {row['hub_snr_db']:.2f} dB "
