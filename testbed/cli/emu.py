@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 
 from testbed.cli._output import add_json_flag, emit, format_table
 
@@ -38,14 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from testbed import emu
     from testbed.errors import ConfigError
+    from testbed.node.runtime import stop_on_signals
     from testbed.radio.scenario import load_scenario
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a TCP port (0..65535)")
     scenario = load_scenario(args.scenario)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     with emu.start(scenario, args.host, args.port, args.address_per_node, args.realtime) as running:
         emit(
             {"uris": running.uris, "scenario": args.scenario, "seed": scenario.seed, "realtime": args.realtime},
