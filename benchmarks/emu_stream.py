@@ -155,6 +155,58 @@ def per_vs_hub(
     return rows
 
 
+def tx_scale(frames: int, mcs: str) -> list[dict]:
+    """Frames through two virtual Plutos on a noise-free 20 m link, with the Pluto backend's TX scale
+    (``TX_NOMINAL``, 2^14: OFDM peaks above +6 dB clip at +-2^15) and with 2^13: what the clipping costs."""
+    import threading
+
+    import numpy as np
+
+    import testbed.radio.pluto as pluto
+    from testbed import emu
+    from testbed.phy import OfdmModem, PhyConfig
+    from testbed.radio.base import RadioConfig
+    from testbed.radio.scenario import parse_scenario
+
+    sc = parse_scenario(scenario_text([("bs", 0.0, 0.0), ("ue-1", 20.0, 0.0)], noise_floor_dbm=-150.0))
+    modem = OfdmModem(PhyConfig(sample_rate_hz=RATE_HZ))
+    rng = np.random.default_rng(0)
+    payloads = [rng.integers(0, 256, 200, dtype=np.uint8).tobytes() for _ in range(frames)]
+    bursts = [modem.modulate(p, mcs, stream_id=0, seq=k) for k, p in enumerate(payloads)]
+    slot = max(b.size for b in bursts) + 1000
+    cfg = RadioConfig(center_freq_hz=2.4e9, sample_rate_hz=RATE_HZ, tx_power_dbm=0.0, rx_gain_db=30.0)
+    rows, nominal = [], pluto.TX_NOMINAL
+    for scale in (nominal, nominal / 2):
+        pluto.TX_NOMINAL = scale  # the backend reads it per burst; the virtual DAC keeps its own
+        try:
+            with emu.start(sc) as running:
+                tx, rx = pluto.PlutoRadio(running.uris["bs"]), pluto.PlutoRadio(running.uris["ue-1"])
+                tx.configure(cfg)
+                rx.configure(cfg)
+                blocks = 4 + frames * slot // 16384
+
+                def send(tx=tx, blocks=blocks) -> None:
+                    origin = tx.receive(2000).end_sample
+                    for k, b in enumerate(bursts):
+                        tx.transmit(b, at_sample=origin + 20000 + k * slot)
+                    for _ in range(blocks):
+                        tx.receive(16384)
+
+                thread = threading.Thread(target=send)
+                thread.start()
+                iq = np.concatenate([rx.receive(16384).iq for _ in range(blocks)])
+                thread.join()
+                tx.close()
+                rx.close()
+        finally:
+            pluto.TX_NOMINAL = nominal
+        found = [f for f in modem.demodulate(iq) if f.stream_id == 0 and f.seq < frames]
+        ok = {f.seq for f in found if f.crc_ok and f.payload == payloads[f.seq]}
+        rows.append({"tx_scale": scale, "mcs": mcs, "frames_ok": len(ok), "frames": frames,
+                     "snr_db_mean": float(np.mean([f.snr_db for f in found])) if found else None})  # fmt: skip
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--radios", type=int, default=3)
@@ -167,6 +219,8 @@ def main() -> int:
     parser.add_argument("--skip-stream", action="store_true")
     parser.add_argument("--floor", action="store_true",
                         help="add a row at 20 m and a -150 dBm noise floor: the TX chain's own floor")  # fmt: skip
+    parser.add_argument("--tx-scale", action="store_true",
+                        help="64qam-3/4 on a noise-free link at the backend's TX scale and at half")  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -176,6 +230,8 @@ def main() -> int:
             distances = [float(x) for x in args.distances_m.split(",")]
             result["per"] = per_vs_hub(distances, args.frames, args.mcs, Path(tmp))
             result["per_mcs"], result["per_frames"] = args.mcs, args.frames
+        if args.tx_scale:
+            result["tx_scale"] = tx_scale(args.frames, "64qam-3/4")
         if args.floor:
             result["floor"] = per_vs_hub([20.0], args.frames, args.mcs, Path(tmp), noise_floor_dbm=-150.0)
     result["wall_s"] = time.perf_counter() - t0
@@ -188,6 +244,9 @@ def main() -> int:
           f"sample: server {s['server_cpu_ns_per_sample']:.0f} ns, clients {s['client_cpu_ns_per_sample']:.0f} ns "
           f"({s['msps_per_radio_per_free_core']:.2f} MS/s per radio per idle core); "
           f"load average {s['load_average_1min']:.1f}")  # fmt: skip
+    for row in result.get("tx_scale", []):
+        print(f"TX scale {row['tx_scale']:g}: {row['frames_ok']}/{row['frames']} {row['mcs']} frames, SNR "
+              f"{row['snr_db_mean']:.2f} dB")  # fmt: skip
     for row in result.get("per", []) + result.get("floor", []):
         print(f"{row['distance_m']:5g} m, configured {row['configured_snr_db']:5.1f} dB: "
               f"PER pluto {row['pluto_per']:.3f}"
