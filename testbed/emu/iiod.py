@@ -168,6 +168,8 @@ class VirtualPluto:
                     conn.send(b"%d\n" % -exc.code)
         except _Closed as exc:
             log.debug("virtual Pluto %s: connection ended (%s)", self.node_id, exc)
+        except Exception:  # a bug must cost this connection only; the board keeps serving the others
+            log.exception("virtual Pluto %s: connection closed after an internal error", self.node_id)
         finally:
             for buf in buffers.values():
                 self.medium.buffer(self.node_id, buf.dev == RXDEV, is_open=False)

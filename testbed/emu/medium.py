@@ -64,7 +64,8 @@ class _Board:
 
 
 class SharedAir:
-    """Every virtual Pluto of a scenario on one ``Air``. ``models`` maps node id -> that board's drivers."""
+    """Every virtual Pluto of a scenario on one ``Air``; ``add`` a board per node, then drive it from its
+    connections (``connect``, ``buffer``, ``receive``, ``transmit``)."""
 
     def __init__(self, scenario: Scenario, workers: int = 1, realtime: bool = False, stall_s: float = STALL_S):
         self.scenario = msgspec.structs.replace(scenario, wait_for_all_nodes=False)  # idle boards hold no clock
