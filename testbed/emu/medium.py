@@ -315,9 +315,7 @@ class SharedAir:
         if not self._on_channel(node_id, s.rx_lo_hz):
             out[:] = 0
             return out
-        scaled = np.empty(2 * iq.size, np.float32)
-        scaled[0::2], scaled[1::2] = iq.real, iq.imag
-        scaled *= np.float32(RX_FULL_SCALE)
+        scaled = iq.astype(np.complex64, copy=False).view(np.float32) * np.float32(RX_FULL_SCALE)  # (2n,) I, Q
         np.rint(scaled, out=scaled)
         np.clip(scaled, -RX_FULL_SCALE, RX_FULL_SCALE - 1, out=scaled)
         out[:] = scaled
