@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--address-per-node", action="store_true",
                         help="node k on 127.0.0.(k+2) at libiio's port 30431 (URIs without a port)")  # fmt: skip
     parser.add_argument("--realtime", action="store_true", help="pace every board to the wall clock")
+    parser.add_argument("--rf-cable-db", type=float, default=None,
+                        help="cable each board's TX to its own RX with this loss (hw_tests --rf-loopback)")  # fmt: skip
     add_json_flag(parser)
     parser.set_defaults(func=_run)
 
@@ -41,9 +43,12 @@ def _run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a TCP port (0..65535)")
+    if args.rf_cable_db is not None and not 0.0 <= args.rf_cable_db <= 200.0:
+        raise ConfigError(f"--rf-cable-db {args.rf_cable_db:g} must be 0..200 dB (the lab uses >= 30)")
     scenario = load_scenario(args.scenario)
     stop = stop_on_signals()
-    with emu.start(scenario, args.host, args.port, args.address_per_node, args.realtime) as running:
+    with emu.start(scenario, args.host, args.port, args.address_per_node, args.realtime,
+                   rf_cable_db=args.rf_cable_db) as running:  # fmt: skip
         emit(
             {"uris": running.uris, "scenario": args.scenario, "seed": scenario.seed, "realtime": args.realtime},
             as_json=args.json,

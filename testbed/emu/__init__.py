@@ -49,11 +49,12 @@ def start(
     address_per_node: bool = False,
     realtime: bool = False,
     workers: int = 1,
+    rf_cable_db: float | None = None,
 ) -> Emulator:
     """One virtual Pluto per scenario node. ``port`` 0: any free port each; else consecutive ports from
     ``port``. ``address_per_node``: node k listens on 127.0.0.(k + 2) at ``port`` (default 30431), so its URI
-    needs no port, as a lab board's does."""
-    medium = SharedAir(scenario, workers=workers, realtime=realtime)
+    needs no port, as a lab board's does. ``rf_cable_db``: each board's TX cabled to its own RX (see SharedAir)."""
+    medium = SharedAir(scenario, workers=workers, realtime=realtime, rf_cable_db=rf_cable_db)
     plutos: dict[str, VirtualPluto] = {}
     try:
         for k, node_id in enumerate(scenario.node_ids):

@@ -25,6 +25,7 @@ import numpy as np
 from testbed.emu.pluto_model import RX_OVERFLOW_BIT, RXDEV, TX_UNDERFLOW_BIT, TXDEV, PlutoModel
 from testbed.errors import RadioError
 from testbed.radio.air import AGC_NOISE_DBFS, Air
+from testbed.radio.base import RxBlock
 from testbed.radio.calibration import NOMINAL_POWER_AT_0DB_DBM
 from testbed.radio.pluto import RX_FULL_SCALE, TX_NOMINAL
 from testbed.radio.scenario import Scenario
@@ -50,6 +51,7 @@ class _Board:
     auto: bool = False  # the pending window is a free-run advance, discarded when served
     queued: list[tuple[np.ndarray, float]] = field(default_factory=list)  # TX pushed while a window was pending
     looped: list[tuple[int, np.ndarray]] = field(default_factory=list)  # digital loopback: (start, int16 words)
+    cabled: list[tuple[int, np.ndarray, float]] = field(default_factory=list)  # own bursts: (start, iq, dBm)
     drop_samples: int = 0  # injected overflow: samples to lose before the next read
     waited_since: float | None = None  # wall time since when others wait on this board
     lost_samples: int = 0
@@ -67,7 +69,13 @@ class SharedAir:
     """Every virtual Pluto of a scenario on one ``Air``; ``add`` a board per node, then drive it from its
     connections (``connect``, ``buffer``, ``receive``, ``transmit``)."""
 
-    def __init__(self, scenario: Scenario, workers: int = 1, realtime: bool = False, stall_s: float = STALL_S):
+    def __init__(
+        self, scenario: Scenario, workers: int = 1, realtime: bool = False, stall_s: float = STALL_S,
+        rf_cable_db: float | None = None,
+    ) -> None:  # fmt: skip
+        """rf_cable_db : every board's TX also reaches its own RX through a cable of this loss (the lab
+        guide's TX -> attenuator -> RX wiring; same crystal, so no carrier or clock offset); None: no cable."""
+        self.rf_cable_db = rf_cable_db
         self.scenario = msgspec.structs.replace(scenario, wait_for_all_nodes=False)  # idle boards hold no clock
         self.air = Air(self.scenario, workers=workers)
         self.realtime, self.stall_s = realtime, stall_s
@@ -185,6 +193,21 @@ class SharedAir:
         self.air.set_radio(node_id, power_dbm, s.gain_mode, float(s.rx_gain_db))
         self.air.transmit(node_id, iq, start)
         board.tx_end, board.underflow_armed = start + iq.size, True
+        if self.rf_cable_db is not None:
+            board.cabled.append((start, iq, power_dbm))
+
+    def _add_cable(self, node_id: str, block: RxBlock) -> None:
+        """Add the board's own bursts, through the cable and its RX gain, to the window it just received."""
+        board = self._boards[node_id]
+        s = board.model.s
+        gain_db = float(s.rx_gain_db) if s.gain_mode == "manual" else self._agc_gain_db
+        start, end = block.start_sample, block.end_sample
+        for begin, iq, power_dbm in board.cabled:
+            lo, hi = max(begin, start), min(begin + iq.size, end)
+            if lo < hi:
+                db = power_dbm - self.rf_cable_db - self.scenario.rx_full_scale_dbm + gain_db
+                block.iq[lo - start : hi - start] += iq[lo - begin : hi - begin] * np.float32(10.0 ** (db / 20.0))
+        board.cabled = [(b, iq, p) for b, iq, p in board.cabled if b + iq.size > end]
 
     def _extend_cyclic(self, node_id: str, end: int) -> None:
         """Put the cyclic wave's repetitions on the air up to ``end`` (before the board's commit passes it)."""
@@ -210,6 +233,8 @@ class SharedAir:
                     break
                 self._cond.wait(POLL_S)
             block = self._collect(node_id)
+            if board.cabled:
+                self._add_cable(node_id, block)
             board.waited_since, board.stalled = None, False
             self._cond.notify_all()
         if self.realtime:
@@ -281,7 +306,7 @@ class SharedAir:
                 self._boards[nid].auto = False
                 self._cond.notify_all()
 
-    def _collect(self, node_id: str):  # noqa: ANN202 - RxBlock
+    def _collect(self, node_id: str) -> RxBlock:
         board = self._boards[node_id]
         block = self.air.collect(node_id)
         board.auto, board.window_end = False, None
