@@ -2,13 +2,15 @@
 overlapping bursts add) driven by libiio buffers instead of hub messages, thread-safe.
 
 Time model (on top of testbed.radio.air): a board's clock is its RX sample count. A board is on the air while
-it has an RX or TX buffer open. With an RX buffer its clock moves only as its client reads (``READBUF``), so a
-run repeats sample for sample; without one the board is *free-running*: it is moved forward whenever another
-board waits for it (its receiver's samples are discarded, as a Pluto drops them with no buffer open). A TX
-buffer leaves at the board's clock, or right after its previous buffer; a cyclic buffer repeats until closed.
-A reader that holds the others up for ``stall_s`` of wall time overflows: its clock jumps, samples are lost and
-the ADC core's overflow bit latches. With ``realtime`` the clocks follow the wall clock and a late reader
-overflows as on hardware. A non-cyclic TX buffer that runs dry latches the DAC core's underflow bit.
+a client holds a connection to it. With an RX buffer its clock moves only as its client reads (``READBUF``),
+so a run repeats sample for sample; with only a TX buffer the board is *free-running*: it is moved forward
+whenever another board waits for it (its receiver's samples are discarded, as a Pluto drops them with no
+buffer open); with no buffer yet (being configured) it holds the others for up to ``SETUP_S``, then runs
+free. A TX buffer leaves at the board's clock, or right after its previous buffer; a cyclic buffer repeats
+until closed. A reader that holds the others up for ``stall_s`` of wall time overflows: its clock jumps,
+samples are lost and the ADC core's overflow bit latches. With ``realtime`` the clocks follow the wall clock
+and a late reader overflows as on hardware. A non-cyclic TX buffer that runs dry latches the DAC core's
+underflow bit.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from testbed.radio.scenario import Scenario
 log = logging.getLogger(__name__)
 
 STALL_S = 2.0  # a reader that keeps the others waiting this long (wall clock) overflows
+SETUP_S = 10.0  # a connected board with no buffer yet (being configured) holds the others at most this long
 TX_BACKLOG_SAMPLES = 1 << 23  # queued TX beyond a board's clock before a write blocks (64 MiB per link)
 POLL_S = 0.05
 
@@ -287,7 +290,7 @@ class SharedAir:
                 continue
             if board.rx_open or not board.tx_open:  # a reader, or a board still being set up, holds the clock
                 board.waited_since = board.waited_since or now
-                if now - board.waited_since < self.stall_s:
+                if now - board.waited_since < (self.stall_s if board.rx_open else SETUP_S):
                     continue
                 if board.rx_open:
                     if not board.stalled:
@@ -351,6 +354,10 @@ class SharedAir:
         """The next read of ``node_id`` comes after ``lost_samples`` samples were lost (overflow bit set)."""
         with self._cond:
             self._boards[node_id].drop_samples += int(lost_samples)
+
+    def transmitting(self, node_id: str) -> bool:
+        """True while the board has a TX buffer open (for tests and status)."""
+        return self._boards[node_id].tx_open
 
     def inject_underflow(self, node_id: str) -> None:
         with self._cond:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -92,6 +93,9 @@ def test_iio_writedev_reaches_another_board(plutos):
     try:
         sender.stdin.write(tone.tobytes())
         sender.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not plutos.medium.transmitting("bs") and time.monotonic() < deadline:
+            time.sleep(0.05)  # the cyclic buffer is on the air before the receiver starts
         out = run("iio_readdev", "-u", rx, "-b", "8192", "-s", "65536", "cf-ad9361-lpc", "voltage0", "voltage1")
     finally:
         sender.kill()
