@@ -16,7 +16,6 @@ underflow bit.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -368,10 +367,3 @@ class SharedAir:
 
     def close(self) -> None:
         self.air.close()
-
-
-def rx_dbfs(words: np.ndarray) -> float:
-    """Mean power of 12-bit I/Q codes in dB relative to full scale (for logs and tests)."""
-    x = words.astype(np.float64) / RX_FULL_SCALE
-    p = float(np.mean(x[0::2] ** 2 + x[1::2] ** 2)) if x.size else 0.0
-    return 10 * math.log10(p) if p > 0 else -math.inf

@@ -36,6 +36,9 @@ def test_tx_underflow_is_counted(plutos):
         radio.receive(4096)
         radio.receive(4096)
         assert radio.underflows == 1
+        plutos.medium.inject_underflow("bs")
+        radio.receive(4096)
+        assert radio.underflows == 2
 
 
 def test_stalled_link_is_reported_as_a_timeout_then_recovers(plutos):
