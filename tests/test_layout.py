@@ -11,7 +11,7 @@ import testbed
 
 PACKAGE = Path(testbed.__file__).resolve().parent
 # Top to bottom, as in docs/architecture.md; a layer may import only the layers after it.
-LAYERS = ("cli", "experiment", "node", "policy", "learning", "control", "link", "phy", "radio", "channel")
+LAYERS = ("cli", "experiment", "emu", "node", "policy", "learning", "control", "link", "phy", "radio", "channel")
 
 
 def _modules() -> dict[str, Path]:

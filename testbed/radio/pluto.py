@@ -10,8 +10,10 @@ TX power. The receive clock counts delivered samples; after an overflow it is an
 from __future__ import annotations
 
 import collections
+import errno
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,8 @@ AD9363_LO_RANGE_HZ = (325e6, 3.8e9)  # stock Pluto (AD9363) when the driver does
 AD9363_RX_GAIN_RANGE_DB = (-3.0, 71.0)  # ad9361 driver, above 1.3 GHz, when the driver does not report it
 _URI = re.compile(r"^(ip|usb|serial|local|xml):\S*$")  # libiio's context backends (iio_create_context_from_uri)
 URI_FORMS = "ip:ADDRESS, usb:BUS.DEV.IF, serial:PORT,BAUD, local: or xml:PATH"
+LIBIIO_TIMEOUT_S = 5.0  # libiio's network client gives up on a silent board after about this long
+_DROPPED = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ECONNABORTED, errno.EBADF)
 _AVAILABLE = re.compile(r"\[\s*(-?[\d.eE+]+)\s+(-?[\d.eE+]+)\s+(-?[\d.eE+]+)\s*\]")
 
 
@@ -54,6 +58,22 @@ def check_uri(uri: object) -> str:
     if uri.startswith("xml:") and not Path(uri[4:]).is_file():
         raise ConfigError(f"Pluto URI {uri!r}: no XML context description at {uri[4:]!r}; give an existing file")
     return uri
+
+
+def describe_failure(uri: str, what: str, exc: BaseException, elapsed_s: float) -> str:
+    """One line saying which of the lab's failures this is: a stalled link (libiio timed out), a dropped
+    connection (it reconnects next time if the board is back), a board that is gone, or the bare error."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ETIMEDOUT or (code in _DROPPED and elapsed_s >= 0.9 * LIBIIO_TIMEOUT_S):
+        why = (f"no answer for {elapsed_s:.1f} s (libiio's timeout): the link stalled or the board hung; "
+               "check the cable or network, power-cycle the board if `iio_info` hangs too")  # fmt: skip
+    elif code in _DROPPED:
+        why = "the connection dropped (cable, network or the board's power); the next call reconnects if it is back"
+    elif code in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENODEV, errno.ENOENT):
+        why = f"the board is gone (nothing answers at {uri}); reconnect it and open the radio again"
+    else:
+        why = repr(exc)
+    return f"Pluto at {uri} {what} failed: {why} [{exc!r}]"
 
 
 def _import_adi() -> Any:
@@ -253,13 +273,14 @@ class PlutoRadio(Radio):
         self._backlog_samples = 0
 
     def _start_streaming(self) -> None:
+        t0 = time.monotonic()
         try:
             self._sdr._rxadc.set_kernel_buffers_count(self._kernel_buffers)  # before the buffer exists
             self._streaming = True
             for _ in range(self._flush):
                 self._sdr.rx()  # stale data from before the (re)configure
         except Exception as exc:
-            raise RadioError(f"Pluto at {self.uri} failed to start receiving: {exc!r}") from exc
+            raise RadioError(describe_failure(self.uri, "start of receiving", exc, time.monotonic() - t0)) from exc
         self._read_flags()  # flushing may overflow; that loss is not the caller's
 
     def _read_flags(self) -> tuple[bool, bool]:
@@ -283,10 +304,11 @@ class PlutoRadio(Radio):
     def _fetch(self) -> None:
         if not self._streaming:
             self._start_streaming()
+        t0 = time.monotonic()
         try:
             raw = np.asarray(self._sdr.rx())
         except Exception as exc:
-            raise RadioError(f"Pluto at {self.uri} receive failed: {exc!r}") from exc
+            raise RadioError(describe_failure(self.uri, "receive", exc, time.monotonic() - t0)) from exc
         overflow, underflow = self._read_flags()
         if overflow:
             self.overflows += 1
@@ -333,13 +355,16 @@ class PlutoRadio(Radio):
         burst = np.clip(np.round(scaled.real), -TX_FULL_SCALE - 1, TX_FULL_SCALE) + 1j * np.clip(
             np.round(scaled.imag), -TX_FULL_SCALE - 1, TX_FULL_SCALE
         )
+        t0 = time.monotonic()
         try:
             if self._tx_len is not None and self._tx_len != burst.size:
                 self._sdr.tx_destroy_buffer()  # pyadi keeps the first buffer's length
             self._tx_len = burst.size
             self._sdr.tx(burst)
         except Exception as exc:
-            raise RadioError(f"Pluto at {self.uri} transmit failed: {exc!r}") from exc
+            self._tx_len = None
+            self._sdr.tx_destroy_buffer()  # a buffer on a dropped connection is dead: the next push makes one
+            raise RadioError(describe_failure(self.uri, "transmit", exc, time.monotonic() - t0)) from exc
         return self._fetched
 
     def _close(self) -> None:
