@@ -72,13 +72,13 @@ class Faults:
 
 
 class _Child:
-    """One process of the stack with its stdout and stderr in the run directory's logs (appended to with
-    ``append``: a resumed run keeps the earlier sessions' lines)."""
+    """One process of the stack with its stdout and stderr in the run directory's logs (the log appended to
+    with ``append``: a resumed run keeps the earlier sessions' lines)."""
 
     def __init__(self, name: str, args: list[str], logs: Path, cwd: Path, append: bool = False) -> None:
         self.name, self.log, self.out = name, logs / f"{name}.log", logs / f"{name}.out"
-        mode = "ab" if append else "wb"
-        self._files: list[IO[bytes]] = [self.out.open(mode), self.log.open(mode)]
+        # stdout holds the process's own answer (the hub's endpoint line): a fresh file; the log is appended to
+        self._files: list[IO[bytes]] = [self.out.open("wb"), self.log.open("ab" if append else "wb")]
         env = {**os.environ, **CHILD_ENV}
         self.popen = subprocess.Popen([sys.executable, "-m", "testbed", *args], cwd=cwd, env=env,
                                       stdout=self._files[0], stderr=self._files[1], start_new_session=True)  # fmt: skip
