@@ -83,10 +83,15 @@ def add_executor_args(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def executor_from_args(args: argparse.Namespace) -> Iterator[Executor]:
-    """The executor ``args`` name, closed (a local Ray stopped) when the block ends."""
+def executor_from_args(args: argparse.Namespace) -> Iterator[Executor | None]:
+    """The executor ``args`` name, closed (a local Ray stopped) when the block ends; None for embedded (each
+    engine builds its own, also in the worker processes of ``compare --jobs``)."""
     from testbed.experiment.executor import build_executor
 
+    if args.executor == "embedded":
+        build_executor(args.executor, args.ray_address)  # refuses --ray-address without --executor ray
+        yield None
+        return
     executor = build_executor(args.executor, args.ray_address)
     try:
         yield executor
