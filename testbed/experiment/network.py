@@ -10,7 +10,9 @@ window through a ``FrameLink``: ``ModelFrameLink`` with the PER table (the ``mod
 power relative to the power its link SNR is quoted at (``SetTxPower``: the model medium shifts the SNR, the
 phy medium scales the burst). Between events the clock jumps
 ahead; a node's timers run at the step after it got an event, and every node's once per ``tick`` (a
-quarter TDMA cycle, well under the NACK quiet time) so time-driven ones (NACK after silence) fire.
+quarter TDMA cycle, well under the NACK quiet time) so time-driven ones (NACK after silence) fire. The jobs
+the cores start before the clock moves run together on the network's executor (testbed/experiment/executor.py:
+the UEs' local training batched, or on Ray), each with the queue entry it took when it started.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ class Network:
     ):
         self.air, self.link, self.records = air, link, records
         self.executor = executor if executor is not None else EmbeddedExecutor()
-        self._started: list[tuple[_Node, StartJob, int]] = []  # jobs started in this step, run at its end
+        self._started: list[tuple[_Node, StartJob, int]] = []  # jobs started since the clock last moved
         self.rate_hz = air.sample_rate_hz
         self.latency = max(1, round(control_latency_s * self.rate_hz))
         self.tick = max(1, air.tdma_cycle_samples // 4)
