@@ -47,6 +47,10 @@ class ProtocolError(TestbedError, ValueError):
     """A control-plane message was malformed, out of bounds, replayed or unauthorised."""
 
 
+class ExecutorError(TestbedError):
+    """The workers of the in-process engine (a Ray cluster) cannot be reached or failed: a runtime failure."""
+
+
 class LearningError(TestbedError):
     """A training step or aggregation received something it must refuse."""
 

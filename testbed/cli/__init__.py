@@ -80,6 +80,10 @@ LEARN_INSTALL = (
 )
 
 
+#: Optional modules outside [learn] -> (the extra that brings them, how to install it).
+OTHER_EXTRAS = {"ray": ("ray", "pip install -c constraints.txt -e '.[ray]'")}
+
+
 class MissingExtra(Exception):
     """A command that needs an extra that is not installed."""
 
@@ -118,10 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a file or socket the command needs (path in the message)
         return _fail(exc, RUNTIME_EXIT_STATUS, as_json)
     except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.partition(".")[0] not in LEARNING_MODULES:
+        top = exc.name.partition(".")[0] if exc.name is not None else None
+        if top not in LEARNING_MODULES and top not in OTHER_EXTRAS:
             raise
-        return _fail(MissingExtra(f"testbed {args.command} needs the learning extra ({exc.name} is not installed): "
-                                  f"{LEARN_INSTALL}"), USAGE_EXIT_STATUS, as_json)  # fmt: skip
+        extra, install = OTHER_EXTRAS.get(top, ("learning", LEARN_INSTALL))  # type: ignore[arg-type]
+        return _fail(MissingExtra(f"testbed {args.command} needs the {extra} extra ({exc.name} is not installed): "
+                                  f"{install}"), USAGE_EXIT_STATUS, as_json)  # fmt: skip
     except KeyboardInterrupt:
         print("testbed: interrupted", file=sys.stderr)
         return 130

@@ -4,10 +4,13 @@ names (listed without importing the numerics, so ``testbed --help`` stays fast).
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from testbed.experiment.executor import Executor
     from testbed.experiment.scenario import Scenario
 
 
@@ -60,3 +63,37 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         "medium": {"kind": args.medium},
     }
     return load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)
+
+
+def add_executor_args(parser: argparse.ArgumentParser) -> None:
+    """Who computes the UE work of a round (testbed/experiment/executor.py)."""
+    parser.add_argument(
+        "--executor",
+        choices=("embedded", "ray"),
+        default="embedded",
+        help="embedded: in this process, local training batched across UEs (default); ray: the batches as Ray "
+        "tasks (the ray extra), on --ray-address or a local Ray; the figures are the same",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="an existing Ray cluster for --executor ray (default: start a local Ray on this machine's CPUs)",
+    )
+
+
+@contextlib.contextmanager
+def executor_from_args(args: argparse.Namespace) -> Iterator[Executor | None]:
+    """The executor ``args`` name, closed (a local Ray stopped) when the block ends; None for embedded (each
+    engine builds its own, also in the worker processes of ``compare --jobs``)."""
+    from testbed.experiment.executor import build_executor
+
+    if args.executor == "embedded":
+        build_executor(args.executor, args.ray_address)  # refuses --ray-address without --executor ray
+        yield None
+        return
+    executor = build_executor(args.executor, args.ray_address)
+    try:
+        yield executor
+    finally:
+        executor.close()

@@ -16,7 +16,13 @@ from typing import Any
 
 from testbed.cli import UsageError
 from testbed.cli._output import add_json_flag, emit, format_table, progress, to_jsonable
-from testbed.cli._scenario import add_scenario_args, scenario_from_args, scheme_names
+from testbed.cli._scenario import (
+    add_executor_args,
+    add_scenario_args,
+    executor_from_args,
+    scenario_from_args,
+    scheme_names,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,8 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="schemes run at once, one process each (default: the CPU count; 1: one after another; "
-                   "the figures are the same)")  # fmt: skip
+                   "the figures are the same; --executor ray: 1, the UE work of each round is what runs in "
+                   "parallel)")  # fmt: skip
     add_scenario_args(p)
+    add_executor_args(p)
     add_json_flag(p)
     p.set_defaults(func=_run)
 
@@ -48,17 +56,20 @@ def _run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     scenario = scenario_from_args(args)
-    jobs = args.jobs if args.jobs is not None else min(os.cpu_count() or 1, len(args.schemes))
-    if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: give at least 1")
-    result = run_comparison(
-        scenario,
-        args.schemes,
-        args.out,
-        wrap=lambda items, what: progress(items, desc=f"compare {what}", unit="rounds" if jobs == 1 else "schemes"),
-        jobs=jobs,
-        threads=max(1, args.threads),
-    )
+    ray = args.executor == "ray"
+    jobs = args.jobs if args.jobs is not None else 1 if ray else min(os.cpu_count() or 1, len(args.schemes))
+    if jobs < 1 or (ray and jobs > 1):
+        raise UsageError(f"--jobs {jobs}: give at least 1" + (", and 1 with --executor ray" if ray else ""))
+    with executor_from_args(args) as executor:
+        result = run_comparison(
+            scenario,
+            args.schemes,
+            args.out,
+            wrap=lambda items, what: progress(items, desc=f"compare {what}", unit="rounds" if jobs == 1 else "schemes"),
+            jobs=jobs,
+            threads=max(1, args.threads),
+            executor=executor,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.items() if k != "histories"}
     (args.out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")

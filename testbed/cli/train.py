@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from testbed.cli._output import add_json_flag, emit, format_table, progress
-from testbed.cli._scenario import add_scenario_args, scenario_from_args, scheme_names
+from testbed.cli._scenario import (
+    add_executor_args,
+    add_scenario_args,
+    executor_from_args,
+    scenario_from_args,
+    scheme_names,
+)
 
 if TYPE_CHECKING:
     from testbed.experiment.scenario import Scenario
@@ -40,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--codec-steps", type=int, default=2000, help="minibatches for --codec-only")
     add_scenario_args(p)
+    add_executor_args(p)
     add_json_flag(p)
     p.set_defaults(func=_run)
 
@@ -53,11 +60,12 @@ def _run(args: argparse.Namespace) -> int:
     scenario = scenario_from_args(args)
     if args.codec_only:
         return _codec_only(args, scenario)
-    engine = Engine(scenario, args.scheme, args.out)
-    rounds = scenario.run.rounds
-    history = engine.resume() if args.resume else engine.start(overwrite=args.overwrite)
-    for _ in progress(range(engine.rounds_done, rounds), desc=f"train {args.scheme}", unit="rounds"):
-        history.append(engine.step())
+    with executor_from_args(args) as executor:
+        engine = Engine(scenario, args.scheme, args.out, executor=executor)
+        rounds = scenario.run.rounds
+        history = engine.resume() if args.resume else engine.start(overwrite=args.overwrite)
+        for _ in progress(range(engine.rounds_done, rounds), desc=f"train {args.scheme}", unit="rounds"):
+            history.append(engine.step())
     last = history[-1] if history else {}
     result: dict[str, Any] = {
         "scheme": args.scheme,

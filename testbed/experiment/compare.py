@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
+from testbed.errors import ConfigError
 from testbed.experiment.engine import Engine
+from testbed.experiment.executor import Executor
 from testbed.experiment.report.table import to_target
 from testbed.experiment.scenario import Scenario
 
@@ -26,12 +28,14 @@ def run_scheme(
     out_dir: Path | None,
     wrap: Callable[[range, str], Iterable[int]] = lambda r, _desc: r,
     threads: int | None = None,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """One scheme for ``scenario.run.rounds`` rounds (in ``out_dir / name``); its per-round metrics.
-    ``threads``: torch threads of this process (a worker of a parallel comparison sets its own)."""
+    ``threads``: torch threads of this process (a worker of a parallel comparison sets its own); ``executor``:
+    the engine's (default: embedded)."""
     if threads is not None:
         torch.set_num_threads(threads)
-    engine = Engine(scenario, name, out_dir / name if out_dir is not None else None)
+    engine = Engine(scenario, name, out_dir / name if out_dir is not None else None, executor=executor)
     history = engine.start()
     for _ in wrap(range(scenario.run.rounds), name):
         history.append(engine.step())
@@ -45,15 +49,19 @@ def run_comparison(
     wrap: Callable[[range, str], Iterable[int]] = lambda r, _desc: r,
     jobs: int = 1,
     threads: int = 1,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run every scheme for ``scenario.run.rounds`` rounds; returns summaries and full histories.
 
     ``jobs`` > 1 runs that many schemes at once, each in its own process (the schemes share nothing, so the
     figures are the same as one after another); ``wrap(range, description)`` then decorates the count of
-    finished schemes, else each scheme's round loop (a progress bar).
+    finished schemes, else each scheme's round loop (a progress bar). ``executor`` (one scheme at a time only):
+    the engines' (default: embedded).
     """
+    if executor is not None and jobs > 1:
+        raise ConfigError("an executor serves one scheme at a time: run the schemes with jobs=1")
     if jobs <= 1:
-        histories = {name: run_scheme(scenario, name, out_dir, wrap) for name in schemes}
+        histories = {name: run_scheme(scenario, name, out_dir, wrap, executor=executor) for name in schemes}
     else:
         done: dict[str, list[dict[str, Any]]] = {}
         spawn = multiprocessing.get_context("spawn")  # no forked torch state in the workers

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from testbed.errors import ConfigError, LinkError, StateError
+from testbed.experiment.executor import Executor
 from testbed.experiment.media import MEDIA, build_link, engine_air
 from testbed.experiment.network import Network
 from testbed.experiment.nodes import EngineFirstInfo, assigner_for, bs_section
@@ -85,15 +86,22 @@ class Engine:
 
     ``scheme`` is a name from testbed/experiment/schemes.py (fixed baselines and policy variants, built for
     this run) or a ready ``Scheme`` (any ``AssignmentPolicy``). ``medium``: "model" or "phy" (``MEDIA``;
-    default: the scenario's ``[medium] kind``)."""
+    default: the scenario's ``[medium] kind``). ``executor``: who computes the UE jobs each step starts
+    together (testbed/experiment/executor.py; default: embedded, batched in this process)."""
 
     def __init__(
-        self, scenario: Scenario, scheme: str | Scheme, out_dir: Path | None = None, medium: str | None = None
+        self,
+        scenario: Scenario,
+        scheme: str | Scheme,
+        out_dir: Path | None = None,
+        medium: str | None = None,
+        executor: Executor | None = None,
     ) -> None:
         medium = scenario.medium.kind if medium is None else medium
         if medium not in MEDIA:
             raise ConfigError(f"unknown medium {medium!r}; choose one of {', '.join(MEDIA)}")
         self.scenario, self.medium = scenario, medium
+        self.executor = executor
         self.out_dir = Path(out_dir) if out_dir is not None else None
         seed = scenario.seed
         train, test = split_for(scenario)
@@ -156,7 +164,7 @@ class Engine:
         the UEs' registration ends just when it is due."""
         sc = self.scenario
         link = build_link(self.medium, sc, self.profiles, self.link_rng)
-        net = Network(self.air, link, sc.clock.control_latency_s, self._recorded)
+        net = Network(self.air, link, sc.clock.control_latency_s, self._recorded, self.executor)
         bs = bs_section(sc)
         deadline = self.scheme.deadline_s
         core = BsCore(bs, self.air, self.bs_training, assigner_for(self.scheme, self.profiles, self.runner),

@@ -10,7 +10,9 @@ window through a ``FrameLink``: ``ModelFrameLink`` with the PER table (the ``mod
 power relative to the power its link SNR is quoted at (``SetTxPower``: the model medium shifts the SNR, the
 phy medium scales the burst). Between events the clock jumps
 ahead; a node's timers run at the step after it got an event, and every node's once per ``tick`` (a
-quarter TDMA cycle, well under the NACK quiet time) so time-driven ones (NACK after silence) fire.
+quarter TDMA cycle, well under the NACK quiet time) so time-driven ones (NACK after silence) fire. The jobs
+the cores start before the clock moves run together on the network's executor (testbed/experiment/executor.py:
+the UEs' local training batched, or on Ray), each with the queue entry it took when it started.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from testbed.control.config import Event
 from testbed.control.protocol import Body, Hello, Rejected, RoundEnd, RoundStart, UplinkDone, make_envelope
 from testbed.control.registry import Registry
 from testbed.errors import LinkError
+from testbed.experiment.executor import EmbeddedExecutor, Executor
 from testbed.link.framelink import FrameLink, TxFrame
 from testbed.link.placement import BurstPlanner
 from testbed.node.actions import (
@@ -68,8 +71,17 @@ class Network:
     """Build it, ``add_bs`` and ``add_ue`` cores made with ``now`` / ``cursor`` of this network, ``start()``,
     then ``run(until)``. ``records`` receives every round record the BS core emits."""
 
-    def __init__(self, air: AirConfig, link: FrameLink, control_latency_s: float, records: Callable[[dict], None]):
+    def __init__(
+        self,
+        air: AirConfig,
+        link: FrameLink,
+        control_latency_s: float,
+        records: Callable[[dict], None],
+        executor: Executor | None = None,
+    ):
         self.air, self.link, self.records = air, link, records
+        self.executor = executor if executor is not None else EmbeddedExecutor()
+        self._started: list[tuple[_Node, StartJob, int]] = []  # jobs started since the clock last moved
         self.rate_hz = air.sample_rate_hz
         self.latency = max(1, round(control_latency_s * self.rate_hz))
         self.tick = max(1, air.tdma_cycle_samples // 4)
@@ -141,6 +153,7 @@ class Network:
         for node in self.nodes.values():
             if every or node.name in touched:
                 self._carry_out(node, node.core.timers())
+        self._run_jobs()  # before the clock moves: the jobs started at this sample
         horizon = self.clock + self.air.window_samples
         if any(s is not None and s < horizon for s in (n.planner.next_start for n in self.nodes.values())):
             self._window(horizon)
@@ -178,6 +191,7 @@ class Network:
         for node in self.nodes.values():
             for job_id, job_end in node.planner.finished(self.clock):
                 self._deliver(node, node.core.radio(OnAir(job_id, job_end)))
+        self._run_jobs()
 
     # --- actions -----------------------------------------------------------------------------------------
     def _deliver(self, node: _Node, actions: list[Action]) -> None:
@@ -209,16 +223,30 @@ class Network:
         self._deliver(node, node.core.radio(TxPowerSet(a.tx_power_dbm, a.tx_power_dbm)))
 
     def _start_job(self, node: _Node, job: StartJob) -> None:
-        """The job runs now (the result is ready); its JobDone arrives after the virtual time it takes."""
-        result = job.run()
-        seconds = node.job_time(job, result)
-        done = JobDone(job.key, result, seconds)
+        """The job starts now: it runs before the clock next moves, with every job started at this sample (the
+        executor may batch them); its JobDone arrives after the virtual time it takes. Its queue entry is taken now, so
+        events keep their order and a CancelJob in the same step still cancels it."""
+        entry = next(self._seq)
+        node.jobs[job.key] = entry
+        self._started.append((node, job, entry))
 
+    def _run_jobs(self) -> None:
+        """Run the jobs started since the clock last moved and queue their JobDone."""
+        if not self._started:
+            return
+        started, self._started = self._started, []
+        results = self.executor.run([job.run for _, job, _ in started])
+        for (node, job, entry), result in zip(started, results, strict=True):
+            seconds = node.job_time(job, result)
+            done = JobDone(job.key, result, seconds)
+            heapq.heappush(self._queue, (self.clock + round(seconds * self.rate_hz), entry, self._finish(node, done)))
+
+    def _finish(self, node: _Node, done: JobDone) -> Callable[[], None]:
         def finish() -> None:
-            node.jobs.pop(job.key, None)
+            node.jobs.pop(done.key, None)
             self._deliver(node, node.core.job_done(done))
 
-        node.jobs[job.key] = self._at(self.clock + round(seconds * self.rate_hz), finish)
+        return finish
 
     def _cancel_job(self, node: _Node, a: CancelJob) -> None:
         entry = node.jobs.pop(a.key, None)

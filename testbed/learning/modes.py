@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from testbed.errors import ConfigError, LearningError
+from testbed.learning.batch import LocalJob, noise_scale, run_local
 from testbed.learning.channel import AwgnChannel, SymbolChannel
 from testbed.learning.codec import SemanticCodec
 from testbed.learning.data import ImageDataset
@@ -112,19 +113,25 @@ class LocalUe:
     def channel(self, snr_offset_db: float) -> SymbolChannel:
         return AwgnChannel(self.snr_db + snr_offset_db, self.generator)
 
-    def distributed(
-        self, model: SemanticCodec, scratch: SemanticCodec, work: LocalTraining, snr_offset_db: float = 0.0
-    ) -> Update:
-        """Train a copy of ``model`` (in ``scratch``) locally; return g_k and n_k = local data size."""
-        scratch.load_state_dict(model.state_dict())
-        opt = torch.optim.SGD(scratch.parameters(), lr=work.lr)
+    def distributed(self, model: SemanticCodec, work: LocalTraining, snr_offset_db: float = 0.0) -> Update:
+        """Train a copy of ``model`` locally; return g_k and n_k = local data size (the SGD steps run in
+        testbed/learning/batch.py, batched with other UEs' when an executor gathers them)."""
+        return Update(self.name, run_local(model, self.local_job(model, work, snr_offset_db)), len(self.data))
+
+    def local_job(self, model: SemanticCodec, work: LocalTraining, snr_offset_db: float = 0.0) -> LocalJob:
+        """This round's distributed work with its random draws made: per step a batch, then its channel noise,
+        from the UE's generator in the order the steps use them."""
         channel = self.channel(snr_offset_db)
+        k = model.cfg.num_symbols
+        images, labels, noise = [], [], []
         for _ in range(work.steps):
             idx = draw_batch(len(self.data), work.batch_size, self.generator)
-            opt.zero_grad()
-            scratch.loss(self.data.images[idx], self.data.labels[idx], channel).backward()
-            opt.step()
-        return Update(self.name, pseudo_gradient(model, scratch, work.lr), len(self.data))
+            images.append(self.data.images[idx])
+            labels.append(self.data.labels[idx])
+            noise.append(torch.randn((len(idx), k, 2), generator=self.generator, dtype=torch.float32))
+        params = {n: p.detach() for n, p in model.named_parameters()}
+        return LocalJob(params, torch.stack(images), torch.stack(labels), torch.stack(noise),
+                        noise_scale(channel.noise_var), channel.noise_var, work.lr)  # fmt: skip
 
     def symbol_indices(self, work: LocalTraining) -> torch.Tensor:
         """(M,) int64: the ``steps`` batches a symbol upload encodes, drawn from the UE's generator."""

@@ -328,7 +328,7 @@ class LearningUe:
         pending, self.pending = self.pending, None  # a symbol gradient answers only the very next round
         if mode is Mode.DISTRIBUTED:
             self.last_work = (work.samples_per_round, 1.0)
-            update = self.local.distributed(self.model, self.scratch, work)
+            update = self.local.distributed(self.model, work)
             if work.steps < self.work.steps:  # a reduced round weighs in by the share of its steps it trained
                 weight = max(1, update.num_samples * work.steps // self.work.steps)
                 update = Update(update.source, update.tensors, weight)

@@ -48,7 +48,7 @@ class LocalRunner(RoundRunner):
         arrived = {}
         for ue, a in zip(self.ues, plan.assignments, strict=True):
             if a.mode is Mode.DISTRIBUTED:
-                arrived[ue.name] = ue.distributed(self.model, self.scratch, self.cfg.work)
+                arrived[ue.name] = ue.distributed(self.model, self.cfg.work)
             elif a.mode is Mode.CENTRALIZED_DECODER:
                 arrived[ue.name] = ue.symbols(self.model, self.cfg.work).through(ue.channel(0.0))
             elif a.mode is Mode.CENTRALIZED_FULL and ue.name in plan.raw_requests:

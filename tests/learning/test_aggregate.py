@@ -44,8 +44,8 @@ def test_all_distributed_with_sgd_is_exactly_fedavg(digits_split, make_runner) -
     states = [ue.generator.get_state() for ue in runner.ues]
     locals_ = []
     for ue in runner.ues:
-        ue.distributed(runner.model, runner.scratch, work)
-        locals_.append({k: v.clone() for k, v in runner.scratch.state_dict().items()})
+        g = ue.distributed(runner.model, work).tensors  # (w_start - w_local) / lr
+        locals_.append({k: before[k] - work.lr * g[k] for k in g})
     for ue, s in zip(runner.ues, states, strict=True):
         ue.generator.set_state(s)
     runner.run_round(FixedAssignment(Mode.DISTRIBUTED, Mode.DISTRIBUTED).assign(0, runner.profiles))

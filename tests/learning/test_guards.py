@@ -68,8 +68,8 @@ class PoisonedUe:
     def __init__(self, honest, kind: str) -> None:
         self.honest, self.kind, self.name = honest, kind, honest.name
 
-    def distributed(self, model, scratch, work, snr_offset_db=0.0) -> Update:
-        u = self.honest.distributed(model, scratch, work, snr_offset_db)
+    def distributed(self, model, work, snr_offset_db=0.0) -> Update:
+        u = self.honest.distributed(model, work, snr_offset_db)
         t = dict(u.tensors)
         name = next(iter(t))
         if self.kind == "nan":

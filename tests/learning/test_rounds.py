@@ -91,7 +91,7 @@ def _wire_round(runner, assignments, late):
     arrived = {}
     for ue, a in zip(runner.ues, plan.assignments, strict=True):
         if a.mode is Mode.DISTRIBUTED:
-            data = wire.encode_update(ue.distributed(runner.model, runner.scratch, runner.cfg.work), 0)
+            data = wire.encode_update(ue.distributed(runner.model, runner.cfg.work), 0)
             arrived[ue.name] = wire.decode_update(data, ue.name, reference)
         elif a.mode is Mode.CENTRALIZED_DECODER:
             index, frames = wire.encode_symbols(ue.symbols(runner.model, runner.cfg.work), 0, 4800)
@@ -149,7 +149,7 @@ def test_a_symbol_upload_cut_short_by_the_budget_weighs_in_by_its_rows(digits_sp
         arrived = {}
         for ue, a in zip(runner.ues, plan.assignments, strict=True):
             if a.mode is Mode.DISTRIBUTED:
-                arrived[ue.name] = ue.distributed(runner.model, runner.scratch, full)
+                arrived[ue.name] = ue.distributed(runner.model, full)
             else:
                 arrived[ue.name] = ue.symbols(runner.model, work).through(ue.channel(0.0))
         runner.finish_round(plan, arrived)
