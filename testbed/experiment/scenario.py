@@ -27,7 +27,7 @@ from testbed.channel.multipath import Multipath
 from testbed.errors import ConfigError
 from testbed.learning.assignment import UeProfile
 from testbed.learning.clock import ClockConfig
-from testbed.learning.codec import CodecConfig, forward_macs
+from testbed.learning.codec_config import CodecConfig, forward_macs
 from testbed.learning.rounds import RoundConfig
 from testbed.learning.spec import RETIRED_TRAINING_FIELDS, TrainingSpec, refuse_retired
 from testbed.link.airtime import (

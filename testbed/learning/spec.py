@@ -19,7 +19,7 @@ from testbed.errors import ConfigError
 
 if TYPE_CHECKING:  # torch-backed; imported when used, so loading a config does not load torch
     from testbed.learning.aggregate import ServerOptimizerConfig
-    from testbed.learning.codec import CodecConfig
+    from testbed.learning.codec_config import CodecConfig
     from testbed.learning.modes import LocalTraining
 
 #: SNR of the simulated symbol channel in the daemons when ``channel_snr_db`` is unset: the BS's evaluation,
@@ -90,7 +90,7 @@ class TrainingSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def codec_config(self, image_size_px: int, num_classes: int) -> CodecConfig:
         """The codec for a dataset of ``image_size_px`` square images in ``num_classes`` classes."""
-        from testbed.learning.codec import CodecConfig
+        from testbed.learning.codec_config import CodecConfig
 
         return CodecConfig(
             image_size_px,

@@ -31,7 +31,8 @@ from testbed.control.protocol import Assign
 from testbed.errors import LearningError
 from testbed.learning import wire
 from testbed.learning.assignment import UeAssignment
-from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
+from testbed.learning.codec import SemanticCodec
+from testbed.learning.codec_config import CodecConfig, compute_fractions
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.evaluate import evaluate_classes
 from testbed.learning.guards import Update
