@@ -33,11 +33,10 @@ from testbed.learning import wire
 from testbed.learning.assignment import UeAssignment
 from testbed.learning.codec import SemanticCodec
 from testbed.learning.codec_config import CodecConfig, compute_fractions
-from testbed.learning.data import ImageDataset, load_dataset, train_test_split
+from testbed.learning.data import ImageDataset, load_dataset
 from testbed.learning.evaluate import evaluate_classes
 from testbed.learning.guards import Update
 from testbed.learning.modes import LocalTraining, LocalUe, SentSymbols
-from testbed.learning.partition import iid
 from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
 from testbed.learning.spec import TrainingSpec
 from testbed.learning.split import PendingSymbols, encoder_gradient, split_reference
@@ -46,13 +45,12 @@ from testbed.link.framelink import Heard
 from testbed.mode import Mode
 from testbed.node.assigners import Orders, UeView, learning_profile
 from testbed.node.config import AirConfig
+from testbed.node.shards import bs_seed, model_seed, shard_indices, ue_seed
 from testbed.policy.budget import WorkOption
 
 log = logging.getLogger(__name__)
 
 _WIDEST = 2**31 - 1  # the wire format's largest round index and count: its integers at their widest
-# Seed streams derived from [training] seed, so BS and UEs agree without talking.
-_SPLIT, _PARTITION, _MODEL, _BS, _UE = 0, 1, 2, 3, 4
 
 
 class BsTraining(Protocol):
@@ -110,9 +108,9 @@ class UeTraining(Protocol):
 # --- the method --------------------------------------------------------------------------------------------
 def training_data(t: TrainingSpec, num_shards: int) -> tuple[list[ImageDataset], ImageDataset]:
     """(``num_shards`` IID shards, the BS's test split), identical on every node with the same [training]."""
-    train, test = train_test_split(load_dataset(t.dataset), t.test_fraction, np.random.default_rng([t.seed, _SPLIT]))
-    parts = iid(train.labels.numpy(), [1.0] * num_shards, np.random.default_rng([t.seed, _PARTITION]))
-    return [train.subset(idx) for idx in parts], test
+    data = load_dataset(t.dataset)
+    parts, test = shard_indices(t, data.labels.numpy(), data.num_classes, num_shards)
+    return [data.subset(idx) for idx in parts], data.subset(test)
 
 
 def codec_config(t: TrainingSpec, data: ImageDataset) -> CodecConfig:
@@ -157,7 +155,7 @@ class LearningBs:
             raise LearningError(f"{len(ues)} UEs in [bs.ues] but [training] num_shards={t.num_shards}")
         shards, test = training_data(t, t.num_shards or len(ues))
         codec = codec_config(t, test)
-        model = SemanticCodec(codec, torch.Generator().manual_seed(t.seed * 1000 + _MODEL))
+        model = SemanticCodec(codec, torch.Generator().manual_seed(model_seed(t)))
         cfg = RoundConfig(
             work=t.local_training,
             server=t.server,
@@ -167,7 +165,7 @@ class LearningBs:
         )
         profiles = [learning_profile(UeView(ue, None, None), assumed_snr_db, 0.0) for ue in ues]
         sizes = [len(s) for s in shards[: len(ues)]]  # shard i = i-th UE of [bs.ues] until it reports
-        gen = torch.Generator().manual_seed(t.seed * 1000 + _BS)
+        gen = torch.Generator().manual_seed(bs_seed(t))
         airtime = air.airtime(len(ues))  # the link's model of this air: the virtual clock and the policy
         runner = RoundRunner(model, cfg, profiles, sizes, gen)
         return cls(t, runner, test, eval_snrs_db=[t.symbol_snr_db()], assumed_snr_db=assumed_snr_db, airtime=airtime)
@@ -280,7 +278,7 @@ class LearningUe:
         [training]'s SNR until the UE has measured its link."""
         shards, _ = training_data(t, t.num_shards)
         data = shards[shard]
-        gen = torch.Generator().manual_seed(t.seed * 1000 + _UE * 100 + shard)
+        gen = torch.Generator().manual_seed(ue_seed(t, shard))
         local = LocalUe(ue_id, data, t.symbol_snr_db(), gen)
         return cls(local, codec_config(t, data), t.local_training, split=t.split_gradient)
 
