@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from testbed.node.assigners import Assigner
     from testbed.node.config import BsConfig
-    from testbed.node.training import BsTraining
+    from testbed.node.step import BsTraining
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

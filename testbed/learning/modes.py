@@ -25,23 +25,7 @@ from testbed.learning.channel import AwgnChannel, SymbolChannel
 from testbed.learning.codec import SemanticCodec
 from testbed.learning.data import ImageDataset
 from testbed.learning.guards import Update
-
-
-@dataclass(frozen=True)
-class LocalTraining:
-    """Per-round work of every party: ``steps`` minibatches of ``batch_size`` with SGD step ``lr``."""
-
-    steps: int = 5
-    batch_size: int = 32
-    lr: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ConfigError(f"local training needs steps >= 1, batch_size >= 1 and lr > 0, got {self}")
-
-    @property
-    def samples_per_round(self) -> int:
-        return self.steps * self.batch_size
+from testbed.learning.spec import LocalTraining
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ MAX_LABEL = 255  # labels travel as one byte
 PIXEL_LEVELS = 255.0  # 8-bit grey
 
 DType = Literal["<f4", "<c8", "|u1"]
-Dim = Annotated[int, Meta(ge=0, le=2**31 - 1)]
-RoundIndex = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+WIDEST = 2**31 - 1  # the largest round index and count: the format's integers at their widest
+Dim = Annotated[int, Meta(ge=0, le=WIDEST)]
+RoundIndex = Annotated[int, Meta(ge=0, le=WIDEST)]
 Name = Annotated[str, Meta(min_length=1, max_length=64)]
 _NUMPY = {"<f4": np.dtype("<f4"), "<c8": np.dtype("<c8"), "|u1": np.dtype("u1")}
 

@@ -21,8 +21,7 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,73 +35,21 @@ from testbed.learning.codec_config import CodecConfig, compute_fractions
 from testbed.learning.data import ImageDataset, load_dataset
 from testbed.learning.evaluate import evaluate_classes
 from testbed.learning.guards import Update
-from testbed.learning.modes import LocalTraining, LocalUe, SentSymbols
+from testbed.learning.modes import LocalUe, SentSymbols
 from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
-from testbed.learning.spec import TrainingSpec
+from testbed.learning.spec import LocalTraining, TrainingSpec
 from testbed.learning.split import PendingSymbols, encoder_gradient, split_reference
+from testbed.learning.wire_format import WIDEST
 from testbed.link.airtime import DEFAULT_ANALOG_FRAME_SYMBOLS, LinkAirtime
 from testbed.link.framelink import Heard
 from testbed.mode import Mode
 from testbed.node.assigners import Orders, UeView, learning_profile
 from testbed.node.config import AirConfig
 from testbed.node.shards import bs_seed, model_seed, shard_indices, ue_seed
+from testbed.node.step import UeLink
 from testbed.policy.budget import WorkOption
 
 log = logging.getLogger(__name__)
-
-_WIDEST = 2**31 - 1  # the wire format's largest round index and count: its integers at their widest
-
-
-class BsTraining(Protocol):
-    """BS side of a round."""
-
-    def model_bytes(self, round_no: int, orders: Mapping[str, Orders], views: Sequence[UeView]) -> bytes:
-        """The model to broadcast at the start of round ``round_no``; ``orders`` are the participants' ASSIGN."""
-        ...
-
-    def consume(
-        self, round_no: int, uploads: Mapping[str, bytes], analog: Mapping[str, Mapping[int, Heard]] | None = None
-    ) -> dict[str, Any]:
-        """The verified uploads (UE id -> bytes) of the UEs that finished in time, and the analog frames heard
-        from each (frame index -> frame); called only when the round counts. Returns fields for the round
-        record."""
-        ...
-
-    def state_dict(self) -> dict[str, Any]:
-        """What a restarted BS needs to continue with the same model (tensors, numbers, lists, dicts)."""
-        ...
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
-
-
-@dataclass(frozen=True)
-class UeLink:
-    """What the UE core knows of its link when it trains: its latest measured SNR in dB (None before any
-    measurement: the configured [training] value is used) and the complex values one analog frame carries."""
-
-    snr_db: float | None = None
-    analog_frame_symbols: int = DEFAULT_ANALOG_FRAME_SYMBOLS
-
-
-class UeTraining(Protocol):
-    """UE side of a round. ``last_work``: (samples, fraction of a full training step per sample) of the latest
-    upload, for the UE's energy account; ``last_analog``: the analog frames ((n,) complex64 each) that go
-    with it, empty unless the mode sends symbols."""
-
-    last_work: tuple[int, float]
-    last_analog: tuple[np.ndarray, ...]
-
-    def work_options(self, model: bytes, assign: Assign) -> list[WorkOption]:
-        """The ways to do this round, most work first (the UE keeps to its energy budget with the first that
-        fits, testbed/policy/budget.py)."""
-        ...
-
-    def upload_bytes(
-        self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None, link: UeLink = UeLink()
-    ) -> bytes:
-        """The upload (update, symbols' index or samples, per ASSIGN's mode) computed from the verified model,
-        with ``local_steps`` of a ``work_options`` entry (None: the full round) over this UE's ``link``."""
-        ...
 
 
 # --- the method --------------------------------------------------------------------------------------------
@@ -336,16 +283,16 @@ class LearningUe:
 
     def _update_bytes(self) -> int:
         zeros = {n: torch.zeros_like(p) for n, p in self.model.named_parameters()}
-        return len(wire.encode_update(Update(self.ue_id, zeros, _WIDEST), _WIDEST))
+        return len(wire.encode_update(Update(self.ue_id, zeros, WIDEST), WIDEST))
 
     def _index_bytes(self, rows: int) -> int:
         """The digital index of a symbol upload of ``rows`` rows (its analog frames are priced apart)."""
         sent = SentSymbols(self.ue_id, torch.ones(rows, self.codec.num_symbols, dtype=torch.complex64),
                            torch.zeros(rows, dtype=torch.int64))  # fmt: skip
-        return len(wire.encode_symbols(sent, _WIDEST, DEFAULT_ANALOG_FRAME_SYMBOLS)[0])
+        return len(wire.encode_symbols(sent, WIDEST, DEFAULT_ANALOG_FRAME_SYMBOLS)[0])
 
     def _raw_bytes(self, start: int, count: int) -> int:
-        return len(wire.encode_raw(self.local.raw(start, count), _WIDEST, _WIDEST))
+        return len(wire.encode_raw(self.local.raw(start, count), WIDEST, WIDEST))
 
     # --- split learning (testbed/learning/split.py) --------------------------------------------------------
     def _split_symbols(

@@ -17,7 +17,7 @@ from testbed.policy.allocation import AnalogUpload, DigitalUpload, RoundWork
 
 if TYPE_CHECKING:
     from testbed.learning.codec_config import CodecConfig
-    from testbed.learning.modes import LocalTraining
+    from testbed.learning.spec import LocalTraining
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def codec_work_sizes(
     """Per-round work of ``codec`` trained as ``training`` says (the learning layer's defaults if None);
     ``raw_block_samples`` as in testbed.learning.rounds.RoundConfig (0: raw data go up once, in round 0)."""
     from testbed.learning.codec_config import CodecConfig, compute_fractions, num_parameters
-    from testbed.learning.modes import LocalTraining
+    from testbed.learning.spec import LocalTraining
 
     cfg = codec or CodecConfig()
     work, clock = training or LocalTraining(), ClockConfig()

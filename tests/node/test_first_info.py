@@ -25,7 +25,8 @@ from testbed.node import first_info
 from testbed.node.assigners import UeView, config_orders, daemon_policy_assigner
 from testbed.node.config import BsConfig, UeConfig, parse_config
 from testbed.node.first_info import UeFirstInfo
-from testbed.node.training import LearningBs, LearningUe, UeLink
+from testbed.node.step import UeLink
+from testbed.node.training import LearningBs, LearningUe
 from testbed.policy.choice import Allocation, SentPolicy, capability_of
 from testbed.policy.cpufreq import FrequencyTable, SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.grouping import GroupingConfig
