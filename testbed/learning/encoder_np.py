@@ -56,15 +56,16 @@ def _adaptive_avg_pool(x: np.ndarray, side: int) -> np.ndarray:
 class NumpyEncoder:
     """phi: (batch, 1, H, W) float32 in [0, 1] -> (batch, k) complex64 with mean |x|^2 = 1 per image.
 
-    ``weights``: the encoder's parameters by state_dict name (``encoder.`` prefix optional), float32."""
+    ``weights``: the encoder's parameters by state_dict name (``encoder.`` prefix optional), float32; None:
+    zeros until the first broadcast (a UE times its capability on them: the same arithmetic)."""
 
     def __init__(self, cfg: CodecConfig, weights: Mapping[str, np.ndarray] | None = None) -> None:
         self.cfg = cfg
         self.shapes = parameter_shapes(cfg)
         self.pooled = pooled_side(cfg)
         self.weights: dict[str, np.ndarray] = {}
-        if weights is not None:
-            self.load(weights)
+        zeros = {n: np.zeros(shape, np.float32) for n, shape in self.shapes.items() if n.startswith(ENCODER_PREFIX)}
+        self.load(zeros if weights is None else weights)
 
     def load(self, weights: Mapping[str, np.ndarray]) -> None:
         """Take phi's parameters from ``weights`` (a whole model's are fine: only ``encoder.*`` are read)."""

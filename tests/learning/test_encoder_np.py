@@ -53,3 +53,9 @@ def test_a_broadcast_for_another_codec_is_refused():
         NumpyEncoder(big).load_broadcast(data)
     with pytest.raises(LearningError, match="encoder weights"):
         NumpyEncoder(big).load({"features.0.weight": np.zeros((1, 1, 5, 5), np.float32)})
+
+
+def test_before_any_broadcast_the_encoder_runs_on_zeros():
+    cfg = CONFIGS["digits"]
+    out = NumpyEncoder(cfg)(np.random.default_rng(0).random((4, 1, 8, 8), dtype=np.float32))
+    assert out.shape == (4, cfg.num_symbols) and not out.any()
