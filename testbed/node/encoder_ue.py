@@ -19,7 +19,7 @@ from testbed.control.protocol import Assign
 from testbed.errors import ConfigError, LearningError
 from testbed.learning.codec_config import CodecConfig, compute_fractions
 from testbed.learning.encoder_np import NumpyEncoder
-from testbed.learning.sources import load_arrays
+from testbed.learning.sources import load_subset, to_images
 from testbed.learning.spec import LocalTraining, TrainingSpec
 from testbed.learning.wire_format import WIDEST, encode_raw_arrays, encode_symbol_arrays, raw_requests
 from testbed.link.airtime import DEFAULT_ANALOG_FRAME_SYMBOLS
@@ -54,15 +54,18 @@ class TorchBatches:
 
 
 class EncoderUe:
-    """UeTraining for the centralized modes without torch (see module docstring). ``images`` (N, 1, H, W)
-    float32 in [0, 1] and ``labels`` (N,) int64: the UE's shard."""
+    """UeTraining for the centralized modes without torch (see module docstring). The UE's shard: ``pixels``
+    (N, ...) as the data set stores them (MNIST: bytes, a quarter of float32's memory) with full-scale value
+    ``max_value``, and ``labels`` (N,) int64; ``images`` turns rows into what the encoder takes."""
 
     def __init__(
-        self, ue_id: str, images: np.ndarray, labels: np.ndarray, codec: CodecConfig, work: LocalTraining, seed: int
-    ) -> None:
+        self, ue_id: str, pixels: np.ndarray, labels: np.ndarray, max_value: float, codec: CodecConfig,
+        work: LocalTraining, seed: int,
+    ) -> None:  # fmt: skip
         if len(labels) == 0:
             raise ConfigError(f"UE {ue_id} holds no data; check the partition")
-        self.ue_id, self.images, self.labels, self.codec, self.work = ue_id, images, labels, codec, work
+        self.ue_id, self.pixels, self.labels, self.max_value = ue_id, pixels, labels, max_value
+        self.codec, self.work = codec, work
         self.model = NumpyEncoder(codec)  # what UeFirstInfo measures
         self.batches = TorchBatches(seed)
         self.last_work: tuple[int, float] = (0, 1.0)
@@ -76,15 +79,28 @@ class EncoderUe:
                 "[training] split_gradient = true: the UE trains its encoder (backward), which needs torch; install "
                 "the learn extra on this UE (docs/lab-guide.md) or turn split learning off"
             )
-        images, labels = load_arrays(t.dataset)
-        num_classes = int(labels.max()) + 1
-        idx = shard_indices(t, labels, num_classes, t.num_shards)[0][shard]
-        codec = t.codec_config(images.shape[-1], num_classes)
-        return cls(ue_id, images[idx], labels[idx], codec, t.local_training, ue_seed(t, shard))
+        classes: list[int] = []
+
+        def select(labels: np.ndarray) -> np.ndarray:
+            classes.append(int(labels.max()) + 1)
+            return shard_indices(t, labels, classes[0], t.num_shards)[0][shard]
+
+        pixels, labels, max_value = load_subset(t.dataset, select)
+        side = to_images(pixels[:1], max_value).shape[-1]
+        codec = t.codec_config(side, classes[0])
+        return cls(ue_id, pixels, labels, max_value, codec, t.local_training, ue_seed(t, shard))
 
     @property
     def num_samples(self) -> int:
         return len(self.labels)
+
+    def images(self, rows: np.ndarray | slice) -> np.ndarray:
+        """(M, 1, H, W) float32 in [0, 1]: the samples at ``rows``, converted as data.py converts the set."""
+        side = self.codec.image_size_px
+        picked = self.pixels[rows]
+        if not len(picked):
+            return np.zeros((0, 1, side, side), np.float32)
+        return to_images(picked, self.max_value)
 
     def work_options(self, model: bytes, assign: Assign) -> list[WorkOption]:
         """As LearningUe's for the modes this UE can run."""
@@ -115,7 +131,7 @@ class EncoderUe:
             m = steps * self.work.batch_size
             self.last_work = (m, compute_fractions(self.codec)[0])
             idx = np.concatenate([self.batches.draw(self.num_samples, self.work.batch_size) for _ in range(steps)])
-            symbols = self.model(self.images[idx])  # (M, k) complex64
+            symbols = self.model(self.images(idx))  # (M, k) complex64
             index, frames = encode_symbol_arrays(symbols, self.labels[idx], r, link.analog_frame_symbols)
             self.last_analog = tuple(frames)
             return index
@@ -129,7 +145,7 @@ class EncoderUe:
         price the upload at the format's widest integers)."""
         end = min(start + count, self.num_samples)
         first = start if start_field is None else start_field
-        return encode_raw_arrays(self.images[start:end], self.labels[start:end], first, round_index)
+        return encode_raw_arrays(self.images(slice(start, end)), self.labels[start:end], first, round_index)
 
     def _raw_bytes(self, start: int, count: int) -> int:
         return len(self._raw(start, count, WIDEST, WIDEST))

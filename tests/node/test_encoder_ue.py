@@ -35,7 +35,7 @@ def test_batches_are_torch_randperms(seed):
 
 def test_the_shard_is_the_torch_ues():
     torch_ue, np_ue = LearningUe.for_shard(SPEC, "ue-2", 2), EncoderUe.for_shard(SPEC, "ue-2", 2)
-    np.testing.assert_array_equal(np_ue.images, torch_ue.local.data.images.numpy())
+    np.testing.assert_array_equal(np_ue.images(slice(None)), torch_ue.local.data.images.numpy())
     np.testing.assert_array_equal(np_ue.labels, torch_ue.local.data.labels.numpy())
     assert np_ue.codec == torch_ue.codec
 
