@@ -11,7 +11,7 @@ tests/test_packaging.py), so it is EncoderUe (testbed/node/encoder_ue.py); distr
 costs in a fresh interpreter, with and without torch.
 
 Usage: nice python benchmarks/ue_memory.py [--modes raw,symbols,distributed,split] [--rounds 2] [--ue-threads 1]
-       [--import-only] [--json]
+       [--with-torch] [--import-only] [--json]
 """
 
 from __future__ import annotations
@@ -112,9 +112,11 @@ def _wait_event(log: Path, event: str, timeout_s: float) -> dict:
     raise RuntimeError(f"no {event!r} in {log} within {timeout_s} s:\n{log.read_text()[-2000:]}")
 
 
-def measure(name: str, rounds: int, ue_threads: int = 1) -> dict:
-    """One mode: hub, BS and UE as processes; the UE's peak RSS and what the BS recorded."""
+def measure(name: str, rounds: int, ue_threads: int = 1, with_torch: bool = False) -> dict:
+    """One mode: hub, BS and UE as processes; the UE's peak RSS and what the BS recorded. ``with_torch``: the UE
+    can import torch in every mode (a board with the learn extra installed)."""
     mode, split, torch_free = MODES[name]
+    torch_free = torch_free and not with_torch
     with tempfile.TemporaryDirectory(prefix=f"ue-memory-{name}-") as tmp:
         run = Path(tmp)
         procs = [_spawn(run, "hub", ["hub", "--scenario", str(ROOT / "firmware_cfg/nodes/scenario.toml"), "--json"])]
@@ -171,6 +173,7 @@ def main() -> None:
         default=1,
         help="the UE's OMP_NUM_THREADS (1, as testbed sim runs it; 0: one per core)",
     )
+    parser.add_argument("--with-torch", action="store_true", help="the UE can import torch in every mode")
     parser.add_argument("--import-only", action="store_true", help="only the cost of importing the UE's modules")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     args = parser.parse_args()
@@ -183,7 +186,7 @@ def main() -> None:
         parser.error(f"--modes: unknown {unknown}; use {', '.join(MODES)}")
     runs = []
     for m in modes:
-        runs.append(measure(m, args.rounds, args.ue_threads))
+        runs.append(measure(m, args.rounds, args.ue_threads, args.with_torch))
         print(f"{m}: {runs[-1]['peak_rss_mb']} MB", file=sys.stderr)
     result = {"board_ram_mb": BOARD_RAM_MB, "rounds": args.rounds, "ue_threads": args.ue_threads, "runs": runs}
     emit(result, as_json=args.json, human=_human)
