@@ -71,6 +71,16 @@ def draw_batch(n: int, batch_size: int, generator: torch.Generator) -> torch.Ten
     return torch.randperm(n, generator=generator)[: min(n, batch_size)]
 
 
+def sgd_step(model: torch.nn.Module, lr: float) -> None:
+    """w <- w - lr * grad for every parameter with a gradient: torch.optim.SGD's step without momentum or weight
+    decay, the same arithmetic (its single-tensor path on CPU), without an optimizer object: the first torch
+    optimizer in a process imports torch._dynamo (72 MB of RSS here), which a small board's UE cannot spare."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-lr)
+
+
 def pseudo_gradient(start: SemanticCodec, end: SemanticCodec, lr: float) -> dict[str, torch.Tensor]:
     """(w_start - w_end) / lr per named parameter."""
     end_params = dict(end.named_parameters())
@@ -101,13 +111,12 @@ class LocalUe:
     ) -> Update:
         """Train a copy of ``model`` (in ``scratch``) locally; return g_k and n_k = local data size."""
         scratch.load_state_dict(model.state_dict())
-        opt = torch.optim.SGD(scratch.parameters(), lr=work.lr)
         channel = self.channel(snr_offset_db)
         for _ in range(work.steps):
             idx = draw_batch(len(self.data), work.batch_size, self.generator)
-            opt.zero_grad()
+            scratch.zero_grad()
             scratch.loss(self.data.images[idx], self.data.labels[idx], channel).backward()
-            opt.step()
+            sgd_step(scratch, work.lr)
         return Update(self.name, pseudo_gradient(model, scratch, work.lr), len(self.data))
 
     def symbol_indices(self, work: LocalTraining) -> torch.Tensor:
@@ -150,12 +159,11 @@ def centralized_gradient(
     if not symbols and not raw:
         raise LearningError("centralized_gradient needs symbol uploads or raw shards")
     scratch.load_state_dict(model.state_dict())
-    opt = torch.optim.SGD(scratch.parameters(), lr=work.lr)
     channels = [AwgnChannel(shard.snr_db, generator) for shard in raw]
     b = work.batch_size
     grads: list[list[torch.Tensor]] = [[] for _ in symbols]
     for j in range(work.steps):
-        opt.zero_grad()
+        scratch.zero_grad()
         total = torch.zeros(())
         n_sym = n_raw = 0
         inputs, losses = [], []
@@ -180,5 +188,5 @@ def centralized_gradient(
         if n_raw:
             for p in scratch.encoder.parameters():
                 p.grad.mul_((n_sym + n_raw) / n_raw)
-        opt.step()
+        sgd_step(scratch, work.lr)
     return pseudo_gradient(model, scratch, work.lr), [torch.cat(g) for g in grads] if symbol_grads else []

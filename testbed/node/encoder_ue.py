@@ -19,12 +19,12 @@ from testbed.control.protocol import Assign
 from testbed.errors import ConfigError, LearningError
 from testbed.learning.codec_config import CodecConfig, compute_fractions
 from testbed.learning.encoder_np import NumpyEncoder
-from testbed.learning.sources import load_subset, to_images
+from testbed.learning.sources import to_images
 from testbed.learning.spec import LocalTraining, TrainingSpec
 from testbed.learning.wire_format import WIDEST, encode_raw_arrays, encode_symbol_arrays, raw_requests
 from testbed.link.airtime import DEFAULT_ANALOG_FRAME_SYMBOLS
 from testbed.mode import Mode
-from testbed.node.shards import shard_indices, ue_seed
+from testbed.node.shards import load_shard, ue_seed
 from testbed.node.step import UeLink
 from testbed.policy.budget import WorkOption
 
@@ -79,15 +79,8 @@ class EncoderUe:
                 "[training] split_gradient = true: the UE trains its encoder (backward), which needs torch; install "
                 "the learn extra on this UE (docs/lab-guide.md) or turn split learning off"
             )
-        classes: list[int] = []
-
-        def select(labels: np.ndarray) -> np.ndarray:
-            classes.append(int(labels.max()) + 1)
-            return shard_indices(t, labels, classes[0], t.num_shards)[0][shard]
-
-        pixels, labels, max_value = load_subset(t.dataset, select)
-        side = to_images(pixels[:1], max_value).shape[-1]
-        codec = t.codec_config(side, classes[0])
+        pixels, labels, max_value, num_classes = load_shard(t, shard)
+        codec = t.codec_config(to_images(pixels[:1], max_value).shape[-1], num_classes)
         return cls(ue_id, pixels, labels, max_value, codec, t.local_training, ue_seed(t, shard))
 
     @property

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from testbed.learning.partition import iid
-from testbed.learning.sources import split_indices
+from testbed.learning.sources import load_subset, split_indices
 from testbed.learning.spec import TrainingSpec
 
 # Seed streams derived from [training] seed.
@@ -21,6 +21,19 @@ def shard_indices(
     train, test = split_indices(labels, num_classes, t.test_fraction, np.random.default_rng([t.seed, SPLIT]))
     parts = iid(labels[train], [1.0] * num_shards, np.random.default_rng([t.seed, PARTITION]))
     return [train[p] for p in parts], test
+
+
+def load_shard(t: TrainingSpec, shard: int) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """UE ``shard``'s samples of [training]'s data set as it stores them: (pixels (M, ...), labels (M,), the
+    pixels' full-scale value, the set's number of classes). Reads the set once and keeps only the shard."""
+    classes: list[int] = []
+
+    def select(labels: np.ndarray) -> np.ndarray:
+        classes.append(int(labels.max()) + 1)
+        return shard_indices(t, labels, classes[0], t.num_shards)[0][shard]
+
+    pixels, labels, max_value = load_subset(t.dataset, select)
+    return pixels, labels, max_value, classes[0]
 
 
 def model_seed(t: TrainingSpec) -> int:

@@ -37,6 +37,7 @@ from testbed.learning.evaluate import evaluate_classes
 from testbed.learning.guards import Update
 from testbed.learning.modes import LocalUe, SentSymbols
 from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
+from testbed.learning.sources import to_images
 from testbed.learning.spec import LocalTraining, TrainingSpec
 from testbed.learning.split import PendingSymbols, encoder_gradient, split_reference
 from testbed.learning.wire_format import WIDEST
@@ -45,7 +46,7 @@ from testbed.link.framelink import Heard
 from testbed.mode import Mode
 from testbed.node.assigners import Orders, UeView, learning_profile
 from testbed.node.config import AirConfig
-from testbed.node.shards import bs_seed, model_seed, shard_indices, ue_seed
+from testbed.node.shards import bs_seed, load_shard, model_seed, shard_indices, ue_seed
 from testbed.node.step import UeLink
 from testbed.policy.budget import WorkOption
 
@@ -62,13 +63,6 @@ def training_data(t: TrainingSpec, num_shards: int) -> tuple[list[ImageDataset],
 
 def codec_config(t: TrainingSpec, data: ImageDataset) -> CodecConfig:
     return t.codec_config(data.image_size_px, data.num_classes)
-
-
-def load_optimizers() -> None:
-    """Build one throwaway torch optimizer: the first one in a process loads torch's optimizer machinery
-    (about 1 s here), which must happen before the daemon's event loop runs, not in its first round (a loop
-    stalled for 3 heartbeat intervals is declared gone by its peer)."""
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
 
 
 class LearningBs:
@@ -92,7 +86,7 @@ class LearningBs:
         self.ues, self.codec, self.airtime = list(runner.names), runner.model.cfg, airtime
         self.eval_snrs_db, self.assumed_snr_db, self.fixed_profiles = list(eval_snrs_db), assumed_snr_db, fixed_profiles
         self.eval_seed = t.seed if eval_seed is None else eval_seed
-        self._plan: RoundPlan | None = None  # the RoundRunner built the BS's optimizer: torch.optim is loaded
+        self._plan: RoundPlan | None = None
 
     @classmethod
     def for_ues(cls, t: TrainingSpec, ues: Sequence[str], air: AirConfig, assumed_snr_db: float) -> LearningBs:
@@ -217,14 +211,14 @@ class LearningUe:
         self.split, self.pending = split, None  # pending: PendingSymbols of the last symbol upload
         self.split_refused: str | None = None  # why the last symbol gradient for this UE was not used
         self.last_analog: tuple[np.ndarray, ...] = ()
-        load_optimizers()
 
     @classmethod
     def for_shard(cls, t: TrainingSpec, ue_id: str, shard: int) -> LearningUe:
         """The daemon's UE: IID shard ``shard`` of [training]'s dataset; its local training simulates
-        [training]'s SNR until the UE has measured its link."""
-        shards, _ = training_data(t, t.num_shards)
-        data = shards[shard]
+        [training]'s SNR until the UE has measured its link. Only the shard is loaded (``training_data``'s
+        shard ``shard``, without the rest of the set)."""
+        pixels, labels, max_value, num_classes = load_shard(t, shard)
+        data = ImageDataset(torch.from_numpy(to_images(pixels, max_value)), torch.from_numpy(labels), num_classes)
         gen = torch.Generator().manual_seed(ue_seed(t, shard))
         local = LocalUe(ue_id, data, t.symbol_snr_db(), gen)
         return cls(local, codec_config(t, data), t.local_training, split=t.split_gradient)

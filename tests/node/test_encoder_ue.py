@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -17,13 +18,13 @@ from testbed.control.protocol import Assign
 from testbed.errors import ConfigError, LearningError
 from testbed.learning import wire
 from testbed.learning.codec import SemanticCodec
-from testbed.learning.modes import draw_batch
+from testbed.learning.modes import draw_batch, sgd_step
 from testbed.learning.spec import TrainingSpec
 from testbed.link.messages import SlotGrant
 from testbed.mode import Mode
 from testbed.node.encoder_ue import EncoderUe, TorchBatches
 from testbed.node.step import UeLink
-from testbed.node.training import LearningUe
+from testbed.node.training import LearningUe, training_data
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = TrainingSpec(dataset="digits", num_shards=3, seed=11, raw_block_samples=40)
@@ -40,11 +41,30 @@ def test_batches_are_torch_randperms(seed):
         assert ours.draw(n, b).tolist() == draw_batch(n, b, gen).tolist()
 
 
-def test_the_shard_is_the_torch_ues():
+def test_both_ues_load_the_shard_the_bs_partitioned():
+    shards, _ = training_data(SPEC, SPEC.num_shards)  # what the BS derives for every UE
     torch_ue, np_ue = LearningUe.for_shard(SPEC, "ue-2", 2), EncoderUe.for_shard(SPEC, "ue-2", 2)
-    np.testing.assert_array_equal(np_ue.images(slice(None)), torch_ue.local.data.images.numpy())
-    np.testing.assert_array_equal(np_ue.labels, torch_ue.local.data.labels.numpy())
-    assert np_ue.codec == torch_ue.codec
+    for images, labels in [
+        (np_ue.images(slice(None)), np_ue.labels),
+        (torch_ue.local.data.images.numpy(), torch_ue.local.data.labels.numpy()),
+    ]:
+        np.testing.assert_array_equal(images, shards[2].images.numpy())
+        np.testing.assert_array_equal(labels, shards[2].labels.numpy())
+    assert np_ue.codec == torch_ue.codec and torch_ue.local.data.num_classes == shards[2].num_classes
+
+
+def test_sgd_step_is_torch_optim_sgd():
+    codec = SemanticCodec(EncoderUe.for_shard(SPEC, "ue-0", 0).codec, torch.Generator().manual_seed(5))
+    theirs = copy.deepcopy(codec)
+    opt = torch.optim.SGD(theirs.parameters(), lr=0.3)
+    images = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    for model in (codec, theirs):
+        model.zero_grad()
+        model.decoder(model.encoder(images), 0.1)[0].square().mean().backward()
+    sgd_step(codec, 0.3)
+    opt.step()
+    for p, q in zip(codec.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(p, q)
 
 
 def test_uploads_match_the_torch_ue_round_after_round():
