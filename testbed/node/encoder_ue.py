@@ -25,7 +25,7 @@ from testbed.learning.wire_format import WIDEST, encode_raw_arrays, encode_symbo
 from testbed.link.airtime import DEFAULT_ANALOG_FRAME_SYMBOLS
 from testbed.mode import Mode
 from testbed.node.shards import load_shard, ue_seed
-from testbed.node.step import UeLink
+from testbed.node.step import UeLink, centralized_work_options
 from testbed.policy.budget import WorkOption
 
 NEEDS_TORCH = (
@@ -97,17 +97,14 @@ class EncoderUe:
 
     def work_options(self, model: bytes, assign: Assign) -> list[WorkOption]:
         """As LearningUe's for the modes this UE can run."""
-        w, mode = self.work, assign.mode
-        if mode is Mode.DISTRIBUTED:
-            raise LearningError(NEEDS_TORCH.format(mode=mode))
-        if mode is Mode.CENTRALIZED_DECODER:
-            fraction, k_sym = compute_fractions(self.codec)[0], self.codec.num_symbols
-            return [WorkOption(k, k * w.batch_size, fraction, self._index_bytes(k * w.batch_size),
-                               k * w.batch_size * k_sym) for k in range(w.steps, 0, -1)]  # fmt: skip
-        request = raw_requests(self.model.load_broadcast(model)).get(self.ue_id)
-        if mode is Mode.CENTRALIZED_FULL and request is not None:
-            return [WorkOption(0, 0, 1.0, self._raw_bytes(*request))]
-        return [WorkOption(0, 0, 1.0, 0)]
+        if assign.mode is Mode.DISTRIBUTED:
+            raise LearningError(NEEDS_TORCH.format(mode=assign.mode))
+
+        def raw_bytes() -> int | None:
+            request = raw_requests(self.model.load_broadcast(model)).get(self.ue_id)
+            return None if request is None else self._raw_bytes(*request)
+
+        return centralized_work_options(assign.mode, self.work, self.codec, self._index_bytes, raw_bytes)
 
     def upload_bytes(
         self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None, link: UeLink = UeLink()

@@ -4,14 +4,17 @@ and a UE that only runs the encoder forward load without it). The method behind 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from testbed.control.protocol import Assign
+from testbed.learning.codec_config import CodecConfig, compute_fractions
+from testbed.learning.spec import LocalTraining
 from testbed.link.airtime import DEFAULT_ANALOG_FRAME_SYMBOLS
+from testbed.mode import Mode
 from testbed.policy.budget import WorkOption
 
 if TYPE_CHECKING:
@@ -69,3 +72,17 @@ class UeTraining(Protocol):
         """The upload (update, symbols' index or samples, per ASSIGN's mode) computed from the verified model,
         with ``local_steps`` of a ``work_options`` entry (None: the full round) over this UE's ``link``."""
         ...
+
+
+def centralized_work_options(
+    mode: Mode, work: LocalTraining, codec: CodecConfig, index_bytes: Callable[[int], int],
+    raw_bytes: Callable[[], int | None],
+) -> list[WorkOption]:  # fmt: skip
+    """The ways to do a round that is not distributed, most work first: symbols, every number of local steps from
+    the full round down to one, with the digital index's size (``index_bytes(rows)``); a raw upload, the one
+    block the BS asked for (``raw_bytes()``: its size, None if it asked for none); idle, nothing."""
+    if mode is Mode.CENTRALIZED_DECODER:
+        b, fraction, k_sym = work.batch_size, compute_fractions(codec)[0], codec.num_symbols
+        return [WorkOption(k, k * b, fraction, index_bytes(k * b), k * b * k_sym) for k in range(work.steps, 0, -1)]
+    size = raw_bytes() if mode is Mode.CENTRALIZED_FULL else None
+    return [WorkOption(0, 0, 1.0, 0 if size is None else size)]

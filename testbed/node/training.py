@@ -47,7 +47,7 @@ from testbed.mode import Mode
 from testbed.node.assigners import Orders, UeView, learning_profile
 from testbed.node.config import AirConfig
 from testbed.node.shards import bs_seed, load_shard, model_seed, shard_indices, ue_seed
-from testbed.node.step import UeLink
+from testbed.node.step import UeLink, centralized_work_options
 from testbed.policy.budget import WorkOption
 
 log = logging.getLogger(__name__)
@@ -228,21 +228,18 @@ class LearningUe:
         return len(self.local.data)
 
     def work_options(self, model: bytes, assign: Assign) -> list[WorkOption]:
-        """Distributed and symbols: every number of local steps from the full round down to one, with the
-        upload's size (an upper bound: the wire format's integers at their widest); a raw upload or an idle
-        round: the one block the BS asked for (or nothing)."""
-        w, mode, fraction = self.work, assign.mode, compute_fractions(self.codec)[0]
-        if mode is Mode.DISTRIBUTED:
+        """Distributed: every number of local steps from the full round down to one, with the update's size (an
+        upper bound: the wire format's integers at their widest); the other modes: ``centralized_work_options``."""
+        w = self.work
+        if assign.mode is Mode.DISTRIBUTED:
             size = self._update_bytes()
             return [WorkOption(k, k * w.batch_size, 1.0, size) for k in range(w.steps, 0, -1)]
-        if mode is Mode.CENTRALIZED_DECODER:
-            k_sym = self.codec.num_symbols
-            return [WorkOption(k, k * w.batch_size, fraction, self._index_bytes(k * w.batch_size),
-                               k * w.batch_size * k_sym) for k in range(w.steps, 0, -1)]  # fmt: skip
-        request = wire.decode_model(model, self.model).raw_requests.get(self.ue_id)
-        if mode is Mode.CENTRALIZED_FULL and request is not None:
-            return [WorkOption(0, 0, 1.0, self._raw_bytes(*request))]
-        return [WorkOption(0, 0, 1.0, 0)]
+
+        def raw_bytes() -> int | None:
+            request = wire.decode_model(model, self.model).raw_requests.get(self.ue_id)
+            return None if request is None else self._raw_bytes(*request)
+
+        return centralized_work_options(assign.mode, w, self.codec, self._index_bytes, raw_bytes)
 
     def upload_bytes(
         self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None, link: UeLink = UeLink()
