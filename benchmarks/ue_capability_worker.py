@@ -60,7 +60,8 @@ def pump_load(stop: threading.Event) -> None:
 def run(pairs: int, threads: int, pump: bool) -> dict[str, Any]:
     import torch
 
-    from testbed.learning.codec import CodecConfig, SemanticCodec
+    from testbed.learning.codec import SemanticCodec
+    from testbed.learning.codec_config import CodecConfig
 
     torch.set_num_threads(threads)
     codec = SemanticCodec(CodecConfig(), torch.Generator().manual_seed(0))

@@ -10,9 +10,12 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from testbed.learning.spec import TrainingSpec
     from testbed.node.assigners import Assigner
     from testbed.node.config import BsConfig
-    from testbed.node.training import BsTraining
+    from testbed.node.encoder_ue import EncoderUe
+    from testbed.node.step import BsTraining
+    from testbed.node.training import LearningUe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,17 +68,34 @@ def _run_ue(args: argparse.Namespace) -> int:
     from testbed.node.first_info import ChoiceInputs, UeFirstInfo
     from testbed.node.runtime import setup_logging, stop_on_signals
     from testbed.node.sdnotify import Notifier
-    from testbed.node.training import LearningUe, PlaceholderUe
     from testbed.node.ue import UeDaemon
     from testbed.policy.work import codec_work_sizes
 
     cfg = load_config(args.config, UeConfig)
     setup_logging(cfg.ue.ue_id, args.verbose)
     if cfg.training is None:
+        from testbed.node.training import PlaceholderUe
+
         return UeDaemon(cfg, PlaceholderUe(cfg.ue.ue_id, cfg.ue.upload_size_bytes), stop_on_signals(), Notifier()).run()
-    training = LearningUe.for_shard(cfg.training, cfg.ue.ue_id, cfg.ue.shard)
     t = cfg.training
+    training = _ue_training(t, cfg.ue.ue_id, cfg.ue.shard)
     work = codec_work_sizes(training.codec, t.local_training, t.raw_block_samples)  # as the BS's policy prices it
     choice_inputs = ChoiceInputs(work, cfg.air.airtime)
     first_info = UeFirstInfo(cfg.ue, training.model, training.num_samples, choice_inputs=choice_inputs)
     return UeDaemon(cfg, training, stop_on_signals(), Notifier(), first_info).run()
+
+
+def _ue_training(t: TrainingSpec, ue_id: str, shard: int) -> LearningUe | EncoderUe:
+    """The method's UE where torch is installed (every mode); else the UE without torch (the centralized modes
+    only: a board installed without the learn extra, docs/nodes.md "Memory")."""
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        from testbed.node.encoder_ue import EncoderUe
+
+        return EncoderUe.for_shard(t, ue_id, shard)
+    from testbed.node.training import LearningUe
+
+    return LearningUe.for_shard(t, ue_id, shard)

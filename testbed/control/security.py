@@ -1,7 +1,7 @@
 """CURVE keys, the UE allow-list and socket hardening for the control plane.
 
 The BS authenticates every UE by its CURVE public key against an allow-list (a directory of ``<ue_id>.key``
-public-key files) through a ZAP handler; the handler sets each connection's ZAP User-Id to the UE id bound to
+public-key files) through a ZAP handler (zap.py); the handler sets each connection's ZAP User-Id to the UE id bound to
 its key, so the server can check that a message's claimed UE id is its sender's. Unknown keys, clients without
 encryption and clients with a wrong server key fail the handshake inside libzmq: none of their messages reaches
 the application. :class:`Plaintext` turns all of this off for local debugging and warns on every start.
@@ -13,14 +13,12 @@ import logging
 import os
 import stat
 import tempfile
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from testbed.errors import ConfigError
@@ -170,57 +168,12 @@ def load_allow_list(directory: Path) -> dict[bytes, str]:
     return allowed
 
 
-class AllowListAuthenticator(ThreadAuthenticator):
-    """ZAP handler (own thread): admits allow-listed CURVE keys and names each connection by its UE id.
-
-    ``counts`` holds the ZAP decisions ("allowed", "denied"): the server-side record of handshake attempts that
-    reached authentication.
-    """
-
-    def __init__(self, context: zmq.Context, allowed: Mapping[bytes, str]) -> None:
-        super().__init__(context, log=logging.getLogger(f"{__name__}.zap"))
-        self._ue_by_key = dict(allowed)
-        self._warned: set[bytes] = set()
-        self.counts: Counter[str] = Counter()
-        self.configure_curve_callback("*", self)
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        """Credentials-provider hook: is this Z85 public key on the allow-list?"""
-        ok = key in self._ue_by_key
-        self.counts["allowed" if ok else "denied"] += 1
-        if not ok and key not in self._warned:
-            self._warned.add(key)
-            log.warning("refused control connection from unknown CURVE key %s", key.decode("ascii", "replace"))
-        return ok
-
-    def curve_user_id(self, client_public_key: bytes) -> str:
-        """The UE id bound to this key: what ``frame.get("User-Id")`` returns for the connection's frames."""
-        return self._ue_by_key[z85.encode(client_public_key)]
-
-
 def harden(sock: zmq.Socket, *, max_message_bytes: int, hwm: int) -> None:
     """Options every control socket gets: frame-size cap, bounded queues, no linger on close."""
     sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
     sock.setsockopt(zmq.LINGER, 0)
-
-
-def secure_server(
-    sock: zmq.Socket, security: CurveServerKeys | Plaintext, context: zmq.Context
-) -> AllowListAuthenticator | None:
-    """Make ``sock`` a CURVE server with an allow-list ZAP handler (returned, to stop on close)."""
-    if isinstance(security, Plaintext):
-        log.warning(PLAINTEXT_WARNING)
-        return None
-    if not isinstance(security, CurveServerKeys):
-        raise ConfigError(f"server security must be CurveServerKeys or Plaintext, got {type(security).__name__}")
-    authenticator = AllowListAuthenticator(context, security.allowed)
-    authenticator.start()
-    sock.curve_secretkey = security.secret_key
-    sock.curve_publickey = security.public_key
-    sock.curve_server = True
-    return authenticator
 
 
 def secure_client(sock: zmq.Socket, security: CurveClientKeys | Plaintext) -> None:

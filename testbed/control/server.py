@@ -44,7 +44,8 @@ from testbed.control.protocol import (
     reply_to,
 )
 from testbed.control.registry import Registry, RoundState, UeRecord
-from testbed.control.security import CurveServerKeys, Plaintext, harden, secure_server
+from testbed.control.security import CurveServerKeys, Plaintext, harden
+from testbed.control.zap import secure_server
 from testbed.errors import ProtocolError
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from testbed.learning.channel import AwgnChannel
-from testbed.learning.codec import CodecConfig, SemanticCodec
+from testbed.learning.codec import SemanticCodec
+from testbed.learning.codec_config import CodecConfig
 from testbed.learning.data import ImageDataset
 from testbed.learning.evaluate import evaluate
 from testbed.learning.modes import draw_batch

@@ -26,7 +26,7 @@ import numpy as np
 from testbed.channel.multipath import Multipath
 from testbed.errors import ConfigError
 from testbed.learning.assignment import UeProfile
-from testbed.learning.codec import CodecConfig, train_macs
+from testbed.learning.codec_config import CodecConfig, train_macs
 from testbed.learning.rounds import RoundConfig
 from testbed.learning.spec import RETIRED_TRAINING_FIELDS, TrainingSpec, refuse_retired
 from testbed.link.airtime import (

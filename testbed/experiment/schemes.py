@@ -25,7 +25,7 @@ from testbed.policy.work import WorkSizes, codec_work_sizes
 
 if TYPE_CHECKING:
     from testbed.experiment.scenario import Scenario
-    from testbed.learning.codec import CodecConfig
+    from testbed.learning.codec_config import CodecConfig
 
 #: Every scheme name, fixed baselines first.
 SCHEME_NAMES: tuple[str, ...] = (*fixed.SCHEME_NAMES, *POLICY_VARIANTS)

@@ -9,51 +9,12 @@ The encoder is kept light (it runs on a Pi-class UE); the decoder carries most o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from testbed.errors import ConfigError
 from testbed.learning.channel import SymbolChannel
-
-# Input standardisation with the customary MNIST pixel statistics (mean 0.1307, std 0.3081 on [0, 1]).
-PIXEL_MEAN = 0.1307
-PIXEL_STD = 0.3081
-
-
-@dataclass(frozen=True)
-class CodecConfig:
-    """Codec sizes.
-
-    image_size_px : side of the square grey image (28 for MNIST, 8 for the sklearn digits).
-    num_symbols : k, complex channel symbols per image (bandwidth ratio k / image_size_px^2).
-    num_classes : class-score outputs.
-    encoder_channels : conv feature maps of the two encoder layers.
-    decoder_hidden : width of the decoder's two hidden layers.
-    recon_weight : weight of the image-reconstruction loss; 0 disables the reconstruction head.
-    snr_side_info : feed the decoder the channel's SNR as an extra input. Off by default: when data and
-        link quality are correlated (weak UEs owning classes), the decoder learns "low SNR => those
-        classes" and fails on the same classes over a good link (docs/learning.md, measured).
-    """
-
-    image_size_px: int = 28
-    num_symbols: int = 16
-    num_classes: int = 10
-    encoder_channels: tuple[int, int] = (8, 16)
-    decoder_hidden: int = 128
-    recon_weight: float = 0.0
-    snr_side_info: bool = False
-
-    def __post_init__(self) -> None:
-        if self.image_size_px < 4:
-            raise ConfigError(f"image_size_px={self.image_size_px} must be >= 4")
-        if not 1 <= self.num_symbols <= 4096:
-            raise ConfigError(f"num_symbols={self.num_symbols} must be in 1..4096")
-        if self.num_classes < 2 or self.decoder_hidden < 1 or min(self.encoder_channels) < 1:
-            raise ConfigError(f"codec sizes must be positive with >= 2 classes, got {self}")
-        if not (math.isfinite(self.recon_weight) and self.recon_weight >= 0):
-            raise ConfigError(f"recon_weight={self.recon_weight!r} must be finite and >= 0")
+from testbed.learning.codec_config import PIXEL_MEAN, PIXEL_STD, CodecConfig, pooled_side
 
 
 class Encoder(nn.Module):
@@ -62,7 +23,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
         c1, c2 = cfg.encoder_channels
-        pooled = min(4, cfg.image_size_px // 4)
+        pooled = pooled_side(cfg)
         self.features = nn.Sequential(
             nn.Conv2d(1, c1, 5, stride=2, padding=2),
             nn.ReLU(),
@@ -157,38 +118,3 @@ def _init_parameters(model: nn.Module, generator: torch.Generator) -> None:
                 nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
                 if module.bias is not None:
                     nn.init.uniform_(module.bias, -bound, bound, generator=generator)
-
-
-TRAIN_MACS_PER_FORWARD_MAC = 3.0  # forward + backward ~ 3x forward (see compute_fractions)
-
-
-def train_macs(cfg: CodecConfig) -> float:
-    """Multiply-accumulates of one sample's training step (forward and backward, whole model): what a board's
-    ``cycles_per_mac`` turns into its cycles per sample."""
-    return TRAIN_MACS_PER_FORWARD_MAC * sum(forward_macs(cfg))
-
-
-def forward_macs(cfg: CodecConfig) -> tuple[int, int]:
-    """Multiply-accumulates of one sample's forward pass: (encoder, decoder); from the layer shapes above."""
-    c1, c2 = cfg.encoder_channels
-    s = cfg.image_size_px
-    o1 = (s - 1) // 2 + 1  # conv 5x5, stride 2, padding 2
-    o2 = (o1 - 1) // 2 + 1  # conv 3x3, stride 2, padding 1
-    pooled = min(4, s // 4)
-    enc = o1 * o1 * c1 * 25 + o2 * o2 * c2 * c1 * 9 + c2 * pooled * pooled * 2 * cfg.num_symbols
-    h = cfg.decoder_hidden
-    dec = (
-        (2 * cfg.num_symbols + (1 if cfg.snr_side_info else 0)) * h
-        + h * h
-        + h * cfg.num_classes
-        + (h * s * s if cfg.recon_weight > 0 else 0)
-    )
-    return enc, dec
-
-
-def compute_fractions(cfg: CodecConfig) -> tuple[float, float]:
-    """Share of one full training step's cycles (forward + backward, ~3x forward MACs; Hobbhahn and
-    Sevilla, "What's the backward-forward FLOP ratio", 2021) spent on (encoder forward only, decoder
-    forward + backward only)."""
-    enc, dec = forward_macs(cfg)
-    return enc / (3.0 * (enc + dec)), dec / (enc + dec)

@@ -26,23 +26,7 @@ from testbed.learning.channel import AwgnChannel, SymbolChannel
 from testbed.learning.codec import SemanticCodec
 from testbed.learning.data import ImageDataset
 from testbed.learning.guards import Update
-
-
-@dataclass(frozen=True)
-class LocalTraining:
-    """Per-round work of every party: ``steps`` minibatches of ``batch_size`` with SGD step ``lr``."""
-
-    steps: int = 5
-    batch_size: int = 32
-    lr: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ConfigError(f"local training needs steps >= 1, batch_size >= 1 and lr > 0, got {self}")
-
-    @property
-    def samples_per_round(self) -> int:
-        return self.steps * self.batch_size
+from testbed.learning.spec import LocalTraining
 
 
 @dataclass(frozen=True)
@@ -86,6 +70,16 @@ def draw_batch(n: int, batch_size: int, generator: torch.Generator) -> torch.Ten
     if n < 1:
         raise LearningError("cannot draw a batch from an empty data set")
     return torch.randperm(n, generator=generator)[: min(n, batch_size)]
+
+
+def sgd_step(model: torch.nn.Module, lr: float) -> None:
+    """w <- w - lr * grad for every parameter with a gradient: torch.optim.SGD's step without momentum or weight
+    decay, the same arithmetic (its single-tensor path on CPU), without an optimizer object: the first torch
+    optimizer in a process imports torch._dynamo (72 MB of RSS here), which a small board's UE cannot spare."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-lr)
 
 
 def pseudo_gradient(start: SemanticCodec, end: SemanticCodec, lr: float) -> dict[str, torch.Tensor]:
@@ -173,12 +167,11 @@ def centralized_gradient(
     if not symbols and not raw:
         raise LearningError("centralized_gradient needs symbol uploads or raw shards")
     scratch.load_state_dict(model.state_dict())
-    opt = torch.optim.SGD(scratch.parameters(), lr=work.lr)
     channels = [AwgnChannel(shard.snr_db, generator) for shard in raw]
     b = work.batch_size
     grads: list[list[torch.Tensor]] = [[] for _ in symbols]
     for j in range(work.steps):
-        opt.zero_grad()
+        scratch.zero_grad()
         total = torch.zeros(())
         n_sym = n_raw = 0
         inputs, losses = [], []
@@ -203,5 +196,5 @@ def centralized_gradient(
         if n_raw:
             for p in scratch.encoder.parameters():
                 p.grad.mul_((n_sym + n_raw) / n_raw)
-        opt.step()
+        sgd_step(scratch, work.lr)
     return pseudo_gradient(model, scratch, work.lr), [torch.cat(g) for g in grads] if symbol_grads else []

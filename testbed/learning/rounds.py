@@ -19,7 +19,8 @@ from testbed.errors import ConfigError, LearningError
 from testbed.learning.aggregate import ServerOptimizerConfig, apply_step, joint_gradient, weighted_mean
 from testbed.learning.assignment import UeAssignment, UeProfile
 from testbed.learning.clock import ClockConfig
-from testbed.learning.codec import SemanticCodec, compute_fractions
+from testbed.learning.codec import SemanticCodec
+from testbed.learning.codec_config import compute_fractions
 from testbed.learning.data import ImageDataset
 from testbed.learning.guards import Update, screen, symbol_problem
 from testbed.learning.modes import LocalTraining, RawShard, SymbolUpload, centralized_gradient

@@ -10,6 +10,7 @@ are refused with the new name (``refuse_retired``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
@@ -19,8 +20,25 @@ from testbed.errors import ConfigError
 
 if TYPE_CHECKING:  # torch-backed; imported when used, so loading a config does not load torch
     from testbed.learning.aggregate import ServerOptimizerConfig
-    from testbed.learning.codec import CodecConfig
-    from testbed.learning.modes import LocalTraining
+    from testbed.learning.codec_config import CodecConfig
+
+
+@dataclass(frozen=True)
+class LocalTraining:
+    """Per-round work of every party: ``steps`` minibatches of ``batch_size`` with SGD step ``lr``."""
+
+    steps: int = 5
+    batch_size: int = 32
+    lr: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise ConfigError(f"local training needs steps >= 1, batch_size >= 1 and lr > 0, got {self}")
+
+    @property
+    def samples_per_round(self) -> int:
+        return self.steps * self.batch_size
+
 
 #: SNR of the simulated symbol channel in the daemons when ``channel_snr_db`` is unset: the BS's evaluation,
 #: and a UE's local training until it has measured its link (symbol uploads cross the real link as analog frames).
@@ -90,7 +108,7 @@ class TrainingSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def codec_config(self, image_size_px: int, num_classes: int) -> CodecConfig:
         """The codec for a dataset of ``image_size_px`` square images in ``num_classes`` classes."""
-        from testbed.learning.codec import CodecConfig
+        from testbed.learning.codec_config import CodecConfig
 
         return CodecConfig(
             image_size_px,
@@ -104,7 +122,6 @@ class TrainingSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def local_training(self) -> LocalTraining:
-        from testbed.learning.modes import LocalTraining
 
         return LocalTraining(self.local_steps, self.batch_size, self.local_lr)
 

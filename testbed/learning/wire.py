@@ -16,96 +16,39 @@ values: NaN, norms). Raw pixels go as 8-bit grey (``ClockConfig.bytes_per_pixel`
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, TypeVar
 
-import msgspec
 import numpy as np
 import torch
-from msgspec import Meta, Struct
 
 from testbed.errors import LearningError
 from testbed.learning.data import ImageDataset
 from testbed.learning.guards import Update
 from testbed.learning.modes import SentSymbols, SymbolUpload
 from testbed.learning.split import SymbolGradient
-
-WIRE_VERSION = 1
-MAX_MESSAGE_BYTES = 64 << 20  # refuse before decoding; the tiny and MNIST codecs need < 200 kB
-MAX_ROWS = 1 << 16  # symbol rows or raw samples in one upload
-MAX_LABEL = 255  # labels travel as one byte
-PIXEL_LEVELS = 255.0  # 8-bit grey
-
-DType = Literal["<f4", "<c8", "|u1"]
-Dim = Annotated[int, Meta(ge=0, le=2**31 - 1)]
-RoundIndex = Annotated[int, Meta(ge=0, le=2**31 - 1)]
-Name = Annotated[str, Meta(min_length=1, max_length=64)]
-_NUMPY = {"<f4": np.dtype("<f4"), "<c8": np.dtype("<c8"), "|u1": np.dtype("u1")}
-
-
-class Array(Struct, frozen=True, forbid_unknown_fields=True):
-    """One array: numpy dtype string, shape, C-order little-endian bytes."""
-
-    dtype: DType
-    shape: Annotated[list[Dim], Meta(max_length=4)]
-    data: bytes
-
-
-class _Msg(Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
-    version: int
-    round_index: RoundIndex
-
-
-class GradSection(Struct, frozen=True, forbid_unknown_fields=True):
-    """Split learning, BS -> one UE: d l / d y (M, k) complex64 for the symbols it sent in ``round_index``."""
-
-    round_index: RoundIndex
-    grads: Array
-
-
-class EncoderGrad(Struct, frozen=True, forbid_unknown_fields=True):
-    """Split learning, UE -> BS: its encoder gradient for the symbol gradient of ``round_index``, over n_k."""
-
-    round_index: RoundIndex
-    num_samples: Dim
-    tensors: Annotated[dict[Name, Array], Meta(max_length=256)]
-
-
-class ModelMsg(_Msg, tag="model", omit_defaults=True):
-    """BS -> UEs: the global model (phi and theta), the raw block each centralized-full UE sends and, with split
-    learning, the symbol gradients of the centralized-decoder UEs (each UE reads only its own)."""
-
-    tensors: Annotated[dict[Name, Array], Meta(max_length=256)]
-    raw_requests: Annotated[dict[Name, tuple[Dim, Dim]], Meta(max_length=65535)]
-    symbol_grads: Annotated[dict[Name, GradSection], Meta(max_length=65535)] = {}
-
-
-class UpdateMsg(_Msg, tag="update"):
-    """Distributed UE -> BS: pseudo-gradient per parameter and the sample count n_k."""
-
-    num_samples: Dim
-    tensors: Annotated[dict[Name, Array], Meta(max_length=256)]
-
-
-class SymbolsMsg(_Msg, tag="symbols", omit_defaults=True):
-    """Centralized-decoder UE -> BS, digitally beside its analog frames: the (M,) labels and the frame index.
-    Frame f carries rows f * rows_per_frame .. of the (M, k) symbols, row after row, which the transmitter
-    scaled by 1 / sqrt(frame_power[f]) to unit mean power; the BS scales what it receives back. With split
-    learning, the encoder gradient for last round's symbol gradient."""
-
-    rows_per_frame: Annotated[int, Meta(ge=1, le=MAX_ROWS)]
-    frame_power: Array
-    labels: Array
-    split: EncoderGrad | None = None
-
-
-class RawMsg(_Msg, tag="raw"):
-    """Centralized-full UE -> BS: samples start..start+N-1 as (N, H, W) 8-bit grey, (N,) labels."""
-
-    start: Dim
-    images: Array
-    labels: Array
+from testbed.learning.wire_format import (
+    PIXEL_LEVELS,
+    WIRE_VERSION,
+    Array,
+    EncoderGrad,
+    GradSection,
+    ModelMsg,
+    RawMsg,
+    SymbolsMsg,
+    UpdateMsg,
+    _decode,
+    _encode,
+    _from_array,
+    _round,
+    checked_labels,
+    decode_model_msg,
+    encode_raw_arrays,
+    encode_symbol_arrays,
+    parameters,
+    raw_requests,
+    to_array,
+)
 
 
 @dataclass(frozen=True)
@@ -121,77 +64,22 @@ class ModelState:
 
 # --- arrays ---------------------------------------------------------------------------------------------
 def _to_array(t: torch.Tensor) -> Array:
-    a = np.ascontiguousarray(t.detach().cpu().numpy())
-    for name, dt in _NUMPY.items():
-        if a.dtype == dt.newbyteorder("="):
-            return Array(name, list(a.shape), a.astype(dt, copy=False).tobytes())
-    raise LearningError(f"cannot send a {a.dtype} tensor; expected float32, complex64 or uint8")
+    return to_array(t.detach().cpu().numpy())
 
 
-def _from_array(arr: Array, what: str, dtype: DType, shape: Sequence[int | None]) -> np.ndarray:
-    """The checked array; ``None`` in ``shape`` accepts any size up to MAX_ROWS in that dimension."""
-    if arr.dtype != dtype or len(arr.shape) != len(shape):
-        raise LearningError(f"{what}: expected {dtype} with {len(shape)} dimensions, got {arr.dtype} {arr.shape}")
-    for got, want in zip(arr.shape, shape, strict=True):
-        if (want is None and got > MAX_ROWS) or (want is not None and got != want):
-            raise LearningError(f"{what}: expected shape {list(shape)} (None: up to {MAX_ROWS}), got {arr.shape}")
-    dt = _NUMPY[dtype]
-    if len(arr.data) != math.prod(arr.shape) * dt.itemsize:
-        raise LearningError(
-            f"{what}: shape {arr.shape} needs {math.prod(arr.shape) * dt.itemsize} bytes, got {len(arr.data)}"
-        )
-    return np.frombuffer(arr.data, dtype=dt).reshape(arr.shape).astype(dt.newbyteorder("="))
-
-
-def _tensors(got: Mapping[str, Array], reference: Mapping[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
-    if set(got) != set(reference):
-        missing, extra = sorted(set(reference) - set(got)), sorted(set(got) - set(reference))
-        raise LearningError(f"{what}: tensor names differ from the model (missing {missing[:3]}, extra {extra[:3]})")
-    out = {}
+def _shapes(reference: Mapping[str, torch.Tensor], what: str) -> dict[str, list[int]]:
     for name, ref in reference.items():
         if ref.dtype != torch.float32:
             raise LearningError(f"{what}: the reference {name} is {ref.dtype}; only float32 models are sent")
-        out[name] = torch.from_numpy(_from_array(got[name], f"{what} {name}", "<f4", list(ref.shape)))
-    return out
+    return {name: list(ref.shape) for name, ref in reference.items()}
 
 
-def _encode(msg: _Msg) -> bytes:
-    return msgspec.msgpack.encode(msg)
-
-
-M = TypeVar("M", bound=_Msg)
-
-
-def _decode(data: bytes, kind: type[M], what: str) -> M:
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise LearningError(f"{what}: {len(data)} bytes exceed the {MAX_MESSAGE_BYTES}-byte limit")
-    try:
-        msg = msgspec.msgpack.decode(data, type=kind)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:  # bad UTF-8 names
-        raise LearningError(
-            f"{what}: not a valid {kind.__name__} ({exc}); the sender must use testbed.learning.wire"
-        ) from exc
-    if msg.version != WIRE_VERSION:
-        raise LearningError(f"{what}: wire version {msg.version}, this node speaks {WIRE_VERSION}; update both ends")
-    return msg
-
-
-def _round(msg: _Msg, round_index: int | None, what: str) -> None:
-    if round_index is not None and msg.round_index != round_index:
-        raise LearningError(f"{what}: for round {msg.round_index}, expected round {round_index}")
-
-
-def _label_bytes(labels: torch.Tensor) -> torch.Tensor:
-    if labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) <= MAX_LABEL):
-        raise LearningError(f"labels must lie in 0..{MAX_LABEL} for the one-byte wire format")
-    return labels.to(torch.uint8)
+def _tensors(got: Mapping[str, Array], reference: Mapping[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
+    return {n: torch.from_numpy(a) for n, a in parameters(got, _shapes(reference, what), what).items()}
 
 
 def _labels(arr: Array, n: int, num_classes: int, what: str) -> torch.Tensor:
-    labels = _from_array(arr, f"{what} labels", "|u1", [n])
-    if n and int(labels.max()) >= num_classes:
-        raise LearningError(f"{what}: labels must lie in 0..{num_classes - 1}, got {int(labels.max())}")
-    return torch.from_numpy(labels.astype(np.int64))
+    return torch.from_numpy(checked_labels(arr, n, num_classes, what))
 
 
 # --- model ----------------------------------------------------------------------------------------------
@@ -211,15 +99,10 @@ def encode_model(
 
 def decode_model(data: bytes, reference: torch.nn.Module, round_index: int | None = None) -> ModelState:
     """A broadcast checked against the receiver's own model (names, shapes, float32, finite values)."""
-    msg = _decode(data, ModelMsg, "model broadcast")
-    _round(msg, round_index, "model broadcast")
-    tensors = _tensors(msg.tensors, reference.state_dict(), "model broadcast")
-    for name, t in tensors.items():
-        if not bool(torch.isfinite(t).all()):
-            raise LearningError(f"model broadcast: {name} holds NaN or Inf; the BS model is broken")
-    raw = {k: (int(a), int(b)) for k, (a, b) in msg.raw_requests.items()}
+    msg, arrays = decode_model_msg(data, _shapes(reference.state_dict(), "model broadcast"), round_index)
+    tensors = {name: torch.from_numpy(a) for name, a in arrays.items()}
     grads = {ue: _symbol_grad(section, ue) for ue, section in msg.symbol_grads.items()}
-    return ModelState(msg.round_index, tensors, raw, grads)
+    return ModelState(msg.round_index, tensors, raw_requests(msg), grads)
 
 
 def _symbol_grad(section: GradSection, ue: str) -> SymbolGradient | str:
@@ -256,23 +139,12 @@ def encode_symbols(sent: SentSymbols, round_index: int, frame_symbols: int) -> t
     """A centralized-decoder UE's upload: the digital index (labels, frame layout, each frame's power; with
     ``sent.split`` its encoder gradient for the symbol gradient of round ``round_index - 1``) and the analog
     frames, whole rows of at most ``frame_symbols`` complex values each ((n,) complex64 arrays)."""
-    x = np.ascontiguousarray(sent.symbols.detach().cpu().numpy().astype(np.complex64))  # (M, k)
-    if x.ndim != 2 or not x.shape[0] or x.shape[0] > MAX_ROWS:
-        raise LearningError(f"symbols must be (M, k) with 1 <= M <= {MAX_ROWS}, got {x.shape}")
-    rows = frame_symbols // x.shape[1]
-    if rows < 1:
-        raise LearningError(f"one row of {x.shape[1]} symbols does not fit an analog frame of {frame_symbols}")
-    frames = [x[i : i + rows].reshape(-1) for i in range(0, x.shape[0], rows)]
-    power = np.array([np.mean(np.abs(f.astype(np.complex128)) ** 2) for f in frames], np.float32)
-    if not np.all(np.isfinite(power) & (power > 0)):
-        raise LearningError("every analog frame needs finite, non-zero symbols (they are sent at unit power)")
-    labels = _to_array(_label_bytes(sent.labels))
     split = None
     if sent.split is not None:
         tensors = {name: _to_array(t) for name, t in sent.split.tensors.items()}
         split = EncoderGrad(max(0, round_index - 1), int(sent.split.num_samples), tensors)
-    msg = SymbolsMsg(WIRE_VERSION, round_index, rows, _to_array(torch.from_numpy(power)), labels, split)
-    return _encode(msg), frames
+    symbols = sent.symbols.detach().cpu().numpy()
+    return encode_symbol_arrays(symbols, sent.labels.numpy(), round_index, frame_symbols, split)
 
 
 def decode_symbols(
@@ -328,9 +200,7 @@ def decode_symbols(
 # --- raw samples ----------------------------------------------------------------------------------------
 def encode_raw(block: ImageDataset, start: int, round_index: int) -> bytes:
     """A centralized-full UE's upload: samples ``start``.. as 8-bit grey images and one-byte labels."""
-    pixels = torch.round(block.images[:, 0].clamp(0.0, 1.0) * PIXEL_LEVELS).to(torch.uint8)  # (N, H, W)
-    labels = _to_array(_label_bytes(block.labels))
-    return _encode(RawMsg(WIRE_VERSION, round_index, start, _to_array(pixels), labels))
+    return encode_raw_arrays(block.images.numpy(), block.labels.numpy(), start, round_index)
 
 
 def decode_raw(

@@ -13,7 +13,6 @@ from typing import Protocol
 
 import numpy as np
 
-from testbed.channel import Awgn, Chain, FrequencyOffset, Multipath
 from testbed.errors import LinkError
 from testbed.link.framelink import AirLog
 
@@ -92,6 +91,9 @@ def star_links(
 ) -> dict[tuple[int, int], ChannelModel]:  # fmt: skip
     """Channel models for a BS (node 0) and UEs 1..len(snr_db), both directions, UE i at ``snr_db[i-1]``:
     optional Rayleigh multipath (block fading per burst), carrier offset, then AWGN (testbed/channel)."""
+    # imported here: a node's radio path uses Burst and Medium only, and needs none of the channel models
+    from testbed.channel import Awgn, Chain, FrequencyOffset, Multipath
+
     links: dict[tuple[int, int], ChannelModel] = {}
     for ue, snr in enumerate(snr_db, start=1):
         for pair, sign in (((0, ue), 1.0), ((ue, 0), -1.0)):

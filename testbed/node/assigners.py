@@ -24,7 +24,7 @@ from typing import Protocol
 from testbed.control import protocol
 from testbed.errors import PolicyError
 from testbed.learning.assignment import UeProfile as LearningUe
-from testbed.learning.codec import CodecConfig
+from testbed.learning.codec_config import CodecConfig
 from testbed.learning.spec import TrainingSpec
 from testbed.link.airtime import LinkAirtime
 from testbed.mode import Mode

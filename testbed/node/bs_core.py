@@ -63,7 +63,7 @@ from testbed.node.assigners import Assigner, Orders, UeView
 from testbed.node.config import BS_NODE_ID, SOUNDING_OBJECT_ID, AirConfig, BsSection
 from testbed.node.exchange import FirstInfoExchange
 from testbed.node.runtime import event, repair_timing
-from testbed.node.training import BsTraining
+from testbed.node.step import BsTraining
 
 log = logging.getLogger(__name__)
 

@@ -18,22 +18,32 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from testbed.control import protocol
 from testbed.errors import ConfigError, PolicyError
-from testbed.learning.codec import SemanticCodec
 from testbed.learning.cost import compute_energy_j, radio_energy_j
+from testbed.learning.encoder_np import NumpyEncoder
 from testbed.link.airtime import LinkAirtime
+from testbed.mode import Mode
 from testbed.node.assigners import PI4_CYCLES_PER_SAMPLE
 from testbed.node.config import UeSection
 from testbed.policy.allocation import AllocationConfig
 from testbed.policy.budget import WorkOption, WorkPlan, fit_budget
-from testbed.policy.capability import CapabilityReport, build_report, measure_codec_throughput
+from testbed.policy.capability import (
+    CapabilityReport,
+    build_report,
+    measure_codec_throughput,
+    measure_encoder_throughput,
+)
 from testbed.policy.choice import Allocation, CostInputs, choose
 from testbed.policy.cpufreq import CpuFreqControl, SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.profiles import default_profiles
 from testbed.policy.wire import choice_to_wire, first_info_from_wire, report_from_wire, report_to_wire
 from testbed.policy.work import WorkSizes
+
+if TYPE_CHECKING:
+    from testbed.learning.codec import SemanticCodec
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +63,7 @@ class UeFirstInfo:
     def __init__(
         self,
         ue: UeSection,
-        codec: SemanticCodec,
+        codec: SemanticCodec | NumpyEncoder,
         num_local_samples: int,
         cpufreq: CpuFreqControl | None = None,
         clock: Callable[[], float] | None = None,
@@ -61,7 +71,8 @@ class UeFirstInfo:
     ) -> None:
         """``clock`` None: ``policy.capability.measurement_clock()``, chosen when measuring (a test passes a
         deterministic one). ``choice_inputs`` None: the UE can apply only rules that need no cost model (the
-        ``joint`` rule then finds no cost estimate, as the BS would without them)."""
+        ``joint`` rule then finds no cost estimate, as the BS would without them). ``codec``: the whole model, or
+        a UE without torch's ``NumpyEncoder`` (it measures the encoder forward, and refuses to train)."""
         profiles = default_profiles()
         self.ue, self.codec, self.num_local_samples, self.clock = ue, codec, num_local_samples, clock
         self.choice_inputs = choice_inputs
@@ -79,7 +90,10 @@ class UeFirstInfo:
     def capability(self) -> protocol.CapabilityReport:
         """Measure now and build the CAPABILITY_REPORT body. The full measurement (``measure_codec_throughput``,
         about 0.8 s of passes): the UE runs it in its worker thread, never in the event loop."""
-        measured = measure_codec_throughput(self.codec, clock=self.clock)
+        if isinstance(self.codec, NumpyEncoder):
+            measured = measure_encoder_throughput(self.codec, clock=self.clock)
+        else:
+            measured = measure_codec_throughput(self.codec, clock=self.clock)
         budget = self.ue.energy_budget_j or None
         self.report = build_report(
             self.ue.ue_id, self.profile, measured, self.cpufreq, speed_scale=self.speed_scale, energy_budget_j=budget
@@ -103,6 +117,10 @@ class UeFirstInfo:
         else:
             snr, source = None, "none"
         chosen = choose(policy, report, snr, report.max_tx_power_dbm, self._cost_inputs(policy.num_ues))
+        if chosen.mode is Mode.DISTRIBUTED and isinstance(self.codec, NumpyEncoder):
+            raise PolicyError(f"this UE runs without torch and cannot train in {Mode.DISTRIBUTED} mode "
+                              f"({chosen.reason}); install the learn extra on it, or have the BS assign it a "
+                              "centralized mode")  # fmt: skip
         self.first_info = msg
         return choice_to_wire(policy.revision, chosen, source)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from testbed.learning.clock import ClockConfig
-from testbed.learning.codec import CodecConfig, train_macs
+from testbed.learning.codec_config import CodecConfig, train_macs
 from testbed.node.actions import StartJob
 from testbed.policy.profiles import default_profiles
 

@@ -21,8 +21,7 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,102 +31,40 @@ from testbed.errors import LearningError
 from testbed.learning import wire
 from testbed.learning.assignment import UeAssignment
 from testbed.learning.clock import ClockConfig
-from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
-from testbed.learning.data import ImageDataset, load_dataset, train_test_split
+from testbed.learning.codec import SemanticCodec
+from testbed.learning.codec_config import CodecConfig, compute_fractions
+from testbed.learning.data import ImageDataset, load_dataset
 from testbed.learning.evaluate import evaluate_classes
 from testbed.learning.guards import Update
-from testbed.learning.modes import LocalTraining, LocalUe, SentSymbols
-from testbed.learning.partition import iid
+from testbed.learning.modes import LocalUe, SentSymbols
 from testbed.learning.rounds import Contribution, RoundConfig, RoundPlan, RoundReport, RoundRunner
-from testbed.learning.spec import TrainingSpec
+from testbed.learning.sources import to_images
+from testbed.learning.spec import LocalTraining, TrainingSpec
 from testbed.learning.split import PendingSymbols, encoder_gradient, split_reference
+from testbed.learning.wire_format import WIDEST
 from testbed.link.airtime import DEFAULT_ANALOG_FRAME_SYMBOLS, LinkAirtime
 from testbed.link.framelink import Heard
 from testbed.mode import Mode
 from testbed.node.assigners import Orders, UeView, learning_profile
 from testbed.node.config import AirConfig
 from testbed.node.jobtime import bs_clock
+from testbed.node.shards import bs_seed, load_shard, model_seed, shard_indices, ue_seed
+from testbed.node.step import UeLink, centralized_work_options
 from testbed.policy.budget import WorkOption
 
 log = logging.getLogger(__name__)
-
-_WIDEST = 2**31 - 1  # the wire format's largest round index and count: its integers at their widest
-# Seed streams derived from [training] seed, so BS and UEs agree without talking.
-_SPLIT, _PARTITION, _MODEL, _BS, _UE = 0, 1, 2, 3, 4
-
-
-class BsTraining(Protocol):
-    """BS side of a round. ``clock``: the round's fixed costs, with the BS's own training speed (what its step
-    takes on the virtual air, testbed/node/jobtime.py)."""
-
-    clock: ClockConfig
-
-    def model_bytes(self, round_no: int, orders: Mapping[str, Orders], views: Sequence[UeView]) -> bytes:
-        """The model to broadcast at the start of round ``round_no``; ``orders`` are the participants' ASSIGN."""
-        ...
-
-    def consume(
-        self, round_no: int, uploads: Mapping[str, bytes], analog: Mapping[str, Mapping[int, Heard]] | None = None
-    ) -> dict[str, Any]:
-        """The verified uploads (UE id -> bytes) of the UEs that finished in time, and the analog frames heard
-        from each (frame index -> frame); called only when the round counts. Returns fields for the round
-        record."""
-        ...
-
-    def state_dict(self) -> dict[str, Any]:
-        """What a restarted BS needs to continue with the same model (tensors, numbers, lists, dicts)."""
-        ...
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
-
-
-@dataclass(frozen=True)
-class UeLink:
-    """What the UE core knows of its link when it trains: its latest measured SNR in dB (None before any
-    measurement: the configured [training] value is used) and the complex values one analog frame carries."""
-
-    snr_db: float | None = None
-    analog_frame_symbols: int = DEFAULT_ANALOG_FRAME_SYMBOLS
-
-
-class UeTraining(Protocol):
-    """UE side of a round. ``last_work``: (samples, fraction of a full training step per sample) of the latest
-    upload, for the UE's energy account; ``last_analog``: the analog frames ((n,) complex64 each) that go
-    with it, empty unless the mode sends symbols."""
-
-    last_work: tuple[int, float]
-    last_analog: tuple[np.ndarray, ...]
-
-    def work_options(self, model: bytes, assign: Assign) -> list[WorkOption]:
-        """The ways to do this round, most work first (the UE keeps to its energy budget with the first that
-        fits, testbed/policy/budget.py)."""
-        ...
-
-    def upload_bytes(
-        self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None, link: UeLink = UeLink()
-    ) -> bytes:
-        """The upload (update, symbols' index or samples, per ASSIGN's mode) computed from the verified model,
-        with ``local_steps`` of a ``work_options`` entry (None: the full round) over this UE's ``link``."""
-        ...
 
 
 # --- the method --------------------------------------------------------------------------------------------
 def training_data(t: TrainingSpec, num_shards: int) -> tuple[list[ImageDataset], ImageDataset]:
     """(``num_shards`` IID shards, the BS's test split), identical on every node with the same [training]."""
-    train, test = train_test_split(load_dataset(t.dataset), t.test_fraction, np.random.default_rng([t.seed, _SPLIT]))
-    parts = iid(train.labels.numpy(), [1.0] * num_shards, np.random.default_rng([t.seed, _PARTITION]))
-    return [train.subset(idx) for idx in parts], test
+    data = load_dataset(t.dataset)
+    parts, test = shard_indices(t, data.labels.numpy(), data.num_classes, num_shards)
+    return [data.subset(idx) for idx in parts], data.subset(test)
 
 
 def codec_config(t: TrainingSpec, data: ImageDataset) -> CodecConfig:
     return t.codec_config(data.image_size_px, data.num_classes)
-
-
-def load_optimizers() -> None:
-    """Build one throwaway torch optimizer: the first one in a process loads torch's optimizer machinery
-    (about 1 s here), which must happen before the daemon's event loop runs, not in its first round (a loop
-    stalled for 3 heartbeat intervals is declared gone by its peer)."""
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
 
 
 class LearningBs:
@@ -151,7 +88,7 @@ class LearningBs:
         self.ues, self.codec, self.airtime = list(runner.names), runner.model.cfg, airtime
         self.eval_snrs_db, self.assumed_snr_db, self.fixed_profiles = list(eval_snrs_db), assumed_snr_db, fixed_profiles
         self.eval_seed = t.seed if eval_seed is None else eval_seed
-        self._plan: RoundPlan | None = None  # the RoundRunner built the BS's optimizer: torch.optim is loaded
+        self._plan: RoundPlan | None = None
 
     @classmethod
     def for_ues(
@@ -163,7 +100,7 @@ class LearningBs:
             raise LearningError(f"{len(ues)} UEs in [bs.ues] but [training] num_shards={t.num_shards}")
         shards, test = training_data(t, t.num_shards or len(ues))
         codec = codec_config(t, test)
-        model = SemanticCodec(codec, torch.Generator().manual_seed(t.seed * 1000 + _MODEL))
+        model = SemanticCodec(codec, torch.Generator().manual_seed(model_seed(t)))
         cfg = RoundConfig(
             work=t.local_training,
             server=t.server,
@@ -174,7 +111,7 @@ class LearningBs:
         )
         profiles = [learning_profile(UeView(ue, None, None), assumed_snr_db, 0.0) for ue in ues]
         sizes = [len(s) for s in shards[: len(ues)]]  # shard i = i-th UE of [bs.ues] until it reports
-        gen = torch.Generator().manual_seed(t.seed * 1000 + _BS)
+        gen = torch.Generator().manual_seed(bs_seed(t))
         airtime = air.airtime(len(ues))  # the link's model of this air: the virtual clock and the policy
         runner = RoundRunner(model, cfg, profiles, sizes, gen)
         return cls(t, runner, test, eval_snrs_db=[t.symbol_snr_db()], assumed_snr_db=assumed_snr_db, airtime=airtime)
@@ -283,15 +220,15 @@ class LearningUe:
         self.split, self.pending = split, None  # pending: PendingSymbols of the last symbol upload
         self.split_refused: str | None = None  # why the last symbol gradient for this UE was not used
         self.last_analog: tuple[np.ndarray, ...] = ()
-        load_optimizers()
 
     @classmethod
     def for_shard(cls, t: TrainingSpec, ue_id: str, shard: int) -> LearningUe:
         """The daemon's UE: IID shard ``shard`` of [training]'s dataset; its local training simulates
-        [training]'s SNR until the UE has measured its link."""
-        shards, _ = training_data(t, t.num_shards)
-        data = shards[shard]
-        gen = torch.Generator().manual_seed(t.seed * 1000 + _UE * 100 + shard)
+        [training]'s SNR until the UE has measured its link. Only the shard is loaded (``training_data``'s
+        shard ``shard``, without the rest of the set)."""
+        pixels, labels, max_value, num_classes = load_shard(t, shard)
+        data = ImageDataset(torch.from_numpy(to_images(pixels, max_value)), torch.from_numpy(labels), num_classes)
+        gen = torch.Generator().manual_seed(ue_seed(t, shard))
         local = LocalUe(ue_id, data, t.symbol_snr_db(), gen)
         return cls(local, codec_config(t, data), t.local_training, split=t.split_gradient)
 
@@ -300,21 +237,18 @@ class LearningUe:
         return len(self.local.data)
 
     def work_options(self, model: bytes, assign: Assign) -> list[WorkOption]:
-        """Distributed and symbols: every number of local steps from the full round down to one, with the
-        upload's size (an upper bound: the wire format's integers at their widest); a raw upload or an idle
-        round: the one block the BS asked for (or nothing)."""
-        w, mode, fraction = self.work, assign.mode, compute_fractions(self.codec)[0]
-        if mode is Mode.DISTRIBUTED:
+        """Distributed: every number of local steps from the full round down to one, with the update's size (an
+        upper bound: the wire format's integers at their widest); the other modes: ``centralized_work_options``."""
+        w = self.work
+        if assign.mode is Mode.DISTRIBUTED:
             size = self._update_bytes()
             return [WorkOption(k, k * w.batch_size, 1.0, size) for k in range(w.steps, 0, -1)]
-        if mode is Mode.CENTRALIZED_DECODER:
-            k_sym = self.codec.num_symbols
-            return [WorkOption(k, k * w.batch_size, fraction, self._index_bytes(k * w.batch_size),
-                               k * w.batch_size * k_sym) for k in range(w.steps, 0, -1)]  # fmt: skip
-        request = wire.decode_model(model, self.model).raw_requests.get(self.ue_id)
-        if mode is Mode.CENTRALIZED_FULL and request is not None:
-            return [WorkOption(0, 0, 1.0, self._raw_bytes(*request))]
-        return [WorkOption(0, 0, 1.0, 0)]
+
+        def raw_bytes() -> int | None:
+            request = wire.decode_model(model, self.model).raw_requests.get(self.ue_id)
+            return None if request is None else self._raw_bytes(*request)
+
+        return centralized_work_options(assign.mode, w, self.codec, self._index_bytes, raw_bytes)
 
     def upload_bytes(
         self, round_no: int, model: bytes, assign: Assign, local_steps: int | None = None, link: UeLink = UeLink()
@@ -349,16 +283,16 @@ class LearningUe:
 
     def _update_bytes(self) -> int:
         zeros = {n: torch.zeros_like(p) for n, p in self.model.named_parameters()}
-        return len(wire.encode_update(Update(self.ue_id, zeros, _WIDEST), _WIDEST))
+        return len(wire.encode_update(Update(self.ue_id, zeros, WIDEST), WIDEST))
 
     def _index_bytes(self, rows: int) -> int:
         """The digital index of a symbol upload of ``rows`` rows (its analog frames are priced apart)."""
         sent = SentSymbols(self.ue_id, torch.ones(rows, self.codec.num_symbols, dtype=torch.complex64),
                            torch.zeros(rows, dtype=torch.int64))  # fmt: skip
-        return len(wire.encode_symbols(sent, _WIDEST, DEFAULT_ANALOG_FRAME_SYMBOLS)[0])
+        return len(wire.encode_symbols(sent, WIDEST, DEFAULT_ANALOG_FRAME_SYMBOLS)[0])
 
     def _raw_bytes(self, start: int, count: int) -> int:
-        return len(wire.encode_raw(self.local.raw(start, count), _WIDEST, _WIDEST))
+        return len(wire.encode_raw(self.local.raw(start, count), WIDEST, WIDEST))
 
     # --- split learning (testbed/learning/split.py) --------------------------------------------------------
     def _split_symbols(

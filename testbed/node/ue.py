@@ -24,7 +24,7 @@ from testbed.node.pump import RadioPump
 from testbed.node.runtime import event, radio_factory, radio_running, virtual_clock
 from testbed.node.sdnotify import Notifier
 from testbed.node.shell import POLL_S, Shell
-from testbed.node.training import UeTraining
+from testbed.node.step import UeTraining
 from testbed.node.ue_core import UeCore
 from testbed.node.worker import Worker
 

@@ -67,7 +67,7 @@ from testbed.node.actions import (
 from testbed.node.config import BS_NODE_ID, SOUNDING_OBJECT_ID, AirConfig
 from testbed.node.first_info import UeFirstInfo
 from testbed.node.runtime import event, repair_timing
-from testbed.node.training import UeLink, UeTraining
+from testbed.node.step import UeLink, UeTraining
 from testbed.policy.budget import WorkAction, WorkOption, WorkPlan, priced_frames
 
 log = logging.getLogger(__name__)

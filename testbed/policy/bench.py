@@ -73,7 +73,8 @@ def measure_host(
     (measure_codec_throughput; ``clock`` None: the UE's clock, measurement_clock)."""
     import torch
 
-    from testbed.learning.codec import CodecConfig, SemanticCodec
+    from testbed.learning.codec import SemanticCodec
+    from testbed.learning.codec_config import CodecConfig
 
     codec = SemanticCodec(CodecConfig(), torch.Generator().manual_seed(0))
     return measure_codec_throughput(codec, repeats=repeats, block_s=block_s, clock=clock)

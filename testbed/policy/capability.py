@@ -15,15 +15,20 @@ heterogeneity reproducible.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from testbed.errors import PolicyError
+from testbed.learning.codec_config import compute_fractions
 from testbed.link.messages import ChannelReport
 from testbed.policy.allocation import UeResources
 from testbed.policy.cpufreq import CpuFreqControl, FrequencyTable
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
     import torch
 
     from testbed.learning.codec import SemanticCodec
+    from testbed.learning.encoder_np import NumpyEncoder
 
 MEMINFO_PATH = Path("/proc/meminfo")
 POWER_SUPPLY_ROOT = Path("/sys/class/power_supply")
@@ -115,28 +121,47 @@ def measure_throughput(
     was_training = model.training
     model.train()
     try:
-        times: list[float] = []
-        while len(times) < max(warmup, 1):
-            start = clock()
-            _timed_pass(model, inputs, targets, loss_fn)
-            times.append(_elapsed(start, clock()))
-        while sum(times) < max_warmup_s and (
-            sum(times) < min_warmup_s
-            or abs(times[-1] - times[-2] if len(times) > 1 else math.inf) > SETTLE_TOLERANCE * times[-1]
-        ):
-            start = clock()
-            _timed_pass(model, inputs, targets, loss_fn)
-            times.append(_elapsed(start, clock()))
-        passes = max(1, math.ceil(block_s / statistics.median(times[-3:])))
-        rates = []
-        for _ in range(repeats):
-            start = clock()
-            for _ in range(passes):
-                _timed_pass(model, inputs, targets, loss_fn)
-            rates.append(batch * passes / _elapsed(start, clock()))
+        return time_passes(
+            lambda: _timed_pass(model, inputs, targets, loss_fn), batch, warmup=warmup, repeats=repeats,
+            block_s=block_s, min_warmup_s=min_warmup_s, max_warmup_s=max_warmup_s, clock=clock,
+        )  # fmt: skip
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
+
+
+def time_passes(
+    run_pass: Callable[[], object],
+    batch: int,
+    *,
+    warmup: int = 2,
+    repeats: int = 7,
+    block_s: float = DEFAULT_BLOCK_S,
+    min_warmup_s: float = MIN_WARMUP_S,
+    max_warmup_s: float = MAX_WARMUP_S,
+    clock: Callable[[], float] = time.perf_counter,
+) -> ThroughputMeasurement:
+    """Samples/s of ``run_pass`` (one pass over ``batch`` samples): the warm-up and timed blocks of
+    ``measure_throughput``, for any pass (torch's training pass, or numpy's encoder forward)."""
+    times: list[float] = []
+    while len(times) < max(warmup, 1):
+        start = clock()
+        run_pass()
+        times.append(_elapsed(start, clock()))
+    while sum(times) < max_warmup_s and (
+        sum(times) < min_warmup_s
+        or abs(times[-1] - times[-2] if len(times) > 1 else math.inf) > SETTLE_TOLERANCE * times[-1]
+    ):
+        start = clock()
+        run_pass()
+        times.append(_elapsed(start, clock()))
+    passes = max(1, math.ceil(block_s / statistics.median(times[-3:])))
+    rates = []
+    for _ in range(repeats):
+        start = clock()
+        for _ in range(passes):
+            run_pass()
+        rates.append(batch * passes / _elapsed(start, clock()))
     name = getattr(clock, "__name__", "custom")
     return ThroughputMeasurement(max(rates), tuple(rates), batch, passes, len(times), name)
 
@@ -151,6 +176,8 @@ def measurement_clock() -> Callable[[], float]:
     docs/policy.md). With more torch threads, part of every op runs in torch's pool, which thread CPU time
     misses and process CPU time adds up rather than overlaps, so the wall clock (``time.perf_counter``) is the
     only honest one."""
+    if "torch" not in sys.modules:  # a UE without torch (numpy's encoder forward): its BLAS may run threads
+        return time.perf_counter
     import torch
 
     return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
@@ -196,6 +223,33 @@ def measure_codec_throughput(
     step = CodecPass().train(codec.training)  # so measure_throughput restores the codec's own mode
     loss = torch.nn.functional.cross_entropy
     return measure_throughput(step, images, labels, loss, repeats=repeats, block_s=block_s, clock=clock)
+
+
+def measure_encoder_throughput(
+    encoder: NumpyEncoder,
+    *,
+    batch_size: int = 32,
+    repeats: int = 7,
+    block_s: float = DEFAULT_BLOCK_S,
+    clock: Callable[[], float] | None = None,
+    seed: int = 0,
+) -> ThroughputMeasurement:
+    """What a UE without torch reports: the rate of numpy's encoder forward (the only work it can do) expressed
+    as full training steps, samples/s x the encoder forward's share of a step's cycles (codec_config's
+    ``compute_fractions``), so its cycles per sample and the energy of a centralized round (that share of
+    them) come out as the cost model counts them. Same warm-up and blocks as ``measure_codec_throughput``."""
+    if batch_size < 1:
+        raise PolicyError(f"batch_size={batch_size} must be >= 1; the UE measures on batches of 32")
+    side = encoder.cfg.image_size_px
+    images = np.random.default_rng(seed).random((batch_size, 1, side, side), dtype=np.float32)  # in [0, 1]
+    clock = measurement_clock() if clock is None else clock
+    forward = time_passes(lambda: encoder(images), batch_size, repeats=repeats, block_s=block_s, clock=clock)
+    share = compute_fractions(encoder.cfg)[0]
+    return dataclasses.replace(
+        forward,
+        samples_per_s=forward.samples_per_s * share,
+        repeats_samples_per_s=tuple(r * share for r in forward.repeats_samples_per_s),
+    )
 
 
 def available_memory_bytes(meminfo_path: Path = MEMINFO_PATH) -> int:

@@ -16,8 +16,8 @@ from testbed.learning.clock import ClockConfig
 from testbed.policy.allocation import AnalogUpload, DigitalUpload, RoundWork
 
 if TYPE_CHECKING:
-    from testbed.learning.codec import CodecConfig
-    from testbed.learning.modes import LocalTraining
+    from testbed.learning.codec_config import CodecConfig
+    from testbed.learning.spec import LocalTraining
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,12 @@ def codec_work_sizes(
 ) -> WorkSizes:
     """Per-round work of ``codec`` trained as ``training`` says (the learning layer's defaults if None);
     ``raw_block_samples`` as in testbed.learning.rounds.RoundConfig (0: raw data go up once, in round 0)."""
-    import torch
-
-    from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions
-    from testbed.learning.modes import LocalTraining
+    from testbed.learning.codec_config import CodecConfig, compute_fractions, num_parameters
+    from testbed.learning.spec import LocalTraining
 
     cfg = codec or CodecConfig()
     work, clock = training or LocalTraining(), ClockConfig()
-    n_params = sum(p.numel() for p in SemanticCodec(cfg, torch.Generator().manual_seed(0)).parameters())
+    n_params = num_parameters(cfg)
     return WorkSizes(
         samples_per_round=work.samples_per_round,
         update_bytes=n_params * clock.bytes_per_param,

@@ -8,7 +8,7 @@ import pytest
 
 from testbed.errors import ConfigError
 from testbed.experiment.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
-from testbed.learning.codec import CodecConfig
+from testbed.learning.codec_config import CodecConfig
 
 
 def test_default_scenario_is_the_heterogeneous_one() -> None:

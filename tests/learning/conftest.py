@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from testbed.learning.assignment import UeProfile
-from testbed.learning.codec import CodecConfig, SemanticCodec
+from testbed.learning.codec import SemanticCodec
+from testbed.learning.codec_config import CodecConfig
 from testbed.learning.data import ImageDataset, load_dataset, train_test_split
 from testbed.learning.modes import LocalTraining, LocalUe
 from testbed.learning.partition import iid

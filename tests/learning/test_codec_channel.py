@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from testbed.errors import ConfigError, LearningError
 from testbed.learning.channel import AwgnChannel, noise_variance
-from testbed.learning.codec import CodecConfig, SemanticCodec, compute_fractions, forward_macs
+from testbed.learning.codec import SemanticCodec
+from testbed.learning.codec_config import CodecConfig, compute_fractions, forward_macs
 
 TINY = CodecConfig(image_size_px=8, num_symbols=8, decoder_hidden=16)
 

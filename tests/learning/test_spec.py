@@ -9,7 +9,7 @@ import pytest
 
 from testbed.errors import ConfigError
 from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario
-from testbed.learning.codec import CodecConfig
+from testbed.learning.codec_config import CodecConfig
 from testbed.learning.spec import DAEMON_CHANNEL_SNR_DB, TrainingSpec
 from testbed.node.config import BsConfig, UeConfig, UeSection, load_config, parse_config
 from testbed.policy.profiles import default_profiles

@@ -16,6 +16,7 @@ import torch
 from testbed.control import protocol
 from testbed.errors import ConfigError, PolicyError
 from testbed.learning import wire
+from testbed.learning.codec_config import compute_fractions
 from testbed.learning.guards import Update
 from testbed.link.analog import ANALOG_MCS
 from testbed.link.framelink import Heard
@@ -24,8 +25,10 @@ from testbed.mode import Mode
 from testbed.node import first_info
 from testbed.node.assigners import UeView, config_orders, daemon_policy_assigner
 from testbed.node.config import BsConfig, UeConfig, parse_config
+from testbed.node.encoder_ue import EncoderUe
 from testbed.node.first_info import UeFirstInfo
-from testbed.node.training import LearningBs, LearningUe, UeLink
+from testbed.node.step import UeLink
+from testbed.node.training import LearningBs, LearningUe
 from testbed.policy.choice import Allocation, SentPolicy, capability_of
 from testbed.policy.cpufreq import FrequencyTable, SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.grouping import GroupingConfig
@@ -373,3 +376,19 @@ def test_work_options_price_every_step_count_and_a_reduced_round_weighs_less() -
     symbols = ue.upload_bytes(1, model, _assign(Mode.CENTRALIZED_DECODER), local_steps=1)
     assert 0 <= sym[1].upload_bytes - len(symbols) <= 16
     assert [(o.local_steps, o.samples) for o in raw] == [(0, 0)]  # ue-1 is not asked for raw samples: nothing
+
+
+def test_a_ue_without_torch_reports_its_encoder_forward_and_refuses_to_train() -> None:
+    """EncoderUe (node/encoder_ue.py): capability = the numpy encoder forward's rate as full training steps (x the
+    encoder forward's share of a step's cycles); a choice of distributed mode is refused in one line."""
+    cfg = _ue_config(1)
+    ue = EncoderUe.for_shard(cfg.training, "ue-1", 0)
+    readings = itertools.count(step=0.1)  # every timed pass "takes" 0.1 s: 320 encoder forwards/s on the host
+    info = UeFirstInfo(cfg.ue, ue.model, ue.num_samples, clock=lambda: next(readings))
+    report = info.capability()
+    share = compute_fractions(ue.codec)[0]
+    assert report.cycles_per_sample == pytest.approx(1.5e9 / (320 * share * default_profiles().speed_scale("pi_4")))
+    cap = capability_of(info.report)
+    assert info.choose(_first_info(cap * 1.01), 25.0).mode is Mode.CENTRALIZED_FULL
+    with pytest.raises(PolicyError, match="runs without torch and cannot train in distributed mode"):
+        info.choose(_first_info(cap * 0.99, revision=2), 25.0)

@@ -21,7 +21,8 @@ from testbed.control.config import Event, ServerConfig
 from testbed.control.protocol import CapabilityEnquiry, CapabilityReport
 from testbed.control.security import Plaintext
 from testbed.control.server import ControlServer
-from testbed.learning.codec import CodecConfig, SemanticCodec
+from testbed.learning.codec import SemanticCodec
+from testbed.learning.codec_config import CodecConfig
 from testbed.node.config import UeConfig, parse_config
 from testbed.node.first_info import UeFirstInfo
 from testbed.node.sdnotify import Notifier

@@ -118,7 +118,7 @@ def test_idle_has_no_work():
 
 
 def test_work_sizes_follow_the_learning_codec():
-    from testbed.learning.codec import CodecConfig
+    from testbed.learning.codec_config import CodecConfig
     from testbed.learning.modes import LocalTraining
     from testbed.policy.work import codec_work_sizes
 

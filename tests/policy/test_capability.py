@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from testbed.errors import PolicyError
-from testbed.learning.codec import CodecConfig, SemanticCodec
+from testbed.learning.codec import SemanticCodec
+from testbed.learning.codec_config import CodecConfig
 from testbed.link.messages import ChannelReport
 from testbed.policy.capability import (
     CODEC_PASS_NOISE_VAR,
