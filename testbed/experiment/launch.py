@@ -79,13 +79,18 @@ class _Child:
         self.name, self.log, self.out = name, logs / f"{name}.log", logs / f"{name}.out"
         # stdout holds the process's own answer (the hub's endpoint line): a fresh file; the log is appended to
         self._files: list[IO[bytes]] = [self.out.open("wb"), self.log.open("ab" if append else "wb")]
+        self._log_start = self._files[1].tell()  # where this session's lines begin
         env = {**os.environ, **CHILD_ENV}
         self.popen = subprocess.Popen([sys.executable, "-m", "testbed", *args], cwd=cwd, env=env,
                                       stdout=self._files[0], stderr=self._files[1], start_new_session=True)  # fmt: skip
 
     def events(self) -> list[dict[str, Any]]:
+        """This process's JSON log records (not an earlier session's, above it in an appended log)."""
+        with self.log.open("rb") as f:
+            f.seek(self._log_start)
+            text = f.read().decode(errors="replace")
         out = []
-        for line in self.log.read_text(errors="replace").splitlines():
+        for line in text.splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
