@@ -28,6 +28,7 @@ def add_scenario_args(parser: argparse.ArgumentParser, *, regimes: bool = False)
     parser.add_argument("--scenario", type=Path, default=None, help="scenario TOML (default: the built-in one)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds to run (default: the scenario's)")
     parser.add_argument("--seed", type=int, default=None, help="override the scenario seed")
+    parser.add_argument("--target-accuracy", type=float, default=None, help="override [run] target_accuracy")
     parser.add_argument("--dataset", default=None, help="mnist | digits | folder:<path>")
     parser.add_argument("--partition", default=None, help="iid | dirichlet | weak_exclusive")
     parser.add_argument(
@@ -66,7 +67,7 @@ def scenario_from_args(args: argparse.Namespace, privacy: str | None = None) -> 
     from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario, with_regime
 
     overrides = {
-        "run": {"rounds": args.rounds},
+        "run": {"rounds": args.rounds, "target_accuracy": args.target_accuracy},
         "training": {"dataset": args.dataset, "partition": args.partition, "seed": args.seed},
         "policy": {"raw_upload_budget_s": args.raw_upload_budget_s, "deadline_factor": args.deadline_factor},
         "medium": {"kind": args.medium},
