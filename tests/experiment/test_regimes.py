@@ -92,3 +92,18 @@ def test_compare_tables_the_privacy_regime_beside_the_permissive_one(tmp_path, c
     only_raw = [*args[:-5], "centralized", "--privacy", "all"]
     assert main(only_raw) == 2
     assert "none of the schemes may run" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_centralized_training_is_charged_on_the_bs_board() -> None:
+    """The BS trains for every raw UE on its own clock: a Pi Zero 2 W as BS lengthens each centralized round by its
+    extra seconds for 10 UEs x 20 steps x 32 samples, up to where the next downlink slot falls (one TDMA cycle)."""
+    steps = {**TINY_OVERRIDES["training"], "local_steps": 20, "batch_size": 32}
+    fast, slow = (load_scenario(overrides={**TINY_OVERRIDES, "training": steps, "clock": {"bs_board": b}})
+                  for b in ("laptop", "pi_zero_2"))  # fmt: skip
+    fast_run, slow_run = Engine(fast, "centralized").run(2), Engine(slow, "centralized").run(2)
+    codec = Engine(fast, "fedavg_all").codec_cfg
+    extra_s = 6400 * (slow.round_config(codec).clock.bs_compute_s(1) - fast.round_config(codec).clock.bs_compute_s(1))
+    cycle_s = fast.link.tdma_cycle_samples / fast.link.sample_rate_hz
+    assert extra_s > 2 * cycle_s
+    assert slow_run[1]["round_time_s"] - fast_run[1]["round_time_s"] == pytest.approx(extra_s, abs=cycle_s)
