@@ -107,3 +107,11 @@ def test_centralized_training_is_charged_on_the_bs_board() -> None:
     cycle_s = fast.link.tdma_cycle_samples / fast.link.sample_rate_hz
     assert extra_s > 2 * cycle_s
     assert slow_run[1]["round_time_s"] - fast_run[1]["round_time_s"] == pytest.approx(extra_s, abs=cycle_s)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_streaming_run_resumes_with_the_samples_it_held(tmp_path, tiny_scenario) -> None:
+    streaming = with_regime(tiny_scenario, "none", 20)
+    straight = Engine(streaming, "hfcl", tmp_path / "a").run(3)
+    Engine(streaming, "hfcl", tmp_path / "b").run(2)
+    assert Engine(streaming, "hfcl", tmp_path / "b").run(3, resume=True) == straight
