@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 LEARNING_MODULES = frozenset({"torch", "mlxtend", "sklearn"})
 LEARN_INSTALL = (
     "pip install -c constraints.txt -e '.[learn]' (on x86, torch's CPU wheel first; 32-bit Raspberry Pi OS has "
-    'no torch wheels: use the 64-bit OS, docs/lab-guide.md "Installing")'
+    "no torch wheels: use the 64-bit OS, docs/lab-guide.md \"Installing\")"
 )
 
 

@@ -94,7 +94,5 @@ def _interrupted(signum: int, frame: object) -> None:
 def _human(s: dict[str, Any]) -> str:
     acc = s["final_accuracy"]
     accuracy = "-" if acc is None else f"{acc:.3f}"
-    return (
-        f"{s['rounds']} rounds, final accuracy {accuracy}, {s['wall_time_s']:.0f} s wall, "
-        f"{s['air_time_s']:.1f} s on the air (rounds); run directory {s['run_dir']}"
-    )
+    return (f"{s['rounds']} rounds, final accuracy {accuracy}, {s['wall_time_s']:.0f} s wall, "
+            f"{s['air_time_s']:.1f} s on the air (rounds); run directory {s['run_dir']}")

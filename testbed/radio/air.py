@@ -266,13 +266,8 @@ class Air:
         seeds = np.random.SeedSequence(self.scenario.seed).spawn(len(self._nodes) ** 2)
         n = len(self._nodes)
         return {
-            (a, b): Link(
-                self.scenario,
-                a,
-                b,
-                np.random.default_rng(seeds[na.index * n + nb.index]),
-                np.random.default_rng(seeds[min(na.index, nb.index) * n + max(na.index, nb.index)]),
-            )
+            (a, b): Link(self.scenario, a, b, np.random.default_rng(seeds[na.index * n + nb.index]),
+                         np.random.default_rng(seeds[min(na.index, nb.index) * n + max(na.index, nb.index)]))
             for a, na in self._nodes.items()
             for b, nb in self._nodes.items()
             if a != b

@@ -54,10 +54,8 @@ def _encodings() -> dict[str, tuple[bytes, object]]:
     split_index, split_frames = wire.encode_symbols(split, 3, ROWS_PER_FRAME * K)
     return {
         "model+grads": (wire.encode_model(MODEL, 3, {}, grads), lambda b: wire.decode_model(b, MODEL, 3)),
-        "symbols+split": (
-            split_index,
-            lambda b: wire.decode_symbols(b, _received(split_frames), "ue-2", K, CLASSES, 3, PHI),
-        ),  # fmt: skip
+        "symbols+split": (split_index, lambda b: wire.decode_symbols(b, _received(split_frames), "ue-2", K, CLASSES,
+                                                                      3, PHI)),  # fmt: skip
         "model": (wire.encode_model(MODEL, 3, {"ue-3": (10, 6)}), lambda b: wire.decode_model(b, MODEL, 3)),
         "update": (wire.encode_update(_update(gen), 3), lambda b: wire.decode_update(b, "ue-1", REF, 3)),
         "symbols": (SYMBOLS_INDEX, lambda b: wire.decode_symbols(b, _received(SYMBOLS_FRAMES), "ue-2", K, CLASSES, 3)),
