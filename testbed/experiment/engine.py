@@ -127,6 +127,7 @@ class Engine:
         self.link_rng = np.random.default_rng([seed, _LINK])
         self.totals = Totals()
         self.network: Network | None = None
+        self.ue_cores: list[UeCore] = []
         self.records: list[dict[str, Any]] = []
 
     def _recorded(self, record: dict[str, Any]) -> None:
@@ -150,7 +151,7 @@ class Engine:
                 continue
             self.local[i].data = self._held(i, round_index)
             self.runner.update_ue(self.runner.profiles[i], len(self.local[i].data))
-            if getattr(self, "ue_cores", None):
+            if self.ue_cores:
                 self.ue_cores[i].first_info.num_local_samples = len(self.local[i].data)
 
     @property
