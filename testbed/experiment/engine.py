@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 # Seed offsets so data split, partition, model init, BS and each UE draw from independent streams.
-_SPLIT, _PARTITION, _MODEL, _BS, _EVAL, _LINK, _UE = 1, 2, 3, 4, 5, 6, 100
+_SPLIT, _PARTITION, _MODEL, _BS, _EVAL, _LINK, _STREAM, _UE = 1, 2, 3, 4, 5, 6, 7, 100
 MAX_ROUND_S = 86_400.0  # virtual seconds one round may take before the run is called stuck
 
 
@@ -100,7 +100,14 @@ class Engine:
         self.profiles = scenario.profiles(self.codec_cfg)
         parts = self._partition(train, np.random.default_rng([seed, _PARTITION]))
         t = scenario.training
-        self.shares = [train.subset(idx) for idx in parts]  # what each UE gathers over the run (streaming)
+        # what each UE gathers over the run; a streaming UE gathers its share in a random order (the data set is
+        # sorted by class, so its first samples would otherwise be of one class)
+        self.shares = [
+            train.subset(
+                idx if ue.samples_per_round == 0 else np.random.default_rng([seed, _STREAM, i]).permutation(idx)
+            )
+            for i, (ue, idx) in enumerate(zip(scenario.ues, parts, strict=True))
+        ]
         self.local = [
             LocalUe(p.name, self._held(i, 0), t.symbol_snr_db(p.snr_db),
                     torch.Generator().manual_seed(seed * 1000 + _UE + i))

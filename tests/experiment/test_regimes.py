@@ -41,7 +41,9 @@ def test_the_policy_gives_symbols_to_a_ue_that_keeps_its_raw_data() -> None:
 def test_streaming_ues_upload_their_new_samples_every_round(tiny_scenario) -> None:
     """A centralized_full UE that gathers 20 samples a round uploads 20 more each round (4 weak UEs: 80 a round);
     with its whole share from round 0 it uploads once."""
-    streaming = Engine(with_regime(tiny_scenario, "none", 20), "hfcl").run(3)
+    engine = Engine(with_regime(tiny_scenario, "none", 20), "hfcl")
+    assert len(engine.local[0].data) == 20 and len(set(engine.local[0].data.labels.tolist())) >= 5  # shuffled
+    streaming = engine.run(3)
     assert [m["raw_samples"] for m in streaming] == [80, 160, 240]
     static = Engine(tiny_scenario, "hfcl").run(2)
     assert static[0]["raw_samples"] == static[1]["raw_samples"] > 240
