@@ -22,11 +22,16 @@ def scheme_names() -> list[str]:
     return [*SCHEME_NAMES, *POLICY_VARIANTS]
 
 
-def add_scenario_args(parser: argparse.ArgumentParser) -> None:
-    """Scenario file and the overrides ``train`` and ``compare`` share."""
+def add_scenario_args(parser: argparse.ArgumentParser, *, regimes: bool = False) -> None:
+    """Scenario file and the overrides ``train``, ``compare`` and ``sweep`` share; ``regimes``: --privacy takes
+    several settings (one comparison each)."""
+    from testbed.experiment.privacy import PRIVACY_SETTINGS  # a light module
+
+    privacy_help = "which UEs keep their raw samples: " + "; ".join(f"{k}: {v}" for k, v in PRIVACY_SETTINGS.items())
     parser.add_argument("--scenario", type=Path, default=None, help="scenario TOML (default: the built-in one)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds to run (default: the scenario's)")
     parser.add_argument("--seed", type=int, default=None, help="override the scenario seed")
+    parser.add_argument("--target-accuracy", type=float, default=None, help="override [run] target_accuracy")
     parser.add_argument("--dataset", default=None, help="mnist | digits | folder:<path>")
     parser.add_argument("--partition", default=None, help="iid | dirichlet | weak_exclusive")
     parser.add_argument(
@@ -50,19 +55,29 @@ def add_scenario_args(parser: argparse.ArgumentParser) -> None:
         help="policy schemes: the allocator's round deadline as a multiple of the shortest round (>= 1; 1 = "
         "fastest rounds, larger = less energy per round; default: the scenario's)",
     )
+    parser.add_argument("--privacy", choices=list(PRIVACY_SETTINGS), nargs="+" if regimes else None,
+                        default=["file"] if regimes else "file",
+                        help=privacy_help + ("; several: one comparison each" if regimes else ""))  # fmt: skip
+    parser.add_argument("--samples-per-round", type=int, default=None, metavar="N",
+                        help="every UE gathers N new samples of its share per round (streaming; 0: all from round "
+                        "0; default: each [[ues]] samples_per_round)")  # fmt: skip
+    parser.add_argument("--bs-board", default=None, help="the BS's board in profiles.toml (default: [clock] bs_board)")
 
 
-def scenario_from_args(args: argparse.Namespace) -> Scenario:
-    """Load the scenario named by ``args`` with its overrides applied."""
-    from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+def scenario_from_args(args: argparse.Namespace, privacy: str | None = None) -> Scenario:
+    """Load the scenario named by ``args`` with its overrides applied; ``privacy`` (default: ``args.privacy``)
+    and ``--samples-per-round`` rewrite every UE (scenario.with_regime)."""
+    from testbed.experiment.scenario import DEFAULT_SCENARIO, load_scenario, with_regime
 
     overrides = {
-        "run": {"rounds": args.rounds},
+        "run": {"rounds": args.rounds, "target_accuracy": args.target_accuracy},
         "training": {"dataset": args.dataset, "partition": args.partition, "seed": args.seed},
         "policy": {"raw_upload_budget_s": args.raw_upload_budget_s, "deadline_factor": args.deadline_factor},
         "medium": {"kind": args.medium},
+        "clock": {"bs_board": args.bs_board},
     }
-    return load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)
+    scenario = load_scenario(args.scenario or DEFAULT_SCENARIO, overrides)
+    return with_regime(scenario, privacy or args.privacy, args.samples_per_round)
 
 
 def add_executor_args(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,10 @@
 
 For each scheme: final accuracy (overall, per class, and on the weak UEs' own classes when the partition is
 ``weak_exclusive``), and the virtual time, UE energy and uplink bits spent until the test accuracy first reached
-the target (None when it never did). Plots: accuracy vs virtual time and vs energy.
+the target (None when it never did), and what it uploaded. A scheme the scenario's regime does not allow (raw
+uploads from a UE that keeps its raw samples, testbed/experiment/schemes.py) is not run and is listed under
+``not_allowed`` with the reason. ``regime`` says which UEs keep their raw data and how fast data arrive.
+Plots: accuracy vs virtual time and vs energy.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import torch
 from testbed.errors import ConfigError
 from testbed.experiment.engine import Engine
 from testbed.experiment.executor import Executor
-from testbed.experiment.report.table import to_target
+from testbed.experiment.report.runs import METHOD
+from testbed.experiment.report.table import best_per_column, to_target
 from testbed.experiment.scenario import Scenario
+from testbed.experiment.schemes import not_allowed
 
 
 def run_scheme(
@@ -60,6 +65,8 @@ def run_comparison(
     """
     if executor is not None and jobs > 1:
         raise ConfigError("an executor serves one scheme at a time: run the schemes with jobs=1")
+    refused = {n: why for n in schemes if (why := not_allowed(n, scenario)) is not None}
+    schemes = [n for n in schemes if n not in refused]
     if jobs <= 1:
         histories = {name: run_scheme(scenario, name, out_dir, wrap, executor=executor) for name in schemes}
     else:
@@ -82,8 +89,22 @@ def run_comparison(
         "seed": scenario.seed,
         "medium": scenario.medium.kind,
         "target_accuracy": target,
-        "schemes": {name: to_target(h, target, classes) for name, h in histories.items()},
+        "regime": regime(scenario),
+        "method": METHOD if METHOD in histories else None,
+        "schemes": (rows := {name: to_target(h, target, classes) for name, h in histories.items()}),
+        "best": best_per_column(rows),
+        "not_allowed": refused,
         "histories": histories,
+    }
+
+
+def regime(scenario: Scenario) -> dict[str, Any]:
+    """What the scenario's data allow: the UEs that keep their raw samples, each streaming UE's samples per
+    round, and the BS's board (it trains for every centralized UE)."""
+    return {
+        "raw_kept_on": scenario.raw_forbidden(),
+        "samples_per_round": {ue.name: ue.samples_per_round for ue in scenario.ues if ue.samples_per_round},
+        "bs_board": scenario.clock.bs_board,
     }
 
 

@@ -26,7 +26,7 @@ import msgspec
 import numpy as np
 import torch
 
-from testbed.errors import ConfigError, LinkError, StateError
+from testbed.errors import ConfigError, LearningError, LinkError, StateError
 from testbed.experiment.executor import Executor
 from testbed.experiment.media import MEDIA, build_link, engine_air
 from testbed.experiment.network import Network
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 # Seed offsets so data split, partition, model init, BS and each UE draw from independent streams.
-_SPLIT, _PARTITION, _MODEL, _BS, _EVAL, _LINK, _UE = 1, 2, 3, 4, 5, 6, 100
+_SPLIT, _PARTITION, _MODEL, _BS, _EVAL, _LINK, _STREAM, _UE = 1, 2, 3, 4, 5, 6, 7, 100
 MAX_ROUND_S = 86_400.0  # virtual seconds one round may take before the run is called stuck
 
 
@@ -109,10 +109,18 @@ class Engine:
         self.profiles = scenario.profiles(self.codec_cfg)
         parts = self._partition(train, np.random.default_rng([seed, _PARTITION]))
         t = scenario.training
+        # what each UE gathers over the run; a streaming UE gathers its share in a random order (the data set is
+        # sorted by class, so its first samples would otherwise be of one class)
+        self.shares = [
+            train.subset(
+                idx if ue.samples_per_round == 0 else np.random.default_rng([seed, _STREAM, i]).permutation(idx)
+            )
+            for i, (ue, idx) in enumerate(zip(scenario.ues, parts, strict=True))
+        ]
         self.local = [
-            LocalUe(p.name, train.subset(idx), t.symbol_snr_db(p.snr_db),
+            LocalUe(p.name, self._held(i, 0), t.symbol_snr_db(p.snr_db),
                     torch.Generator().manual_seed(seed * 1000 + _UE + i))
-            for i, (p, idx) in enumerate(zip(self.profiles, parts, strict=True))
+            for i, p in enumerate(self.profiles)
         ]  # fmt: skip
         self.airtime = scenario.airtime()
         model = SemanticCodec(self.codec_cfg, torch.Generator().manual_seed(seed * 1000 + _MODEL))
@@ -135,13 +143,32 @@ class Engine:
         self.link_rng = np.random.default_rng([seed, _LINK])
         self.totals = Totals()
         self.network: Network | None = None
+        self.ue_cores: list[UeCore] = []
         self.records: list[dict[str, Any]] = []
 
     def _recorded(self, record: dict[str, Any]) -> None:
         """A round's record: keep it, and the BS core's state as of now (between rounds), as the daemon
-        checkpoints it (the network may open the next round within the same step)."""
+        checkpoints it (the network may open the next round within the same step); then the streaming UEs
+        gather their next samples."""
         self.records.append(record)
         self._core_state = self.bs_core.state_dict()
+        self._gather(self.runner.round_index)
+
+    def _held(self, index: int, round_index: int) -> ImageDataset:
+        share = self.shares[index]
+        n = self.scenario.held_samples(index, len(share), round_index)
+        return share if n == len(share) else share.subset(np.arange(n))
+
+    def _gather(self, round_index: int) -> None:
+        """Each streaming UE holds its samples of ``round_index``; the BS knows the new counts (as a UE's
+        registration reports them), so a centralized_full UE uploads the new ones in that round."""
+        for i, ue in enumerate(self.scenario.ues):
+            if ue.samples_per_round == 0:
+                continue
+            self.local[i].data = self._held(i, round_index)
+            self.runner.update_ue(self.runner.profiles[i], len(self.local[i].data))
+            if self.ue_cores:
+                self.ue_cores[i].first_info.num_local_samples = len(self.local[i].data)
 
     @property
     def runner(self) -> RoundRunner:
@@ -173,8 +200,9 @@ class Engine:
         net.add_bs(core, bs_job_time(self.runner.cfg.clock))
         self.bs_core = core
         self.ue_cores = []
-        choices = ChoiceInputs(self.policy_inputs.work, lambda num_ues: self.airtime)  # the UEs share the run's air
+        terms = self.policy_inputs.terms or {}
         for i, (prof, training) in enumerate(zip(self.profiles, self.ue_training, strict=True)):
+            choices = ChoiceInputs(self.policy_inputs.work, lambda num_ues: self.airtime, terms[prof.name])  # one air
             first_info = EngineFirstInfo(prof, len(self.local[i].data), choices)
             ue = UeCore(prof.name, i + 1, self.air, training, first_info, now=net.now, cursor=net.cursor,
                         airtime=self.airtime)  # fmt: skip
@@ -249,6 +277,10 @@ class Engine:
         t.uplink_bits += uplink_bits
         t.clock_samples = net.clock
         modes = {ue: str(m) for ue, m in record.get("modes", {}).items()}
+        leaked = [ue for ue in self.scenario.raw_forbidden() if modes.get(ue) == "centralized_full"]
+        if leaked:  # a scheme that asks for them is refused when built; this is the last line of defence
+            raise LearningError(f"round {record['round'] - 1}: {', '.join(leaked)} put in centralized_full, but "
+                                "their raw samples may not leave them")  # fmt: skip
         late = [ue for ue in record["participants"] if ue not in record["done"] and modes.get(ue) != "idle"]
         return {
             "scheme": self.scheme.name,
@@ -265,6 +297,7 @@ class Engine:
             "energy_j": t.energy_j,
             "round_uplink_bits": uplink_bits,
             "uplink_bits": t.uplink_bits,
+            "raw_samples": sum(self.runner.raw_uploaded),  # raw samples the BS holds so far (what left the UEs)
             "modes": modes,
             "late": late,
             "refused": learned.get("refused", {}),
@@ -312,6 +345,7 @@ class Engine:
         remove_stale_temps(self.out_dir)
         manifest, state = load_checkpoint(path, self._identity())
         try:
+            self._gather(int(state["runner"]["round_index"]))  # the samples held then, before any raw refetch
             self.runner.load_state_dict(state["runner"], refetch=self._raw_block)
             for ue, g in zip(self.local, state["ue_generators"], strict=True):
                 ue.generator.set_state(g)

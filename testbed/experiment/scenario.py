@@ -10,6 +10,11 @@ Each UE's link is ``snr_db`` (mean Es/N0 per data subcarrier) over a ``channel``
 "multipath", the exponential-profile Rayleigh/Rician tapped delay line of ``testbed phy ber`` and the hub
 (testbed/channel/multipath.py; ``rms_delay_spread_samples``, ``k_factor_db``), one quasi-static draw per UE from
 the seed, scaled to mean gain 1; the airtime model charges it by its EESM effective SNR (docs/learning.md).
+What each UE's data allow (docs/learning.md, "Regimes"): ``raw_upload_allowed`` (default true; false: its raw
+samples never leave it, so no scheme may put it in centralized_full) and ``samples_per_round`` (default 0: it
+holds its whole share from round 0; n > 0: it gathers n new samples of its share per round, holding
+min(share, (r + 1) n) in round r, so a one-time raw upload no longer covers the future).
+``with_regime`` rewrites every UE's privacy or data rate at once (``--privacy``, ``--samples-per-round``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 
 from testbed.channel.multipath import Multipath
 from testbed.errors import ConfigError
+from testbed.experiment.privacy import PRIVACY_SETTINGS, raw_allowed
 from testbed.learning.assignment import UeProfile
 from testbed.learning.codec_config import CodecConfig, train_macs
 from testbed.learning.rounds import RoundConfig
@@ -144,9 +150,16 @@ class UeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     channel: str = "flat"
     rms_delay_spread_samples: float | None = None  # multipath only: rms delay spread of the mean profile
     k_factor_db: float | None = None  # multipath only: Rician K of the first tap; unset = Rayleigh
+    raw_upload_allowed: bool = True  # false: raw samples never leave this UE (privacy)
+    samples_per_round: int = 0  # new samples gathered per round (streaming); 0: the whole share from round 0
 
     def __post_init__(self) -> None:
         where = f"ues {self.name}"
+        if self.samples_per_round < 0:
+            raise ValueError(
+                f"{where}: samples_per_round={self.samples_per_round} must be >= 0 (new samples per round; "
+                "0: all its data from round 0)"
+            )
         if self.channel not in CHANNELS:
             raise ValueError(f"{where}: channel={self.channel!r} is not one of {', '.join(CHANNELS)}")
         if self.channel == "flat":
@@ -243,6 +256,15 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             )
         return out
 
+    def raw_forbidden(self) -> list[str]:
+        """Names of the UEs whose raw samples may not leave them."""
+        return [ue.name for ue in self.ues if not ue.raw_upload_allowed]
+
+    def held_samples(self, index: int, share: int, round_index: int) -> int:
+        """Samples UE ``index`` holds in round ``round_index`` out of its ``share`` (the module docstring)."""
+        rate = self.ues[index].samples_per_round
+        return share if rate == 0 else min(share, (round_index + 1) * rate)
+
     def phy_config(self) -> PhyConfig:
         return PhyConfig(sample_rate_hz=self.link.sample_rate_hz)
 
@@ -257,6 +279,21 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             )  # fmt: skip
         except ConfigError as exc:
             raise ConfigError(f"[link] {exc}") from exc
+
+
+def with_regime(scenario: Scenario, privacy: str = "file", samples_per_round: int | None = None) -> Scenario:
+    """``scenario`` with every UE's privacy set by ``privacy`` (a key of privacy.PRIVACY_SETTINGS) and, unless
+    None, every UE's ``samples_per_round``. ConfigError names the bad value."""
+    if privacy not in PRIVACY_SETTINGS:
+        raise ConfigError(f"privacy={privacy!r} is not one of {', '.join(PRIVACY_SETTINGS)}")
+    if samples_per_round is not None and samples_per_round < 0:
+        raise ConfigError(f"samples_per_round={samples_per_round} must be >= 0 (0: all data from round 0)")
+    ues = []
+    for ue in scenario.ues:
+        allowed = raw_allowed(privacy, ue.weak, ue.raw_upload_allowed)
+        rate = ue.samples_per_round if samples_per_round is None else samples_per_round
+        ues.append(msgspec.structs.replace(ue, raw_upload_allowed=allowed, samples_per_round=rate))
+    return msgspec.structs.replace(scenario, ues=ues)
 
 
 def load_scenario(

@@ -36,7 +36,7 @@ from testbed.policy.capability import (
     measure_codec_throughput,
     measure_encoder_throughput,
 )
-from testbed.policy.choice import Allocation, CostInputs, choose
+from testbed.policy.choice import Allocation, CostInputs, DataTerms, choose
 from testbed.policy.cpufreq import CpuFreqControl, SimulatedCpuFreq, SysfsCpuFreq
 from testbed.policy.profiles import default_profiles
 from testbed.policy.wire import choice_to_wire, first_info_from_wire, report_from_wire, report_to_wire
@@ -51,10 +51,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ChoiceInputs:
     """What a UE needs to apply the cost-aware rule as the BS does: the work of each mode (its codec and
-    [training]) and the airtime of the uplink shared by FIRST_INFO's ``num_ues`` (the daemon: its [air]'s)."""
+    [training]), the airtime of the uplink shared by FIRST_INFO's ``num_ues`` (the daemon: its [air]'s) and
+    what its data allow (privacy, streaming; the BS's PolicyAssignment must hold the same terms)."""
 
     work: WorkSizes
     airtime_for: Callable[[int], LinkAirtime]
+    terms: DataTerms = DataTerms()
 
 
 class UeFirstInfo:
@@ -129,7 +131,7 @@ class UeFirstInfo:
         if c is None:
             return CostInputs(WorkSizes(0, 0, 0, 0, 0.0), None, None)
         airtime = c.airtime_for(num_ues)
-        return CostInputs(c.work, self.num_local_samples, airtime, AllocationConfig(airtime=airtime))
+        return CostInputs(c.work, self.num_local_samples, airtime, AllocationConfig(airtime=airtime), c.terms)
 
     def _check_allocation(self, a: Allocation) -> None:
         """Refuse an allocation this board cannot run: a clock outside its cpufreq range, a TX power outside

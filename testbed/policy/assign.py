@@ -40,7 +40,7 @@ from testbed.policy.allocation import (
     max_performance,
 )
 from testbed.policy.capability import CapabilityReport
-from testbed.policy.choice import CostInputs, SentPolicy, choose
+from testbed.policy.choice import CostInputs, DataTerms, SentPolicy, choose
 from testbed.policy.cpufreq import FrequencyTable
 from testbed.policy.grouping import GroupAssignment, GroupingConfig
 from testbed.policy.profiles import ProfileSet, default_profiles
@@ -160,7 +160,8 @@ class PolicyAssignment:
     ``airtime`` (the virtual clock's or the link's) and ``local_samples`` (samples per UE id) let the
     ``joint`` rule price raw data against symbols; without them a weak UE sends symbols (reason logged).
     ``reports`` (UE id -> the UE's own capability report, e.g. from its CAPABILITY_REPORT) replace what the
-    board table says of that UE."""
+    board table says of that UE. ``terms`` (UE id -> DataTerms; absent: raw allowed, no streaming) are what each
+    UE's data allow, applied as the UE applies them to its own choice."""
 
     def __init__(
         self,
@@ -170,8 +171,10 @@ class PolicyAssignment:
         airtime: Airtime | None = None,
         local_samples: Mapping[str, int] | None = None,
         reports: Mapping[str, CapabilityReport] | None = None,
+        terms: Mapping[str, DataTerms] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.terms = dict(terms or {})
         self.reports = dict(reports or {})
         self.profiles = profiles or default_profiles()
         self.airtime = airtime
@@ -217,7 +220,8 @@ class PolicyAssignment:
                           len(reports))  # fmt: skip
 
     def cost_inputs(self, ue_id: str) -> CostInputs:
-        return CostInputs(self.cfg.work, self.local_samples.get(ue_id), self.airtime, self.cfg.allocation)
+        terms = self.terms.get(ue_id, DataTerms())
+        return CostInputs(self.cfg.work, self.local_samples.get(ue_id), self.airtime, self.cfg.allocation, terms)
 
     def reports_for(self, ues: Sequence[LearningUe]) -> list[CapabilityReport]:
         return [_report(u, self.cfg, self.profiles, self.reports.get(u.name)) for u in ues]
@@ -243,9 +247,7 @@ class PolicyAssignment:
         work = [(res, cfg.work.for_mode(g.mode)) for res, g in zip(resources, groups, strict=True)]
         return RoundSetup(tuple(groups), work, policy.grouping.capability_threshold_samples_per_s)
 
-    def _plan(
-        self, ues: tuple[LearningUe, ...], round_index: int, chosen: Mapping[str, Mode] | None
-    ) -> PolicyPlan:
+    def _plan(self, ues: tuple[LearningUe, ...], round_index: int, chosen: Mapping[str, Mode] | None) -> PolicyPlan:
         cfg = self.cfg
         setup = self.round_work(ues, round_index, chosen)
         groups, work = setup.groups, setup.work
@@ -279,10 +281,12 @@ def policy_variants(
     horizon_rounds: int | None = None,
     raw_upload_budget_s: float = GroupingConfig.raw_upload_budget_s,
     deadline_factor: float = DEFAULT_DEADLINE_FACTOR,
+    terms: Mapping[str, DataTerms] | None = None,
 ) -> dict[str, PolicyAssignment]:
     """The policy and its ablations (POLICY_VARIANTS) as assignment policies, ready to wrap in schemes.
     Without ``threshold_samples_per_s`` the threshold is MEDIAN_THRESHOLD_FRACTION of the median UE;
-    ``airtime``, ``local_samples`` and ``horizon_rounds`` feed the cost-aware grouping (PolicyAssignment)."""
+    ``airtime``, ``local_samples`` and ``horizon_rounds`` feed the cost-aware grouping, ``terms`` each UE's
+    privacy and data rate (PolicyAssignment)."""
     alloc = allocation or AllocationConfig()
     fraction = MEDIAN_THRESHOLD_FRACTION if threshold_samples_per_s is None else None
     absolute = threshold_samples_per_s or GroupingConfig.capability_threshold_samples_per_s
@@ -293,7 +297,7 @@ def policy_variants(
             grouping, work, allocate=allocate, allocation=alloc, threshold_fraction_of_median=fraction,
             horizon_rounds=horizon_rounds, deadline_factor=deadline_factor,
         )  # fmt: skip
-        return PolicyAssignment(cfg, airtime=airtime, local_samples=local_samples)
+        return PolicyAssignment(cfg, airtime=airtime, local_samples=local_samples, terms=terms)
 
     return {
         "policy": make("joint"),

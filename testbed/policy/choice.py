@@ -68,14 +68,29 @@ class Allocation:
 
 
 @dataclass(frozen=True)
+class DataTerms:
+    """What a UE's data allow: ``raw_allowed`` False keeps its raw samples on it (privacy: every rule then gives
+    it symbols where it would give raw data); ``samples_per_round`` new samples it gathers per round (streaming:
+    a raw upload must then be repeated for the new ones, and the ``joint`` rule prices that over the horizon)."""
+
+    raw_allowed: bool = True
+    samples_per_round: int = 0
+
+    def __post_init__(self) -> None:
+        if self.samples_per_round < 0:
+            raise PolicyError(f"samples_per_round={self.samples_per_round} must be >= 0")
+
+
+@dataclass(frozen=True)
 class CostInputs:
-    """What the ``joint`` rule needs besides the UE's reports: the work of each mode, the UE's sample count and
-    the air's model (with the policy's ``num_ues`` sharing the uplink)."""
+    """What the ``joint`` rule needs besides the UE's reports: the work of each mode, the UE's sample count,
+    the air's model (with the policy's ``num_ues`` sharing the uplink) and what the UE's data allow."""
 
     work: WorkSizes
     local_samples: int | None
     airtime: Airtime | None
     allocation: AllocationConfig = field(default_factory=AllocationConfig)
+    terms: DataTerms = field(default_factory=DataTerms)
 
 
 @dataclass(frozen=True)
@@ -118,14 +133,19 @@ def choose(
     if channel is not None and grouping.rule == "joint":
         known = inputs.airtime is not None and inputs.local_samples is not None and policy.horizon_rounds
         if known:
+            # a streaming UE's raw path sends what it holds and what it gathers until the horizon
+            held = inputs.local_samples + inputs.terms.samples_per_round * policy.horizon_rounds  # type: ignore[operator]
             try:
-                cost = centralized_cost(report, channel, inputs.work, inputs.local_samples, policy.horizon_rounds,  # type: ignore[arg-type]
+                cost = centralized_cost(report, channel, inputs.work, held, policy.horizon_rounds,  # type: ignore[arg-type]
                                         inputs.airtime)  # type: ignore[arg-type]  # fmt: skip
             except PolicyError:
                 cost = None  # the rule says "no cost estimate"
     got: GroupAssignment = GROUPING_RULES[grouping.rule](UeObservation(report.ue_id, report, channel, decision, cost),
                                                          grouping)  # fmt: skip
-    return Choice(got.mode, policy.group(got.mode), capability, channel_snr_db, got.reason)
+    mode, reason = got.mode, got.reason
+    if mode is Mode.CENTRALIZED_FULL and not inputs.terms.raw_allowed:
+        mode, reason = Mode.CENTRALIZED_DECODER, f"raw samples may not leave this UE, symbols instead ({reason})"
+    return Choice(mode, policy.group(mode), capability, channel_snr_db, reason)
 
 
 def check(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -67,6 +68,41 @@ def accuracy_figure(
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    _save(fig, path)
+
+
+def sweep_figure(result: Mapping[str, Any], path: Path) -> None:
+    """``testbed sweep``'s figure: time and energy to target relative to the reference (fedavg_all) against the
+    axis, one panel each; per scheme a distinct colour and marker at the seeds' mean and a bar over their spread
+    (min to max); schemes with identical points named together; the method on top; the reference line labelled.
+    A value where a scheme never reached the target (or was not allowed) has no point."""
+    points = result["points"]
+    categorical = any(isinstance(p["value"], str) for p in points)
+    xs = list(range(len(points))) if categorical else [float(p["value"]) for p in points]
+    names = list(dict.fromkeys(n for p in points for n in p["schemes"]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, label in ((axes[0], "time_ratio", "time"), (axes[1], "energy_ratio", "UE energy")):
+        series = {n: tuple(tuple(p["schemes"].get(n, {}).get(key, {}).get(k) for k in ("mean", "min", "max"))
+                           for p in points) for n in names}  # fmt: skip
+        groups = sorted(merge_identical(series), key=lambda g: METHOD in g)
+        for group in groups:
+            on_top = METHOD in group
+            mean = [np.nan if v[0] is None else v[0] for v in series[group[0]]]
+            low = [0.0 if v[0] is None else v[0] - v[1] for v in series[group[0]]]
+            high = [0.0 if v[0] is None else v[2] - v[0] for v in series[group[0]]]
+            ax.errorbar(xs, mean, yerr=[low, high], capsize=3, label=legend_label(group), zorder=10 if on_top else 2,
+                        linewidth=2.4 if on_top else 1.2, markersize=7 if on_top else 5,
+                        **style(names.index(group[0])))  # fmt: skip
+        ax.axhline(1.0, label=f"{result['reference']} (= 1)", **TARGET_LINE)
+        ax.set_xlabel(result["axis"])
+        ax.set_ylabel(f"{label} to {result['target_accuracy']:.2f} / {result['reference']}'s")
+        if categorical:
+            ax.set_xticks(xs, [str(p["value"]) for p in points])
+        elif len(xs) > 1 and min(xs) > 0 and max(xs) >= 10 * min(xs):
+            ax.set_xscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)  # per panel: curves identical in one panel may differ in the other
+    fig.suptitle(f"{result['scenario']}: seeds {result['seeds']} (bars: min..max over the seeds)", fontsize=9)
     _save(fig, path)
 
 

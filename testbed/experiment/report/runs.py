@@ -59,6 +59,7 @@ class Round:
     snr_db: dict[str, dict[str, float]] = field(default_factory=dict)  # kind (uplink, ...) -> ue -> dB
     subcarrier_snr_db: dict[str, list[float]] | None = None  # ue -> dB per used subcarrier
     class_accuracy: list[float | None] | None = None  # per class, when the engine measured it
+    raw_samples: int | None = None  # raw samples the BS holds so far, when the engine counted them
 
 
 @dataclass
@@ -198,6 +199,7 @@ def _engine_run(source: Path) -> SchemeRun:
                 airtime_s=r.get("uplink_airtime_s"),
                 subcarrier_snr_db=r.get("subcarrier_snr_db"),
                 class_accuracy=r.get("class_accuracy"),
+                raw_samples=r.get("raw_samples"),
             )
             for r in records
         ]
