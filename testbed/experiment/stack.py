@@ -103,6 +103,12 @@ def _refuse_unsupported(sc: Scenario) -> None:
     if sc.training.partition != "iid":
         raise ConfigError(f"[training] partition = {sc.training.partition!r}: testbed sim splits the data into "
                           "equal IID shards (the daemons' partition); use partition = \"iid\"")  # fmt: skip
+    kept = [ue.name for ue in sc.ues if not ue.raw_upload_allowed]
+    streaming = [ue.name for ue in sc.ues if ue.samples_per_round]
+    if kept or streaming:
+        what = "raw_upload_allowed = false" if kept else "samples_per_round > 0"
+        raise ConfigError(f"[[ues]] {what} ({', '.join(kept or streaming)}): the daemons do not model privacy or "
+                          "streaming data yet; testbed compare runs those regimes")  # fmt: skip
     shares = {ue.data_share for ue in sc.ues}
     if len(shares) > 1:
         raise ConfigError(f"[[ues]] data_share differs between UEs ({sorted(shares)}): testbed sim gives every UE "

@@ -69,3 +69,11 @@ def test_each_scheme_becomes_the_bss_assign_and_the_cli_lists_those_it_runs(tmp_
             _files(sc, tmp_path, scheme)
     with pytest.raises(ConfigError, match="unknown scheme 'fedprox'"):
         _files(sc, tmp_path, "fedprox")
+
+
+def test_privacy_and_streaming_are_refused_until_the_daemons_model_them(tmp_path: Path) -> None:
+    sc = load_scenario(SIM_SCENARIO)
+    for field, value in (("raw_upload_allowed", False), ("samples_per_round", 40)):
+        changed = msgspec.structs.replace(sc, ues=[msgspec.structs.replace(sc.ues[0], **{field: value}), *sc.ues[1:]])
+        with pytest.raises(ConfigError, match="the daemons do not model privacy or streaming data yet"):
+            _files(changed, tmp_path)
