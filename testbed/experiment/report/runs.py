@@ -303,9 +303,10 @@ def _record_events(run: SchemeRun, root: Path) -> list[Event]:
 
 
 def _log_events(path: Path) -> list[Event]:
-    """Life-cycle events and warnings from the JSON-line logs (``*.log``, ``logs/*.log``); other lines skipped."""
+    """Life-cycle events and warnings from the JSON-line logs (``*.log``, ``logs/*.log``, and per scheme
+    ``<scheme>/logs/*.log``, testbed sim's layout); other lines skipped."""
     events = []
-    for f in sorted([*path.glob("*.log"), *path.glob("logs/*.log")]):
+    for f in sorted([*path.glob("*.log"), *path.glob("logs/*.log"), *path.glob("*/logs/*.log")]):
         try:
             lines = f.read_text(errors="replace").splitlines()
         except OSError as exc:
