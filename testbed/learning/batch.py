@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, vmap
 
 from testbed.errors import LearningError
 from testbed.learning.codec import SemanticCodec
@@ -109,6 +109,8 @@ def train_chunk(codec: SemanticCodec, jobs: Sequence[LocalJob]) -> list[Tensors]
     names = list(first.params)
     if any(list(j.params) != names for j in jobs):
         raise LearningError("the jobs of a chunk must train the same parameters")
+    from torch.func import functional_call, grad, vmap  # loads torch._dynamo (about 70 MB): only when batching
+
     lr, noise_var = first.lr, first.noise_var
     start = {n: torch.stack([j.params[n].detach() for j in jobs]) for n in names}  # (U, *shape) each
     images = torch.stack([j.images for j in jobs])  # (U, steps, b, 1, H, W)
@@ -138,10 +140,29 @@ Hook = Callable[[SemanticCodec, LocalJob], Tensors]
 _hook: contextvars.ContextVar[Hook | None] = contextvars.ContextVar("local_training_hook", default=None)
 
 
+def train_one(codec: SemanticCodec, job: LocalJob) -> Tensors:
+    """One job's pseudo-gradient by plain autograd on a copy of the codec: the same SGD steps as
+    ``train_chunk`` (equal within float32 rounding) without torch.func, so a UE daemon, which trains alone,
+    does not load torch._dynamo (docs/nodes.md, "Memory")."""
+    model = copy.deepcopy(codec)
+    model.load_state_dict(dict(job.params), strict=False)
+    params = {n: p for n, p in model.named_parameters() if n in job.params}
+    loss = _Loss(model)
+    scale = torch.tensor(job.noise_scale, dtype=torch.float32)
+    for step in range(job.images.shape[0]):
+        value = loss(job.images[step], job.labels[step], job.noise[step], scale, job.noise_var)
+        grads = torch.autograd.grad(value, list(params.values()))
+        with torch.no_grad():
+            for p, g in zip(params.values(), grads, strict=True):
+                p.add_(g, alpha=-job.lr)
+    return {n: (job.params[n].detach() - p.detach()) / job.lr for n, p in params.items()}
+
+
 def run_local(codec: SemanticCodec, job: LocalJob) -> Tensors:
-    """The job's pseudo-gradient: from the hook of an enclosing ``deferring``, else computed now."""
+    """The job's pseudo-gradient: from the hook of an enclosing ``deferring`` (an executor batching a round's
+    jobs), else computed now, alone."""
     hook = _hook.get()
-    return hook(codec, job) if hook is not None else train_local(codec, [job])[0]
+    return hook(codec, job) if hook is not None else train_one(codec, job)
 
 
 @contextlib.contextmanager

@@ -190,6 +190,24 @@ def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+def drop_torn_tail(path: Path) -> int:
+    """Cut what follows the last newline of a JSON-lines log (what a kill mid-append leaves), so the next append
+    starts a line of its own; the bytes dropped (0 when the file ends with a newline or does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    keep = data.rfind(b"\n") + 1
+    if keep == len(data):
+        return 0
+    log.warning("%s: dropping a torn last line (%d bytes), left by an interrupted write", path, len(data) - keep)
+    with path.open("r+b") as f:
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return len(data) - keep
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Every record of a JSON-lines log; a torn last line is dropped with a warning, other damage refused."""
     path = Path(path)

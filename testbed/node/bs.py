@@ -23,7 +23,14 @@ import msgspec
 
 from testbed.control.server import ControlServer
 from testbed.errors import ProtocolError, StateError
-from testbed.learning.checkpoint import append_jsonl, load_checkpoint, remove_stale_temps, save_checkpoint
+from testbed.learning.checkpoint import (
+    append_jsonl,
+    drop_torn_tail,
+    load_checkpoint,
+    read_jsonl,
+    remove_stale_temps,
+    save_checkpoint,
+)
 from testbed.node.actions import (
     CloseRound,
     OpenRound,
@@ -143,6 +150,7 @@ class BsDaemon:
     def _read_state(self) -> dict[str, Any] | None:
         """The verified checkpoint of an earlier session of this run, or None (a new run)."""
         remove_stale_temps(self.state_path.parent)
+        drop_torn_tail(self.records_path)  # a BS killed mid-append; the next record starts on a line of its own
         if not self.state_path.exists():
             return None
         remedy = f"move it and {self.records_path.name} out of {self.state_path.parent} to start a new run"
@@ -165,14 +173,28 @@ class BsDaemon:
                 f"checkpoint {self.state_path} does not fit this BS ({type(exc).__name__}: {detail}); move it and "
                 f"{self.records_path.name} away to start a new run"
             ) from exc
+        self._recover_record(state)
         core.session += 1
         event(log, "run_resumed", run_id=core.run_id, session=core.session, next_round=core.round_number + 1)
 
     def _record(self, a: Record) -> None:
-        """The round's record (appended, fsynced), then the state it leaves (atomic): a finished round is in
-        both or, if the BS dies between them, in the record only and run again."""
+        """The state the round leaves, with the round's record in it (atomic), then the record (appended,
+        fsynced): a BS that dies between them appends the record from its checkpoint when it starts again
+        (``_recover_record``), so a finished round is recorded exactly once and never run again."""
         assert self.core is not None
-        append_jsonl(self.records_path, a.fields)
-        state = {"core": self.core.state_dict(), "training": self.training.state_dict()}
+        record = json.dumps(a.fields)  # as the log holds it (plain JSON: the checkpoint loads with weights_only)
+        state = {"core": self.core.state_dict(), "training": self.training.state_dict(), "record": record}
         save_checkpoint(self.state_path, state, {**self._identity(), "round": self.core.round_number})
+        append_jsonl(self.records_path, json.loads(record))
         event(log, "state_saved", round=self.core.round_number)
+
+    def _recover_record(self, state: dict[str, Any]) -> None:
+        """The checkpointed round's record, appended if the BS died before it was (see ``_record``)."""
+        text = state.get("record")
+        if not isinstance(text, str):
+            return
+        record = json.loads(text)
+        recorded = read_jsonl(self.records_path) if self.records_path.exists() else []
+        if all(r.get("round") != record.get("round") for r in recorded):
+            append_jsonl(self.records_path, record)
+            event(log, "record_recovered", round=record.get("round"))

@@ -17,7 +17,7 @@ EXACT = ("round", "outcome", "round_time_s", "virtual_time_s", "round_energy_j",
 
 
 class OneByOne:
-    """Every job on its own, as a daemon's UE runs it: each UE's training a chunk of one."""
+    """Every job on its own, as a daemon's UE runs it: each UE's training by plain autograd (batch.train_one)."""
 
     name = "one-by-one"
 
@@ -39,8 +39,9 @@ def test_batched_rounds_keep_every_event_and_the_learning_within_float_rounding(
     batched = _run(tiny_scenario, build_executor("embedded"), scheme)
     for a, b in zip(alone, batched, strict=True):
         assert {k: a[k] for k in EXACT} == {k: b[k] for k in EXACT}  # the network's events did not move
-        # a chunk's vmap sums in another order than a chunk of one: the model differs by float32 rounding
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+        # the batched vmap (a grouped convolution) sums in another order than plain autograd on one UE: the
+        # models differ by float32 rounding, which a few rounds of SGD grow to about 1e-4 of the loss
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)
         assert abs(b["accuracy"] - a["accuracy"]) <= 0.01
 
 

@@ -77,3 +77,35 @@ def test_run_local_computes_now_outside_an_executor(ues) -> None:
         assert set(run_local(model, job)) == {"x"}
     assert seen == [job]
     assert set(run_local(model, job)) == {n for n, _ in model.named_parameters()}
+
+
+def test_a_job_trained_alone_matches_the_batched_step_without_loading_torch_func() -> None:
+    """run_local outside an executor (a UE daemon) trains by plain autograd: the same pseudo-gradient as the
+    batched path within float32 rounding, and torch._dynamo (about 70 MB, what torch.func loads) stays out."""
+    import subprocess
+    import sys
+
+    codec = SemanticCodec(CodecConfig(image_size_px=8, num_symbols=4, decoder_hidden=16),
+                          torch.Generator().manual_seed(3))  # fmt: skip
+    gen = torch.Generator().manual_seed(4)
+    params = {n: p.detach() for n, p in codec.named_parameters()}
+    job = LocalJob(params, torch.rand((3, 5, 1, 8, 8), generator=gen), torch.randint(0, 10, (3, 5), generator=gen),
+                   torch.randn((3, 5, 4, 2), generator=gen), 0.1, 0.02, 0.05)  # fmt: skip
+    alone = run_local(codec, job)
+    batched = train_local(codec, [job])[0]
+    assert alone.keys() == batched.keys()
+    for name in alone:
+        torch.testing.assert_close(alone[name], batched[name], rtol=1e-4, atol=1e-5)
+    assert any(float(t.abs().max()) > 0 for t in alone.values())
+    probe = (
+        "import sys, torch\n"
+        "from testbed.learning.batch import LocalJob, run_local\n"
+        "from testbed.learning.codec import CodecConfig, SemanticCodec\n"
+        "c = SemanticCodec(CodecConfig(image_size_px=8, num_symbols=4, decoder_hidden=16), torch.Generator())\n"
+        "p = {n: q.detach() for n, q in c.named_parameters()}\n"
+        "run_local(c, LocalJob(p, torch.rand(1, 2, 1, 8, 8), torch.zeros(1, 2, dtype=torch.int64),"
+        " torch.randn(1, 2, 4, 2), 0.1, 0.02, 0.05))\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-2000:]

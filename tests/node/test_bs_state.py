@@ -7,8 +7,12 @@ killed in ``finally``."""
 from __future__ import annotations
 
 import hashlib
+import random
 import signal
+import time
 from pathlib import Path
+
+import pytest
 
 from testbed.node.bs import STATE_FILE
 from testbed.node.training import PlaceholderBs
@@ -57,5 +61,45 @@ def test_a_damaged_or_foreign_checkpoint_stops_the_bs_with_one_line(tmp_path: Pa
         assert code != 0
         errors = [line for line in bs.tail(50).splitlines() if "error" in line.lower()]
         assert any(STATE_FILE in line and "Traceback" not in line for line in errors), bs.tail()
+    finally:
+        rig.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_a_bs_killed_at_20_random_points_loses_and_repeats_no_round(tmp_path: Path) -> None:
+    """SIGKILL the BS at 20 seeded random moments of a running experiment (mid-round, mid-step, between a
+    round's checkpoint and its record, at start-up) and start it again on the same state each time: every start
+    resumes at the round after the last one recorded, and in the end every round is recorded exactly once, with
+    its own model (the placeholder's model is a function of the round)."""
+    rng = random.Random(2026)
+    rig = NodeRig(tmp_path, num_ues=2, mcs="qpsk-1/2")
+    fields = dict(num_rounds=0, min_ues=2, deadline_s=20.0, round_gap_s=0.05, model_size_bytes=MODEL_BYTES, seed=SEED)
+    recovered = 0
+    try:
+        rig.start_hub()
+        bs = rig.start_bs(**fields)
+        ues = [rig.start_ue(i, UPLOAD_BYTES) for i in (1, 2)]
+        bs.wait_event(lambda e: e.get("event") == "state_saved", 120, "a first round")
+        for _ in range(20):
+            time.sleep(rng.uniform(0.0, 1.5))
+            bs.stop(signal.SIGKILL)
+            bs = rig.start_bs(bind_endpoint=rig.bs_endpoint, **fields)
+            resumed = bs.wait_event(lambda e: e.get("event") in ("run_resumed", "run_started"), 120, "its run")
+            assert resumed["event"] == "run_resumed", resumed
+            recovered += sum(e.get("event") == "record_recovered" for e in bs.events())
+            recorded = [r["round"] for r in rig.rounds()]
+            assert resumed["next_round"] == max(recorded) + 1, (resumed, recorded)
+        bs.wait_event(lambda e: e.get("event") == "state_saved", 120, "a round after the last start")
+        assert bs.stop(signal.SIGTERM) == 0, bs.tail()
+        rounds = rig.rounds()
+        assert [r["round"] for r in rounds] == list(range(1, len(rounds) + 1))  # none lost, none repeated
+        assert [r["model_sha256"] for r in rounds] == [model_sha(r["round"]) for r in rounds]
+        sessions = [r["bs_session"] for r in rounds]  # a start killed before its first record reuses its number
+        assert len({r["run_id"] for r in rounds}) == 1 and sessions == sorted(sessions) and sessions[-1] > 1
+        print(f"{len(rounds)} rounds over 21 BS starts ({sessions[-1]} sessions recorded rounds); {recovered} "
+              "records recovered from checkpoints")
+        for ue in ues:
+            ue.stop()
     finally:
         rig.close()
