@@ -1,5 +1,7 @@
-"""A BS that survives itself: hub + BS + 2 UEs as processes. The BS is SIGKILLed right after round 2's record;
-restarted on the same state_dir it continues the same run at round 3 with the model of round 3 (the
+"""A BS that survives itself: hub + BS + 2 UEs as processes. The BS is SIGKILLed right after round 2's record
+(and the record is then taken out, a torn line left, as a kill between the checkpoint and the record would);
+restarted on the same state_dir it recovers round 2's record from its checkpoint and continues the same run
+at round 3 with the model of round 3 (the
 placeholder's model is a function of the round), and the records say which run and which BS session made
 them. A damaged checkpoint or one of another config stops the BS at start with one line. Processes are
 killed in ``finally``."""
@@ -35,6 +37,9 @@ def test_a_killed_bs_resumes_its_run_at_the_next_round(tmp_path: Path) -> None:
         bs.wait_event(lambda e: e.get("event") == "state_saved" and e["round"] == 2, 90, "round 2's state")
         bs.stop(signal.SIGKILL)
         assert [r["round"] for r in rig.rounds()] == [1, 2]  # nothing of the finished round was lost
+        # what a kill between round 2's checkpoint and its record leaves: no line of round 2, a torn one instead
+        records = rig.root / "state" / "rounds.jsonl"
+        records.write_text(records.read_text().splitlines(keepends=True)[0] + '{"round": 2, "outc')
         again = rig.start_bs(bind_endpoint=rig.bs_endpoint, **fields)  # where the UEs look for it
         assert again.wait_exit(120) == 0, again.tail()  # rounds 3 and 4, then num_rounds is reached
         rounds = rig.rounds()
@@ -44,6 +49,7 @@ def test_a_killed_bs_resumes_its_run_at_the_next_round(tmp_path: Path) -> None:
         assert [r["model_sha256"] for r in rounds] == [model_sha(n) for n in (1, 2, 3, 4)]
         resumed = next(e for e in again.events() if e.get("event") == "run_resumed")
         assert resumed["next_round"] == 3 and resumed["session"] == 2
+        assert [e["round"] for e in again.events() if e.get("event") == "record_recovered"] == [2]
         for ue in ues:
             ue.stop()
     finally:
