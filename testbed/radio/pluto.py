@@ -314,9 +314,11 @@ class PlutoRadio(Radio):
             self.overflows += 1
             self._overflow_pending = True
             log.warning("Pluto %s: RX overflow, samples were lost before sample %d", self.uri, self._fetched)
-        if underflow:
+        if underflow:  # the DAC runs dry after every burst: expected when sending bursts, so counted, not warned
             self.underflows += 1
-            log.warning("Pluto %s: TX underflow", self.uri)
+            log.log(logging.INFO if self.underflows == 1 else logging.DEBUG,
+                    "Pluto %s: TX underflow (the DAC ran dry after a burst; %d so far, in .underflows)", self.uri,
+                    self.underflows)  # fmt: skip
         iq = (raw / RX_FULL_SCALE).astype(np.complex64)
         self._backlog.append(iq)
         self._backlog_samples += iq.size
