@@ -227,6 +227,9 @@ class BsCore:
         event(log, "ue_joined", ue=ev.ue_id, round=ev.round)
         self.live.add(ev.ue_id)
         self._joined_s[ev.ue_id] = self.now()
+        # a (re)joining UE is a new process that has not measured yet: wait for its fresh report, not an old one
+        # (a resumed BS restored every UE's report, offered FIRST_INFO at once, and every UE refused it)
+        self.capabilities.pop(ev.ue_id, None)
         return [Send(CapabilityEnquiry(), ev.ue_id)] if ev.ue_id in self.bs.ues else []
 
     def _gone(self, ev: Event) -> list[Action]:

@@ -124,15 +124,14 @@ def test_a_killed_bs_is_resumed_from_its_checkpoint(tmp_path: Path) -> None:
 
     out = tmp_path / "out"
     run = out / "policy"
+    ROUNDS = 5  # noqa: N806
     proc = subprocess.Popen([sys.executable, "-m", "testbed", "sim", str(DATA / "sim_tiny.toml"), "--out", str(out),
-                             "--rounds", "3"], cwd=REPO, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                             "--rounds", str(ROUNDS)], cwd=REPO, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        records = run / "state" / "rounds.jsonl"
+        records, log = run / "state" / "rounds.jsonl", run / "logs" / "bs.log"
         deadline = time.monotonic() + 400
-        while not (records.exists() and records.read_text().count("\n") >= 1) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert records.exists(), "no round recorded"
-        time.sleep(1.0)  # the checkpoint follows the record
+        while not (log.exists() and '"state_saved"' in log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first round's checkpoint and record are on disk: kill the BS at once
         bs = [p for p in _children_in(run) if b" bs " in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")]
         assert len(bs) == 1
         os.kill(bs[0], signal.SIGKILL)
@@ -142,21 +141,17 @@ def test_a_killed_bs_is_resumed_from_its_checkpoint(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     killed_after = [json.loads(line)["round"] for line in records.read_text().splitlines()]
-    # the same command, resumed, recording what the BS receives
-    done = sim(str(DATA / "sim_tiny.toml"), "--out", str(out), "--resume", "--capture", "bs", "--json")
+    assert 1 <= len(killed_after) < ROUNDS, killed_after  # killed mid-run
+    done = sim(str(DATA / "sim_tiny.toml"), "--out", str(out), "--resume", "--json")  # the same command, resumed
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)["schemes"]["policy"]
-    assert summary["rounds"] == 3 and summary["outcomes"] == ["complete"] * 3
+    assert summary["rounds"] == ROUNDS and summary["outcomes"] == ["complete"] * ROUNDS
     lines = [json.loads(line) for line in records.read_text().splitlines()]
     resumed = lines[len(killed_after):]
-    assert [r["round"] for r in resumed] == list(range(resumed[0]["round"], 4)), [r["round"] for r in lines]
+    assert [r["round"] for r in resumed] == list(range(resumed[0]["round"], ROUNDS + 1)), [r["round"] for r in lines]
     assert resumed[0]["round"] in (killed_after[-1], killed_after[-1] + 1)  # the checkpointed round's successor
     assert {r["bs_session"] for r in resumed} == {lines[0]["bs_session"] + 1}
     assert {r["run_id"] for r in lines} == {lines[0]["run_id"]}
-    replay = subprocess.run([sys.executable, "-m", "testbed", "radio", "replay", str(run / "captures" / "bs-rx"),
-                             "--json"], cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert replay.returncode == 0, replay.stderr[-2000:]
-    assert json.loads(replay.stdout)["frames_decoded"] > 0  # the uplinks the BS heard, decoded again
 
 
 @pytest.mark.timeout(900)
