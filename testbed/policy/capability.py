@@ -183,6 +183,13 @@ def measurement_clock() -> Callable[[], float]:
     return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
 
 
+def _measurement_inputs(batch_size: int, clock: Callable[[], float] | None) -> Callable[[], float]:
+    """Both measurements' checks: a batch of at least one sample, and ``clock`` or ``measurement_clock()``."""
+    if batch_size < 1:
+        raise PolicyError(f"batch_size={batch_size} must be >= 1; the UE measures on batches of 32")
+    return measurement_clock() if clock is None else clock
+
+
 def measure_codec_throughput(
     codec: SemanticCodec,
     *,
@@ -202,9 +209,7 @@ def measure_codec_throughput(
     and train/eval mode are untouched, its gradients cleared."""
     import torch
 
-    if batch_size < 1:
-        raise PolicyError(f"batch_size={batch_size} must be >= 1; the UE measures on batches of 32")
-    clock = measurement_clock() if clock is None else clock
+    clock = _measurement_inputs(batch_size, clock)
     gen = torch.Generator().manual_seed(seed)
     side, classes = codec.cfg.image_size_px, codec.cfg.num_classes
     images = torch.rand(batch_size, 1, side, side, generator=gen)  # (batch, 1, side, side) float32 in [0, 1]
@@ -238,11 +243,9 @@ def measure_encoder_throughput(
     as full training steps, samples/s x the encoder forward's share of a step's cycles (codec_config's
     ``compute_fractions``), so its cycles per sample and the energy of a centralized round (that share of
     them) come out as the cost model counts them. Same warm-up and blocks as ``measure_codec_throughput``."""
-    if batch_size < 1:
-        raise PolicyError(f"batch_size={batch_size} must be >= 1; the UE measures on batches of 32")
+    clock = _measurement_inputs(batch_size, clock)
     side = encoder.cfg.image_size_px
     images = np.random.default_rng(seed).random((batch_size, 1, side, side), dtype=np.float32)  # in [0, 1]
-    clock = measurement_clock() if clock is None else clock
     forward = time_passes(lambda: encoder(images), batch_size, repeats=repeats, block_s=block_s, clock=clock)
     share = compute_fractions(encoder.cfg)[0]
     return dataclasses.replace(
